@@ -1,0 +1,96 @@
+"""The `hastack` command: parse, call the library, render its reports. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from hastack.cli import lab as lab_cli
+from hastack.reports import Report, Severity
+from hastack.topology.load import Loaded, load
+
+DEFAULT_TOPOLOGY = Path("examples/seed.yml")
+
+app = typer.Typer(help="Deploy, operate and prove a hybrid HA OpenStack control plane.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(lab_cli.app, name="lab")
+out = Console()
+err = Console(stderr=True)
+
+TopologyArg = Annotated[Path, typer.Argument(help="topology YAML file")]
+
+
+def print_reports(reports: list[Report]) -> None:
+    style = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+    for r in sorted(reports, key=lambda r: (-r.severity, r.location.line if r.location else 0)):
+        err.print(r.render(), style=style[r.severity], markup=False, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"error: {message}", style="red", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def load_or_exit(path: Path, *, quiet_ok: bool = False) -> Loaded:
+    """Load and validate; on any error print *every* report and exit 1 (never a traceback)."""
+    loaded = load(path)
+    if not loaded.ok:
+        print_reports(loaded.reports)
+        n = sum(r.is_error for r in loaded.reports)
+        fail(f"{path}: {n} error(s); nothing was changed")
+    if not quiet_ok:
+        print_reports(loaded.reports)
+    return loaded
+
+
+@app.command()
+def validate(topology: TopologyArg = DEFAULT_TOPOLOGY,
+             as_json: Annotated[bool, typer.Option("--json", help="reports as JSON")] = False) -> None:
+    """Check a topology; report every problem at once with file:line."""
+    loaded = load(topology)
+    if as_json:
+        out.print_json(json.dumps([{"code": r.code, "severity": r.severity.name.lower(), "message": r.message,
+                                    "location": str(r.location) if r.location else None, "hint": r.hint}
+                                   for r in loaded.reports]))
+    else:
+        print_reports(loaded.reports)
+    if not loaded.ok:
+        raise typer.Exit(1)
+    t = loaded.topology
+    assert t is not None
+    if not as_json:
+        out.print(f"{topology}: valid - {len(t.controllers)} controllers, {len(t.network_nodes)} network, "
+                  f"{len(t.computes)} compute; Galera votes {t.galera_votes}, corosync votes {t.corosync_votes}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the topology file (for editors' completion)."""
+    from hastack.topology.model import Topology
+
+    print(json.dumps(Topology.model_json_schema(), indent=2, sort_keys=True))
+
+
+@app.command()
+def render(topology: TopologyArg = DEFAULT_TOPOLOGY,
+           output: Annotated[Path, typer.Option("-o", "--output", help="directory to write")] = Path("rendered"),
+           ) -> None:
+    """Write every node's configuration files to OUTPUT/<node>/... (deterministic)."""
+    from hastack.render import context, render_tree
+
+    loaded = load_or_exit(topology)
+    state = render_tree(context(loaded), output)
+    files = sum(len(d.files) for d in state.values())
+    out.print(f"rendered {files} files for {len(state)} nodes into {output}/")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

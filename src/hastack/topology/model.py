@@ -1,0 +1,194 @@
+"""The typed topology: what an operator writes in topology.yml, with defaults for the rest.
+
+The model only checks the *shape* of each value (types, ranges, unknown keys). Rules that
+relate values to each other (votes, quorum, unique addresses, ...) live in `validate.py`,
+so that every problem can be reported at once with its file:line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Role = Literal["controller", "network", "compute", "arbitrator"]
+ServiceName = Literal["keystone", "glance", "placement", "nova", "neutron", "cinder", "heat", "telemetry"]
+HostName = Annotated[str, StringConstraints(pattern=r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+DnsName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")]
+IsoDuration = Annotated[str, StringConstraints(pattern=r"^PT\d+(\.\d+)?S$")]
+Size = Annotated[str, StringConstraints(pattern=r"^\d+[KMG]$")]
+
+DEFAULT_SERVICES: tuple[ServiceName, ...] = (
+    "keystone", "glance", "placement", "nova", "neutron", "cinder", "heat",
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FenceDevice(Strict):
+    """A fence agent (any `fence_*` from fence-agents, or the lab's `fence_hastack`) and its options."""
+
+    agent: Annotated[str, StringConstraints(pattern=r"^fence_[a-z0-9_]+$")]
+    params: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+class Node(Strict):
+    name: HostName
+    address: ipaddress.IPv4Address
+    roles: Annotated[list[Role], Field(min_length=1)]
+    fencing: FenceDevice | None = None
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+class PublicNetwork(Strict):
+    cidr: ipaddress.IPv4Network
+    vip: ipaddress.IPv4Address
+    interface: str = "eth1"
+
+
+class Network(Strict):
+    management: ipaddress.IPv4Network
+    vip: ipaddress.IPv4Address
+    interface: str = "eth0"
+    public: PublicNetwork | None = None
+
+
+class Ssh(Strict):
+    user: str = "root"
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    key: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    max_parallel: Annotated[int, Field(ge=1, le=256)] = 16
+
+
+class Fencing(Strict):
+    """Fencing is on unless switched off *with a written reason* (it is what prevents split brain)."""
+
+    enabled: bool = True
+    reason: str | None = None
+
+
+class KeepalivedTuning(Strict):
+    advert_int: Annotated[float, Field(ge=0.01, le=255)] = 0.1
+    router_id: Annotated[int, Field(ge=1, le=255)] = 51
+    public_router_id: Annotated[int, Field(ge=1, le=255)] = 52
+    check_interval: Annotated[float, Field(gt=0, le=60)] = 0.2
+    check_fall: Annotated[int, Field(ge=1, le=20)] = 2
+    check_rise: Annotated[int, Field(ge=1, le=20)] = 2
+
+
+class HAProxyTuning(Strict):
+    check_inter_ms: Annotated[int, Field(ge=50, le=60000)] = 500
+    check_fastinter_ms: Annotated[int, Field(ge=50, le=60000)] = 200
+    check_rise: Annotated[int, Field(ge=1, le=20)] = 2
+    check_fall: Annotated[int, Field(ge=1, le=20)] = 2
+    timeout_connect_ms: Annotated[int, Field(ge=100)] = 2000
+    timeout_client_s: Annotated[int, Field(ge=1)] = 90
+    timeout_server_s: Annotated[int, Field(ge=1)] = 90
+    galera_timeout_s: Annotated[int, Field(ge=1)] = 3600
+
+
+class GaleraTuning(Strict):
+    evs_suspect_timeout: IsoDuration = "PT2S"
+    evs_inactive_timeout: IsoDuration = "PT3S"
+    evs_keepalive_period: IsoDuration = "PT0.5S"
+    gcache_size: Size = "256M"
+    buffer_pool_size: Size = "64M"
+    sst_method: Literal["mariabackup", "rsync"] = "mariabackup"
+    pc_recovery: bool = True
+
+
+class CorosyncTuning(Strict):
+    token: Annotated[int, Field(ge=100, le=60000)] = 1000
+    token_coefficient: Annotated[int, Field(ge=0, le=5000)] = 650
+    dc_deadtime_s: Annotated[int, Field(ge=1, le=120)] = 5
+    priority_fencing_delay_s: Annotated[int, Field(ge=0, le=120)] = 0
+
+
+class RabbitMQTuning(Strict):
+    partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "pause_minority"
+    net_ticktime: Annotated[int, Field(ge=5, le=600)] = 60
+    rpc_response_timeout: Annotated[int, Field(ge=1, le=600)] = 10
+
+
+class Tuning(Strict):
+    keepalived: KeepalivedTuning = KeepalivedTuning()
+    haproxy: HAProxyTuning = HAProxyTuning()
+    galera: GaleraTuning = GaleraTuning()
+    corosync: CorosyncTuning = CorosyncTuning()
+    rabbitmq: RabbitMQTuning = RabbitMQTuning()
+
+
+class OpenStack(Strict):
+    release: Literal["zed"] = "zed"
+    region: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = "RegionOne"
+    services: list[ServiceName] = Field(default_factory=lambda: list(DEFAULT_SERVICES))
+    l2_agent: Literal["linuxbridge", "openvswitch"] = "linuxbridge"
+    compute_driver: Literal["libvirt", "fake"] = "libvirt"
+    api_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    agent_host: DnsName = "network-agents"
+    """The one `host` identity both network nodes present, so routers follow the Pacemaker group."""
+
+
+class Topology(Strict):
+    name: HostName
+    domain: DnsName = "hastack.local"
+    network: Network
+    ssh: Ssh = Ssh()
+    fencing: Fencing = Fencing()
+    nodes: Annotated[list[Node], Field(min_length=1)]
+    openstack: OpenStack = OpenStack()
+    tuning: Tuning = Tuning()
+
+    # -- views used by every component ------------------------------------------------
+    def with_role(self, role: Role) -> list[Node]:
+        return [n for n in self.nodes if n.has(role)]
+
+    @property
+    def controllers(self) -> list[Node]:
+        return self.with_role("controller")
+
+    @property
+    def network_nodes(self) -> list[Node]:
+        return self.with_role("network")
+
+    @property
+    def computes(self) -> list[Node]:
+        return self.with_role("compute")
+
+    @property
+    def garbd_nodes(self) -> list[Node]:
+        """An arbitrator adds a Galera vote (garbd) when it is not itself a Galera member."""
+        return [n for n in self.with_role("arbitrator") if not n.has("controller")]
+
+    @property
+    def qnetd_nodes(self) -> list[Node]:
+        """An arbitrator adds a corosync vote (qnetd) when it is not itself a cluster member."""
+        return [n for n in self.with_role("arbitrator") if not n.has("network")]
+
+    @property
+    def galera_votes(self) -> int:
+        return len(self.controllers) + len(self.garbd_nodes)
+
+    @property
+    def corosync_votes(self) -> int:
+        return len(self.network_nodes) + (1 if self.qnetd_nodes else 0)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def fqdn(self, node: Node) -> str:
+        return f"{node.name}.{self.domain}"
+
+    def runs(self, service: ServiceName) -> bool:
+        return service in self.openstack.services
