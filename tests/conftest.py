@@ -1,0 +1,59 @@
+"""Shared fixtures: deterministic secrets so golden files do not change between runs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hastack.components.base import Ctx
+from hastack.secrets import Secrets
+from hastack.topology.load import load
+from hastack.topology.model import Topology
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+class FixedSecrets(Secrets):
+    """Every secret is derived from its name: stable across runs, still distinct per name."""
+
+    def _get(self, name: str, make: object) -> str:
+        if name not in self._values:
+            digest = hashlib.sha256(name.encode()).digest()
+            if name.startswith(("fernet/", "credential/")):
+                import base64
+
+                self._values[name] = base64.urlsafe_b64encode(digest).decode()
+            elif name == "corosync/authkey":
+                import base64
+
+                self._values[name] = base64.b64encode(digest * 8).decode()
+            elif name == "keepalived/auth":
+                self._values[name] = digest.hex()[:8]
+            else:
+                self._values[name] = digest.hex()[:32]
+        return self._values[name]
+
+
+def load_example(name: str) -> Topology:
+    loaded = load(EXAMPLES / name)
+    assert loaded.topology is not None, [r.render() for r in loaded.reports]
+    return loaded.topology
+
+
+@pytest.fixture
+def seed() -> Topology:
+    return load_example("seed.yml")
+
+
+@pytest.fixture
+def four() -> Topology:
+    return load_example("four-servers.yml")
+
+
+@pytest.fixture
+def ctx_of() -> Callable[[Topology], Ctx]:
+    return lambda topo: Ctx(topo, FixedSecrets(None))
