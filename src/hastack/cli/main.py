@@ -18,8 +18,8 @@ DEFAULT_TOPOLOGY = Path("examples/seed.yml")
 app = typer.Typer(help="Deploy, operate and prove a hybrid HA OpenStack control plane.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(lab_cli.app, name="lab")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 TopologyArg = Annotated[Path, typer.Argument(help="topology YAML file")]
 

@@ -63,7 +63,9 @@ def _index(node: Any, path: PathKey, smap: SourceMap) -> None:
         for k in node:
             kline, kcol, vline, vcol = node.lc.data[k]
             smap.keys[(*path, str(k))] = (kline, kcol)
-            smap.values[(*path, str(k))] = (vline, vcol)
+            # A block (mapping or list) is best pointed at by its key's line, a scalar by its value.
+            block = isinstance(node[k], CommentedMap | CommentedSeq)
+            smap.values[(*path, str(k))] = (kline, kcol) if block else (vline, vcol)
             _index(node[k], (*path, str(k)), smap)
     elif isinstance(node, CommentedSeq):
         for i, item in enumerate(node):
@@ -92,8 +94,12 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap, list[Report]]:
         problem = exc.problem or exc.context or "invalid YAML"
         return None, smap, [Report("YAML-SYNTAX", Severity.ERROR, f"YAML syntax error: {problem}", loc,
                                    "fix the YAML at this line (indentation, a missing ':' or quote)")]
-    except YAMLError as exc:
-        return None, smap, [Report("YAML-SYNTAX", Severity.ERROR, f"YAML error: {exc}", Location(file))]
+    except YAMLError as exc:  # e.g. a reader error: a character YAML does not allow
+        pos = getattr(exc, "position", 0) or 0
+        loc = Location(file, text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos))
+        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        return None, smap, [Report("YAML-SYNTAX", Severity.ERROR, f"YAML error: {first}", loc,
+                                   "remove the character YAML does not allow")]
     if not isinstance(doc, CommentedMap):
         return None, smap, [Report("TOPO-NOT-MAPPING", Severity.ERROR,
                                    "the topology must be a YAML mapping (name:, network:, nodes:, ...)",

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# hastack's two entry points on a fresh Debian 12 machine, as root:
+#   ./go up     install what is needed, bring the lab up on examples/seed.yml, deploy, print status
+#   ./go test   install what is needed, run the whole test suite (unit, image checkers, lab tier)
+#   ./go down   tear the lab down (leaves the image cache)
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+HOST_PACKAGES=(debootstrap systemd-container iproute2 nftables iptables openssh-client psmisc
+               python3 python3-venv ca-certificates)
+TOPOLOGY="${HASTACK_TOPOLOGY:-examples/seed.yml}"
+
+need_root() {
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "error: run as root (the lab creates network namespaces, bridges and containers)" >&2
+        exit 1
+    fi
+}
+
+install_host_packages() {
+    local missing=()
+    for p in "${HOST_PACKAGES[@]}"; do
+        dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        echo ">> installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+install_python_deps() {
+    if ! command -v uv >/dev/null 2>&1; then
+        if [[ ! -x .tools/bin/uv ]]; then
+            echo ">> installing uv into .tools/"
+            python3 -m venv .tools
+            .tools/bin/pip install -q uv
+        fi
+        export PATH="$PWD/.tools/bin:$PATH"
+    fi
+    uv sync --frozen --quiet
+}
+
+setup() {
+    need_root
+    install_host_packages
+    install_python_deps
+}
+
+case "${1:-}" in
+    up)
+        setup
+        uv run hastack lab up "$TOPOLOGY"
+        uv run hastack deploy "$TOPOLOGY"
+        uv run hastack status "$TOPOLOGY"
+        ;;
+    down)
+        setup
+        uv run hastack lab down "$TOPOLOGY"
+        ;;
+    test)
+        setup
+        shift
+        uv run pytest "$@"
+        ;;
+    *)
+        echo "usage: ./go up | ./go test [pytest args] | ./go down" >&2
+        exit 2
+        ;;
+esac
