@@ -88,6 +88,24 @@ def render(topology: TopologyArg = DEFAULT_TOPOLOGY,
     out.print(f"rendered {files} files for {len(state)} nodes into {output}/")
 
 
+@app.command("plan")
+def plan_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY) -> None:
+    """Show, per host, which files, packages and services a deploy would change. Changes nothing."""
+    from hastack.cli.deploy import run_plan
+
+    raise typer.Exit(run_plan(load_or_exit(topology), out))
+
+
+@app.command("deploy")
+def deploy_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY,
+               stage: Annotated[list[str] | None, typer.Option("--stage", help="run only these stages")] = None,
+               ) -> None:
+    """Bring the whole stack up stage by stage, each gated healthy. Idempotent: a re-run changes nothing."""
+    from hastack.cli.deploy import run_deploy
+
+    raise typer.Exit(run_deploy(load_or_exit(topology), out, stage))
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,75 @@
+"""`hastack deploy` and `hastack plan`: connect, gather facts, show or apply the stages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hastack.components.base import Ctx
+from hastack.components.registry import desired
+from hastack.deploy.engine import Deploy, Event, Stage, StageTiming
+from hastack.deploy.stages.files import FilesStage
+from hastack.deploy.stages.galera import GaleraStage
+from hastack.deploy.stages.pacemaker import PacemakerStage
+from hastack.deploy.stages.rabbitmq import RabbitMQStage
+from hastack.deploy.stages.vip import VipStage
+from hastack.plan.gather import HostPlan, host_plan
+from hastack.secrets import mask
+from hastack.transport.base import HostError, Transport
+
+
+def stages() -> list[Stage]:
+    """Deploy order: each stage's gate is what the next one relies on."""
+    return [FilesStage(), GaleraStage(), RabbitMQStage(), VipStage(), PacemakerStage()]
+
+
+STAGE_NAMES = [s.name for s in stages()]
+
+
+@dataclass
+class DeployResult:
+    changes: int
+    timings: list[StageTiming] = field(default_factory=list)
+
+
+async def deploy(ctx: Ctx, transports: dict[str, Transport], emit: Callable[[Event], None],
+                 only: Sequence[str] | None = None, stop: asyncio.Event | None = None) -> DeployResult:
+    d = Deploy(ctx.topo, desired(ctx), transports, ctx.secrets, emit)
+    chosen = [s for s in stages() if not only or s.name in only]
+
+    async def watch_stop() -> None:
+        if stop is not None:
+            await stop.wait()
+            d.stop_requested = True
+
+    watcher = asyncio.ensure_future(watch_stop())
+    try:
+        await d.execute(chosen)
+    finally:
+        watcher.cancel()
+        ctx.secrets.save()
+    return DeployResult(d.changes, d.timings)
+
+
+@dataclass
+class PlanResult:
+    hosts: dict[str, HostPlan]
+    errors: dict[str, str]
+
+
+async def plan(ctx: Ctx, transports: dict[str, Transport]) -> PlanResult:
+    want = desired(ctx)
+
+    async def one(name: str) -> HostPlan | str:
+        try:
+            return await host_plan(transports[name], want[name], with_diffs=True,
+                                   masker=lambda text: mask(text, ctx.secrets))
+        except HostError as exc:
+            return exc.message
+
+    results = await asyncio.gather(*(one(n) for n in want))
+    hosts = {n: r for n, r in zip(want, results, strict=True) if isinstance(r, HostPlan)}
+    errors = {n: r for n, r in zip(want, results, strict=True) if isinstance(r, str)}
+    ctx.secrets.save()
+    return PlanResult(hosts, errors)

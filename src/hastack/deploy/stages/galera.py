@@ -1,0 +1,138 @@
+"""Stage 2: Galera. Bootstrap exactly one node, and only when no node has a primary component.
+
+A new cluster is bootstrapped only when every controller is stopped *and* none has ever been
+part of a cluster (no grastate.dat with a cluster uuid). A stopped cluster that holds data is
+never bootstrapped here: picking the wrong node loses committed writes, so that is
+`hastack recover galera`'s job, which compares every node's position first.
+"""
+
+from __future__ import annotations
+
+from hastack.components import galera
+from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.systemd import ensure_running
+from hastack.deploy.wait import GateTimeout, until
+from hastack.topology.model import Node
+
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep_%'"
+
+
+def parse_status(stdout: str) -> dict[str, str]:
+    return dict(line.split("\t", 1) for line in stdout.splitlines() if "\t" in line)
+
+
+def parse_grastate(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, _, v = line.partition(":")
+            out[k.strip()] = v.strip()
+    return out
+
+
+def sql_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+async def wsrep(d: Deploy, host: str) -> dict[str, str] | None:
+    """The node's wsrep status, or None when MariaDB does not answer."""
+    res = await d.run(host, ["mariadb", "-N", "-B", "-e", STATUS_SQL], "read wsrep status", timeout=15, check=False)
+    return parse_status(res.stdout) if res.ok else None
+
+
+def synced(s: dict[str, str] | None) -> bool:
+    return bool(s) and s.get("wsrep_cluster_status") == "Primary" and \
+        s.get("wsrep_local_state_comment") == "Synced" and s.get("wsrep_ready") == "ON"  # type: ignore[union-attr]
+
+
+async def wait_synced(d: Deploy, host: str, timeout: float = 180) -> None:
+    async def probe() -> tuple[bool, object]:
+        s = await wsrep(d, host)
+        return synced(s), (s or {}).get("wsrep_local_state_comment", "not answering")
+
+    try:
+        await until(probe, what=f"{host} to be Synced in the primary component", timeout=timeout)
+    except GateTimeout as exc:
+        raise StepFailed(host, "wait for Galera Synced", str(exc)) from exc
+
+
+class GaleraStage:
+    name = "galera"
+
+    def applies(self, d: Deploy) -> bool:
+        return bool(d.topo.controllers)
+
+    async def run(self, d: Deploy) -> None:
+        ctls = d.topo.controllers
+        states = {n.name: await wsrep(d, n.name) for n in ctls}
+        primary = [h for h, s in states.items() if s and s.get("wsrep_cluster_status") == "Primary"]
+        if primary:
+            seed = primary[0]
+        else:
+            seed = await self.bootstrap(d, ctls, states)
+        await self.users(d, seed)
+        await d.rolling(ctls, lambda n: self.member(d, n))
+        await d.each(d.topo.garbd_nodes, lambda n: self.garbd(d, n))
+        await d.each(ctls, lambda n: self.check_socket(d, n))
+        await self.gate(d)
+
+    async def bootstrap(self, d: Deploy, ctls: list[Node], states: dict[str, dict[str, str] | None]) -> str:
+        running = [h for h, s in states.items() if s is not None]
+        if running:
+            raise StepFailed(running[0], "find the primary component",
+                             "MariaDB runs but no node is in a primary component; run `hastack recover galera`")
+        for n in ctls:
+            raw = await d.transports[n.name].get("/var/lib/mysql/grastate.dat")
+            uuid = parse_grastate(raw.decode(errors="replace")).get("uuid", ZERO_UUID) if raw else ZERO_UUID
+            if uuid != ZERO_UUID:
+                raise StepFailed(n.name, "bootstrap Galera",
+                                 f"every controller is stopped but {n.name} was in cluster {uuid}: bootstrapping "
+                                 "a new one here could lose writes; run `hastack recover galera`")
+        seed = ctls[0].name
+        await d.run(seed, ["galera_new_cluster"], "bootstrap a new Galera cluster", timeout=300)
+        d.started.setdefault(seed, set()).add("mariadb")
+        d.changed(seed, "bootstrapped a new Galera cluster")
+        await wait_synced(d, seed)
+        return seed
+
+    async def users(self, d: Deploy, host: str) -> None:
+        """SST and health-check accounts, created once on one node (Galera replicates them)."""
+        res = await d.run(host, ["mariadb", "-N", "-B", "-e", "SELECT CONCAT(User,'@',Host) FROM mysql.user"],
+                          "list SQL users")
+        have = set(res.stdout.split())
+        for u in galera.DB_USERS:
+            if f"{u.name}@{u.host}" in have:
+                continue
+            pw = sql_quote(d.secrets.password(u.secret))
+            who = f"{sql_quote(u.name)}@{sql_quote(u.host)}"
+            sql = f"CREATE USER {who} IDENTIFIED BY {pw};\nGRANT {u.grants} TO {who};\n"
+            await d.run(host, ["mariadb"], f"create SQL user {u.name}", stdin=sql.encode())
+            d.changed(host, f"created SQL user {u.name}")
+
+    async def member(self, d: Deploy, node: Node) -> None:
+        await ensure_running(d, node.name, "mariadb")
+        await wait_synced(d, node.name)
+
+    async def garbd(self, d: Deploy, node: Node) -> None:
+        await ensure_running(d, node.name, "garbd")
+
+    async def check_socket(self, d: Deploy, node: Node) -> None:
+        await ensure_running(d, node.name, galera.CHECK_SOCKET)
+
+    async def gate(self, d: Deploy) -> None:
+        votes = d.topo.galera_votes
+        first = d.topo.controllers[0].name
+
+        async def probe() -> tuple[bool, object]:
+            s = await wsrep(d, first)
+            size = int((s or {}).get("wsrep_cluster_size", "0"))
+            return size == votes, f"wsrep_cluster_size={size}, expected {votes}"
+
+        try:
+            await until(probe, what="every Galera vote in the cluster", timeout=120)
+        except GateTimeout as exc:
+            raise StepFailed(first, "gate: Galera cluster size", str(exc)) from exc
+        for n in d.topo.controllers:
+            if not synced(await wsrep(d, n.name)):
+                raise StepFailed(n.name, "gate: Galera Synced", "node is not Synced in the primary component")

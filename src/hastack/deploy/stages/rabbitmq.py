@@ -1,0 +1,88 @@
+"""Stage 3: RabbitMQ. Brokers start together (a lone broker waits for its peers, then gives up),
+join one cluster, and load users and vhosts from the rendered definitions (no `guest`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hastack.components import rabbitmq
+from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.systemd import ensure_running
+from hastack.deploy.wait import GateTimeout, until
+from hastack.topology.model import Node
+
+
+def parse_cluster_status(stdout: str) -> dict[str, Any]:
+    data = json.loads(stdout)
+    return data if isinstance(data, dict) else {}
+
+
+async def cluster_status(d: Deploy, host: str) -> dict[str, Any] | None:
+    res = await d.run(host, ["rabbitmqctl", "-q", "cluster_status", "--formatter", "json"],
+                      "read RabbitMQ cluster status", timeout=30, check=False)
+    if not res.ok:
+        return None
+    try:
+        return parse_cluster_status(res.stdout)
+    except ValueError:
+        return None
+
+
+class RabbitMQStage:
+    name = "rabbitmq"
+
+    def applies(self, d: Deploy) -> bool:
+        return bool(d.topo.controllers)
+
+    async def run(self, d: Deploy) -> None:
+        ctls = d.topo.controllers
+        # First start: together. Later runs: a changed config restarts one broker at a time.
+        await d.each(ctls, lambda n: self.start(d, n))
+        await d.rolling(ctls, lambda n: self.restart_if_changed(d, n))
+        await d.rolling(ctls[1:], lambda n: self.join(d, n))
+        await self.gate(d)
+
+    async def start(self, d: Deploy, node: Node) -> None:
+        await ensure_running(d, node.name, rabbitmq.UNIT, restart=False)
+
+    async def restart_if_changed(self, d: Deploy, node: Node) -> None:
+        if await ensure_running(d, node.name, rabbitmq.UNIT):
+            await self.await_startup(d, node.name)
+
+    async def await_startup(self, d: Deploy, host: str) -> None:
+        await d.run(host, ["rabbitmqctl", "-q", "await_startup", "--timeout", "120"], "wait for the broker",
+                    timeout=150)
+
+    async def join(self, d: Deploy, node: Node) -> None:
+        """A broker that formed a cluster of its own (e.g. it booted alone once) joins the first one."""
+        first = rabbitmq.nodename(d.topo.controllers[0])
+        status = await cluster_status(d, node.name)
+        if status is None:
+            await self.await_startup(d, node.name)
+            status = await cluster_status(d, node.name) or {}
+        if first in status.get("disk_nodes", []) + status.get("running_nodes", []):
+            return
+        steps = [["stop_app"], ["reset"], ["join_cluster", first], ["start_app"]]
+        for argv in steps:
+            await d.run(node.name, ["rabbitmqctl", "-q", *argv], f"rabbitmqctl {' '.join(argv)}", timeout=120)
+        d.changed(node.name, f"joined RabbitMQ cluster of {first}")
+
+    async def gate(self, d: Deploy) -> None:
+        want = sorted(rabbitmq.nodename(n) for n in d.topo.controllers)
+        host = d.topo.controllers[0].name
+
+        async def probe() -> tuple[bool, object]:
+            s = await cluster_status(d, host) or {}
+            running = sorted(s.get("running_nodes", []))
+            partitions = s.get("partitions", {})
+            return running == want and not partitions, f"running={running} partitions={partitions}"
+
+        try:
+            await until(probe, what="every broker running in one cluster, no partitions", timeout=180, interval=1)
+        except GateTimeout as exc:
+            raise StepFailed(host, "gate: RabbitMQ cluster", str(exc)) from exc
+        res = await d.run(host, ["rabbitmqctl", "-q", "list_users", "--formatter", "json"], "list RabbitMQ users")
+        users = {u.get("user") for u in json.loads(res.stdout or "[]")}
+        if "guest" in users:
+            raise StepFailed(host, "gate: no guest user", "the default 'guest' account exists")

@@ -1,0 +1,146 @@
+"""Deploy planning and ordering with the scripted fake transport: which commands, in which
+order, on which host; a failure in one stage stops the next."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from conftest import FixedSecrets
+
+from hastack.components.base import Ctx, File
+from hastack.components.registry import desired
+from hastack.deploy.engine import Deploy, StageFailed
+from hastack.deploy.stages.files import FilesStage
+from hastack.deploy.stages.galera import GaleraStage
+from hastack.deploy.stages.rabbitmq import RabbitMQStage
+from hastack.plan.files import sha256
+from hastack.topology.model import Topology
+from hastack.transport.fake import Script, on, on_prefix, on_regex
+
+SYNCED = "wsrep_cluster_status\tPrimary\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON\nwsrep_cluster_size\t3\n"
+ACTIVE = "Id={u}\nActiveState=active\nUnitFileState=enabled\nLoadState=loaded\n"
+INACTIVE = "Id={u}\nActiveState=inactive\nUnitFileState=disabled\nLoadState=loaded\n"
+
+
+def make(topo: Topology, script: Script) -> Deploy:
+    ctx = Ctx(topo, FixedSecrets(None))
+    return Deploy(topo, desired(ctx), dict(script.fleet(*[n.name for n in topo.nodes])), ctx.secrets)
+
+
+def status_cmd(host: str, answers: list[str | None], then: str | None) -> list:
+    """wsrep status reads answering in sequence (None = MariaDB not answering), then `then` forever."""
+    out = [on_prefix("mariadb", "-N", "-B", "-e", "SHOW GLOBAL STATUS LIKE 'wsrep_%'", host=host,
+                     stdout=a or "", exit_status=0 if a else 1) for a in answers]
+    out.append(on_prefix("mariadb", "-N", "-B", "-e", "SHOW GLOBAL STATUS LIKE 'wsrep_%'", host=host,
+                         stdout=then or "", exit_status=0 if then else 1, times=None))
+    return out
+
+
+def unit(host: str, name: str, active: bool, times: int | None = 1) -> object:
+    text = (ACTIVE if active else INACTIVE).format(u=name)
+    return on_prefix("systemctl", "show", "--no-pager", "-p", "Id,ActiveState,UnitFileState,LoadState", name,
+                     host=host, stdout=text, times=times)
+
+
+def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed: Topology) -> None:
+    s = Script()
+    s.add(*status_cmd("ctl-1", [None], SYNCED), *status_cmd("ctl-2", [None], SYNCED),
+          *status_cmd("ctl-3", [None], SYNCED))
+    s.add(on("galera_new_cluster", host="ctl-1"))
+    s.add(on_regex("SELECT CONCAT", host="ctl-1", stdout="root@localhost\n"))
+    s.add(on("mariadb", host="ctl-1", times=2))  # CREATE USER x2, SQL on stdin
+    s.add(unit("ctl-1", "mariadb", True, None))
+    for h in ("ctl-2", "ctl-3"):
+        s.add(unit(h, "mariadb", False), on("systemctl", "enable", "--quiet", "mariadb", host=h),
+              on("systemctl", "start", "mariadb", host=h), unit(h, "mariadb", True, None))
+    for h in ("ctl-1", "ctl-2", "ctl-3"):
+        s.add(unit(h, "hastack-galera-check.socket", True, None))
+    d = make(seed, s)
+    asyncio.run(GaleraStage().run(d))
+    s.assert_done()
+    runs = [(c.host, c.argv[:2]) for c in s.calls if c.kind == "run" and c.argv[0] in ("galera_new_cluster",
+                                                                                          "systemctl")
+            and (c.argv[0] == "galera_new_cluster" or c.argv[1] == "start")]
+    assert runs == [("ctl-1", ("galera_new_cluster",)), ("ctl-2", ("systemctl", "start")),
+                    ("ctl-3", ("systemctl", "start"))]
+    sql = b"".join(c.stdin or b"" for c in s.calls if c.argv == ("mariadb",))
+    assert b"CREATE USER 'sst'@'localhost'" in sql and b"clustercheck" in sql
+    # the secrets went on stdin, never in an argv
+    for secret in d.secrets.values():
+        assert all(secret not in " ".join(c.argv) for c in s.calls)
+
+
+def test_never_bootstraps_a_stopped_cluster_that_has_data(seed: Topology) -> None:
+    s = Script()
+    for h in ("ctl-1", "ctl-2", "ctl-3"):
+        s.add(*status_cmd(h, [], None))
+    s.file("ctl-2", "/var/lib/mysql/grastate.dat", "version: 2.1\nuuid: 6f0c-1\nseqno: -1\nsafe_to_bootstrap: 0\n")
+    d = make(seed, s)
+    with pytest.raises(Exception) as exc:
+        asyncio.run(GaleraStage().run(d))
+    assert "hastack recover galera" in str(exc.value)
+    assert not any(c.argv and c.argv[0] == "galera_new_cluster" for c in s.calls)
+
+
+def test_no_bootstrap_when_a_primary_exists(seed: Topology) -> None:
+    s = Script()
+    s.add(*status_cmd("ctl-1", [], None), *status_cmd("ctl-2", [], SYNCED), *status_cmd("ctl-3", [], SYNCED))
+    d = make(seed, s)
+    with pytest.raises(StageFailed):  # ctl-1 stays down in this script: its start fails the stage
+        s.add(on_regex("SELECT CONCAT", host="ctl-2", stdout="sst@localhost clustercheck@localhost\n"))
+        s.add(unit("ctl-1", "mariadb", False), on("systemctl", "enable", "--quiet", "mariadb", host="ctl-1"),
+              on("systemctl", "start", "mariadb", host="ctl-1", exit_status=1, stderr="WSREP: failed to open gcomm"))
+        asyncio.run(GaleraStage().run(d))
+    assert not any(c.argv and c.argv[0] == "galera_new_cluster" for c in s.calls)
+    assert ("systemctl", "start", "mariadb") not in s.runs("ctl-2")
+
+
+def test_a_failed_stage_stops_the_next(seed: Topology) -> None:
+    s = Script()
+    s.add(on_prefix("mariadb", host="ctl-1", exit_status=1, times=None),
+          on_prefix("mariadb", host="ctl-2", exit_status=1, times=None),
+          on_prefix("mariadb", host="ctl-3", exit_status=1, times=None))
+    s.file("ctl-1", "/var/lib/mysql/grastate.dat", "uuid: 1234\nseqno: 8\nsafe_to_bootstrap: 1\n")
+    d = make(seed, s)
+    with pytest.raises(Exception):
+        asyncio.run(d.execute([GaleraStage(), RabbitMQStage()]))
+    assert not any("rabbitmqctl" in c.argv for c in s.calls if c.kind == "run")
+
+
+def test_files_stage_writes_only_what_differs_and_restarts_readers(seed: Topology) -> None:
+    s = Script()
+    d = make(seed, s)
+    node = "ctl-1"
+    files: list[File] = d.desired[node].files
+    same, other = files[0], files[1]
+    state = {f.path: None for f in files}
+    state[same.path] = [sha256(same.data), same.owner, same.group, same.mode]
+    state[other.path] = ["0" * 64, other.owner, other.group, other.mode]
+    s.add(on_prefix("python3", "-c", host=node, stdout=json.dumps(state)),
+          on_prefix("dpkg-query", host=node, stdout="".join(f"{p}\tii \t1\n" for p in d.desired[node].packages)),
+          on_prefix("systemctl", "show", host=node, stdout=""),
+          on("systemctl", "daemon-reload", host=node), on_prefix("sysctl", host=node, times=None))
+    asyncio.run(FilesStage().host(d, seed.node(node)))
+    written = {c.path for c in s.puts(node)}
+    assert same.path not in written and other.path in written
+    assert written == {f.path for f in files} - {same.path}
+    for c in s.puts(node):
+        f = next(x for x in files if x.path == c.path)
+        assert (c.owner, c.group, c.mode, c.data) == (f.owner, f.group, f.mode, f.data)
+    assert set(other.restarts) <= d.restarts[node]
+
+
+def test_files_stage_changes_nothing_when_everything_matches(seed: Topology) -> None:
+    s = Script()
+    d = make(seed, s)
+    node = "net-1"
+    files = d.desired[node].files
+    state = {f.path: [sha256(f.data), f.owner, f.group, f.mode] for f in files}
+    s.add(on_prefix("python3", "-c", host=node, stdout=json.dumps(state)),
+          on_prefix("dpkg-query", host=node, stdout="".join(f"{p}\tii \t1\n" for p in d.desired[node].packages)))
+    if d.desired[node].units:
+        s.add(on_prefix("systemctl", "show", host=node, stdout=""))
+    asyncio.run(FilesStage().host(d, seed.node(node)))
+    assert s.puts() == [] and d.changes == 0
