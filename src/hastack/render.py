@@ -29,7 +29,8 @@ def render_tree(ctx: Ctx, out: Path) -> dict[str, Desired]:
     ctx.secrets.save()
     for name, d in state.items():
         root = out / name
-        manifest = {"packages": d.packages, "units": d.units, "files": []}
+        entries: list[dict[str, object]] = []
+        manifest = {"packages": d.packages, "units": d.units, "files": entries}
         for f in d.files:
             dest = root / f.path.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,7 @@ def render_tree(ctx: Ctx, out: Path) -> dict[str, Desired]:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(f.data)
             os.chmod(dest, 0o600 if f.secret else 0o644)
-            manifest["files"].append({"path": f.path, "owner": f.owner, "group": f.group,  # type: ignore[union-attr]
-                                      "mode": f"{f.mode:04o}", "secret": f.secret, "restarts": list(f.restarts)})
+            entries.append({"path": f.path, "owner": f.owner, "group": f.group, "mode": f"{f.mode:04o}",
+                            "secret": f.secret, "restarts": list(f.restarts)})
         (root / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return state

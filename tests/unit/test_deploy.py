@@ -50,7 +50,7 @@ def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed
           *status_cmd("ctl-3", [None], SYNCED))
     s.add(on("galera_new_cluster", host="ctl-1"))
     s.add(on_regex("SELECT CONCAT", host="ctl-1", stdout="root@localhost\n"))
-    s.add(on("mariadb", host="ctl-1", times=2))  # CREATE USER x2, SQL on stdin
+    s.add(on("mariadb", host="ctl-1", times=3))  # CREATE USER x3, SQL on stdin
     s.add(unit("ctl-1", "mariadb", True, None))
     for h in ("ctl-2", "ctl-3"):
         s.add(unit(h, "mariadb", False), on("systemctl", "enable", "--quiet", "mariadb", host=h),
@@ -89,7 +89,7 @@ def test_no_bootstrap_when_a_primary_exists(seed: Topology) -> None:
     s.add(*status_cmd("ctl-1", [], None), *status_cmd("ctl-2", [], SYNCED), *status_cmd("ctl-3", [], SYNCED))
     d = make(seed, s)
     with pytest.raises(StageFailed):  # ctl-1 stays down in this script: its start fails the stage
-        s.add(on_regex("SELECT CONCAT", host="ctl-2", stdout="sst@localhost clustercheck@localhost\n"))
+        s.add(on_regex("SELECT CONCAT", host="ctl-2", stdout="sst@localhost clustercheck@localhost hastack_probe@%\n"))
         s.add(unit("ctl-1", "mariadb", False), on("systemctl", "enable", "--quiet", "mariadb", host="ctl-1"),
               on("systemctl", "start", "mariadb", host="ctl-1", exit_status=1, stderr="WSREP: failed to open gcomm"))
         asyncio.run(GaleraStage().run(d))

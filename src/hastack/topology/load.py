@@ -94,6 +94,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap, list[Report]]:
         problem = exc.problem or exc.context or "invalid YAML"
         return None, smap, [Report("YAML-SYNTAX", Severity.ERROR, f"YAML syntax error: {problem}", loc,
                                    "fix the YAML at this line (indentation, a missing ':' or quote)")]
+    except (TypeError, ValueError) as exc:  # e.g. a list used as a mapping key: ruamel cannot hash it
+        return None, smap, [Report("YAML-SYNTAX", Severity.ERROR, f"YAML structure not usable: {exc}",
+                                   Location(file, 1, 1), "mapping keys must be plain names (check stray ':')")]
     except YAMLError as exc:  # e.g. a reader error: a character YAML does not allow
         pos = getattr(exc, "position", 0) or 0
         loc = Location(file, text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos))

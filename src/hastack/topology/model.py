@@ -79,7 +79,8 @@ class KeepalivedTuning(Strict):
     advert_int: Annotated[float, Field(ge=0.01, le=255)] = 0.1
     router_id: Annotated[int, Field(ge=1, le=255)] = 51
     public_router_id: Annotated[int, Field(ge=1, le=255)] = 52
-    check_interval: Annotated[float, Field(gt=0, le=60)] = 0.2
+    check_interval: Annotated[int, Field(ge=1, le=60)] = 1
+    """keepalived 2.2 takes whole seconds for a track script's interval."""
     check_fall: Annotated[int, Field(ge=1, le=20)] = 2
     check_rise: Annotated[int, Field(ge=1, le=20)] = 2
 

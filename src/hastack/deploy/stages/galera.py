@@ -15,6 +15,8 @@ from hastack.deploy.wait import GateTimeout, until
 from hastack.topology.model import Node
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+PROBE_USER, PROBE_DB, PROBE_SECRET = "hastack_probe", "hastack_probe", "db/hastack_probe"
+"""hastack's own account and schema, reached through the VIP: status, drills and tests write here."""
 STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep_%'"
 
 
@@ -42,8 +44,10 @@ async def wsrep(d: Deploy, host: str) -> dict[str, str] | None:
 
 
 def synced(s: dict[str, str] | None) -> bool:
-    return bool(s) and s.get("wsrep_cluster_status") == "Primary" and \
-        s.get("wsrep_local_state_comment") == "Synced" and s.get("wsrep_ready") == "ON"  # type: ignore[union-attr]
+    if not s:
+        return False
+    return (s.get("wsrep_cluster_status"), s.get("wsrep_local_state_comment"), s.get("wsrep_ready")) == \
+        ("Primary", "Synced", "ON")
 
 
 async def wait_synced(d: Deploy, host: str, timeout: float = 180) -> None:
@@ -101,12 +105,15 @@ class GaleraStage:
         res = await d.run(host, ["mariadb", "-N", "-B", "-e", "SELECT CONCAT(User,'@',Host) FROM mysql.user"],
                           "list SQL users")
         have = set(res.stdout.split())
-        for u in galera.DB_USERS:
+        probe = galera.DbUser(PROBE_USER, "%", PROBE_SECRET, f"ALL PRIVILEGES ON `{PROBE_DB}`.*")
+        for u in [*galera.DB_USERS, probe]:
             if f"{u.name}@{u.host}" in have:
                 continue
             pw = sql_quote(d.secrets.password(u.secret))
             who = f"{sql_quote(u.name)}@{sql_quote(u.host)}"
             sql = f"CREATE USER {who} IDENTIFIED BY {pw};\nGRANT {u.grants} TO {who};\n"
+            if u is probe:
+                sql = f"CREATE DATABASE IF NOT EXISTS `{PROBE_DB}`;\n" + sql
             await d.run(host, ["mariadb"], f"create SQL user {u.name}", stdin=sql.encode())
             d.changed(host, f"created SQL user {u.name}")
 

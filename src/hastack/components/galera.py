@@ -1,0 +1,146 @@
+"""MariaDB + Galera on every controller, and the HTTP health check HAProxy uses to pick the writer.
+
+Why it looks like this:
+- `bind-address` is the node's own address: HAProxy binds the VIP on port 3306 on the same host
+  (nonlocal bind), so a server listening on 0.0.0.0:3306 would take the VIP's port away from it.
+- `wsrep_cluster_address` lists every member, MariaDB and garbd alike: a node (re)starting while
+  some peers are down still finds the primary component through whichever member is up. With two
+  controllers and garbd, leaving garbd out would strand a restarting controller.
+- The evs timeouts come from `tuning.galera` (lab: 3.3 s to evict a killed node instead of 6.4 s);
+  validation already refuses a keepalive period above a third of the suspect timeout, which mariadbd
+  itself refuses.
+- The health check is a systemd socket (Accept=yes, no xinetd) that runs a short bash script per
+  HAProxy probe. It answers 200 only when the node is Synced and wsrep_ready=ON; with mariabackup a
+  Donor also answers 200 because that state transfer does not block the donor. It runs as `mysql`
+  with its own read-only user `clustercheck` (SHOW STATUS needs no privilege).
+
+The SQL users this module relies on are created by deploy, once, on the bootstrap node (Galera
+replicates them): see `DB_USERS`. Their passwords come from the shared secret names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hastack.components.base import Ctx, File, template
+from hastack.topology.model import GaleraTuning, Node, Topology
+
+CONF = "/etc/mysql/mariadb.conf.d/99-hastack-galera.cnf"
+CHECK_CNF = "/etc/mysql/hastack-clustercheck.cnf"
+CHECK_SCRIPT = "/usr/local/lib/hastack/galera-check"
+CHECK_SOCKET = "hastack-galera-check.socket"
+CHECK_SERVICE = "hastack-galera-check@.service"
+CHECK_PORT = 9200
+CHECK_DB_TIMEOUT_S = 2
+MARIADB_CLIENT = "/usr/bin/mariadb"
+"""How long the check script waits for MariaDB before answering 503 (HAProxy waits a bit longer)."""
+GALERA_PORT = 4567
+MAX_CONNECTIONS = 4096
+TABLE_OPEN_CACHE = 1000
+
+SST_USER = "sst"
+SST_SECRET = "galera/sst"
+CHECK_USER = "clustercheck"
+CHECK_SECRET = "galera/check"
+
+
+@dataclass(frozen=True)
+class DbUser:
+    """A SQL account deploy must create (on the bootstrap node) before the rest can rely on it."""
+
+    name: str
+    host: str
+    secret: str
+    grants: str
+
+
+DB_USERS: tuple[DbUser, ...] = (
+    # mariabackup on the donor connects through the local socket (MariaDB 10.5+ privilege names).
+    DbUser(SST_USER, "localhost", SST_SECRET, "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.*"),
+    DbUser(CHECK_USER, "localhost", CHECK_SECRET, "USAGE ON *.*"),
+)
+
+
+def members(topo: Topology) -> list[Node]:
+    """Every Galera vote: the controllers, then the garbd nodes, in topology order."""
+    return topo.controllers + topo.garbd_nodes
+
+
+def gcomm_peers(topo: Topology) -> list[str]:
+    return [f"{n.address}:{GALERA_PORT}" for n in members(topo)]
+
+
+def evs_options(g: GaleraTuning) -> list[str]:
+    """Failure detection shared by mariadbd and garbd: one member judging faster than another
+    would evict peers the others still consider alive."""
+    return [
+        f"evs.suspect_timeout={g.evs_suspect_timeout}",
+        f"evs.inactive_timeout={g.evs_inactive_timeout}",
+        f"evs.keepalive_period={g.evs_keepalive_period}",
+    ]
+
+
+def provider_options(topo: Topology, node: Node) -> list[str]:
+    g = topo.tuning.galera
+    return [
+        f"gmcast.listen_addr=tcp://{node.address}:{GALERA_PORT}",
+        f"gcache.size={g.gcache_size}",
+        f"pc.recovery={'TRUE' if g.pc_recovery else 'FALSE'}",
+        *evs_options(g),
+    ]
+
+
+def server_cnf(ctx: Ctx, node: Node) -> str:
+    g = ctx.topo.tuning.galera
+    sst_password = ctx.secrets.password(SST_SECRET) if g.sst_method == "mariabackup" else ""
+    return template(
+        "galera/99-hastack-galera.cnf.j2", node=node, cluster=ctx.topo.name, g=g,
+        members=gcomm_peers(ctx.topo), garbd=bool(ctx.topo.garbd_nodes), max_connections=MAX_CONNECTIONS,
+        table_open_cache=TABLE_OPEN_CACHE,
+        sst_user=SST_USER, sst_password=sst_password, provider_options=provider_options(ctx.topo, node),
+    )
+
+
+def check_script(topo: Topology, client: str = MARIADB_CLIENT) -> str:
+    """The health-check script (`client` is replaceable so tests can drive it without MariaDB)."""
+    donor_ok = topo.tuning.galera.sst_method == "mariabackup"
+    return template("galera/galera-check.sh.j2", client=client, client_cnf=CHECK_CNF, donor_ok=donor_ok,
+                    db_timeout_s=CHECK_DB_TIMEOUT_S)
+
+
+def check_files(ctx: Ctx, node: Node) -> list[File]:
+    restart = (CHECK_SOCKET,)
+    return [
+        File(CHECK_CNF, template("galera/hastack-clustercheck.cnf.j2", script=CHECK_SCRIPT, user=CHECK_USER,
+                                 password=ctx.secrets.password(CHECK_SECRET)),
+             group="mysql", mode=0o640, secret=True),
+        File(CHECK_SCRIPT, check_script(ctx.topo), mode=0o755),
+        File(f"/etc/systemd/system/{CHECK_SOCKET}",
+             template("galera/hastack-galera-check.socket.j2", node=node, port=CHECK_PORT), restarts=restart),
+        File(f"/etc/systemd/system/{CHECK_SERVICE}",
+             template("galera/hastack-galera-check@.service.j2", script=CHECK_SCRIPT)),
+    ]
+
+
+class Galera:
+    name = "galera"
+
+    def applies(self, topo: Topology, node: Node) -> bool:
+        return node.has("controller")
+
+    def packages(self, topo: Topology, node: Node) -> list[str]:
+        # wsrep_sst_mariabackup streams through socat; rsync SST needs rsync.
+        sst = ["mariadb-backup", "socat"] if topo.tuning.galera.sst_method == "mariabackup" else ["rsync"]
+        return ["mariadb-server", "galera-4", *sst]
+
+    def units(self, topo: Topology, node: Node) -> list[str]:
+        return ["mariadb", CHECK_SOCKET]
+
+    def files(self, ctx: Ctx, node: Node) -> list[File]:
+        has_auth = ctx.topo.tuning.galera.sst_method == "mariabackup"
+        cnf = File(CONF, server_cnf(ctx, node), group="mysql", mode=0o640, secret=has_auth,
+                   restarts=("mariadb",))
+        return [cnf, *check_files(ctx, node)]
+
+
+COMPONENT = Galera()

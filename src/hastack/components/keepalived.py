@@ -1,0 +1,92 @@
+"""keepalived (VRRPv3) on every controller: the VIP follows a healthy HAProxy.
+
+Choices and why:
+- Unicast adverts to the other controllers (`unicast_peer`) rather than multicast: they work on
+  any L2 network (no dependence on IGMP snooping, which lost multicast adverts in the lab), and
+  `vrrp_check_unicast_src` drops adverts from anything that is not a listed controller. The peer
+  list comes from the topology, which hastack renders on every controller anyway.
+- Every controller starts BACKUP with `nopreempt`; priorities fall with controller order so the
+  first election is deterministic. A master that fails loses the VIP once; when it comes back it
+  does not take the VIP back (preemption would cost a second gap of ~0.3 s for no gain).
+- `advert_int` from tuning (0.1 s: the lab measured 0.3 s failover on a cut link and no false
+  switches under load). The track script curls this node's own HAProxy `/healthz` by the node's
+  own address with weight 0, so a dead or hung HAProxy puts the instance in FAULT and a backup
+  whose HAProxy answers takes over. keepalived 2.2.7 runs track scripts at whole-second intervals
+  only (`check_interval` is rounded up, see `check_interval()`): with fall 2 a dead HAProxy on a
+  live node moves the VIP in ~2 s (measured 1.6 s); a dead node or link still moves it in ~0.3 s.
+- No `authentication`: it does not exist in VRRPv3 (RFC 5798); keepalived 2.2.7 says "VRRP version 3
+  does not support authentication" and `keepalived -t` fails. The `keepalived/auth` secret is unused.
+- The public VIP, when configured, moves in the same instance (`dev <public interface>`): nodes
+  have no addresses of their own on the public network, so a second VRRP instance there would have
+  nothing to advertise from; one instance also keeps both VIPs on the same controller. The
+  `public_router_id` tuning value is therefore unused.
+"""
+
+from __future__ import annotations
+
+
+from hastack.components import haproxy
+from hastack.components.base import Ctx, File, template
+from hastack.topology.model import Node, Topology
+
+CONF = "/etc/keepalived/keepalived.conf"
+UNIT = "keepalived"
+INSTANCE = "hastack_vip"
+SCRIPT_USER = "nobody"
+TOP_PRIORITY = 200
+PRIORITY_STEP = 10
+
+
+def priority(topo: Topology, node: Node) -> int:
+    """Highest for the first controller, lower down the list (distinct, within VRRP's 1..254)."""
+    index = [n.name for n in topo.controllers].index(node.name)
+    return max(1, TOP_PRIORITY - PRIORITY_STEP * index)
+
+
+def vips(topo: Topology) -> list[str]:
+    net = topo.network
+    out = [f"{net.vip}/{net.management.prefixlen} dev {net.interface}"]
+    if net.public is not None:
+        out.append(f"{net.public.vip}/{net.public.cidr.prefixlen} dev {net.public.interface}")
+    return out
+
+
+def check_interval(topo: Topology) -> int:
+    """keepalived 2.2.7 takes whole seconds (1..4294) for a vrrp_script interval (the model only
+    accepts those). Node and link failures do not wait for it (VRRP adverts miss after
+    3 x advert_int); only a dead HAProxy on a live node is seen at this pace."""
+    return topo.tuning.keepalived.check_interval
+
+
+def check_command(topo: Topology, node: Node) -> str:
+    """curl gives up before keepalived's timeout (= interval), so a hung HAProxy reads as a failure."""
+    url = f"http://{node.address}:{haproxy.STATS_PORT}{haproxy.MONITOR_URI}"
+    return f"/usr/bin/curl -sf -o /dev/null -m {check_interval(topo) * 0.8:g} {url}"
+
+
+def config(topo: Topology, node: Node) -> str:
+    return template(
+        "keepalived/keepalived.conf.j2", node=node, k=topo.tuning.keepalived, script_user=SCRIPT_USER,
+        check_command=check_command(topo, node), check_interval=check_interval(topo), instance=INSTANCE,
+        interface=topo.network.interface, priority=priority(topo, node),
+        peers=[n for n in topo.controllers if n.name != node.name], vips=vips(topo),
+    )
+
+
+class Keepalived:
+    name = "keepalived"
+
+    def applies(self, topo: Topology, node: Node) -> bool:
+        return node.has("controller")
+
+    def packages(self, topo: Topology, node: Node) -> list[str]:
+        return ["keepalived", "curl"]
+
+    def units(self, topo: Topology, node: Node) -> list[str]:
+        return [UNIT]
+
+    def files(self, ctx: Ctx, node: Node) -> list[File]:
+        return [File(CONF, config(ctx.topo, node), restarts=(UNIT,))]
+
+
+COMPONENT = Keepalived()

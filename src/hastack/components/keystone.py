@@ -1,0 +1,126 @@
+"""Keystone on every controller (Debian runs it under uWSGI, unit `keystone`, port 5000).
+
+Why it looks like this:
+- Fernet tokens and credential encryption with keys from the secrets file, written IDENTICALLY on
+  every controller: a token issued by one controller must validate on another (HAProxy may send the
+  next request anywhere). Deploy must never run `keystone-manage fernet_setup`/`credential_setup`,
+  which would make per-node keys. Key 0 is the staged key, the highest number the primary; rotation
+  is a later command that rewrites the secrets and re-renders. Keystone reads the key directories
+  on use, so a key change needs no restart. The directories must be 0700 keystone:keystone.
+- Token validations are cached in every controller's memcached ([cache]); all URLs name the VIP.
+- `endpoints()` is the catalog deploy registers; `bootstrap()` the first admin and identity service.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from hastack.components import openstack as os_
+from hastack.components.base import Ctx, File
+from hastack.topology.model import Node, ServiceName, Topology
+
+CONF = "/etc/keystone/keystone.conf"
+FERNET_DIR = "/etc/keystone/fernet-keys"
+CREDENTIAL_DIR = "/etc/keystone/credential-keys"
+FERNET_KEYS = 3
+CREDENTIAL_KEYS = 2
+UNIT = "keystone"
+
+UWSGI = os_.Uwsgi(
+    unit=UNIT, init_name="keystone", ini="/etc/keystone/keystone-uwsgi.ini", port=os_.KEYSTONE_PORT,
+    lines=os_.debian_uwsgi("keystone-api", "keystone", ("wsgi-file", "/usr/bin/keystone-wsgi-public"),
+                           "/var/log/keystone/keystone.log", plugins="python3,apparmor",
+                           extra=(("apparmor-profile", "keystone"),)),
+)
+
+
+class Endpoint(NamedTuple):
+    service_name: str
+    service_type: str
+    interface: str
+    url: str
+
+
+# (service this topology must run, catalog name, type, port, path)
+CATALOG: tuple[tuple[ServiceName, str, str, int, str], ...] = (
+    ("keystone", "keystone", "identity", os_.KEYSTONE_PORT, "/v3"),
+    ("glance", "glance", "image", 9292, ""),
+    ("placement", "placement", "placement", 8778, ""),
+    ("nova", "nova", "compute", 8774, "/v2.1"),
+    ("neutron", "neutron", "network", 9696, ""),
+    ("cinder", "cinderv3", "volumev3", 8776, "/v3/%(project_id)s"),
+    ("heat", "heat", "orchestration", 8004, "/v1/%(tenant_id)s"),
+    ("heat", "heat-cfn", "cloudformation", 8000, "/v1"),
+    ("telemetry", "gnocchi", "metric", 8041, ""),
+    ("telemetry", "aodh", "alarming", 8042, ""),
+)
+INTERFACES = ("public", "internal", "admin")
+
+
+def endpoints(topo: Topology) -> list[Endpoint]:
+    """The catalog: every interface of every service on the VIP (never a node address).
+
+    One address for all three interfaces: the lab has one network. With a public VIP (network.public)
+    HAProxy also listens there, but the catalog keeps the management VIP so every client inside the
+    deployment resolves the same URLs.
+    """
+    vip = topo.network.vip
+    return [Endpoint(name, kind, iface, f"http://{vip}:{port}{path}")
+            for svc, name, kind, port, path in CATALOG if topo.runs(svc)
+            for iface in INTERFACES]
+
+
+def bootstrap(ctx: Ctx) -> tuple[list[str], dict[str, str]]:
+    """`keystone-manage bootstrap` (argv, extra environment): admin user, admin/member/reader roles,
+    the admin project and the identity endpoints. The password goes in the environment, not argv
+    (argv is visible in `ps` to every user of the node)."""
+    ident = [e for e in endpoints(ctx.topo) if e.service_type == "identity"]
+    argv = ["keystone-manage", "bootstrap", "--bootstrap-username", "admin",
+            "--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
+            "--bootstrap-service-name", "keystone", "--bootstrap-region-id", ctx.topo.openstack.region]
+    for e in ident:
+        argv += [f"--bootstrap-{e.interface}-url", e.url]
+    return argv, {"OS_BOOTSTRAP_PASSWORD": ctx.secrets.password("keystone/admin")}
+
+
+def conf(ctx: Ctx) -> os_.Sections:
+    return os_.merge(
+        os_.oslo_cache(ctx),
+        {"credential": {"provider": "fernet", "key_repository": CREDENTIAL_DIR}},
+        os_.database(ctx, "keystone", "keystone"),
+        {"fernet_tokens": {"key_repository": FERNET_DIR, "max_active_keys": FERNET_KEYS}},
+        {"oslo_policy": {"policy_dirs": "/etc/keystone/policy.d"}},
+        {"token": {"provider": "fernet"}},
+        os_.notifications(ctx),
+    )
+
+
+def key_files(ctx: Ctx) -> list[File]:
+    """Raw key text, no newline (as keystone-manage writes it), 0600 keystone:keystone."""
+    keys = [(f"{FERNET_DIR}/{i}", f"fernet/{i}") for i in range(FERNET_KEYS)]
+    keys += [(f"{CREDENTIAL_DIR}/{i}", f"credential/{i}") for i in range(CREDENTIAL_KEYS)]
+    return [File(path, ctx.secrets.fernet_key(name), owner="keystone", group="keystone", mode=0o600,
+                 secret=True) for path, name in keys]
+
+
+class Keystone:
+    name = "keystone"
+
+    def applies(self, topo: Topology, node: Node) -> bool:
+        return topo.runs("keystone") and node.has("controller")
+
+    def packages(self, topo: Topology, node: Node) -> list[str]:
+        return ["keystone", "python3-openstackclient"]
+
+    def units(self, topo: Topology, node: Node) -> list[str]:
+        return [UNIT]
+
+    def files(self, ctx: Ctx, node: Node) -> list[File]:
+        return [
+            os_.config_file(CONF, conf(ctx), "keystone", (UNIT,)),
+            *os_.uwsgi_files(UWSGI, node, ctx.topo.openstack.api_workers),
+            *key_files(ctx),
+        ]
+
+
+COMPONENT = Keystone()

@@ -1,0 +1,296 @@
+"""What every OpenStack service's configuration shares: where Keystone, the database, the brokers
+and the caches are, and how a Debian uWSGI API is told where to listen.
+
+Rules every helper here keeps (and tests/unit/test_render_openstack.py checks):
+- Anything a client reaches through the load balancer names the VIP, never a node: the database
+  (HAProxy sends it to the one Galera writer), Keystone, every endpoint.
+- The brokers are NOT behind HAProxy: `transport_url` lists every controller's RabbitMQ directly
+  (oslo.messaging shuffles the list and fails over by itself). It is `rabbitmq.transport_url`, so the
+  user and vhost names cannot drift from the broker's definitions file.
+- memcached is not behind HAProxy either: clients hash keys over every controller's memcached.
+- A service's files carry only its own passwords (plus the shared metadata and memcache secrets):
+  each service calls the others with its own Keystone user, which has the admin role in the
+  `service` project. Files with a password are 0640 root:<service group>, marked secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hastack.components import memcached, rabbitmq
+from hastack.components.base import Ctx, File, ini
+from hastack.topology.model import Node, ServiceName, Topology
+
+Sections = dict[str, dict[str, Any]]
+
+KEYSTONE_PORT = 5000
+SERVICE_PROJECT = "service"
+DOMAIN = "Default"
+HEADER = "managed by hastack: local edits are overwritten"
+
+# oslo.messaging: a broker that dies without closing its sockets (power cut, link cut) is noticed
+# only by missed heartbeats. The default 60 s threshold stalls RPC for a minute after such a failure;
+# 20 s (checked twice per interval) still tolerates a CPU-starved eventlet loop on a 2-core lab.
+HEARTBEAT_TIMEOUT_S = 20
+HEARTBEAT_RATE = 2
+# Reconnect back-off cap: after a whole-cluster broker outage clients are back within 10 s of the
+# brokers, instead of up to 30 s.
+RABBIT_INTERVAL_MAX_S = 10
+# memcached on a dead controller: each call waits at most 1 s, then the server is skipped for 60 s
+# (default 300 s) so a controller that comes back takes its share of the cache again soon.
+MEMCACHE_SOCKET_TIMEOUT_S = 1
+MEMCACHE_DEAD_RETRY_S = 60
+
+
+# -- merging section dicts -----------------------------------------------------------------------
+def merge(*parts: Sections) -> Sections:
+    """Sections in first-seen order; a later part adds keys to a section an earlier one opened.
+
+    Setting the same key twice is a bug (two helpers disagreeing) and raises.
+    """
+    out: Sections = {}
+    for part in parts:
+        for section, options in part.items():
+            target = out.setdefault(section, {})
+            for key, value in options.items():
+                if key in target and target[key] != value:
+                    raise ValueError(f"[{section}] {key} set twice with different values")
+                target[key] = value
+    return out
+
+
+def config_file(path: str, sections: Sections, group: str, restarts: Iterable[str], *,
+                secret: bool = True) -> File:
+    """An oslo.config file: with a secret it is 0640 root:<group> (the daemons run as <group>)."""
+    text = ini(sections, header=HEADER)
+    if secret:
+        return File(path, text, owner="root", group=group, mode=0o640, secret=True, restarts=tuple(restarts))
+    return File(path, text, owner="root", group=group, mode=0o644, restarts=tuple(restarts))
+
+
+# -- addresses ---------------------------------------------------------------------------------------
+def url(ctx: Ctx, port: int, path: str = "") -> str:
+    """An API URL on the VIP (HAProxy spreads it over every controller's own address)."""
+    return f"http://{ctx.vip}:{port}{path}"
+
+
+def auth_url(ctx: Ctx) -> str:
+    return url(ctx, KEYSTONE_PORT)
+
+
+def memcache_servers(topo: Topology) -> list[str]:
+    return memcached.servers(topo)
+
+
+# -- database ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Database:
+    """A database deploy creates (once, through the VIP) and the account that owns it."""
+
+    name: str
+    user: str
+
+    @property
+    def secret(self) -> str:
+        return f"db/{self.user}"
+
+
+DATABASES: dict[ServiceName, tuple[Database, ...]] = {
+    "keystone": (Database("keystone", "keystone"),),
+    "glance": (Database("glance", "glance"),),
+    "placement": (Database("placement", "placement"),),
+    "nova": (Database("nova_api", "nova"), Database("nova", "nova"), Database("nova_cell0", "nova")),
+    "neutron": (Database("neutron", "neutron"),),
+    "cinder": (Database("cinder", "cinder"),),
+    "heat": (Database("heat", "heat"),),
+    "telemetry": (Database("aodh", "aodh"), Database("gnocchi", "gnocchi")),
+}
+
+
+def databases(topo: Topology) -> list[Database]:
+    """Every database of the services this topology runs: `GRANT ALL ON <name>.* TO <user>@'%'`."""
+    return [db for s in topo.openstack.services for db in DATABASES[s]]
+
+
+def db_url(ctx: Ctx, user: str, database: str) -> str:
+    """SQLAlchemy URL through the VIP: HAProxy forwards 3306 to the single Galera writer."""
+    pw = ctx.secrets.password(f"db/{user}")
+    return f"mysql+pymysql://{user}:{pw}@{ctx.vip}/{database}"
+
+
+def database(ctx: Ctx, user: str, name: str, section: str = "database") -> Sections:
+    """oslo.db: retry for ever while the writer is away (a failover is seconds, not a reason to
+    exit), and recycle pooled connections well before HAProxy's idle timeout cuts them."""
+    recycle = max(60, ctx.topo.tuning.haproxy.galera_timeout_s // 2)
+    return {section: {"connection": db_url(ctx, user, name), "max_retries": -1,
+                      "connection_recycle_time": recycle}}
+
+
+# -- messaging ---------------------------------------------------------------------------------------
+def messaging(ctx: Ctx, service: ServiceName) -> Sections:
+    """RPC on the service's own vhost, quorum queues, quicker dead-broker detection."""
+    return merge(
+        {"DEFAULT": {"transport_url": rabbitmq.transport_url(ctx, service),
+                     "rpc_response_timeout": ctx.topo.tuning.rabbitmq.rpc_response_timeout}},
+        rabbit_options(),
+        notifications(ctx),
+    )
+
+
+def rabbit_options() -> Sections:
+    return {"oslo_messaging_rabbit": {
+        "rabbit_quorum_queue": True,
+        "heartbeat_timeout_threshold": HEARTBEAT_TIMEOUT_S,
+        "heartbeat_rate": HEARTBEAT_RATE,
+        "rabbit_interval_max": RABBIT_INTERVAL_MAX_S,
+    }}
+
+
+def notifications(ctx: Ctx) -> Sections:
+    """Notifications exist only for telemetry: then every service publishes them to the `telemetry`
+    vhost (with the telemetry account, the one the broker's definitions give rights there), where
+    ceilometer's notification agent reads them. Without telemetry nothing is emitted."""
+    if not ctx.topo.runs("telemetry"):
+        return {}
+    return merge(rabbit_options(), {"oslo_messaging_notifications": {
+        "driver": "messagingv2", "transport_url": rabbitmq.transport_url(ctx, "telemetry")}})
+
+
+# -- keystone clients --------------------------------------------------------------------------------
+def password_auth(ctx: Ctx, user: str) -> dict[str, Any]:
+    """keystoneauth password plugin options for the service user `user` in project `service`."""
+    return {
+        "auth_type": "password",
+        "auth_url": auth_url(ctx),
+        "project_domain_name": DOMAIN,
+        "user_domain_name": DOMAIN,
+        "project_name": SERVICE_PROJECT,
+        "username": user,
+        "password": ctx.secrets.password(f"keystone/{user}"),
+    }
+
+
+def client_section(ctx: Ctx, user: str, **extra: Any) -> dict[str, Any]:
+    """A [placement]/[neutron]/[nova]-style section: own credentials, topology region, internal URLs."""
+    return {**password_auth(ctx, user), "region_name": ctx.topo.openstack.region, **extra}
+
+
+def keystone_authtoken(ctx: Ctx, user: str) -> Sections:
+    """keystonemiddleware: tokens validated through the VIP, cached in every controller's memcached.
+
+    The cache is ENCRYPTed with the shared `memcache/secret`: memcached has no authentication, and
+    the cached entries are token validations (roles, catalog) anyone on the network could read or
+    plant otherwise. Service tokens must carry the `service` role (the fix for OSSA-2023-003):
+    deploy gives every service user that role.
+    """
+    return {"keystone_authtoken": {
+        "www_authenticate_uri": auth_url(ctx),
+        **password_auth(ctx, user),
+        "region_name": ctx.topo.openstack.region,
+        "memcached_servers": memcache_servers(ctx.topo),
+        "memcache_security_strategy": "ENCRYPT",
+        "memcache_secret_key": ctx.secrets.password("memcache/secret"),
+        "memcache_pool_socket_timeout": MEMCACHE_SOCKET_TIMEOUT_S,
+        "memcache_pool_dead_retry": MEMCACHE_DEAD_RETRY_S,
+        "service_token_roles_required": True,
+    }}
+
+
+def oslo_cache(ctx: Ctx) -> Sections:
+    return {"cache": {
+        "enabled": True,
+        "backend": "oslo_cache.memcache_pool",
+        "memcache_servers": memcache_servers(ctx.topo),
+        "memcache_socket_timeout": float(MEMCACHE_SOCKET_TIMEOUT_S),
+        "memcache_dead_retry": MEMCACHE_DEAD_RETRY_S,
+    }}
+
+
+def service_user(ctx: Ctx, user: str) -> Sections:
+    """[service_user]: send a service token with user requests to other services, so a user token
+    that expires during a long operation (a boot, a volume attach) does not fail it. nova-status
+    fails its upgrade check without it (OSSA-2023-003)."""
+    return {"service_user": {"send_service_user_token": True, **password_auth(ctx, user)}}
+
+
+def lock_path(service: str) -> Sections:
+    """Debian's own lock directory (created by the packages' units)."""
+    return {"oslo_concurrency": {"lock_path": f"/var/lock/{service}"}}
+
+
+# -- service users -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceUser:
+    """A Keystone user deploy creates in domain Default with roles admin and service in project
+    `service` (admin: what each service needs from the others; service: marks its service tokens)."""
+
+    name: str
+
+    @property
+    def secret(self) -> str:
+        return f"keystone/{self.name}"
+
+
+SERVICE_USERS: dict[ServiceName, tuple[str, ...]] = {
+    "keystone": (),
+    "glance": ("glance",),
+    "placement": ("placement",),
+    "nova": ("nova",),
+    "neutron": ("neutron",),
+    "cinder": ("cinder",),
+    "heat": ("heat",),
+    "telemetry": ("ceilometer", "aodh", "gnocchi"),
+}
+
+
+def service_users(topo: Topology) -> list[ServiceUser]:
+    return [ServiceUser(u) for s in topo.openstack.services for u in SERVICE_USERS[s]]
+
+
+# -- uWSGI APIs --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Uwsgi:
+    """A Debian uWSGI API and the lines of the ini Debian ships for it.
+
+    Debian's init script (openstack-pkg-tools) starts uWSGI with `--http-socket :<port>` (every
+    address) before `--ini`, then sources /etc/default/<init NAME>. A wildcard socket would take the
+    port on the VIP away from HAProxy on the same host, so /etc/default/<init NAME> resets
+    DAEMON_ARGS to `--ini <file>` alone and the ini names the node's own address and the process count.
+    """
+
+    unit: str
+    init_name: str
+    ini: str
+    port: int
+    lines: tuple[tuple[str, str], ...]
+
+    @property
+    def default_file(self) -> str:
+        return f"/etc/default/{self.init_name}"
+
+
+def debian_uwsgi(name: str, user: str, app: tuple[str, str], log: str, *, threads: int = 32,
+                 plugins: str = "python3", rem_header: bool = True,
+                 extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    """The settings of Debian's shipped ini (processes aside), in its order."""
+    head = (("buffer-size", "65535"),) + ((("rem-header", "Content-Length"),) if rem_header else ()) + (
+        ("master", "true"), ("thunder-lock", "true"), ("plugins", plugins))
+    tail = (("lazy-apps", "true"), ("paste-logger", "true"), ("no-orphans", "true"), ("die-on-term", "true"),
+            ("enable-threads", "true"), ("threads", str(threads)), ("listen", "100"))
+    own = (("logto", log), ("name", name), ("uid", user), ("gid", user), ("chdir", f"/var/lib/{user}"), app)
+    return head + tail + extra + own
+
+
+def uwsgi_files(spec: Uwsgi, node: Node, workers: int) -> list[File]:
+    lines = [("http-socket", f"{node.address}:{spec.port}"), ("processes", str(workers)), *spec.lines]
+    body = "".join(f"{k} = {v}\n" for k, v in lines)
+    ini_text = f"# {HEADER}\n[uwsgi]\n{body}"
+    default = (f"# {HEADER}\n"
+               f"# Debian's init script would add --http-socket :{spec.port} (every address, the VIP's\n"
+               f"# too);"
+               f" the socket and process count come from {spec.ini} alone.\n"
+               f'DAEMON_ARGS="--ini {spec.ini}"\n')
+    restarts = (spec.unit,)
+    return [File(spec.ini, ini_text, restarts=restarts), File(spec.default_file, default, restarts=restarts)]

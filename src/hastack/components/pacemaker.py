@@ -1,0 +1,167 @@
+"""Pacemaker on the network nodes: fencing plus the Neutron L3/DHCP/metadata agents as one group.
+
+The configuration is one crmsh file, identical on every member, holding the *whole* configuration.
+Deploy applies it from one member with `crm configure load update FILE`:
+- `update` replaces each object of the file by id and merges property sets, so applying the same
+  file twice changes nothing (CIB epoch unchanged, no restarts; checked in the image tests), and
+  what Pacemaker keeps in the CIB itself survives (dc-version, node entries and their attributes
+  such as standby);
+- `replace` would drop those, and `push` deletes every object not in the file, nodes included.
+Because property sets merge, every property hastack manages is always written (priority-fencing-delay
+as 0s when off). Objects hastack stops rendering (the fence device of a removed node) stay:
+deploy deletes them by id (`crm configure delete ID`); `owned_ids()` lists the current ones.
+
+Group order metadata -> dhcp -> l3: the metadata proxies that the DHCP and L3 agents spawn forward
+to the metadata agent's socket, so it comes first and stops last; it is also the quickest to start,
+so the routers are barely delayed. Stickiness keeps the group where it runs when a failed node
+comes back (a move is an outage of every router and DHCP server).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hastack.components import corosync
+from hastack.components.base import Ctx, File, template
+from hastack.topology.model import FenceDevice, Node, Topology
+
+SCRIPT = "/etc/hastack/pacemaker.crm"
+GROUP = "neutron-agents"
+AGENT_UNITS = ("neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent")
+"""Started and stopped by Pacemaker only: systemd must keep them disabled on the network nodes."""
+
+GROUP_PRIORITY = 10
+STICKINESS = 100
+FENCE_MONITOR = "60s"
+FENCE_MONITOR_TIMEOUT = "20s"
+AGENT_MONITOR = "10s"
+AGENT_TIMEOUT = "100s"
+"""start, stop and monitor: the timeout Pacemaker's systemd class advises (crmsh warns below it).
+Stop matters most: a stop that times out is a failed stop, and with fencing on that fences the
+node. Debian's agent units stop within TimeoutStopSec=15 (then SIGKILL), far inside 100 s. A crash
+is still seen within the 10 s monitor interval: Pacemaker overrides the units' Restart=on-failure."""
+
+
+@dataclass(frozen=True)
+class Dir:
+    path: str
+    owner: str
+    group: str
+    mode: int
+
+
+DIRS: tuple[Dir, ...] = (
+    Dir("/var/lib/pacemaker/cib", "hacluster", "haclient", 0o750),
+    Dir("/var/lib/pacemaker/pengine", "hacluster", "haclient", 0o750),
+    Dir("/var/lib/pacemaker/blackbox", "hacluster", "haclient", 0o750),
+    Dir("/var/lib/pacemaker/cores", "hacluster", "haclient", 0o750),
+    Dir("/var/log/pacemaker", "hacluster", "haclient", 0o770),
+    Dir("/var/log/pacemaker/bundles", "hacluster", "haclient", 0o770),
+)
+"""As Debian's package ships them. Pacemaker's daemons run as hacluster and fail when these lose
+their ownership (seen in the lab, e.g. after a copy without numeric ids): deploy enforces them
+before starting pacemaker. Files cannot express directories, hence this list."""
+
+
+def fence_id(node: Node) -> str:
+    return f"fence-{node.name}"
+
+
+def agent_id(unit: str) -> str:
+    return unit
+
+
+def owned_ids(topo: Topology) -> list[str]:
+    """Every CIB object id this file defines; ids that look like ours but are not here are stale."""
+    ids = [GROUP, *(agent_id(u) for u in AGENT_UNITS)]
+    for n in _fenced(topo):
+        ids += [fence_id(n), f"{fence_id(n)}-not-on-{n.name}"]
+    return ids
+
+
+def fencing_delay_s(topo: Topology) -> int:
+    """priority-fencing-delay: required in two_node mode (validation refuses 0 there), honoured
+    whenever the operator sets it; 0 = off."""
+    return topo.tuning.corosync.priority_fencing_delay_s
+
+
+def properties(topo: Topology) -> list[tuple[str, str]]:
+    props = [
+        ("stonith-enabled", "true" if topo.fencing.enabled else "false"),
+        ("no-quorum-policy", "stop"),
+        ("symmetric-cluster", "true"),
+        ("dc-deadtime", f"{topo.tuning.corosync.dc_deadtime_s}s"),
+        ("cluster-recheck-interval", "5min"),
+        # Always written, 0s when off: `load update` merges property sets, so a property left out
+        # of the file would keep its old value in the CIB (e.g. after moving from two_node to qdevice).
+        ("priority-fencing-delay", f"{fencing_delay_s(topo)}s"),
+    ]
+    return props
+
+
+def rsc_defaults() -> list[tuple[str, str]]:
+    """Stickiness against fail-back; three failures on a node move the group; failures expire."""
+    return [("resource-stickiness", str(STICKINESS)), ("migration-threshold", "3"),
+            ("failure-timeout", "10min")]
+
+
+def _fenced(topo: Topology) -> list[Node]:
+    if not topo.fencing.enabled:
+        return []
+    return [n for n in corosync.members(topo) if n.fencing is not None]
+
+
+def crm_value(value: str | int | bool) -> str:
+    """One crmsh attribute value: booleans as fence agents spell them, quoted when it has spaces."""
+    text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    if any(c in text for c in "\n\r\\"):
+        raise ValueError(f"fence parameter value {text!r} cannot be written to a crmsh file")
+    if text == "" or any(c.isspace() or c in "\"'#" for c in text):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def fence_params(node: Node, dev: FenceDevice) -> str:
+    params: dict[str, str | int | bool] = dict(dev.params)
+    params.setdefault("pcmk_host_list", node.name)
+    return " ".join(f"{k}={crm_value(v)}" for k, v in params.items())
+
+
+def script(topo: Topology) -> str:
+    fencing = [
+        {"id": fence_id(n), "node": n.name, "agent": n.fencing.agent, "params": fence_params(n, n.fencing),
+         "monitor": FENCE_MONITOR, "timeout": FENCE_MONITOR_TIMEOUT}
+        for n in _fenced(topo) if n.fencing is not None
+    ]
+    agents = [
+        {"id": agent_id(u), "unit": u, "start": AGENT_TIMEOUT, "stop": AGENT_TIMEOUT,
+         "interval": AGENT_MONITOR, "monitor": AGENT_TIMEOUT}
+        for u in AGENT_UNITS
+    ]
+    # The group's priority makes its node the one priority-fencing-delay protects in a split.
+    meta = f"priority={GROUP_PRIORITY}" if fencing_delay_s(topo) else ""
+    return template(
+        "pacemaker/pacemaker.crm.j2",
+        cluster_name=topo.name, path=SCRIPT, properties=properties(topo), rsc_defaults=rsc_defaults(),
+        fencing=fencing, agents=agents, group=GROUP, group_meta=meta,
+    )
+
+
+class Pacemaker:
+    name = "pacemaker"
+
+    def applies(self, topo: Topology, node: Node) -> bool:
+        return node.has("network")
+
+    def packages(self, topo: Topology, node: Node) -> list[str]:
+        return ["pacemaker", "crmsh", "resource-agents", "fence-agents"]
+
+    def units(self, topo: Topology, node: Node) -> list[str]:
+        return ["pacemaker"]
+
+    def files(self, ctx: Ctx, node: Node) -> list[File]:
+        # No restarts: a changed file is applied by deploy (crm configure load update), not by a restart.
+        return [File(SCRIPT, script(ctx.topo))]
+
+
+COMPONENT = Pacemaker()

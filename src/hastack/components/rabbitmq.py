@@ -1,0 +1,138 @@
+"""RabbitMQ on every controller: one cluster, formed from the config file, users from definitions.
+
+Choices and why:
+- Cluster formation is `classic_config` with every controller as `rabbit@<name>`; names resolve
+  through the /etc/hosts that `common` renders, so no DNS is needed. Nodes must start together
+  (a node started alone waits for its peers, then gives up).
+- Users, vhosts and permissions are a definitions file that every node loads at boot
+  (`load_definitions`), not `rabbitmqctl` calls from deploy: the broker converges on its own at
+  every start, deploy has nothing to replay, and because definitions are configured RabbitMQ never
+  seeds its default account (there is no guest user). Passwords appear only as RabbitMQ's salted
+  SHA-256 hashes; the 4-byte salt is derived from the user name and password, so a render is
+  byte-for-byte repeatable and changes exactly when the password changes. To apply a changed file
+  without a restart, deploy may run `rabbitmqctl import_definitions <file>` on one node.
+- One vhost per OpenStack service, named after the service (`nova`), and one user per service with
+  full rights on its own vhost only. In a transport URL the vhost is the path: `.../nova`
+  (`transport_url()` builds it); the shared convention's "vhost `/<service>`" is that URL path, the
+  vhost's name has no slash (a vhost literally named `/nova` would need `...//nova`). The admin
+  user `hastack` (secret `rabbit/admin`) has rights on every vhost.
+- No policies: OpenStack RPC uses quorum queues (oslo.messaging `rabbit_quorum_queue = true`) and a
+  classic mirrored-queue policy must never match those. Per-vhost default queue types do not exist
+  in 3.10 (they came in 3.11).
+- The Erlang cookie is one secret, identical on every controller, 0400 rabbitmq:rabbitmq.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from hastack.components.base import Ctx, File, template
+from hastack.topology.model import Node, ServiceName, Topology
+
+CONF = "/etc/rabbitmq/rabbitmq.conf"
+ENV_CONF = "/etc/rabbitmq/rabbitmq-env.conf"
+PLUGINS = "/etc/rabbitmq/enabled_plugins"
+DEFINITIONS = "/etc/rabbitmq/definitions.json"
+COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
+AMQP_PORT = 5672
+MANAGEMENT_PORT = 15672
+ADMIN_USER = "hastack"
+ADMIN_SECRET = "rabbit/admin"
+COOKIE_SECRET = "rabbit/cookie"
+HASHING = "rabbit_password_hashing_sha256"
+UNIT = "rabbitmq-server"
+# placement is the one service without oslo.messaging.
+NO_MESSAGING: frozenset[ServiceName] = frozenset({"placement"})
+
+
+def nodename(node: Node) -> str:
+    return f"rabbit@{node.name}"
+
+
+def messaging_services(topo: Topology) -> list[ServiceName]:
+    """Services that get a RabbitMQ user and vhost, in topology order, each once."""
+    out: list[ServiceName] = []
+    for s in topo.openstack.services:
+        if s not in NO_MESSAGING and s not in out:
+            out.append(s)
+    return out
+
+
+def secret_name(service: str) -> str:
+    return f"rabbit/{service}"
+
+
+def transport_url(ctx: Ctx, service: ServiceName) -> str:
+    """oslo.messaging transport_url naming every broker (clients fail over between them)."""
+    pw = ctx.secrets.password(secret_name(service))
+    hosts = ",".join(f"{service}:{pw}@{n.address}:{AMQP_PORT}" for n in ctx.topo.controllers)
+    return f"rabbit://{hosts}/{service}"
+
+
+def password_hash(user: str, password: str) -> str:
+    """RabbitMQ's format: base64(salt + sha256(salt + password)), with a 4-byte salt.
+
+    The salt is derived (not random) so renders are deterministic; it still differs per user and
+    per password, which is all a salt is for here (the passwords are long random strings).
+    """
+    salt = hashlib.sha256(f"hastack-rabbitmq-salt\0{user}\0{password}".encode()).digest()[:4]
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def _user(name: str, password: str, tags: list[str]) -> dict[str, Any]:
+    return {"name": name, "password_hash": password_hash(name, password), "hashing_algorithm": HASHING,
+            "tags": tags}
+
+
+def _perm(user: str, vhost: str) -> dict[str, str]:
+    return {"user": user, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
+
+
+def definitions(ctx: Ctx) -> dict[str, Any]:
+    services = messaging_services(ctx.topo)
+    users = [_user(ADMIN_USER, ctx.secrets.password(ADMIN_SECRET), ["administrator"])]
+    users += [_user(s, ctx.secrets.password(secret_name(s)), []) for s in services]
+    perms = [_perm(ADMIN_USER, s) for s in services] + [_perm(s, s) for s in services]
+    return {"users": users, "vhosts": [{"name": s} for s in services], "permissions": perms,
+            "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": [],
+            "queues": [], "exchanges": [], "bindings": []}
+
+
+def conf(ctx: Ctx, node: Node) -> str:
+    return template("rabbitmq/rabbitmq.conf.j2", node=node, nodename=nodename(node), cluster=ctx.topo.name,
+                    peers=[nodename(n) for n in ctx.topo.controllers], t=ctx.topo.tuning.rabbitmq,
+                    amqp_port=AMQP_PORT, management_port=MANAGEMENT_PORT, definitions=DEFINITIONS)
+
+
+class RabbitMQ:
+    name = "rabbitmq"
+
+    def applies(self, topo: Topology, node: Node) -> bool:
+        return node.has("controller")
+
+    def packages(self, topo: Topology, node: Node) -> list[str]:
+        return ["rabbitmq-server"]
+
+    def units(self, topo: Topology, node: Node) -> list[str]:
+        return [UNIT]
+
+    def files(self, ctx: Ctx, node: Node) -> list[File]:
+        r = (UNIT,)
+        env = template("rabbitmq/rabbitmq-env.conf.j2", node=node, nodename=nodename(node),
+                       amqp_port=AMQP_PORT)
+        defs = json.dumps(definitions(ctx), indent=2) + "\n"
+        return [
+            File(CONF, conf(ctx, node), restarts=r),
+            File(ENV_CONF, env, restarts=r),
+            File(PLUGINS, "[rabbitmq_management].\n", restarts=r),
+            File(DEFINITIONS, defs, group="rabbitmq", mode=0o640, secret=True, restarts=r),
+            # Erlang reads the cookie verbatim: no trailing newline.
+            File(COOKIE, ctx.secrets.password(COOKIE_SECRET), owner="rabbitmq", group="rabbitmq", mode=0o400,
+                 secret=True, restarts=r),
+        ]
+
+
+COMPONENT = RabbitMQ()

@@ -1,0 +1,115 @@
+"""Telemetry (only when `telemetry` is in openstack.services): ceilometer agents, Gnocchi
+(metric API + metricd) and Aodh (alarming) on every controller; ceilometer's compute agent on
+libvirt computes (the lab's fake driver has nothing for it to inspect).
+
+Messaging: every service publishes notifications to the `telemetry` vhost (see
+openstack.notifications); ceilometer's notification agent consumes them there, and ceilometer and
+aodh use the same vhost and account for their own traffic (the broker defines one per service).
+
+Not highly available yet, and said plainly:
+- Gnocchi's `file` storage is per controller (like Glance's file store): measures written through
+  one controller are not on the others. A real deployment needs shared storage (Ceph, S3, Swift).
+- No tooz coordination backend is configured: every controller's central polling agent polls
+  every resource (duplicate samples) and every aodh evaluator evaluates every alarm (duplicate
+  notifications). Nothing is lost when a controller dies, but partitioning the work needs a group
+  membership backend (redis, etcd, zookeeper) that the topology does not deploy.
+"""
+
+from __future__ import annotations
+
+from hastack.components import openstack as os_
+from hastack.components import rabbitmq
+from hastack.components.base import Ctx, File
+from hastack.topology.model import Node, Topology
+
+CEILOMETER = "/etc/ceilometer/ceilometer.conf"
+GNOCCHI = "/etc/gnocchi/gnocchi.conf"
+AODH = "/etc/aodh/aodh.conf"
+GNOCCHI_PORT = 8041
+AODH_PORT = 8042
+CEILOMETER_UNITS = ("ceilometer-agent-central", "ceilometer-agent-notification")
+GNOCCHI_UNITS = ("gnocchi-api", "gnocchi-metricd")
+AODH_UNITS = ("aodh-api", "aodh-evaluator", "aodh-notifier", "aodh-listener")
+COMPUTE_UNIT = "ceilometer-agent-compute"
+
+GNOCCHI_API = os_.Uwsgi(
+    unit="gnocchi-api", init_name="gnocchi-api", ini="/etc/gnocchi/gnocchi-api-uwsgi.ini", port=GNOCCHI_PORT,
+    lines=os_.debian_uwsgi("gnocchi-api", "gnocchi", ("wsgi", "gnocchi.rest.wsgi"),
+                           "/var/log/gnocchi/gnocchi-api.log", rem_header=False,
+                           extra=(("add-header", "Connection: close"),)),
+)
+AODH_API = os_.Uwsgi(
+    unit="aodh-api", init_name="aodh-api", ini="/etc/aodh/aodh-api-uwsgi.ini", port=AODH_PORT,
+    lines=os_.debian_uwsgi("aodh-api", "aodh", ("wsgi-file", "/usr/share/aodh-common/app.wsgi"),
+                           "/var/log/aodh/aodh-api.log",
+                           extra=(("add-header", "Connection: close"),
+                                  ("paste", "config:/etc/aodh/api-paste.ini"))),
+)
+
+
+def _messaging(ctx: Ctx) -> os_.Sections:
+    return os_.merge({"DEFAULT": {"transport_url": rabbitmq.transport_url(ctx, "telemetry"),
+                                  "rpc_response_timeout": ctx.topo.tuning.rabbitmq.rpc_response_timeout}},
+                     os_.rabbit_options())
+
+
+def _credentials(ctx: Ctx, user: str) -> os_.Sections:
+    return {"service_credentials": os_.client_section(ctx, user, interface="internalURL")}
+
+
+def ceilometer_conf(ctx: Ctx) -> os_.Sections:
+    return os_.merge(_messaging(ctx), _credentials(ctx, "ceilometer"),
+                     {"notification": {"workers": ctx.topo.openstack.api_workers}})
+
+
+def gnocchi_conf(ctx: Ctx) -> os_.Sections:
+    return os_.merge(
+        {"api": {"auth_mode": "keystone"}},
+        {"indexer": {"url": os_.db_url(ctx, "gnocchi", "gnocchi")}},
+        os_.keystone_authtoken(ctx, "gnocchi"),
+        {"metricd": {"workers": ctx.topo.openstack.api_workers}},
+        {"storage": {"driver": "file", "file_basepath": "/var/lib/gnocchi"}},
+    )
+
+
+def aodh_conf(ctx: Ctx) -> os_.Sections:
+    workers = ctx.topo.openstack.api_workers
+    return os_.merge(
+        _messaging(ctx),
+        os_.database(ctx, "aodh", "aodh"),
+        {section: {"workers": workers} for section in ("evaluator", "listener", "notifier")},
+        os_.keystone_authtoken(ctx, "aodh"),
+        _credentials(ctx, "aodh"),
+    )
+
+
+def _on_compute(topo: Topology, node: Node) -> bool:
+    return node.has("compute") and topo.runs("nova") and topo.openstack.compute_driver == "libvirt"
+
+
+class Telemetry:
+    name = "telemetry"
+
+    def applies(self, topo: Topology, node: Node) -> bool:
+        return topo.runs("telemetry") and (node.has("controller") or _on_compute(topo, node))
+
+    def packages(self, topo: Topology, node: Node) -> list[str]:
+        return self.units(topo, node)
+
+    def units(self, topo: Topology, node: Node) -> list[str]:
+        out = [*CEILOMETER_UNITS, *GNOCCHI_UNITS, *AODH_UNITS] if node.has("controller") else []
+        return out + ([COMPUTE_UNIT] if _on_compute(topo, node) else [])
+
+    def files(self, ctx: Ctx, node: Node) -> list[File]:
+        ceilo = [u for u in self.units(ctx.topo, node) if u.startswith("ceilometer")]
+        out = [os_.config_file(CEILOMETER, ceilometer_conf(ctx), "ceilometer", ceilo)]
+        if node.has("controller"):
+            workers = ctx.topo.openstack.api_workers
+            out += [os_.config_file(GNOCCHI, gnocchi_conf(ctx), "gnocchi", GNOCCHI_UNITS),
+                    *os_.uwsgi_files(GNOCCHI_API, node, workers),
+                    os_.config_file(AODH, aodh_conf(ctx), "aodh", AODH_UNITS),
+                    *os_.uwsgi_files(AODH_API, node, workers)]
+        return out
+
+
+COMPONENT = Telemetry()

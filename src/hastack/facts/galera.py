@@ -1,0 +1,184 @@
+"""Galera facts: wsrep status and variables, grastate.dat, and `mariadbd --wsrep-recover`.
+
+The status answers "is this node in the primary component and synced"; grastate.dat and the
+recovered position answer "which node is the most advanced" when the whole cluster is down.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from hastack.facts.base import Fact, first_line, require_exit
+from hastack.facts.files import read_text
+from hastack.transport.base import Result
+
+GRASTATE = "/var/lib/mysql/grastate.dat"
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _unescape_batch(value: str) -> str:
+    """mariadb -B escapes tab, newline, NUL and backslash in values."""
+    return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "0": "\0"}.get(m.group(1), m.group(1)), value)
+
+
+def parse_variables(text: str) -> dict[str, str]:
+    """`mariadb -N -B` output of SHOW ... LIKE: one `name TAB value` per line."""
+    out = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        name, _, value = line.partition("\t")
+        out[name] = _unescape_batch(value)
+    return out
+
+
+@dataclass(frozen=True)
+class GaleraStatus:
+    """SHOW GLOBAL STATUS LIKE 'wsrep_%' of one node, or why the server did not answer."""
+
+    available: bool
+    values: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def _get(self, key: str, default: str = "") -> str:
+        return self.values.get(f"wsrep_{key}", default)
+
+    @property
+    def cluster_status(self) -> str:
+        """Primary, non-Primary or Disconnected."""
+        return self._get("cluster_status")
+
+    @property
+    def primary(self) -> bool:
+        return self.cluster_status == "Primary"
+
+    @property
+    def state(self) -> str:
+        """Joining, Donor/Desynced, Joined, Synced (wsrep_local_state_comment)."""
+        return self._get("local_state_comment")
+
+    @property
+    def synced(self) -> bool:
+        return self.primary and self.state == "Synced" and self.ready
+
+    @property
+    def ready(self) -> bool:
+        return self._get("ready") == "ON"
+
+    @property
+    def connected(self) -> bool:
+        return self._get("connected") == "ON"
+
+    @property
+    def cluster_size(self) -> int:
+        return int(self._get("cluster_size", "0") or 0)
+
+    @property
+    def cluster_uuid(self) -> str:
+        return self._get("cluster_state_uuid")
+
+    @property
+    def last_committed(self) -> int:
+        return int(self._get("last_committed", "-1") or -1)
+
+    @property
+    def incoming_addresses(self) -> list[str]:
+        raw = self._get("incoming_addresses")
+        return [a for a in raw.split(",") if a]
+
+
+def _mariadb(sql: str) -> tuple[str, ...]:
+    return ("mariadb", "--connect-timeout=5", "-N", "-B", "-e", sql)
+
+
+def parse_galera_status(r: Result) -> GaleraStatus:
+    if r.exit_status != 0:
+        # the server is down or refuses us: that is the answer (ERROR 2002 ... socket ...)
+        return GaleraStatus(False, error=first_line(r.stderr) or f"mariadb exited {r.exit_status}")
+    values = parse_variables(r.stdout)
+    if values and not all(k.startswith("wsrep_") for k in values):
+        raise ValueError("unexpected variable names in wsrep status")
+    return GaleraStatus(True, values)
+
+
+def galera_status() -> Fact[GaleraStatus]:
+    return Fact("galera_status", _mariadb("SHOW GLOBAL STATUS LIKE 'wsrep_%'"), parse_galera_status, 15.0)
+
+
+def galera_variables() -> Fact[dict[str, str]]:
+    """wsrep_* server variables (cluster address, node name, provider options...)."""
+    return Fact("galera_variables", _mariadb("SHOW GLOBAL VARIABLES LIKE 'wsrep_%'"),
+                lambda r: parse_variables(require_exit(r).stdout), 15.0)
+
+
+# -- grastate.dat ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GraState:
+    uuid: str
+    seqno: int
+    """-1 after a crash (or while running): ask --wsrep-recover for the real position."""
+    safe_to_bootstrap: bool
+    version: str = ""
+
+
+def parse_grastate(text: str) -> GraState:
+    fields = {}
+    for line in text.splitlines():
+        if line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return GraState(fields["uuid"], int(fields["seqno"]), fields.get("safe_to_bootstrap", "0") == "1",
+                    fields.get("version", ""))
+
+
+def grastate(path: str = GRASTATE) -> Fact[GraState | None]:
+    """None when the file does not exist (a node that never ran Galera)."""
+    raw = read_text(path)
+
+    def parse(r: Result) -> GraState | None:
+        text = raw.parse(r)
+        return None if text is None else parse_grastate(text)
+
+    return Fact("grastate", raw.argv, parse)
+
+
+# -- mariadbd --wsrep-recover --------------------------------------------------------------
+
+_RECOVERED = re.compile(r"WSREP: Recovered position:\s*([0-9a-f-]{36}):(-?\d+)(?:,(\S+))?")
+
+
+@dataclass(frozen=True)
+class RecoveredPosition:
+    uuid: str
+    seqno: int
+    gtid: str = ""
+    """MariaDB may append its GTID (domain-server-sequence) after a comma."""
+
+    @property
+    def start_position(self) -> str:
+        """The value for --wsrep-start-position."""
+        return f"{self.uuid}:{self.seqno}"
+
+
+def parse_recovered(text: str) -> RecoveredPosition:
+    """Find the position line in the server's log output; the last one wins."""
+    found = _RECOVERED.findall(text)
+    if not found:
+        raise ValueError("no 'WSREP: Recovered position' line in the output")
+    uuid, seqno, gtid = found[-1]
+    return RecoveredPosition(uuid, int(seqno), gtid)
+
+
+def wsrep_recover() -> Fact[RecoveredPosition]:
+    """Start mariadbd in recovery mode (it exits by itself) and read the position it logs.
+
+    Only while mariadb is stopped. --disable-log-error sends the log to stderr, like
+    Debian's galera_recovery does. The exit status is not trusted either way: the position
+    line is the answer, and its absence is an error that shows the log's tail.
+    """
+    argv = ("mariadbd", "--user=mysql", "--wsrep-recover", "--disable-log-error")
+    return Fact("wsrep_recover", argv, lambda r: parse_recovered(r.stdout + "\n" + r.stderr), 300.0)

@@ -1,0 +1,147 @@
+"""RabbitMQ facts (3.10): cluster membership, partitions and alarms; quorum queue replicas.
+
+rabbitmqctl must run on the node itself. It reads stdin, which the transports close.
+A node that is down, or whose `rabbit` app is stopped, makes rabbitmqctl exit 69: the fact
+says so (available=False) instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from hastack.facts.base import Fact, first_line
+from hastack.transport.base import Result
+
+QUEUE_COLUMNS = ("name", "type", "leader", "members", "online")
+
+
+def _json(text: str) -> Any:
+    """The JSON document in rabbitmqctl's stdout (skipping any banner line before it)."""
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    if not starts:
+        raise ValueError("no JSON document in the output")
+    return json.loads(text[min(starts):])
+
+
+def _unavailable(r: Result) -> str:
+    return first_line(r.stderr) or first_line(r.stdout) or f"rabbitmqctl exited {r.exit_status}"
+
+
+@dataclass(frozen=True)
+class Alarm:
+    node: str
+    resource: str
+    """memory, disk or file_descriptors."""
+
+
+@dataclass(frozen=True)
+class RabbitCluster:
+    available: bool
+    cluster_name: str = ""
+    disk_nodes: tuple[str, ...] = ()
+    ram_nodes: tuple[str, ...] = ()
+    running_nodes: tuple[str, ...] = ()
+    partitions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """node -> the peers it cannot reach; empty when the cluster is whole."""
+    alarms: tuple[Alarm, ...] = ()
+    versions: dict[str, str] = field(default_factory=dict)
+    maintenance: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.disk_nodes) | set(self.ram_nodes)))
+
+    @property
+    def stopped_nodes(self) -> tuple[str, ...]:
+        """Members of the cluster that are not running (down, paused by pause_minority...)."""
+        return tuple(n for n in self.members if n not in self.running_nodes)
+
+    @property
+    def partitioned(self) -> bool:
+        return any(self.partitions.values())
+
+
+def parse_cluster_status(text: str) -> RabbitCluster:
+    """`rabbitmqctl cluster_status --formatter json`."""
+    doc = _json(text)
+    if not isinstance(doc, dict) or "running_nodes" not in doc:
+        raise ValueError("not a cluster_status document")
+    alarms = tuple(Alarm(str(a.get("node", "")), str(a.get("resource", a.get("type", ""))))
+                   for a in doc.get("alarms") or [])
+    partitions = {str(n): tuple(peers) for n, peers in (doc.get("partitions") or {}).items()}
+    versions = {str(n): str(v.get("rabbitmq_version", "")) for n, v in (doc.get("versions") or {}).items()}
+    return RabbitCluster(
+        True,
+        cluster_name=str(doc.get("cluster_name", "")),
+        disk_nodes=tuple(doc.get("disk_nodes") or ()),
+        ram_nodes=tuple(doc.get("ram_nodes") or ()),
+        running_nodes=tuple(doc.get("running_nodes") or ()),
+        partitions=partitions,
+        alarms=alarms,
+        versions=versions,
+        maintenance={str(n): str(s) for n, s in (doc.get("maintenance_status") or {}).items()},
+    )
+
+
+def cluster_status() -> Fact[RabbitCluster]:
+    def parse(r: Result) -> RabbitCluster:
+        if r.exit_status != 0:
+            return RabbitCluster(False, error=_unavailable(r))
+        return parse_cluster_status(r.stdout)
+
+    argv = ("rabbitmqctl", "-q", "cluster_status", "--formatter", "json")
+    return Fact("rabbitmq_cluster", argv, parse, 70.0)
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    type: str
+    leader: str = ""
+    members: tuple[str, ...] = ()
+    online: tuple[str, ...] = ()
+
+    @property
+    def offline_members(self) -> tuple[str, ...]:
+        return tuple(m for m in self.members if m not in self.online)
+
+
+@dataclass(frozen=True)
+class Queues:
+    available: bool
+    vhost: str
+    queues: tuple[Queue, ...] = ()
+    error: str = ""
+
+    def of_type(self, kind: str) -> tuple[Queue, ...]:
+        return tuple(q for q in self.queues if q.type == kind)
+
+
+def _names(value: object) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def parse_queues(vhost: str, text: str) -> Queues:
+    """`rabbitmqctl list_queues --formatter json name type leader members online`.
+
+    Classic queues have no leader/members/online of their own: those come back empty.
+    """
+    doc = _json(text) if text.strip() else []
+    if not isinstance(doc, list):
+        raise ValueError("not a list_queues document")
+    qs = tuple(Queue(str(q["name"]), str(q.get("type", "")), str(q.get("leader") or ""),
+                     _names(q.get("members")), _names(q.get("online"))) for q in doc)
+    return Queues(True, vhost, qs)
+
+
+def queues(vhost: str = "/") -> Fact[Queues]:
+    def parse(r: Result) -> Queues:
+        if r.exit_status != 0:
+            return Queues(False, vhost, error=_unavailable(r))
+        return parse_queues(vhost, r.stdout)
+
+    argv = ("rabbitmqctl", "-q", "list_queues", "--vhost", vhost, "--formatter", "json", *QUEUE_COLUMNS)
+    return Fact(f"rabbitmq_queues {vhost}", argv, parse, 70.0)

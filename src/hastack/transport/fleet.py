@@ -1,0 +1,200 @@
+"""Many hosts at once: a result per host, bounded parallelism, no hang.
+
+Fabric's lesson: a many-host call returns an outcome for *every* host. One host failing (down,
+timed out, command failed with `check`) is recorded for that host and never hides the hosts
+that worked. Only HostError counts as a host's failure; anything else is a bug (or a test's
+AssertionError) and propagates at once, after the other hosts' work is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast, overload
+
+from hastack.transport.base import HostError, HostUnreachable, Result, Transport
+
+T = TypeVar("T")
+Call = Callable[[Transport], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """What one host gave back: a value, or the HostError that stopped it."""
+
+    host: str
+    value: T | None = None
+    error: HostError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return cast(T, self.value)
+
+
+class PerHost(dict[str, Outcome[T]]):
+    """Outcomes keyed by node name, in the order the transports were given."""
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.values())
+
+    def succeeded(self) -> dict[str, T]:
+        return {h: cast(T, o.value) for h, o in self.items() if o.error is None}
+
+    def errors(self) -> dict[str, HostError]:
+        return {h: o.error for h, o in self.items() if o.error is not None}
+
+
+class Unreachable:
+    """Stands in for a host that could not be connected: every call raises why.
+
+    `connect_all` returns one of these instead of dropping the host, so that every later
+    many-host call reports that host as failed instead of silently skipping it.
+    """
+
+    def __init__(self, error: HostUnreachable):
+        self.host = error.host
+        self.error = error
+
+    async def run(
+        self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
+        check: bool = False,
+    ) -> Result:
+        raise self.error
+
+    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
+        raise self.error
+
+    async def get(self, path: str) -> bytes | None:
+        raise self.error
+
+    async def close(self) -> None:
+        return None
+
+
+def unreachable(transports: Mapping[str, Transport]) -> dict[str, HostUnreachable]:
+    return {name: t.error for name, t in transports.items() if isinstance(t, Unreachable)}
+
+
+@overload
+async def run_all(
+    transports: Mapping[str, Transport], action: Sequence[str], *, max_parallel: int = 16,
+    timeout: float | None = None, check: bool = False,
+) -> PerHost[Result]: ...
+
+
+@overload
+async def run_all(
+    transports: Mapping[str, Transport], action: Callable[[Transport], Awaitable[T]], *,
+    max_parallel: int = 16, timeout: float | None = None, check: bool = False,
+) -> PerHost[T]: ...
+
+
+async def run_all(
+    transports: Mapping[str, Transport],
+    action: Sequence[str] | Call,
+    *,
+    max_parallel: int = 16,
+    timeout: float | None = None,
+    check: bool = False,
+) -> PerHost[Any]:
+    """Run an argv (or `await action(transport)`) on every host, at most `max_parallel` at once.
+
+    `timeout` bounds each host's whole action: a host that does not answer in time becomes an
+    error outcome for that host. With an argv, `check=True` turns a non-zero exit into an error
+    outcome (CommandError); otherwise the Result carries the exit status.
+    """
+    if max_parallel < 1:
+        raise ValueError("max_parallel must be at least 1")
+    call, deadline = _as_call(action, timeout, check)
+    gate = asyncio.Semaphore(max_parallel)
+    tasks = [asyncio.create_task(_one(name, t, call, gate, deadline)) for name, t in transports.items()]
+    if not tasks:
+        return PerHost()
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+    if failed:
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise cast(BaseException, failed[0].exception())
+    return PerHost((o.host, o) for o in (t.result() for t in tasks))
+
+
+_SLACK = 2.0
+"""An argv's own timeout kills the remote command and says so (CommandTimeout); the outer
+deadline, a little later, only catches a host that stopped answering altogether."""
+
+
+def _as_call(action: Sequence[str] | Call, timeout: float | None, check: bool) -> tuple[Call, float | None]:
+    if callable(action):
+        return action, timeout
+    if isinstance(action, str) or not action:
+        raise ValueError("run_all needs an argv list (or a callable), not a string")
+    argv = list(action)
+    deadline = None if timeout is None else timeout + _SLACK
+    return (lambda t: t.run(argv, timeout=timeout, check=check)), deadline
+
+
+async def _one(name: str, transport: Transport, call: Call, gate: asyncio.Semaphore,
+               deadline: float | None) -> Outcome[object]:
+    async with gate:
+        try:
+            value = await asyncio.wait_for(call(transport), deadline)
+        except HostError as exc:
+            return Outcome(name, error=exc)
+        except TimeoutError:
+            return Outcome(name, error=HostError(name, f"no answer within {deadline:g}s"))
+        return Outcome(name, value=value)
+
+
+class Fleet:
+    """The transports of a topology's nodes plus its parallelism: close them all in one place."""
+
+    def __init__(self, transports: Mapping[str, Transport], *, max_parallel: int = 16):
+        self.transports: dict[str, Transport] = dict(transports)
+        self.max_parallel = max_parallel
+
+    def __getitem__(self, name: str) -> Transport:
+        return self.transports[name]
+
+    @property
+    def unreachable(self) -> dict[str, HostUnreachable]:
+        return unreachable(self.transports)
+
+    def only(self, names: Sequence[str]) -> dict[str, Transport]:
+        return {n: self.transports[n] for n in names}
+
+    @overload
+    async def run_all(
+        self, action: Sequence[str], *, names: Sequence[str] | None = None, timeout: float | None = None,
+        check: bool = False,
+    ) -> PerHost[Result]: ...
+
+    @overload
+    async def run_all(
+        self, action: Callable[[Transport], Awaitable[T]], *, names: Sequence[str] | None = None,
+        timeout: float | None = None, check: bool = False,
+    ) -> PerHost[T]: ...
+
+    async def run_all(
+        self, action: Sequence[str] | Callable[[Transport], Awaitable[object]], *,
+        names: Sequence[str] | None = None, timeout: float | None = None, check: bool = False,
+    ) -> PerHost[Any]:
+        targets = self.transports if names is None else self.only(names)
+        return await run_all(targets, action, max_parallel=self.max_parallel, timeout=timeout, check=check)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(t.close() for t in self.transports.values()), return_exceptions=True)
+
+    async def __aenter__(self) -> Fleet:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,23 @@
+#!/bin/bash
+# One controller's HAProxy and keepalived, alone on their link: keepalived must take the VIP once
+# HAProxy answers on this node's address, and drop it once HAProxy is dead.
+set -u
+node=$1 vip=$2 dev=$3 password=$4
+mkdir -p /run/haproxy
+sysctl -q -w net.ipv4.ip_nonlocal_bind=1
+has_vip() { ip -4 -o addr show dev "$dev" | grep -q " $vip/"; }
+lacks_vip() { ! has_vip; }
+wait_for() { for _ in $(seq 150); do "$1" && return 0; sleep 0.1; done; return 1; }
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+haproxy -f /etc/haproxy/haproxy.cfg -db > /tmp/haproxy.log 2>&1 &
+hap=$!
+keepalived -n -l -D -f /etc/keepalived/keepalived.conf > /tmp/keepalived.log 2>&1 &
+ka=$!
+if wait_for has_vip; then echo "VIP-ACQUIRED"; else echo "VIP-NOT-ACQUIRED"; fi
+echo "HEALTHZ $(code "http://$node:8404/healthz")"
+echo "STATS-NOAUTH $(code "http://$node:8404/stats")"
+echo "STATS-AUTH $(code -u "hastack:$password" "http://$node:8404/stats")"
+kill -9 "$hap"
+if wait_for lacks_vip; then echo "VIP-RELEASED"; else echo "VIP-KEPT"; fi
+kill "$ka"; wait "$ka" 2>/dev/null
+grep -i -E "SECURITY|Unknown keyword|error" /tmp/keepalived.log | sed 's/^/KEEPALIVED /'

@@ -1,0 +1,114 @@
+"""Lab tier: deploy examples/seed.yml on real daemons, then read the result directly from the nodes.
+
+One lab for the whole module (bringing up three controllers costs minutes of CPU on 2 cores).
+Tests that change something put it back and wait for health before the next one runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from hastack.secrets import Secrets, secrets_path
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hastack(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hastack.cli.main", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the seed topology (its state dir stays out of the source tree), up and deployed."""
+    work = tmp_path_factory.mktemp("seed")
+    topo = work / "seed.yml"
+    topo.write_text((ROOT / "examples" / "seed.yml").read_text())
+    up = hastack("lab", "up", str(topo))
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        dep = hastack("deploy", str(topo))
+        print(dep.stdout)
+        assert dep.returncode == 0, dep.stdout + dep.stderr
+        yield topo
+    finally:
+        down = hastack("lab", "down", str(topo))
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def on(topo: Path, node: str, *argv: str) -> str:
+    res = hastack("lab", "ssh", "--topology", str(topo), node, "--", *argv, timeout=120)
+    assert res.returncode == 0, f"{node}: {argv}: {res.stdout}{res.stderr}"
+    return res.stdout
+
+
+def sql(topo: Path, node: str, query: str) -> str:
+    return on(topo, node, "mariadb", "-N", "-B", "-e", query)
+
+
+def test_galera_every_vote_synced(seed_lab: Path) -> None:
+    for node in ("ctl-1", "ctl-2", "ctl-3"):
+        status = dict(line.split("\t") for line in sql(seed_lab, node, "SHOW GLOBAL STATUS LIKE 'wsrep_%'").splitlines())
+        assert status["wsrep_cluster_size"] == "3"
+        assert status["wsrep_local_state_comment"] == "Synced"
+        assert status["wsrep_cluster_status"] == "Primary"
+
+
+def test_rabbitmq_cluster_without_guest(seed_lab: Path) -> None:
+    status = json.loads(on(seed_lab, "ctl-1", "rabbitmqctl", "-q", "cluster_status", "--formatter", "json"))
+    assert sorted(status["running_nodes"]) == ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
+    assert not status["partitions"]
+    users = json.loads(on(seed_lab, "ctl-2", "rabbitmqctl", "-q", "list_users", "--formatter", "json"))
+    assert "guest" not in {u["user"] for u in users}
+
+
+def vip_holders(topo: Path) -> list[str]:
+    return [n for n in ("ctl-1", "ctl-2", "ctl-3") if "10.77.0.10/" in on(topo, n, "ip", "-4", "-o", "addr")]
+
+
+def test_vip_on_exactly_one_controller(seed_lab: Path) -> None:
+    assert len(vip_holders(seed_lab)) == 1
+
+
+def probe_password(topo: Path) -> str:
+    secrets = Secrets.load(secrets_path(topo, "seed"))
+    return secrets.password("db/hastack_probe")
+
+
+def test_write_through_vip_reads_back_everywhere(seed_lab: Path) -> None:
+    marker = f"m{time.time_ns()}"
+    conn = pymysql.connect(host="10.77.0.10", user="hastack_probe", password=probe_password(seed_lab),
+                           database="hastack_probe", connect_timeout=5, autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS t (id VARCHAR(64) PRIMARY KEY)")
+        cur.execute("INSERT INTO t VALUES (%s)", (marker,))
+    conn.close()
+    for node in ("ctl-1", "ctl-2", "ctl-3"):
+        assert marker in sql(seed_lab, node, "SELECT id FROM hastack_probe.t")
+
+
+def test_pacemaker_group_on_one_node_with_fencing(seed_lab: Path) -> None:
+    xml = on(seed_lab, "net-1", "crm_mon", "-1", "--output-as=xml")
+    assert re.search(r'<node name="net-1"[^>]*online="true"', xml)
+    assert re.search(r'<node name="net-2"[^>]*online="true"', xml)
+    for fence in ("fence-net-1", "fence-net-2"):
+        assert re.search(rf'<resource id="{fence}"[^>]*active="true"', xml)
+    hosts = set(re.findall(r'<resource id="neutron-l3-agent"[^>]*>\s*<node name="([^"]+)"', xml))
+    assert len(hosts) == 1
+
+
+def test_second_deploy_changes_nothing(seed_lab: Path) -> None:
+    res = hastack("deploy", str(seed_lab))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 changed" in res.stdout

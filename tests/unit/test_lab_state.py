@@ -1,0 +1,108 @@
+"""Pure parts of the lab: names it plans on the host, its state file, its nftables rules."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from hastack.lab import net, state
+from hastack.topology.model import Topology
+
+ROOTFS = Path("/var/lib/hastack/images/x/rootfs")
+
+
+def small(**network: object) -> Topology:
+    return Topology.model_validate({
+        "name": "small",
+        "network": {"management": "10.78.0.0/24", "vip": "10.78.0.1", **network},
+        "nodes": [{"name": "ctl-1", "address": "10.78.0.2", "roles": ["controller"]},
+                  {"name": "a-very-long-node-name", "address": "10.78.0.21", "roles": ["network"]}],
+    })
+
+
+def test_host_takes_the_first_address_no_node_and_no_vip_uses(seed: Topology) -> None:
+    assert state.host_address(seed) == ipaddress.IPv4Interface("10.77.0.1/24")
+    assert state.host_address(small()) == ipaddress.IPv4Interface("10.78.0.3/24")
+
+
+def test_interface_names_fit_the_kernel_limit_and_stay_distinct() -> None:
+    st = state.plan(small(), Path("t.yml"), ROOTFS)
+    names = [st.bridge, *(n.veth_host for n in st.nodes.values())]
+    assert all(len(n) <= 15 for n in names)
+    assert len(set(names)) == len(names)
+    assert st.nodes["ctl-1"].veth_host == "vsmall-ctl-1"
+    assert st.nodes["ctl-1"].veth_node == "eth0"
+    assert st.nodes["ctl-1"].address == "10.78.0.2/24"
+    assert state.ifname("v", "small", "a-very-long-node-name") == st.nodes["a-very-long-node-name"].veth_host
+
+
+def test_plan_names_namespaces_and_cgroups_per_lab(seed: Topology) -> None:
+    st = state.plan(seed, Path("examples/seed.yml"), ROOTFS)
+    assert st.nodes["net-1"].netns == "hastack-seed-net-1"
+    assert st.nodes["net-1"].cgroup == "hastack/seed/net-1"
+    assert st.socket == "/run/hastack/seed/power/power.sock"
+    assert st.topology == str(Path("examples/seed.yml").resolve())
+
+
+def test_state_round_trips_through_json(seed: Topology) -> None:
+    st = state.plan(seed, Path("examples/seed.yml"), ROOTFS)
+    st.cuts.append(["ctl-1", "*"])
+    st.nodes["ctl-1"].pid = 1234
+    again = state.LabState.from_json(st.to_json())
+    assert again == st
+    assert state.shape(again) == state.shape(st)
+
+
+def test_state_files_are_written_atomically_and_updated_under_lock(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   seed: Topology) -> None:
+    monkeypatch.setattr(state, "LABS", tmp_path)
+    st = state.plan(seed, Path("examples/seed.yml"), ROOTFS)
+    state.write(st)
+    with state.update("seed") as cur:
+        cur.power_pid = 42
+    assert state.read("seed") is not None and state.read("seed").power_pid == 42  # type: ignore[union-attr]
+    assert [s.name for s in state.all_labs()] == ["seed"]
+    assert not list(tmp_path.glob("seed/.state.*"))
+
+
+def test_lab_problem_accepts_the_examples_and_rejects_collisions(seed: Topology) -> None:
+    assert state.lab_problem(seed) is None
+    assert state.lab_problem(small()) is None
+    clash = small(vip="10.78.0.2")
+    assert "not unique" in (state.lab_problem(clash) or "")
+    outside = small(vip="10.99.0.1")
+    assert "10.99.0.1" in (state.lab_problem(outside) or "")
+
+
+def test_ruleset_isolates_the_bridge_and_expresses_cuts(seed: Topology) -> None:
+    st = state.plan(seed, Path("examples/seed.yml"), ROOTFS)
+    text = net.ruleset(st)
+    assert 'iifname "hs-seed" oifname != "hs-seed" drop' in text
+    assert "vseed-ctl-1" not in text
+    st.cuts = [["ctl-1", "*"], ["net-1", "net-2"]]
+    text = net.ruleset(st)
+    assert text.count('iifname "vseed-ctl-1" drop') == 2  # forward and input (to the host)
+    assert 'oifname "vseed-ctl-1" drop' in text
+    assert 'iifname "vseed-net-1" oifname "vseed-net-2" drop' in text
+    assert 'iifname "vseed-net-2" oifname "vseed-net-1" drop' in text
+    assert text.index("delete table bridge hastack-seed") < text.index("chain cut_forward")
+
+
+def test_macs_are_stable_local_unicast() -> None:
+    a, b = net.mac("seed", "ctl-1"), net.mac("seed", "ctl-2")
+    assert a == net.mac("seed", "ctl-1") and a != b
+    first = int(a.split(":")[0], 16)
+    assert first & 0x02 and not first & 0x01
+
+
+def test_a_management_net_the_host_already_routes_is_refused() -> None:
+    lab_net = ipaddress.IPv4Network("10.77.0.0/24")
+    routes = [{"dst": "default", "dev": "eth0"}, {"dst": "192.0.2.0/24", "dev": "eth0"},
+              {"dst": "10.77.0.1", "dev": "hs-seed", "type": "local"},
+              {"dst": "10.77.0.0/24", "dev": "hs-seed"}]
+    assert net.busy_route(routes, lab_net, "hs-seed") is None
+    routes.append({"dst": "10.0.0.0/8", "dev": "wg0"})
+    assert net.busy_route(routes, lab_net, "hs-seed") == "10.0.0.0/8 dev wg0"

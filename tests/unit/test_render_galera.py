@@ -1,0 +1,198 @@
+"""Galera: every member in gcomm://, own-address binds, tuning reaches the provider, and the
+HTTP health check answers what HAProxy needs (driven for real with a fake `mariadb` client)."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hastack.components import galera
+from hastack.components.base import Ctx, File
+from hastack.topology.model import GaleraTuning, Node, Topology
+
+CtxOf = Callable[[Topology], Ctx]
+
+
+def files(ctx: Ctx, node: Node) -> dict[str, File]:
+    return {f.path: f for f in galera.COMPONENT.files(ctx, node)}
+
+
+def server_cnf(ctx: Ctx, node: Node) -> configparser.RawConfigParser:
+    cp = configparser.RawConfigParser(allow_no_value=True, strict=True)
+    cp.read_string(files(ctx, node)[galera.CONF].data.decode())
+    return cp
+
+
+def provider_options(cp: configparser.RawConfigParser) -> dict[str, str]:
+    raw = cp["galera"]["wsrep_provider_options"].strip('"')
+    return dict(item.split("=", 1) for item in raw.split(";"))
+
+
+def with_galera(topo: Topology, **changes: object) -> Topology:
+    g = GaleraTuning.model_validate({**topo.tuning.galera.model_dump(), **changes})
+    return topo.model_copy(update={"tuning": topo.tuning.model_copy(update={"galera": g})})
+
+
+def test_applies_to_controllers_only(seed: Topology) -> None:
+    assert [n.name for n in seed.nodes if galera.COMPONENT.applies(seed, n)] == ["ctl-1", "ctl-2", "ctl-3"]
+
+
+def test_every_controller_is_in_gcomm_on_every_controller(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    want = {f"{n.address}:4567" for n in seed.controllers}
+    for node in seed.controllers:
+        address = server_cnf(ctx, node)["galera"]["wsrep_cluster_address"]
+        assert address.startswith("gcomm://")
+        assert set(address.removeprefix("gcomm://").split(",")) == want
+
+
+def test_garbd_is_a_gcomm_peer(four: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(four)
+    peers = server_cnf(ctx, four.controllers[0])["galera"]["wsrep_cluster_address"].removeprefix("gcomm://")
+    assert set(peers.split(",")) == {"10.78.0.11:4567", "10.78.0.12:4567", "10.78.0.21:4567"}
+
+
+def test_binds_own_address_and_names_itself(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    for node in seed.controllers:
+        cp = server_cnf(ctx, node)
+        assert cp["mysqld"]["bind-address"] == str(node.address)
+        assert cp["galera"]["wsrep_node_address"] == str(node.address)
+        assert cp["galera"]["wsrep_node_name"] == node.name
+        assert cp["galera"]["wsrep_cluster_name"] == seed.name
+        assert "0.0.0.0" not in files(ctx, node)[galera.CONF].data.decode()
+
+
+def test_galera_essentials(seed: Topology, ctx_of: CtxOf) -> None:
+    cp = server_cnf(ctx_of(seed), seed.controllers[0])
+    assert cp["galera"]["wsrep_on"] == "ON"
+    assert cp["galera"]["wsrep_provider"] == "/usr/lib/galera/libgalera_smm.so"
+    assert cp["mysqld"]["binlog_format"] == "ROW"
+    assert cp["mysqld"]["default_storage_engine"] == "InnoDB"
+    assert cp["mysqld"]["innodb_autoinc_lock_mode"] == "2"
+    assert cp["mysqld"]["innodb_buffer_pool_size"] == seed.tuning.galera.buffer_pool_size
+    assert int(cp["mysqld"]["max_connections"]) >= 1000
+
+
+def test_provider_options_follow_tuning(seed: Topology, ctx_of: CtxOf) -> None:
+    topo = with_galera(seed, evs_suspect_timeout="PT5S", evs_inactive_timeout="PT9S",
+                       evs_keepalive_period="PT1S", gcache_size="1G", pc_recovery=False)
+    opts = provider_options(server_cnf(ctx_of(topo), topo.controllers[1]))
+    assert opts["evs.suspect_timeout"] == "PT5S"
+    assert opts["evs.inactive_timeout"] == "PT9S"
+    assert opts["evs.keepalive_period"] == "PT1S"
+    assert opts["gcache.size"] == "1G"
+    assert opts["pc.recovery"] == "FALSE"
+    assert opts["gmcast.listen_addr"] == "tcp://10.77.0.12:4567"
+
+
+def test_mariabackup_sst_auth_is_secret(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    f = files(ctx, seed.controllers[0])[galera.CONF]
+    assert (f.secret, f.mode, f.owner, f.group) == (True, 0o640, "root", "mysql")
+    cp = server_cnf(ctx, seed.controllers[0])
+    assert cp["galera"]["wsrep_sst_method"] == "mariabackup"
+    assert cp["galera"]["wsrep_sst_auth"] == f"sst:{ctx.secrets.password('galera/sst')}"
+    assert {"mariadb-backup", "socat"} <= set(galera.COMPONENT.packages(seed, seed.controllers[0]))
+
+
+def test_rsync_sst_needs_no_auth(seed: Topology, ctx_of: CtxOf) -> None:
+    topo = with_galera(seed, sst_method="rsync")
+    cp = server_cnf(ctx_of(topo), topo.controllers[0])
+    assert cp["galera"]["wsrep_sst_method"] == "rsync"
+    assert "wsrep_sst_auth" not in cp["galera"]
+    assert "rsync" in galera.COMPONENT.packages(topo, topo.controllers[0])
+    assert "mariadb-backup" not in galera.COMPONENT.packages(topo, topo.controllers[0])
+
+
+def test_health_check_files(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    node = seed.controllers[2]
+    fs = files(ctx, node)
+    socket = fs["/etc/systemd/system/hastack-galera-check.socket"].data.decode()
+    assert f"ListenStream={node.address}:9200" in socket
+    assert "Accept=yes" in socket
+    service = fs["/etc/systemd/system/hastack-galera-check@.service"].data.decode()
+    assert "StandardInput=socket" in service and "User=mysql" in service
+    cnf = fs[galera.CHECK_CNF]
+    assert (cnf.secret, cnf.mode, cnf.group) == (True, 0o640, "mysql")
+    assert f"password = {ctx.secrets.password('galera/check')}" in cnf.data.decode()
+    assert "user = clustercheck" in cnf.data.decode()
+    assert fs[galera.CHECK_SCRIPT].mode == 0o755
+    assert galera.COMPONENT.units(seed, node) == ["mariadb", "hastack-galera-check.socket"]
+
+
+def test_db_users_cover_the_secrets() -> None:
+    users = {(u.name, u.secret) for u in galera.DB_USERS}
+    assert users == {("sst", "galera/sst"), ("clustercheck", "galera/check")}
+
+
+# -- the check script itself ------------------------------------------------------------------------
+
+REQUEST = b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"
+
+
+def run_check(tmp_path: Path, topo: Topology, client_body: str) -> tuple[str, str]:
+    fake = tmp_path / "mariadb"
+    fake.write_text("#!/bin/bash\n" + client_body)
+    fake.chmod(0o755)
+    script = tmp_path / "check"
+    script.write_text(galera.check_script(topo, client=str(fake)))
+    script.chmod(0o755)
+    out = subprocess.run([str(script)], input=REQUEST, capture_output=True, timeout=10).stdout.decode()
+    head, _, body = out.partition("\r\n\r\n")
+    return head.splitlines()[0], body
+
+
+def status_says(state: str, ready: str) -> str:
+    return f"printf 'wsrep_local_state\\t{state}\\nwsrep_ready\\t{ready}\\n'\n"
+
+
+pytestmark_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+@pytestmark_bash
+@pytest.mark.parametrize(("state", "ready", "status"), [
+    ("4", "ON", "HTTP/1.1 200 OK"),
+    ("2", "ON", "HTTP/1.1 200 OK"),            # donor under mariabackup keeps serving
+    ("1", "ON", "HTTP/1.1 503 Service Unavailable"),
+    ("3", "ON", "HTTP/1.1 503 Service Unavailable"),
+    ("4", "OFF", "HTTP/1.1 503 Service Unavailable"),
+])
+def test_check_script_answers(tmp_path: Path, seed: Topology, state: str, ready: str, status: str) -> None:
+    line, body = run_check(tmp_path, seed, status_says(state, ready))
+    assert line == status
+    assert body.endswith("\n")
+
+
+@pytestmark_bash
+def test_check_script_donor_is_down_with_rsync(tmp_path: Path, seed: Topology) -> None:
+    line, _ = run_check(tmp_path, with_galera(seed, sst_method="rsync"), status_says("2", "ON"))
+    assert line == "HTTP/1.1 503 Service Unavailable"
+
+
+@pytestmark_bash
+def test_check_script_server_down(tmp_path: Path, seed: Topology) -> None:
+    line, body = run_check(tmp_path, seed, "echo 'ERROR 2002' >&2\nexit 1\n")
+    assert line == "HTTP/1.1 503 Service Unavailable"
+    assert "not answering" in body
+
+
+@pytestmark_bash
+def test_check_script_content_length_matches(tmp_path: Path, seed: Topology) -> None:
+    fake = tmp_path / "mariadb"
+    fake.write_text("#!/bin/bash\n" + status_says("4", "ON"))
+    fake.chmod(0o755)
+    script = tmp_path / "check"
+    script.write_text(galera.check_script(seed, client=str(fake)))
+    script.chmod(0o755)
+    raw = subprocess.run([str(script)], input=REQUEST, capture_output=True, timeout=10).stdout
+    head, _, body = raw.partition(b"\r\n\r\n")
+    headers = dict(h.split(b": ", 1) for h in head.split(b"\r\n")[1:])
+    length = int(headers[b"Content-Length"])
+    assert length == len(body)

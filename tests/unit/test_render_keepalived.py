@@ -1,0 +1,121 @@
+"""keepalived: VRRPv3 without authentication, unicast between controllers, nopreempt, distinct
+priorities, tracking this node's own HAProxy."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+
+from hastack.components import keepalived
+from hastack.components.base import Ctx
+from hastack.topology.model import KeepalivedTuning, Network, Node, PublicNetwork, Topology
+
+CtxOf = Callable[[Topology], Ctx]
+
+
+def conf(ctx: Ctx, node: Node) -> str:
+    [f] = keepalived.COMPONENT.files(ctx, node)
+    assert f.path == "/etc/keepalived/keepalived.conf" and f.restarts == ("keepalived",)
+    return f.data.decode()
+
+
+def block(text: str, head: str) -> str:
+    """The body of `head { ... }` (nested braces included)."""
+    start = text.index(head + " {") + len(head) + 2
+    depth, i = 1, start
+    while depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return text[start:i - 1]
+
+
+def values(body: str, key: str) -> list[str]:
+    return re.findall(rf"^\s*{re.escape(key)}\s+(.+?)\s*$", body, re.M)
+
+
+def code(text: str) -> str:
+    return "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))
+
+
+def test_vrrp_v3_without_authentication(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    for node in seed.controllers:
+        text = code(conf(ctx, node))
+        assert values(block(text, "global_defs"), "vrrp_version") == ["3"]
+        assert "authentication" not in text and "auth_pass" not in text
+        assert ctx.secrets.password("keepalived/auth") not in text
+
+
+def test_unicast_to_the_other_controllers(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    for node in seed.controllers:
+        inst = block(code(conf(ctx, node)), "vrrp_instance hastack_vip")
+        assert values(inst, "unicast_src_ip") == [str(node.address)]
+        peers = block(inst, "unicast_peer").split()
+        assert peers == [str(n.address) for n in seed.controllers if n.name != node.name]
+
+
+def test_all_backup_nopreempt_with_descending_priorities(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    prios = []
+    for node in seed.controllers:
+        inst = block(code(conf(ctx, node)), "vrrp_instance hastack_vip")
+        assert values(inst, "state") == ["BACKUP"]
+        assert re.search(r"^\s*nopreempt\s*$", inst, re.M)
+        prios.append(int(values(inst, "priority")[0]))
+    assert prios == sorted(prios, reverse=True) and len(set(prios)) == len(prios)
+    assert all(1 <= p <= 254 for p in prios)
+
+
+def test_vip_and_tuning(seed: Topology, ctx_of: CtxOf) -> None:
+    k = KeepalivedTuning(advert_int=0.05, router_id=77, check_interval=2, check_fall=3, check_rise=4)
+    topo = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={"keepalived": k})})
+    text = code(conf(ctx_of(topo), topo.controllers[0]))
+    inst = block(text, "vrrp_instance hastack_vip")
+    assert values(inst, "interface") == ["eth0"]
+    assert values(inst, "virtual_router_id") == ["77"]
+    assert values(inst, "advert_int") == ["0.05"]
+    assert block(inst, "virtual_ipaddress").split() == ["10.77.0.10/24", "dev", "eth0"]
+    script = block(text, "vrrp_script haproxy")
+    assert values(script, "interval") == ["2"]  # keepalived 2.2.7: whole seconds only
+    assert values(script, "fall") == ["3"] and values(script, "rise") == ["4"]
+
+
+def test_check_command_gives_up_before_the_interval(seed: Topology) -> None:
+    k = KeepalivedTuning(check_interval=3)
+    topo = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={"keepalived": k})})
+    assert keepalived.check_interval(topo) == 3
+    assert " -m 2.4 " in keepalived.check_command(topo, topo.controllers[0])
+
+
+def test_tracks_own_haproxy_by_own_address(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    for node in seed.controllers:
+        text = code(conf(ctx, node))
+        script = block(text, "vrrp_script haproxy")
+        [cmd] = values(script, "script")
+        assert f"http://{node.address}:8404/healthz" in cmd
+        assert cmd.startswith('"/usr/bin/curl ') and " -sf " in cmd
+        assert block(block(text, "vrrp_instance hastack_vip"), "track_script").split() == ["haproxy"]
+        gd = block(text, "global_defs")
+        assert re.search(r"^\s*enable_script_security\s*$", gd, re.M)
+        assert values(gd, "script_user") == ["nobody"]
+
+
+def test_public_vip_moves_with_the_internal_one(seed: Topology, ctx_of: CtxOf) -> None:
+    net = Network(management=seed.network.management, vip=seed.network.vip, interface="eth0",
+                  public=PublicNetwork(cidr=ipaddress.IPv4Network("192.0.2.0/24"),
+                                       vip=ipaddress.IPv4Address("192.0.2.10"), interface="eth1"))
+    topo = seed.model_copy(update={"network": net})
+    text = code(conf(ctx_of(topo), topo.controllers[0]))
+    vips = [ln.split() for ln in block(text, "virtual_ipaddress").strip().splitlines()]
+    assert vips == [["10.77.0.10/24", "dev", "eth0"], ["192.0.2.10/24", "dev", "eth1"]]
+    assert text.count("vrrp_instance") == 1
+
+
+def test_packages_and_units(seed: Topology) -> None:
+    node = seed.controllers[0]
+    assert set(keepalived.COMPONENT.packages(seed, node)) == {"keepalived", "curl"}
+    assert keepalived.COMPONENT.units(seed, node) == ["keepalived"]
+    assert not keepalived.COMPONENT.applies(seed, seed.node("net-1"))

@@ -1,0 +1,135 @@
+"""RabbitMQ: one cookie everywhere, every broker in cluster formation, users from definitions with
+real RabbitMQ password hashes, and no default account anywhere."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from hastack.components import rabbitmq
+from hastack.components.base import Ctx, File
+from hastack.topology.model import Node, Topology
+
+CtxOf = Callable[[Topology], Ctx]
+
+
+def files(ctx: Ctx, node: Node) -> dict[str, File]:
+    return {f.path: f for f in rabbitmq.COMPONENT.files(ctx, node)}
+
+
+def conf(ctx: Ctx, node: Node) -> dict[str, str]:
+    out = {}
+    for line in files(ctx, node)[rabbitmq.CONF].data.decode().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            assert key.strip() not in out, f"{key} set twice"
+            out[key.strip()] = value.strip()
+    return out
+
+
+def defs(ctx: Ctx) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(files(ctx, ctx.topo.controllers[0])[rabbitmq.DEFINITIONS].data)
+    return data
+
+
+def hash_matches(password_hash: str, password: str) -> bool:
+    raw = base64.b64decode(password_hash)
+    salt, digest = raw[:4], raw[4:]
+    return len(salt) == 4 and digest == hashlib.sha256(salt + password.encode()).digest()
+
+
+def test_cookie_identical_and_private(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    cookies = [files(ctx, n)[rabbitmq.COOKIE] for n in seed.controllers]
+    assert len({c.data for c in cookies}) == 1
+    for c in cookies:
+        assert (c.owner, c.group, c.mode, c.secret) == ("rabbitmq", "rabbitmq", 0o400, True)
+        assert not c.data.endswith(b"\n")
+        assert c.data.decode() == ctx.secrets.password("rabbit/cookie")
+
+
+def test_cluster_formation_lists_every_controller(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    for node in seed.controllers:
+        c = conf(ctx, node)
+        peers = {v for k, v in c.items() if k.startswith("cluster_formation.classic_config.nodes.")}
+        assert peers == {f"rabbit@{n.name}" for n in seed.controllers}
+        assert c["cluster_formation.peer_discovery_backend"] == "rabbit_peer_discovery_classic_config"
+        assert c["cluster_partition_handling"] == seed.tuning.rabbitmq.partition_handling
+        assert c["net_ticktime"] == str(seed.tuning.rabbitmq.net_ticktime)
+        assert c["listeners.tcp.1"] == f"{node.address}:5672"
+        assert c["management.tcp.ip"] == str(node.address)
+        assert c["load_definitions"] == rabbitmq.DEFINITIONS
+
+
+def test_env_names_the_node(seed: Topology, ctx_of: CtxOf) -> None:
+    node = seed.controllers[1]
+    env = files(ctx_of(seed), node)[rabbitmq.ENV_CONF].data.decode()
+    assert "NODENAME=rabbit@ctl-2\n" in env
+    assert f"NODE_IP_ADDRESS={node.address}\n" in env
+
+
+def test_no_guest_anywhere(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:
+    for topo in (seed, four):
+        ctx = ctx_of(topo)
+        for node in topo.controllers:
+            for f in files(ctx, node).values():
+                assert b"guest" not in f.data.lower(), f.path
+
+
+def test_user_and_vhost_per_messaging_service(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    d = defs(ctx)
+    services = [s for s in seed.openstack.services if s != "placement"]
+    assert [u["name"] for u in d["users"]] == ["hastack", *services]
+    assert [v["name"] for v in d["vhosts"]] == services
+    for s in services:
+        assert {"user": s, "vhost": s, "configure": ".*", "write": ".*", "read": ".*"} in d["permissions"]
+        assert {p["vhost"] for p in d["permissions"] if p["user"] == s} == {s}
+    assert {p["vhost"] for p in d["permissions"] if p["user"] == "hastack"} == set(services)
+
+
+def test_password_hashes_verify(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    for user in defs(ctx)["users"]:
+        secret = "rabbit/admin" if user["name"] == "hastack" else f"rabbit/{user['name']}"
+        assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+        assert hash_matches(user["password_hash"], ctx.secrets.password(secret))
+        assert ctx.secrets.password(secret) not in json.dumps(defs(ctx))
+    admin = defs(ctx)["users"][0]
+    assert admin["tags"] == ["administrator"]
+
+
+def test_hash_is_deterministic_and_salted_per_user() -> None:
+    assert rabbitmq.password_hash("nova", "pw") == rabbitmq.password_hash("nova", "pw")
+    assert rabbitmq.password_hash("nova", "pw") != rabbitmq.password_hash("heat", "pw")
+    assert rabbitmq.password_hash("nova", "pw") != rabbitmq.password_hash("nova", "pw2")
+
+
+def test_no_policies_that_could_match_quorum_queues(seed: Topology, ctx_of: CtxOf) -> None:
+    assert defs(ctx_of(seed))["policies"] == []
+
+
+def test_definitions_secret(seed: Topology, ctx_of: CtxOf) -> None:
+    f = files(ctx_of(seed), seed.controllers[0])[rabbitmq.DEFINITIONS]
+    assert (f.secret, f.mode, f.owner, f.group) == (True, 0o640, "root", "rabbitmq")
+
+
+def test_transport_url_names_every_broker(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    pw = ctx.secrets.password("rabbit/nova")
+    url = rabbitmq.transport_url(ctx, "nova")
+    assert url == ("rabbit://" + ",".join(f"nova:{pw}@{n.address}:5672" for n in seed.controllers) + "/nova")
+
+
+def test_four_servers_skips_absent_services(four: Topology, ctx_of: CtxOf) -> None:
+    names = [u["name"] for u in defs(ctx_of(four))["users"]]
+    assert "nova" not in names and "placement" not in names
+    assert names == ["hastack", "keystone", "glance", "neutron", "cinder", "heat"]
+
+
+def test_plugins(seed: Topology, ctx_of: CtxOf) -> None:
+    assert files(ctx_of(seed), seed.controllers[0])[rabbitmq.PLUGINS].data == b"[rabbitmq_management].\n"
