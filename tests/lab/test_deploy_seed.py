@@ -59,7 +59,8 @@ def sql(topo: Path, node: str, query: str) -> str:
 
 def test_galera_every_vote_synced(seed_lab: Path) -> None:
     for node in ("ctl-1", "ctl-2", "ctl-3"):
-        status = dict(line.split("\t") for line in sql(seed_lab, node, "SHOW GLOBAL STATUS LIKE 'wsrep_%'").splitlines())
+        rows = sql(seed_lab, node, "SHOW GLOBAL STATUS LIKE 'wsrep_%'").splitlines()
+        status = dict(line.split("\t") for line in rows)
         assert status["wsrep_cluster_size"] == "3"
         assert status["wsrep_local_state_comment"] == "Synced"
         assert status["wsrep_cluster_status"] == "Primary"

@@ -6,9 +6,9 @@ import json
 import stat
 from pathlib import Path
 
-from conftest import EXAMPLES
 from typer.testing import CliRunner
 
+from conftest import EXAMPLES
 from hastack.cli.main import app
 
 runner = CliRunner()

@@ -7,11 +7,11 @@ import asyncio
 import json
 
 import pytest
-from conftest import FixedSecrets
 
+from conftest import FixedSecrets
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
-from hastack.deploy.engine import Deploy, StageFailed
+from hastack.deploy.engine import Deploy, StageFailed, StepFailed
 from hastack.deploy.stages.files import FilesStage
 from hastack.deploy.stages.galera import GaleraStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
@@ -78,7 +78,7 @@ def test_never_bootstraps_a_stopped_cluster_that_has_data(seed: Topology) -> Non
         s.add(*status_cmd(h, [], None))
     s.file("ctl-2", "/var/lib/mysql/grastate.dat", "version: 2.1\nuuid: 6f0c-1\nseqno: -1\nsafe_to_bootstrap: 0\n")
     d = make(seed, s)
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(StepFailed) as exc:
         asyncio.run(GaleraStage().run(d))
     assert "hastack recover galera" in str(exc.value)
     assert not any(c.argv and c.argv[0] == "galera_new_cluster" for c in s.calls)
@@ -104,7 +104,7 @@ def test_a_failed_stage_stops_the_next(seed: Topology) -> None:
           on_prefix("mariadb", host="ctl-3", exit_status=1, times=None))
     s.file("ctl-1", "/var/lib/mysql/grastate.dat", "uuid: 1234\nseqno: 8\nsafe_to_bootstrap: 1\n")
     d = make(seed, s)
-    with pytest.raises(Exception):
+    with pytest.raises(StageFailed):
         asyncio.run(d.execute([GaleraStage(), RabbitMQStage()]))
     assert not any("rabbitmqctl" in c.argv for c in s.calls if c.kind == "run")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from conftest import EXAMPLES
 
+from conftest import EXAMPLES
 from hastack.topology.load import load_text
 
 SEED = (EXAMPLES / "seed.yml").read_text()
@@ -44,7 +44,10 @@ def test_lines_dropped(drop: list[int]) -> None:
     check("\n".join(line for i, line in enumerate(LINES) if i not in set(drop)))
 
 
+JUNK = ["\t", ":", "- ", "{", "]", "  ", "\x00", "&a", "*a", "!!python/object"]
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, len(SEED)), st.sampled_from(["\t", ":", "- ", "{", "]", "  ", "\x00", "&a", "*a", "!!python/object"]))
+@given(st.integers(0, len(SEED)), st.sampled_from(JUNK))
 def test_characters_inserted(pos: int, junk: str) -> None:
     check(SEED[:pos] + junk + SEED[pos:])

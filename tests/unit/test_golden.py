@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, FixedSecrets, load_example
 
+from conftest import ROOT, FixedSecrets, load_example
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 

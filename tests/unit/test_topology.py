@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, load_example
 
+from conftest import EXAMPLES, load_example
 from hastack.reports import Severity
 from hastack.topology.load import load, load_text
 from hastack.topology.model import Topology

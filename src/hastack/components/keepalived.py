@@ -24,7 +24,6 @@ Choices and why:
 
 from __future__ import annotations
 
-
 from hastack.components import haproxy
 from hastack.components.base import Ctx, File, template
 from hastack.topology.model import Node, Topology

@@ -6,7 +6,6 @@ import importlib
 from functools import cache
 
 from hastack.components.base import Component, Ctx, Desired
-from hastack.topology.model import Topology
 
 # One module per component under hastack.components; order is the deploy order.
 MODULES: tuple[str, ...] = (

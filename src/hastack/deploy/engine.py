@@ -145,7 +145,10 @@ class Deploy:
             self.stage = st.name
             self.emit(Event(st.name, "", "stage", f"stage {st.name}"))
             t0, c0 = time.monotonic(), self.changes
-            await st.run(self)
+            try:
+                await st.run(self)
+            except StepFailed as exc:
+                raise StageFailed(st.name, [exc]) from exc
             self.timings.append(StageTiming(st.name, time.monotonic() - t0, self.changes - c0))
             self.emit(Event(st.name, "", "ok", f"stage {st.name} healthy"))
         return self.timings

@@ -332,6 +332,7 @@ def run_in_image(argv: list[str], binds: dict[str, str] | None = None, netns: st
     /run/netns/NAME (e.g. for `keepalived -t`, which wants its interface to exist). On timeout the
     whole process tree is killed and subprocess.TimeoutExpired is raised.
     """
+    host.require_root("running a command in the lab image")
     rootfs = ensure_image()
     SCRATCH.mkdir(parents=True, exist_ok=True)
     all_binds = {str(FENCE_AGENT): "/usr/sbin/fence_hastack", **(binds or {})}

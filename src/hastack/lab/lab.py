@@ -111,6 +111,7 @@ class Lab:
                 power.ask(st.socket, {"op": "on", "node": n})
         with _timed(times, "ssh", say):
             self.wait_ssh(timeout=ssh_timeout)
+            self._authorize(self._lab_key().export_public_key("openssh").decode().strip())
             self._write_ssh_files()
         return times
 
@@ -180,6 +181,15 @@ class Lab:
         path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
         return key
 
+    def _authorize(self, pub: str) -> None:
+        """Make sure every node accepts the topology's key (a resumed lab may meet a new key file)."""
+        keys = "/root/.ssh/authorized_keys"
+        script = f'grep -qxF "$1" {keys} 2>/dev/null || echo "$1" >> {keys}'
+        for n in self.state.nodes:
+            res = self.run(n, ["sh", "-c", script, "sh", pub], timeout=30)
+            if res.returncode != 0:
+                raise LabError("authorize-failed", f"{n}: cannot install the lab key: {res.stderr.strip()}")
+
     def _write_ssh_files(self) -> None:
         """known_hosts with each node's real host key; other lines of the file are kept."""
         st = self.state
@@ -223,14 +233,16 @@ class Lab:
         host.require_root("the lab")
         st = lstate.read(self.name) or lstate.plan(self.topo, self.path, Path(""))
         times: dict[str, float] = {}
-        with _timed(times, "power switch", say):
-            cgroup.kill(st.power_cgroup)
         with _timed(times, "nodes", say):
             node.shutdown(list(st.nodes.values()), timeout)
             stuck = [n for n, ns in st.nodes.items() if cgroup.populated(ns.cgroup)]
             if stuck:
                 raise LabError("teardown-stuck", f"processes of {', '.join(stuck)} survived SIGKILL",
                                "see dmesg")
+        with _timed(times, "power switch", say):
+            # the switch is the nodes' parent: let it reap them (bounded) before it goes
+            _wait_reaped([ns.pid for ns in st.nodes.values() if ns.pid], timeout=2)
+            cgroup.kill(st.power_cgroup)
         with _timed(times, "network", say):
             for ns in st.nodes.values():
                 net.remove_node_link(ns)
@@ -316,6 +328,12 @@ def _heals(cut: list[str], name: str, peers: list[str] | None) -> bool:
     if name not in cut:
         return False
     return peers is None or bool((set(cut) - {name}) & set(peers))
+
+
+def _wait_reaped(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _has_children(rel: str) -> bool:

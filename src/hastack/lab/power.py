@@ -25,6 +25,8 @@ from typing import Any
 from hastack.lab import cgroup, node, state
 from hastack.lab.errors import LabError
 
+REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container asked for a reboot
+
 
 class Switch:
     """Power operations on the nodes of one lab; the daemon serialises calls to it."""
@@ -80,14 +82,30 @@ class Switch:
         return {"ok": False, "error": f"unknown op {op!r} (list, status, on, off, reboot)"}
 
     def reap(self) -> None:
-        """Collect exited launchers (nspawn processes are children of this daemon)."""
+        """Collect exited launchers (they are this daemon's children).
+
+        A node that ran `reboot` inside makes nspawn exit with 133: boot it again, as its
+        firmware would. Any other exit is a node that powered itself off: it stays off.
+        """
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if os.waitstatus_to_exitcode(status) == REBOOT_EXIT:
+                self._rebooted(pid)
+
+    def _rebooted(self, pid: int) -> None:
+        st = state.read(self.lab)
+        name = next((n for n, ns in (st.nodes.items() if st else []) if ns.pid == pid), None)
+        if name is not None:
+            try:
+                self.off(name)
+                self.on(name)
+            except LabError as exc:
+                print(f"reboot of {name} failed: {exc}", flush=True)
 
 
 class _Handler(socketserver.StreamRequestHandler):

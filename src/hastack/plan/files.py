@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from hastack.components.base import File
@@ -69,7 +69,8 @@ def diff(change: FileChange, old_text: str | None, masker: Callable[[str], str] 
     """A unified diff for a plan. Secret files are never diffed: only 'content changed' is said."""
     f = change.file
     if f.secret:
-        return f"--- {f.path}\n+++ {f.path}\n(secret content {'created' if old_text is None else 'changed'}; not shown)\n"
+        what = "created" if old_text is None else "changed"
+        return f"--- {f.path}\n+++ {f.path}\n(secret content {what}; not shown)\n"
     if isinstance(f.content, bytes):
         return f"(binary file {f.path} {change.action})\n"
     lines = difflib.unified_diff((old_text or "").splitlines(keepends=True), f.content.splitlines(keepends=True),

@@ -62,7 +62,7 @@ def addresses_in_network(t: Topology) -> Iterator[tuple[str, Severity, str, Path
     if t.network.vip not in net or t.network.vip in usable:
         yield ("VIP-OUTSIDE-NETWORK", E, f"VIP {t.network.vip} is not a host address of {net}",
                ("network", "vip"), f"pick a free host address inside {net}")
-    for i, n in enumerate(t.nodes):
+    for n in t.nodes:
         if n.address == t.network.vip:
             yield ("VIP-IS-NODE", E, f"VIP {t.network.vip} is node '{n.name}''s own address",
                    ("network", "vip"), "the VIP must be an address no node owns")

@@ -9,14 +9,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from hastack.components import pacemaker
+from hastack.components import corosync, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_disabled, ensure_running
 from hastack.deploy.wait import GateTimeout, until
 from hastack.topology.model import Node
-
-QNETD_DB = "/etc/corosync/qnetd/nssdb"
-QDEVICE_DB = "/etc/corosync/qdevice/net/nssdb"
 
 
 @dataclass
@@ -73,9 +70,9 @@ class PacemakerStage:
     async def run(self, d: Deploy) -> None:
         members = d.topo.network_nodes
         await d.each(members, lambda n: self.prepare(d, n))
-        for q in d.topo.qnetd_nodes:
-            await self.qnetd(d, q)
-            await self.certificates(d, q, members)
+        if d.topo.qnetd_nodes:
+            await self.certificates(d, members)
+            await self.qnetd(d, d.topo.qnetd_nodes[0])
         await d.each(members, lambda n: self.start(d, n, "corosync"))
         if d.topo.qnetd_nodes:
             await d.each(members, lambda n: self.start(d, n, "corosync-qdevice"))
@@ -94,56 +91,29 @@ class PacemakerStage:
         await ensure_running(d, node.name, unit)
 
     async def qnetd(self, d: Deploy, node: Node) -> None:
-        if await d.transports[node.name].get(f"{QNETD_DB}/qnetd-cacert.crt") is None:
-            await d.run(node.name, ["corosync-qnetd-certutil", "-i"], "create the qnetd certificate authority")
-            d.changed(node.name, "created the qnetd CA")
         await ensure_running(d, node.name, "corosync-qnetd")
 
-    async def certificates(self, d: Deploy, qnetd: Node, members: list[Node]) -> None:
-        """The qdevice TLS exchange of corosync-qdevice-net-certutil(8): every member trusts the
-        qnetd CA; one member's request is signed by qnetd; the resulting PKCS#12 goes to all."""
-        todo = [m for m in members
-                if await d.transports[m.name].get(f"{QDEVICE_DB}/qdevice-net-node.p12") is None]
-        if not todo:
+    async def certificates(self, d: Deploy, members: list[Node]) -> None:
+        """The qdevice TLS exchange (corosync-qdevice-net-certutil(8)), run only when a member lacks
+        its client certificate; it starts from empty member databases, so a half-done run is redone."""
+        checks = [await d.run(m.name, list(corosync.HAS_CLUSTER_CERT), "check the qdevice certificate",
+                              check=False) for m in members]
+        if all(r.ok for r in checks):
             return
-        q, first, name = d.transports[qnetd.name], members[0].name, d.topo.name
-        ca = await q.get(f"{QNETD_DB}/qnetd-cacert.crt")
-        if ca is None:
-            raise StepFailed(qnetd.name, "read the qnetd CA certificate", "missing after initialisation")
-        for m in todo:
-            await d.transports[m.name].put("/root/qnetd-cacert.crt", ca, owner="root", group="root", mode=0o600)
-            await d.run(m.name, ["rm", "-rf", QDEVICE_DB], "reset the qdevice certificate store")
-            await d.run(m.name, ["corosync-qdevice-net-certutil", "-i", "-c", "/root/qnetd-cacert.crt"],
-                        "trust the qnetd CA")
-        p12 = await d.transports[first].get(f"{QDEVICE_DB}/qdevice-net-node.p12") if first not in \
-            [m.name for m in todo] else None
-        if p12 is None:
-            p12 = await self.sign(d, qnetd.name, first, name)
-        for m in todo:
-            await d.transports[m.name].put("/root/qdevice-net-node.p12", p12, owner="root", group="root", mode=0o600)
-            await d.run(m.name, ["corosync-qdevice-net-certutil", "-m", "-c", "/root/qdevice-net-node.p12"],
-                        "import the cluster certificate")
-            await d.run(m.name, ["rm", "-f", "/root/qdevice-net-node.p12", "/root/qnetd-cacert.crt"], "clean up")
-            d.changed(m.name, "qdevice certificate installed")
-
-    async def sign(self, d: Deploy, qnetd: str, first: str, cluster: str) -> bytes:
-        await d.run(first, ["corosync-qdevice-net-certutil", "-r", "-n", cluster], "create a certificate request")
-        crq = await d.transports[first].get(f"{QDEVICE_DB}/qdevice-net-node.crq")
-        if crq is None:
-            raise StepFailed(first, "read the certificate request", "not created")
-        await d.transports[qnetd].put(f"/root/{cluster}.crq", crq, owner="root", group="root", mode=0o600)
-        await d.run(qnetd, ["corosync-qnetd-certutil", "-s", "-c", f"/root/{cluster}.crq", "-n", cluster],
-                    "sign the cluster certificate")
-        crt = await d.transports[qnetd].get(f"{QNETD_DB}/cluster-{cluster}.crt")
-        if crt is None:
-            raise StepFailed(qnetd, "read the signed certificate", f"{QNETD_DB}/cluster-{cluster}.crt missing")
-        await d.transports[first].put(f"/root/cluster-{cluster}.crt", crt, owner="root", group="root", mode=0o600)
-        await d.run(first, ["corosync-qdevice-net-certutil", "-M", "-c", f"/root/cluster-{cluster}.crt"],
-                    "build the PKCS#12 bundle")
-        p12 = await d.transports[first].get(f"{QDEVICE_DB}/qdevice-net-node.p12")
-        if p12 is None:
-            raise StepFailed(first, "read the PKCS#12 bundle", "not created")
-        return p12
+        for step in corosync.qdevice_tls_steps(d.topo):
+            d.checkpoint()
+            if isinstance(step, corosync.Copy):
+                data = await d.transports[step.src_host].get(step.src)
+                if data is None:
+                    raise StepFailed(step.src_host, f"copy {step.src}", "file missing")
+                await d.transports[step.dest_host].put(step.dest, data, owner="root", group="root", mode=step.mode)
+                continue
+            if step.unless and (await d.run(step.host, list(step.unless), step.why, check=False)).ok:
+                continue
+            await d.run(step.host, list(step.argv), step.why)
+        for m in members:
+            d.restarts.setdefault(m.name, set()).add("corosync-qdevice")
+            d.changed(m.name, "qdevice TLS certificate installed")
 
     async def wait_dc(self, d: Deploy, host: str) -> None:
         want = {n.name for n in d.topo.network_nodes}
