@@ -192,6 +192,14 @@ def test_cli_power_and_ls(lab: Lab) -> None:
     assert bad.returncode == 1 and "no node 'nope'" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_reboot_inside_a_node_boots_it_again(lab: Lab) -> None:
+    before = lab.state.nodes["net-1"].pid
+    run(lab, "net-1", "systemctl", "reboot")
+    assert wait(lambda: lab.state.nodes["net-1"].pid not in (before, None), timeout=60)
+    lab.wait_ssh(["net-1"], timeout=60)
+    assert lab.status("net-1") == "on"
+
+
 def test_zz_down_leaves_no_namespace_bridge_mount_or_process(lab: Lab) -> None:
     st = lab.state
     leaders = [p for n in st.nodes.values() for p in cgroup.pids(n.cgroup)]

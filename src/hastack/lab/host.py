@@ -27,6 +27,20 @@ def require_tools(tools: dict[str, str]) -> None:
                        f"install with: apt-get install -y {pkgs}")
 
 
+def require_kernel() -> None:
+    """Kernel features the lab cannot work without, checked before anything is created."""
+    filesystems = Path("/proc/filesystems").read_text()
+    missing = [name for name, ok in (
+        ("overlayfs", "\toverlay\n" in filesystems),
+        ("cgroup v2 (mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified)",
+         Path("/sys/fs/cgroup/cgroup.procs").exists() or Path("/sys/fs/cgroup/unified/cgroup.procs").exists()),
+        ("network namespaces", Path("/proc/self/ns/net").exists()),
+    ) if not ok]
+    if missing:
+        raise LabError("kernel-feature-missing", f"this kernel lacks {', '.join(missing)}",
+                       "run the lab on a Linux kernel with overlayfs, cgroup v2 and namespaces")
+
+
 def mounts_under(path: Path) -> list[str]:
     """Mount points at or below path in this mount namespace, deepest first."""
     prefix = str(path.resolve())

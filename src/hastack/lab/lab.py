@@ -32,7 +32,7 @@ from hastack.topology.model import Topology
 
 Progress = Callable[[str], None]
 HOST_TOOLS = {"systemd-nspawn": "systemd-container", "ip": "iproute2", "nft": "nftables",
-              "unshare": "util-linux", "nsenter": "util-linux", "debootstrap": "debootstrap"}
+              "unshare": "util-linux", "nsenter": "util-linux"}  # + debootstrap to build the image
 POWER_ACTIONS = ("on", "off", "reset", "reboot")
 
 
@@ -120,6 +120,7 @@ class Lab:
         """Root and the host tools, checked before anything is touched."""
         host.require_root("the lab")
         host.require_tools(HOST_TOOLS)
+        host.require_kernel()
 
     def _planned(self, rootfs: Path) -> lstate.LabState:
         """The lab's recorded state; a new lab's names are recorded before anything is created.

@@ -47,15 +47,16 @@ def paths(node: NodeState) -> dict[str, Path]:
 
 def _mkdirs(upper: Path, lower: Path, rel: str) -> Path:
     """Create rel in the upper layer with the mode and owner the image has, so the overlay shows the same."""
-    target = upper
+    target, ref = upper, lower
     for part in Path(rel).parts:
-        target, ref = target / part, (lower / Path(*target.relative_to(upper).parts) / part)
-        if not target.is_dir():
-            target.mkdir()
-            st = ref.stat() if ref.is_dir() else None
-            os.chmod(target, stat.S_IMODE(st.st_mode) if st else 0o755)
-            if st:
-                os.chown(target, st.st_uid, st.st_gid)
+        target, ref = target / part, ref / part
+        if target.is_dir():
+            continue
+        target.mkdir()
+        if ref.is_dir():
+            st = ref.stat()
+            os.chmod(target, stat.S_IMODE(st.st_mode))
+            os.chown(target, st.st_uid, st.st_gid)
     return target
 
 

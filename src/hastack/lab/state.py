@@ -21,7 +21,9 @@ from hastack.topology.model import Topology
 
 LABS = Path("/var/lib/hastack/labs")
 RUN = Path("/run/hastack")
-CGROUP_V2 = Path("/sys/fs/cgroup/unified")
+CGROUP_V2 = next((p for p in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup"))
+                  if (p / "cgroup.procs").exists() and (p / "cgroup.controllers").exists()),
+                 Path("/sys/fs/cgroup/unified"))  # hybrid v1/v2 (this host) or pure v2
 CGROUP_NAMED = Path("/sys/fs/cgroup/systemd")
 IFNAMSIZ = 15
 POWER_GUEST_DIR = "/run/hastack-power"

@@ -1,0 +1,221 @@
+"""One drill, start to end: check healthy, pick the target, start the workloads and the watcher,
+baseline, fault, hold, heal, wait for `status` healthy, settle, stop, verify, score.
+
+Written against small interfaces (`FaultApi`, an observe callable, a status callable, `Workload`s)
+so the whole sequence runs in unit tests with fakes, and against the lab unchanged.
+
+Safety: once a fault is injected, the heal actions run whatever happens next (an exception, a
+failed fault, Ctrl-C), each one even if another failed; workloads and the watcher are bounded by
+the scenario's own time bound even if the runner itself hangs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hastack.drills.samples import Recorder, Recording, short_error
+from hastack.drills.scenarios import Action, FaultApi, Scenario, SelectorError, World, resolve
+from hastack.drills.scoring import Figure, Scores, Stat, aggregate, score
+from hastack.drills.workloads import Observe, Sampler, Workload, placement
+
+Status = Callable[[], tuple[bool, str]]
+"""`hastack status` as a callable: (healthy, one-line summary). Read-only, may be slow-ish."""
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Bindings:
+    """Everything a drill needs from the outside world."""
+
+    faults: FaultApi
+    observe: Observe
+    status: Status
+    controllers: tuple[str, ...]
+    network_nodes: tuple[str, ...]
+    queue_leader: Callable[[], str | None] | None = None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The runner's own waits (a scenario's phases are in the scenario)."""
+
+    precheck_timeout_s: float = 120.0
+    poll_s: float = 1.0
+    join_timeout_s: float = 60.0
+    sampler_rate: float = 10.0
+
+
+class DrillAborted(Exception):
+    """Stopped before any fault was injected: the lab was not healthy or had no valid target."""
+
+
+@dataclass(frozen=True)
+class DrillRun:
+    scenario: Scenario
+    index: int
+    target: str
+    recording: Recording
+    scores: Scores
+    errors: tuple[str, ...] = ()
+    """Fault or heal actions that raised, workloads that failed to verify."""
+
+    def figures(self) -> dict[str, Figure]:
+        return self.scores.figures()
+
+
+@dataclass(frozen=True)
+class DrillSeries:
+    scenario: Scenario
+    runs: tuple[DrillRun, ...]
+    stats: dict[str, Stat] = field(default_factory=dict)
+
+
+def wait_healthy(status: Status, timeout: float, poll: float, rec: Recorder | None = None) -> tuple[bool, str]:
+    """Poll `status` until healthy (bounded by `timeout` and by a count); record each poll."""
+    deadline = time.monotonic() + timeout
+    detail = "not polled"
+    for _ in range(int(timeout / poll) + 2):
+        try:
+            ok, detail = status()
+        except Exception as exc:  # noqa: BLE001 - a status that cannot answer is "not healthy"
+            ok, detail = False, short_error(exc)
+        if rec is not None:
+            rec.event("status", detail, ok=ok)
+        if ok or time.monotonic() >= deadline:
+            return ok, detail
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+    return False, detail
+
+
+def world(b: Bindings, scenario: Scenario) -> World:
+    p = placement(0.0, b.observe())
+    if p.error:
+        raise DrillAborted(f"the watcher cannot see the lab: {p.error}")
+    leader = b.queue_leader() if b.queue_leader is not None and scenario.target == "queue_leader" else None
+    return World(b.controllers, b.network_nodes, p.vip, p.agents, p.writer, leader)
+
+
+class Drill:
+    """One run of one scenario. Use `run_drill`; the class only keeps the run's state together."""
+
+    def __init__(self, scenario: Scenario, b: Bindings, workloads: Sequence[Workload], timing: Timing,
+                 say: Say) -> None:
+        self.s, self.b, self.workloads, self.timing, self.say = scenario, b, list(workloads), timing, say
+        self.rec = Recorder()
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self.target = ""
+
+    def precheck(self) -> None:
+        ok, detail = wait_healthy(self.b.status, self.timing.precheck_timeout_s, self.timing.poll_s)
+        if not ok:
+            raise DrillAborted(f"the lab is not healthy before the drill: {detail}")
+        for w in self.workloads:
+            try:
+                w.prepare()
+            except Exception as exc:  # noqa: BLE001 - reported as the reason the drill did not start
+                raise DrillAborted(f"workload {w.name} cannot start: {short_error(exc)}") from exc
+        try:
+            self.target = resolve(self.s.target, world(self.b, self.s))
+        except SelectorError as exc:
+            raise DrillAborted(f"{self.s.name}: {exc}") from exc
+
+    def start(self) -> list[threading.Thread]:
+        bound = self.s.timeline_bound()
+        runners: list[Workload] = [Sampler(self.b.observe, self.timing.sampler_rate), *self.workloads]
+        self.rec.event("start", self.s.title, node=self.target)
+        threads = [threading.Thread(target=self._guarded, args=(w, bound), name=f"drill-{w.name}", daemon=True)
+                   for w in runners]
+        for t in threads:
+            t.start()
+        return threads
+
+    def _guarded(self, w: Workload, bound: float) -> None:
+        try:
+            w.run(self.rec, self.stop, bound)
+        except Exception as exc:  # noqa: BLE001 - a crashed workload shows as a note and a gap
+            self.rec.event("note", f"workload {w.name} stopped: {short_error(exc)}", ok=False)
+
+    def act(self, kind: str, actions: Sequence[Action]) -> bool:
+        """Apply actions in order, recording each; returns False if one raised (the rest still run
+        when healing, not when injecting: a half-injected fault is healed, not made worse)."""
+        ok = True
+        for a in actions:
+            text = a.describe(self.target)
+            self.say(f"{kind}: {text}")
+            self.rec.event(kind, text, node=self.target)
+            try:
+                a.apply(self.b.faults, self.target)
+            except Exception as exc:  # noqa: BLE001 - recorded; healing must go on
+                self.errors.append(f"{kind} '{text}' failed: {short_error(exc)}")
+                self.rec.event("error", self.errors[-1], node=self.target, ok=False)
+                ok = False
+                if kind == "fault":
+                    return False
+        return ok
+
+    def phases(self) -> None:
+        try:
+            time.sleep(self.s.baseline_s)
+            if self.act("fault", self.s.fault):
+                time.sleep(self.s.hold_s)
+        finally:
+            self.act("heal", self.s.heal)
+        self.say("waiting for status to be healthy")
+        ok, detail = wait_healthy(self.b.status, self.s.healthy_timeout_s, self.timing.poll_s, self.rec)
+        if ok:
+            self.rec.event("healthy", detail)
+        else:
+            self.errors.append(f"not healthy {self.s.healthy_timeout_s:.0f} s after the heal: {detail}")
+        time.sleep(self.s.settle_s)
+
+    def finish(self, threads: list[threading.Thread]) -> None:
+        self.rec.event("stop")
+        self.stop.set()
+        deadline = time.monotonic() + self.timing.join_timeout_s
+        for t in threads:
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            self.errors.append(f"still running after stop: {', '.join(stuck)}")
+
+    def verify(self) -> None:
+        for w in self.workloads:
+            try:
+                w.verify(self.rec)
+            except Exception as exc:  # noqa: BLE001 - the score then says "unreadable"
+                self.errors.append(f"workload {w.name} could not verify: {short_error(exc)}")
+
+
+def run_drill(scenario: Scenario, b: Bindings, workloads: Sequence[Workload], *, index: int = 0,
+              timing: Timing = Timing(), say: Say = _quiet) -> DrillRun:
+    d = Drill(scenario, b, workloads, timing, say)
+    d.precheck()
+    say(f"{scenario.name}: target {d.target}")
+    threads = d.start()
+    try:
+        d.phases()
+    finally:
+        d.finish(threads)
+    d.verify()
+    rec = d.rec.snapshot()
+    return DrillRun(scenario, index, d.target, rec, score(rec), tuple(d.errors))
+
+
+def run_series(scenario: Scenario, b: Bindings, make_workloads: Callable[[int], Sequence[Workload]],
+               repeat: int = 1, *, timing: Timing = Timing(), say: Say = _quiet) -> DrillSeries:
+    """`--repeat N`: N runs, each with fresh workloads (own ids), then min/median/max per figure."""
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    runs = []
+    for i in range(repeat):
+        say(f"{scenario.name}: run {i + 1}/{repeat}")
+        runs.append(run_drill(scenario, b, make_workloads(i), index=i, timing=timing, say=say))
+    return DrillSeries(scenario, tuple(runs), aggregate([r.figures() for r in runs]))

@@ -1,0 +1,188 @@
+"""The drills as data: whom to hit (a selector), how (fault actions), how to undo it (heal actions),
+and how long each phase lasts. The lab plugs in through `FaultApi`; nothing here touches a host.
+
+Why it looks like this:
+- A target is chosen at run time from what the watcher sees (who holds the VIP, who is the Galera
+  writer, who leads the test queue, where the agents run), never fixed to a node name: after an
+  earlier drill the VIP may sit on another controller, and hitting a passive node would prove
+  nothing. A selector that cannot be satisfied stops the drill *before* any fault.
+- Heal actions are idempotent (start a unit that may already run, power on a node that may be
+  on): a cut network node is usually fenced (powered off) by its peer, so healing a partition is
+  "restore the links, then power on".
+- `tags` say which targets apply: the agents' failover time only means something when a network
+  node fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+
+class FaultApi(Protocol):
+    """What the lab provides (hastack.lab.Lab has all but `start_service`; see drills.cli.LabFaults).
+
+    Each call returns once the fault is in place (power really off, rules loaded, cgroup frozen)
+    and raises on failure. Parameters are positional so any naming fits.
+    """
+
+    def power(self, node: str, action: str, /) -> object: ...
+    def cut(self, node: str, /) -> object: ...
+    def heal(self, node: str, /) -> object: ...
+    def freeze(self, node: str, /) -> object: ...
+    def thaw(self, node: str, /) -> object: ...
+    def kill_service(self, node: str, unit: str, signal: str, /) -> object: ...
+    def start_service(self, node: str, unit: str, /) -> object: ...
+
+
+Op = Literal["power_off", "power_on", "cut", "heal", "freeze", "thaw", "kill", "start"]
+
+
+@dataclass(frozen=True)
+class Action:
+    op: Op
+    unit: str | None = None
+    signal: str = "KILL"
+
+    def describe(self, node: str) -> str:
+        texts = {
+            "power_off": f"power off {node}", "power_on": f"power on {node}",
+            "cut": f"cut {node} off the network", "heal": f"restore {node}'s links",
+            "freeze": f"freeze {node}", "thaw": f"thaw {node}",
+            "kill": f"kill -{self.signal} {self.unit} on {node}", "start": f"start {self.unit} on {node}",
+        }
+        return texts[self.op]
+
+    def apply(self, faults: FaultApi, node: str) -> None:
+        if self.op in ("kill", "start") and not self.unit:
+            raise ValueError(f"action {self.op} needs a unit")
+        match self.op:
+            case "power_off":
+                faults.power(node, "off")
+            case "power_on":
+                faults.power(node, "on")
+            case "cut":
+                faults.cut(node)
+            case "heal":
+                faults.heal(node)
+            case "freeze":
+                faults.freeze(node)
+            case "thaw":
+                faults.thaw(node)
+            case "kill":
+                faults.kill_service(node, str(self.unit), self.signal)
+            case "start":
+                faults.start_service(node, str(self.unit))
+
+
+Selector = Literal["vip_writer", "vip", "writer", "queue_leader", "agents", "other_controller"]
+
+
+@dataclass(frozen=True)
+class World:
+    """What the runner knows just before the fault: the topology's roles and one watcher sample."""
+
+    controllers: tuple[str, ...]
+    network_nodes: tuple[str, ...]
+    vip: tuple[str, ...]
+    agents: tuple[str, ...]
+    writer: str | None
+    queue_leader: str | None = None
+
+
+class SelectorError(Exception):
+    """The lab is not in a state where this scenario means anything (nothing was touched)."""
+
+
+def _one(holders: Sequence[str], what: str) -> str:
+    if len(set(holders)) != 1:
+        raise SelectorError(f"{what} is on {len(set(holders))} nodes ({', '.join(holders) or 'none'}), "
+                            "expected exactly one")
+    return holders[0]
+
+
+def resolve(selector: Selector, world: World) -> str:
+    match selector:
+        case "vip":
+            return _one(world.vip, "the VIP")
+        case "vip_writer":
+            node = _one(world.vip, "the VIP")
+            if world.writer != node:
+                raise SelectorError(f"the VIP is on {node} but the Galera writer is {world.writer}: this "
+                                    "scenario needs both on one controller (move the VIP or wait for "
+                                    "the writer to return)")
+            return node
+        case "writer":
+            if world.writer is None:
+                raise SelectorError("no Galera writer is in service")
+            return world.writer
+        case "queue_leader":
+            if world.queue_leader is None:
+                raise SelectorError("the test queue has no leader (is the broker workload's queue declared?)")
+            return world.queue_leader
+        case "agents":
+            return _one(world.agents, "the agent group")
+        case "other_controller":
+            spare = [c for c in world.controllers if c not in world.vip and c != world.writer]
+            spare = spare or [c for c in world.controllers if c not in world.vip]
+            if not spare:
+                raise SelectorError("every controller holds the VIP")
+            return spare[0]
+    raise SelectorError(f"unknown selector {selector!r}")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    target: Selector
+    fault: tuple[Action, ...]
+    heal: tuple[Action, ...]
+    hold_s: float = 20.0
+    """From the fault to the heal: long enough for every failover (the slowest measured is the
+    reference profile's ~10 s corosync token on 3 votes) and a stable period after it."""
+    baseline_s: float = 5.0
+    settle_s: float = 10.0
+    """Observation after `status` is healthy: failback effects (sessions moved back) land here."""
+    healthy_timeout_s: float = 300.0
+    tags: tuple[str, ...] = ()
+
+    def timeline_bound(self) -> float:
+        """The longest a run may take: workloads and the watcher stop by then whatever happens."""
+        return self.baseline_s + self.hold_s + self.healthy_timeout_s + self.settle_s + 60.0
+
+
+def _kill(unit: str) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
+    return (Action("kill", unit, "KILL"),), (Action("start", unit),)
+
+
+MARIADB, RABBITMQ, HAPROXY, MEMCACHED = "mariadb", "rabbitmq-server", "haproxy", "memcached"
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("power-off-vip-writer", "power off the controller holding the VIP and the Galera writer",
+             "vip_writer", (Action("power_off"),), (Action("power_on"),), tags=("vip", "writer")),
+    Scenario("cut-vip-writer", "cut the VIP and Galera writer's controller off the network",
+             "vip_writer", (Action("cut"),), (Action("heal"),), tags=("vip", "writer")),
+    Scenario("kill-galera-writer", "kill -9 MariaDB on the Galera writer", "writer",
+             *_kill(MARIADB), hold_s=15.0, tags=("writer",)),
+    Scenario("kill-queue-leader", "kill -9 the RabbitMQ node leading the test queue", "queue_leader",
+             *_kill(RABBITMQ), hold_s=15.0, tags=("broker",)),
+    Scenario("kill-haproxy-vip", "kill -9 HAProxy on the VIP holder", "vip", *_kill(HAPROXY),
+             hold_s=15.0, tags=("vip",)),
+    Scenario("kill-memcached", "kill -9 one memcached (a controller not holding the VIP)",
+             "other_controller", *_kill(MEMCACHED), hold_s=15.0, tags=("cache",)),
+    Scenario("power-off-active-network", "power off the network node running the agents", "agents",
+             (Action("power_off"),), (Action("power_on"),), tags=("agents",)),
+    Scenario("cut-active-network", "partition the network node running the agents", "agents",
+             (Action("cut"),), (Action("heal"), Action("power_on")), tags=("agents",)),
+    Scenario("freeze-vip-controller", "freeze the controller holding the VIP for 30 s", "vip",
+             (Action("freeze"),), (Action("thaw"),), hold_s=30.0, tags=("vip",)),
+)
+
+
+def by_name(name: str) -> Scenario:
+    for s in SCENARIOS:
+        if s.name == name:
+            return s
+    raise KeyError(f"no scenario {name!r}; one of: {', '.join(s.name for s in SCENARIOS)}")

@@ -1,0 +1,391 @@
+"""Scores of a drill: pure functions over a `Recording`. No clock, no I/O, no lab.
+
+Definitions (the README's drill section repeats them for operators):
+- gap: the longest interval between two consecutive *successful* operations of one stream that
+  overlaps the fault window. Because the interval starts at the last success before the fault,
+  the gap includes the time the client had already been waiting when the fault struck (that is
+  what a user sees), not only the time from the fault. The start of the run and its end act as
+  virtual boundaries: a stream with no success before the fault is measured from the start, and
+  one that never succeeds again is measured to the end and reported as not recovered.
+- failed: operations that returned an error (or timed out). Operations skipped because every
+  worker was still blocked are counted apart: they say the client stalled, not that a server
+  refused.
+- lost writes: ids whose commit was acknowledged to the client but that are missing afterwards
+  on at least one Galera node (each node's table is read directly, not through the VIP).
+- lost messages: ids the broker confirmed that the consumer never received, once the queue was
+  drained; duplicates: deliveries of an id beyond its first.
+- split brain: watcher samples that saw the VIP on two or more nodes, or the agent group on two or
+  more nodes, counted exactly (one sample with both counts once for each).
+- moved: time from the fault to the first sample with the VIP (or the agent group) alive on a node
+  other than the one that held it just before the fault.
+- heal to healthy: time from the heal to the first `status` poll that answered healthy.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hastack.drills.samples import SKIPPED, STALE, STREAMS, Placement, Recording, Sample
+
+Figure = float | int | None
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"window ends ({self.end}) before it starts ({self.start})")
+
+
+@dataclass(frozen=True)
+class Gap:
+    seconds: float
+    start: float
+    """The last success before the gap (or the start of the run)."""
+    end: float
+    """The first success after it (or the end of the run, when `recovered` is False)."""
+    recovered: bool
+
+
+def merge(windows: Iterable[Window]) -> list[Window]:
+    """Overlapping or touching windows become one, in time order."""
+    out: list[Window] = []
+    for w in sorted(windows, key=lambda w: (w.start, w.end)):
+        if out and w.start <= out[-1].end:
+            out[-1] = Window(out[-1].start, max(out[-1].end, w.end))
+        else:
+            out.append(w)
+    return out
+
+
+def _overlaps(a: float, b: float, windows: Sequence[Window]) -> bool:
+    return any(a < w.end and b > w.start for w in windows)
+
+
+def longest_gap(success_times: Iterable[float], windows: Iterable[Window], begin: float,
+                end: float) -> Gap | None:
+    """The longest interval between consecutive successes that overlaps any window.
+
+    A success exactly at a window's start belongs before it (the interval ending there does not
+    overlap). Ties go to the earliest interval. None when there is no window at all.
+    """
+    if end < begin:
+        raise ValueError(f"the run ends ({end}) before it begins ({begin})")
+    ws = merge(windows)
+    if not ws:
+        return None
+    points = sorted(t for t in success_times if begin <= t <= end)
+    bounds = [begin, *points, end]
+    best: Gap | None = None
+    for i in range(len(bounds) - 1):
+        a, b = bounds[i], bounds[i + 1]
+        if not _overlaps(a, b, ws):
+            continue
+        recovered = i + 1 < len(bounds) - 1
+        if best is None or b - a > best.seconds:
+            best = Gap(round(b - a, 6), a, b, recovered)
+    return best
+
+
+def successes(samples: Iterable[Sample], stream: str) -> list[float]:
+    return [s.t for s in samples if s.stream == stream and s.ok]
+
+
+@dataclass(frozen=True)
+class Failures:
+    failed: int
+    skipped: int
+
+
+def failures(samples: Iterable[Sample], stream: str, windows: Iterable[Window] | None = None) -> Failures:
+    """Failed and skipped operations of a stream (within the windows, when given)."""
+    ws = merge(windows) if windows is not None else None
+    bad = [s for s in samples if s.stream == stream and not s.ok
+           and (ws is None or any(w.start <= s.t <= w.end for w in ws))]
+    skipped = sum(1 for s in bad if s.flag == SKIPPED)
+    return Failures(len(bad) - skipped, skipped)
+
+
+# -- writes ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WriteCheck:
+    acked: int
+    lost: int | None
+    """Acknowledged ids missing on at least one node that could be read; None when none could."""
+    missing: dict[str, int] = field(default_factory=dict)
+    unreadable: tuple[str, ...] = ()
+    in_doubt_landed: int = 0
+    """Inserts the client saw fail that are there anyway (allowed: the ack, not the row, was lost)."""
+
+
+def acked_ids(samples: Iterable[Sample], stream: str = "db") -> list[str]:
+    return [s.id for s in samples if s.stream == stream and s.ok and s.id is not None]
+
+
+def lost_writes(samples: Sequence[Sample], present: Mapping[str, Collection[str] | None],
+                stream: str = "db") -> WriteCheck:
+    """Compare acknowledged ids with what every node holds (None = the node could not be read)."""
+    acked = set(acked_ids(samples, stream))
+    readable = {n: set(ids) for n, ids in present.items() if ids is not None}
+    unreadable = tuple(sorted(n for n, ids in present.items() if ids is None))
+    if not readable:
+        return WriteCheck(len(acked), None, {}, unreadable)
+    missing = {n: len(acked - ids) for n, ids in sorted(readable.items())}
+    lost = len({i for ids in readable.values() for i in acked - ids})
+    failed = {s.id for s in samples if s.stream == stream and not s.ok and s.id is not None} - acked
+    landed = len({i for i in failed if any(i in ids for ids in readable.values())})
+    return WriteCheck(len(acked), lost, missing, unreadable, landed)
+
+
+# -- messages ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MessageCheck:
+    confirmed: int
+    consumed: int
+    """Distinct ids of this run received at least once."""
+    lost: int
+    duplicates: int
+    stale: int
+    """Deliveries of ids this run never published (left in the queue by an earlier run)."""
+    unconfirmed_consumed: int
+    """Publishes the client saw fail that arrived anyway (allowed: only the confirm was lost)."""
+
+
+def messages(samples: Sequence[Sample], publish: str = "publish", consume: str = "consume") -> MessageCheck:
+    published = {s.id for s in samples if s.stream == publish and s.id is not None}
+    confirmed = {s.id for s in samples if s.stream == publish and s.ok and s.id is not None}
+    deliveries = [s for s in samples if s.stream == consume and s.ok and s.id is not None]
+    ours = [s.id for s in deliveries if s.flag != STALE and s.id in published]
+    counts = Counter(ours)
+    stale = len(deliveries) - len(ours)
+    return MessageCheck(
+        confirmed=len(confirmed), consumed=len(counts), lost=len(confirmed - set(counts)),
+        duplicates=sum(c - 1 for c in counts.values()), stale=stale,
+        unconfirmed_consumed=len((set(counts) - confirmed) & published),
+    )
+
+
+# -- placements --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SplitBrain:
+    vip: int
+    agents: int
+    samples: int
+    """How many watcher samples were taken (the denominator)."""
+
+    @property
+    def total(self) -> int:
+        return self.vip + self.agents
+
+
+def split_brain(placements: Iterable[Placement]) -> SplitBrain:
+    ps = [p for p in placements if p.error is None]
+    return SplitBrain(vip=sum(1 for p in ps if len(set(p.vip)) >= 2),
+                      agents=sum(1 for p in ps if len(set(p.agents)) >= 2), samples=len(ps))
+
+
+Holder = Literal["vip", "agents"]
+
+
+@dataclass(frozen=True)
+class Move:
+    before: str | None
+    after: str | None
+    seconds: float | None
+
+
+def _holders(p: Placement, what: Holder) -> tuple[str, ...]:
+    return p.vip if what == "vip" else p.agents
+
+
+def moved(placements: Sequence[Placement], fault_t: float, what: Holder) -> Move:
+    """Time from the fault until `what` is alive on a node other than its holder before the fault."""
+    ok = [p for p in placements if p.error is None]
+    prior = [p for p in ok if p.t <= fault_t and len(set(_holders(p, what))) == 1]
+    if not prior:
+        return Move(None, None, None)
+    before = _holders(prior[-1], what)[0]
+    for p in ok:
+        hs = _holders(p, what)
+        if p.t > fault_t and hs and before not in hs:
+            return Move(before, hs[0], round(p.t - fault_t, 6))
+    return Move(before, None, None)
+
+
+def heal_to_healthy(rec: Recording) -> float | None:
+    heal, healthy = rec.first_event("heal"), rec.first_event("healthy")
+    if heal is None or healthy is None or healthy.t < heal.t:
+        return None
+    return round(healthy.t - heal.t, 6)
+
+
+# -- one run -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scores:
+    gaps: dict[str, Gap | None]
+    failures: dict[str, Failures]
+    writes: WriteCheck
+    messages: MessageCheck
+    split: SplitBrain
+    vip: Move
+    agents: Move
+    heal_to_healthy_s: float | None
+    window: Window | None
+
+    def figures(self) -> dict[str, Figure]:
+        """Flat numbers: what `--repeat` aggregates, `bench` compares and targets judge."""
+        out: dict[str, Figure] = {}
+        for stream in STREAMS:
+            gap = self.gaps.get(stream)
+            out[f"{stream}_gap_s"] = gap.seconds if gap else None
+            f = self.failures.get(stream, Failures(0, 0))
+            out[f"{stream}_failed"] = f.failed
+            out[f"{stream}_skipped"] = f.skipped
+        out.update({
+            "db_acked": self.writes.acked, "db_lost": self.writes.lost,
+            "messages_confirmed": self.messages.confirmed, "messages_lost": self.messages.lost,
+            "messages_duplicated": self.messages.duplicates,
+            "split_brain_vip": self.split.vip, "split_brain_agents": self.split.agents,
+            "split_brain_samples": self.split.total,
+            "vip_moved_s": self.vip.seconds, "agents_moved_s": self.agents.seconds,
+            "heal_to_healthy_s": self.heal_to_healthy_s,
+        })
+        return out
+
+
+def fault_window(rec: Recording) -> Window | None:
+    """From the first fault to the end of the run: heal-time disturbances count too (a writer that
+    comes back takes its sessions back, for instance)."""
+    fault = rec.first_event("fault")
+    if fault is None:
+        return None
+    return Window(fault.t, max(fault.t, rec.end()))
+
+
+def present_from_checks(rec: Recording, key: str = "db_present") -> dict[str, list[str] | None]:
+    raw = rec.checks.get(key) or {}
+    return {str(n): (list(ids) if ids is not None else None) for n, ids in raw.items()}
+
+
+def score(rec: Recording) -> Scores:
+    window = fault_window(rec)
+    start = rec.first_event("start")
+    begin, end = (start.t if start else 0.0), rec.end()
+    windows = [window] if window else [Window(begin, end)]
+    gaps = {s: (longest_gap(successes(rec.samples, s), windows, begin, end) if rec.stream(s) else None)
+            for s in STREAMS}
+    fails = {s: failures(rec.samples, s) for s in STREAMS}
+    fault_t = window.start if window else begin
+    return Scores(
+        gaps=gaps, failures=fails, writes=lost_writes(rec.samples, present_from_checks(rec)),
+        messages=messages(rec.samples), split=split_brain(rec.placements),
+        vip=moved(rec.placements, fault_t, "vip"), agents=moved(rec.placements, fault_t, "agents"),
+        heal_to_healthy_s=heal_to_healthy(rec), window=window,
+    )
+
+
+# -- repeats, targets, bench -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stat:
+    n: int
+    """Runs that produced a value (a run where the figure was never reached has None)."""
+    runs: int
+    min: float | None
+    median: float | None
+    max: float | None
+
+
+def aggregate(runs: Sequence[Mapping[str, Figure]]) -> dict[str, Stat]:
+    names = sorted({k for r in runs for k in r})
+    out = {}
+    for name in names:
+        vals = [float(v) for r in runs if (v := r.get(name)) is not None]
+        out[name] = Stat(len(vals), len(runs), min(vals) if vals else None,
+                         statistics.median(vals) if vals else None, max(vals) if vals else None)
+    return out
+
+
+@dataclass(frozen=True)
+class Target:
+    figure: str
+    label: str
+    limit: float
+    unit: str = "s"
+    only_when: str | None = None
+    """A scenario tag the target applies to (agents move only when a network node fails)."""
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("vip_gap_s", "VIP gap", 0.3),
+    Target("keystone_gap_s", "Keystone token gap", 1.5),
+    Target("db_gap_s", "DB write gap", 1.5),
+    Target("db_lost", "DB acknowledged writes lost", 0, ""),
+    Target("publish_gap_s", "broker publish gap", 1.0),
+    Target("messages_lost", "confirmed messages lost", 0, ""),
+    Target("agents_moved_s", "agents alive on the other node", 5.0, only_when="agents"),
+    Target("split_brain_samples", "split-brain samples", 0, ""),
+    Target("heal_to_healthy_s", "heal to healthy", 30.0),
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: Target
+    value: float | None
+    passed: bool | None
+    """None: the target does not apply to this scenario."""
+
+
+def judge(stats: Mapping[str, Stat], tags: Collection[str] = (),
+          targets: Sequence[Target] = TARGETS) -> list[Verdict]:
+    """Each target against the worst run (max): a target met only on average is not met."""
+    out = []
+    for t in targets:
+        if t.only_when is not None and t.only_when not in tags:
+            out.append(Verdict(t, None, None))
+            continue
+        st = stats.get(t.figure)
+        worst = st.max if st is not None and st.n == st.runs else None
+        out.append(Verdict(t, worst, worst is not None and worst <= t.limit))
+    return out
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    target: Target
+    hastack: Stat | None
+    reference: Stat | None
+    ratio: float | None
+    """reference / hastack of the medians: how many times longer the common defaults take."""
+    passed: bool | None
+
+
+def ratio(hastack: float | None, reference: float | None) -> float | None:
+    if hastack is None or reference is None:
+        return None
+    if hastack == 0:
+        return None if reference == 0 else float("inf")
+    return round(reference / hastack, 3)
+
+
+def bench_rows(hastack: Mapping[str, Stat], reference: Mapping[str, Stat], tags: Collection[str] = (),
+               targets: Sequence[Target] = TARGETS) -> list[BenchRow]:
+    verdicts = {v.target.figure: v for v in judge(hastack, tags, targets)}
+    rows = []
+    for t in targets:
+        h, r = hastack.get(t.figure), reference.get(t.figure)
+        rows.append(BenchRow(t, h, r, ratio(h.median if h else None, r.median if r else None),
+                             verdicts[t.figure].passed))
+    return rows

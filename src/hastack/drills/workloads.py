@@ -1,0 +1,547 @@
+"""The five workloads a drill runs while it breaks something, and the watcher.
+
+Why they look like this:
+- Open loop, paced: each workload *starts* an operation every 1/rate seconds on a small pool of
+  workers, whatever the previous ones are doing. A closed loop (one operation after the other)
+  would measure its own timeout instead of the outage: the first request after a fault hangs for
+  its whole timeout and nothing else is tried meanwhile. When every worker is blocked, the due
+  operation is recorded as skipped (the client stalled) rather than queued without bound.
+- Every loop is bounded by count (rate x duration + 1), by time (duration), and by the stop event;
+  every operation by its own short timeout. Nothing here retries forever.
+- Clients behave like real ones: a worker keeps its connection (keep-alive HTTP, a MariaDB session,
+  an AMQP connection with confirms) and opens a new one after an error, to any broker for AMQP.
+- Only the topology's addresses (its management network) or loopback are ever contacted; `Endpoints`
+  refuses anything else, and httpx ignores proxy settings from the environment.
+- Passwords come from the secrets file and never appear in a sample, an error or a log line.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import httpx
+import pymysql
+
+from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Placement, Recorder, short_error
+from hastack.secrets import Secrets
+from hastack.topology.model import Topology
+
+T = TypeVar("T")
+
+KEYSTONE_PORT, DB_PORT, AMQP_PORT = 5000, 3306, 5672
+DB_TABLE = "drill_writes"
+RABBIT_VHOST, RABBIT_QUEUE = "drills", "hastack.drill"
+
+
+class Workload(Protocol):
+    name: str
+
+    def prepare(self) -> None:
+        """Once, before the drill's baseline (create a table, declare a queue); raises if it cannot."""
+
+    def run(self, rec: Recorder, stop: threading.Event, duration: float) -> None:
+        """Record operations until `stop` is set or `duration` seconds have passed."""
+
+    def verify(self, rec: Recorder) -> None:
+        """After the run and the heal: record final checks (`rec.check`)."""
+
+
+class UnsafeTarget(ValueError):
+    """An address outside the topology's management network (and not loopback)."""
+
+
+# -- where and who ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Endpoints:
+    vip: str
+    controllers: Mapping[str, str]
+    """name -> address, topology order: the brokers, and the Galera nodes the final check reads."""
+    network: str
+    vip_probe_port: int = KEYSTONE_PORT
+    """An HTTP listener of HAProxy on the VIP: a connect that sends nothing costs HAProxy nothing and
+    never reaches a backend (a probe of the TCP-mode 3306 listener would open a MariaDB connection
+    per probe and log an aborted handshake for each)."""
+
+    def __post_init__(self) -> None:
+        net = ipaddress.ip_network(self.network)
+        for addr in [self.vip, *self.controllers.values()]:
+            ip = ipaddress.ip_address(addr)
+            if not (ip.is_loopback or ip in net):
+                raise UnsafeTarget(f"{addr} is outside {net}: drills only reach the topology's own network")
+
+    @classmethod
+    def from_topology(cls, topo: Topology) -> Endpoints:
+        return cls(vip=str(topo.network.vip), controllers={n.name: str(n.address) for n in topo.controllers},
+                   network=str(topo.network.management))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    keystone_password: str = field(repr=False)
+    db_password: str = field(repr=False)
+    rabbit_password: str = field(repr=False)
+    keystone_user: str = "admin"
+    keystone_project: str = "admin"
+    keystone_domain: str = "Default"
+    db_user: str = "hastack_probe"
+    db_name: str = "hastack_probe"
+    rabbit_user: str = "hastack"
+    rabbit_vhost: str = RABBIT_VHOST
+    rabbit_queue: str = RABBIT_QUEUE
+
+    SECRETS = ("keystone/admin", "db/hastack_probe", "rabbit/admin")
+
+    @classmethod
+    def from_secrets(cls, secrets: Secrets) -> Credentials:
+        """Only existing secrets: asking `Secrets` for a missing one would invent a password."""
+        missing = [n for n in cls.SECRETS if n not in secrets.names()]
+        if missing:
+            raise KeyError(f"secrets {', '.join(missing)} are missing: deploy the topology first")
+        ks, db, rb = (secrets.password(n) for n in cls.SECRETS)
+        return cls(keystone_password=ks, db_password=db, rabbit_password=rb)
+
+
+@dataclass(frozen=True)
+class Rates:
+    vip: float = 50.0
+    keystone: float = 10.0
+    db: float = 20.0
+    publish: float = 20.0
+
+
+# -- pacing and per-worker clients -----------------------------------------------------------------------
+
+class Clients(Generic[T]):
+    """One client per worker thread, reopened after an error, all closed at the end."""
+
+    def __init__(self, make: Callable[[], T], close: Callable[[T], None]) -> None:
+        self._make, self._close = make, close
+        self._lock = threading.Lock()
+        self._by_thread: dict[int, T] = {}
+
+    def get(self) -> T:
+        me = threading.get_ident()
+        with self._lock:
+            client = self._by_thread.get(me)
+        if client is None:
+            client = self._make()
+            with self._lock:
+                self._by_thread[me] = client
+        return client
+
+    def drop(self) -> None:
+        with self._lock:
+            client = self._by_thread.pop(threading.get_ident(), None)
+        if client is not None:
+            _quietly(lambda: self._close(client))
+
+    def close_all(self) -> None:
+        with self._lock:
+            clients, self._by_thread = list(self._by_thread.values()), {}
+        for c in clients:
+            _quietly(lambda c=c: self._close(c))  # type: ignore[misc]
+
+
+def _quietly(fn: Callable[[], object]) -> None:
+    """Closing a connection to a dead server may fail in any way; there is nothing left to do."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - see docstring
+        pass
+
+
+Op = Callable[[str], "str | None"]
+"""An operation: takes its id, returns the node that served it (or None), raises on failure."""
+
+
+def paced(rec: Recorder, stop: threading.Event, duration: float, *, stream: str, rate: float, workers: int,
+          op: Op, ids: Callable[[int], str]) -> None:
+    """Start `op` every 1/rate s on `workers` threads until stop or duration; record each outcome."""
+    interval, start = 1.0 / rate, time.monotonic()
+    busy = threading.BoundedSemaphore(workers)
+
+    def one(op_id: str) -> None:
+        began = rec.now()
+        try:
+            node = op(op_id)
+        except Exception as exc:  # noqa: BLE001 - every failure is a sample, never a crash
+            rec.op(stream, began, False, id=op_id, error=short_error(exc))
+        else:
+            rec.op(stream, began, True, id=op_id, node=node)
+        finally:
+            busy.release()
+
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"drill-{stream}") as pool:
+        for i in range(int(duration * rate) + 1):
+            delay = start + i * interval - time.monotonic()
+            if (delay > 0 and stop.wait(delay)) or stop.is_set() or time.monotonic() - start >= duration:
+                break
+            if not busy.acquire(blocking=False):
+                rec.op(stream, rec.now(), False, id=ids(i), error=f"all {workers} workers busy", flag=SKIPPED)
+                continue
+            pool.submit(one, ids(i))
+
+
+# -- VIP probe -------------------------------------------------------------------------------------------
+
+class VipProbe:
+    """TCP connect to HAProxy on the VIP: is the address held, and is HAProxy answering there?"""
+
+    name = "vip"
+
+    def __init__(self, ep: Endpoints, run_id: str, rate: float = 50.0, timeout: float = 0.25,
+                 workers: int = 8) -> None:
+        self.ep, self.run_id, self.rate, self.timeout, self.workers = ep, run_id, rate, timeout, workers
+
+    def prepare(self) -> None:
+        pass
+
+    def op(self, _id: str) -> str | None:
+        with socket.create_connection((self.ep.vip, self.ep.vip_probe_port), timeout=self.timeout):
+            return None
+
+    def run(self, rec: Recorder, stop: threading.Event, duration: float) -> None:
+        paced(rec, stop, duration, stream="vip", rate=self.rate, workers=self.workers, op=self.op,
+              ids=lambda i: f"{self.run_id}-v{i}")
+
+    def verify(self, rec: Recorder) -> None:
+        pass
+
+
+# -- Keystone --------------------------------------------------------------------------------------------
+
+class KeystoneTokens:
+    """Issue project-scoped tokens through the VIP (reads Keystone's database through the VIP too)."""
+
+    name = "keystone"
+
+    def __init__(self, ep: Endpoints, creds: Credentials, run_id: str, rate: float = 10.0,
+                 timeout: float = 2.0, workers: int = 4) -> None:
+        self.ep, self.run_id, self.rate, self.workers = ep, run_id, rate, workers
+        self.url = f"http://{ep.vip}:{KEYSTONE_PORT}/v3/auth/tokens"
+        self.body = token_request(creds)
+        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.5, timeout)),
+                                   limits=httpx.Limits(max_connections=workers), trust_env=False)
+
+    def prepare(self) -> None:
+        pass
+
+    def op(self, _id: str) -> str | None:
+        resp = self.client.post(self.url, json=self.body)
+        if resp.status_code != 201 or not resp.headers.get("X-Subject-Token"):
+            raise RuntimeError(f"HTTP {resp.status_code}")
+        return None
+
+    def run(self, rec: Recorder, stop: threading.Event, duration: float) -> None:
+        try:
+            paced(rec, stop, duration, stream="keystone", rate=self.rate, workers=self.workers, op=self.op,
+                  ids=lambda i: f"{self.run_id}-k{i}")
+        finally:
+            self.client.close()
+
+    def verify(self, rec: Recorder) -> None:
+        pass
+
+
+def token_request(c: Credentials) -> dict[str, Any]:
+    domain = {"name": c.keystone_domain}
+    user = {"name": c.keystone_user, "domain": domain, "password": c.keystone_password}
+    return {"auth": {"identity": {"methods": ["password"], "password": {"user": user}},
+                     "scope": {"project": {"name": c.keystone_project, "domain": domain}}}}
+
+
+# -- Galera through the VIP ------------------------------------------------------------------------------
+
+CREATE_TABLE = (f"CREATE TABLE IF NOT EXISTS {DB_TABLE} (id VARCHAR(96) NOT NULL PRIMARY KEY, "
+                "run VARCHAR(64) NOT NULL, node VARCHAR(64), "
+                "created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), KEY by_run (run)) ENGINE=InnoDB")
+INSERT = f"INSERT INTO {DB_TABLE} (id, run, node) VALUES (%s, %s, @@wsrep_node_name)"
+SELECT_RUN = f"SELECT id FROM {DB_TABLE} WHERE run = %s"
+
+
+@dataclass
+class _Session:
+    conn: pymysql.connections.Connection[Any]
+    node: str | None
+
+
+class DbWrites:
+    """Insert unique ids through the VIP, one commit each; an id is acknowledged when commit returns."""
+
+    name = "db"
+
+    def __init__(self, ep: Endpoints, creds: Credentials, run_id: str, rate: float = 20.0,
+                 timeout: float = 2.0, workers: int = 4, verify_timeout: float = 60.0) -> None:
+        self.ep, self.c, self.run_id, self.rate = ep, creds, run_id, rate
+        self.timeout, self.workers, self.verify_timeout = timeout, workers, verify_timeout
+        self.sessions: Clients[_Session] = Clients(lambda: self._session(self.ep.vip),
+                                                   lambda s: s.conn.close())
+
+    def _connect(self, host: str) -> pymysql.connections.Connection[Any]:
+        return pymysql.connect(host=host, port=DB_PORT, user=self.c.db_user, password=self.c.db_password,
+                               database=self.c.db_name, connect_timeout=min(1.0, self.timeout),
+                               read_timeout=self.timeout, write_timeout=self.timeout, autocommit=False)
+
+    def _session(self, host: str) -> _Session:
+        conn = self._connect(host)
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@wsrep_node_name")
+            row = cur.fetchone()
+        return _Session(conn, str(row[0]) if row else None)
+
+    def prepare(self) -> None:
+        conn = self._connect(self.ep.vip)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(CREATE_TABLE)
+            conn.commit()
+        finally:
+            conn.close()
+
+    def op(self, op_id: str) -> str | None:
+        try:
+            s = self.sessions.get()
+            with s.conn.cursor() as cur:
+                cur.execute(INSERT, (op_id, self.run_id))
+            s.conn.commit()
+        except Exception:
+            self.sessions.drop()
+            raise
+        return s.node
+
+    def run(self, rec: Recorder, stop: threading.Event, duration: float) -> None:
+        try:
+            paced(rec, stop, duration, stream="db", rate=self.rate, workers=self.workers, op=self.op,
+                  ids=lambda i: f"{self.run_id}-d{i}")
+        finally:
+            self.sessions.close_all()
+
+    def read_node(self, address: str) -> list[str]:
+        """This run's ids as one node holds them, read directly (causal read: waits for apply)."""
+        conn = self._connect(address)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION wsrep_sync_wait = 1")
+                cur.execute(SELECT_RUN, (self.run_id,))
+                return sorted(str(r[0]) for r in cur.fetchall())
+        finally:
+            conn.close()
+
+    def verify(self, rec: Recorder) -> None:
+        present: dict[str, list[str] | None] = {}
+        for name, address in self.ep.controllers.items():
+            present[name] = _retry(lambda a=address: self.read_node(a), self.verify_timeout)  # type: ignore[misc]
+            if present[name] is None:
+                rec.event("note", f"could not read {DB_TABLE} on {name}", node=name, ok=False)
+        rec.check("db_present", present)
+
+
+def _retry(fn: Callable[[], T], timeout: float, pause: float = 1.0) -> T | None:
+    """A node that just rejoined may refuse for a moment; give it a bounded number of tries."""
+    for _ in range(max(1, int(timeout / pause))):
+        try:
+            return fn()
+        except Exception:  # noqa: BLE001 - any failure means "not yet"; the last one means "unreadable"
+            time.sleep(pause)
+    return None
+
+
+# -- RabbitMQ quorum queue ----------------------------------------------------------------------------------
+
+class Broker:
+    """Publish with confirms to a quorum queue from several workers; one consumer acks every delivery."""
+
+    name = "broker"
+
+    def __init__(self, ep: Endpoints, creds: Credentials, run_id: str, rate: float = 20.0, workers: int = 3,
+                 heartbeat: int = 2, tcp_user_timeout_ms: int = 1500, drain_timeout: float = 30.0,
+                 quiet: float = 2.0) -> None:
+        self.ep, self.c, self.run_id, self.rate, self.workers = ep, creds, run_id, rate, workers
+        self.heartbeat, self.tcp_user_timeout_ms = heartbeat, tcp_user_timeout_ms
+        self.drain_timeout, self.quiet = drain_timeout, quiet
+        self._turn = itertools.count()
+        self._turn_lock = threading.Lock()
+        self.publishers: Clients[tuple[Any, Any, str]] = Clients(self._publisher, lambda c: c[0].close())
+        self.publishing_done = threading.Event()
+
+    def _params(self, address: str) -> Any:
+        import pika  # type: ignore[import-untyped]
+
+        return pika.ConnectionParameters(
+            host=address, port=AMQP_PORT, virtual_host=self.c.rabbit_vhost,
+            credentials=pika.PlainCredentials(self.c.rabbit_user, self.c.rabbit_password),
+            heartbeat=self.heartbeat, blocked_connection_timeout=5, socket_timeout=1.0, stack_timeout=3.0,
+            connection_attempts=1, retry_delay=0, tcp_options={"TCP_USER_TIMEOUT": self.tcp_user_timeout_ms})
+
+    def connect(self) -> tuple[Any, str]:
+        """Any broker, starting from the next one in turn (workers spread over the cluster)."""
+        import pika
+
+        brokers = list(self.ep.controllers.values())
+        with self._turn_lock:
+            first = next(self._turn)
+        last: Exception | None = None
+        for k in range(len(brokers)):
+            address = brokers[(first + k) % len(brokers)]
+            try:
+                return pika.BlockingConnection(self._params(address)), address
+            except Exception as exc:  # noqa: BLE001 - try the next broker
+                last = exc
+        raise ConnectionError(f"no broker answered: {short_error(last) if last else 'no brokers'}")
+
+    def _publisher(self) -> tuple[Any, Any, str]:
+        conn, address = self.connect()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        return conn, ch, address
+
+    def prepare(self) -> None:
+        conn, _ = self.connect()
+        try:
+            conn.channel().queue_declare(self.c.rabbit_queue, durable=True,
+                                         arguments={"x-queue-type": "quorum"})
+        finally:
+            conn.close()
+
+    def publish(self, op_id: str) -> str | None:
+        import pika
+
+        try:
+            _, ch, address = self.publishers.get()
+            props = pika.BasicProperties(message_id=op_id, delivery_mode=2, content_type="text/plain")
+            ch.basic_publish("", self.c.rabbit_queue, op_id.encode(), props, mandatory=True)
+        except Exception:
+            self.publishers.drop()
+            raise
+        return str(address)
+
+    def run(self, rec: Recorder, stop: threading.Event, duration: float) -> None:
+        self.publishing_done.clear()
+        deadline = time.monotonic() + duration + self.drain_timeout
+        consumer = threading.Thread(target=self.consume, args=(rec, deadline), name="drill-consume",
+                                    daemon=True)
+        consumer.start()
+        try:
+            paced(rec, stop, duration, stream="publish", rate=self.rate, workers=self.workers,
+                  op=self.publish, ids=lambda i: f"{self.run_id}-m{i}")
+        finally:
+            self.publishers.close_all()
+            self.publishing_done.set()
+            consumer.join(timeout=max(0.0, deadline - time.monotonic()) + 5.0)
+
+    def consume(self, rec: Recorder, deadline: float) -> None:
+        """Until publishing is over and the queue stays empty for `quiet` s (or the deadline)."""
+        drained = False
+        while not drained and time.monotonic() < deadline:
+            began = rec.now()
+            try:
+                drained = self._consume_once(rec, deadline)
+            except Exception as exc:  # noqa: BLE001 - reconnect to any broker
+                rec.op("consume", began, False, error=short_error(exc))
+                time.sleep(0.2)
+        rec.check("consume_drained", drained)
+
+    def _consume_once(self, rec: Recorder, deadline: float) -> bool:
+        conn, address = self.connect()
+        try:
+            ch = conn.channel()
+            ch.basic_qos(prefetch_count=100)
+            idle_since = time.monotonic()
+            for method, props, body in ch.consume(self.c.rabbit_queue, inactivity_timeout=0.2):
+                now = time.monotonic()
+                if method is None:
+                    if self._drained(ch, idle_since, now):
+                        return True
+                    if now >= deadline:
+                        return False
+                    continue
+                idle_since = now
+                self._record(rec, method, props, body, address)
+                ch.basic_ack(method.delivery_tag)
+            return False
+        finally:
+            _quietly(conn.close)
+
+    def _drained(self, ch: Any, idle_since: float, now: float) -> bool:
+        if not self.publishing_done.is_set() or now - idle_since < self.quiet:
+            return False
+        left = ch.queue_declare(self.c.rabbit_queue, passive=True).method.message_count
+        return int(left) == 0
+
+    def _record(self, rec: Recorder, method: Any, props: Any, body: bytes, address: str) -> None:
+        msg_id = str(getattr(props, "message_id", None) or body.decode(errors="replace"))
+        flag = STALE if not msg_id.startswith(f"{self.run_id}-") else (
+            REDELIVERED if method.redelivered else None)
+        rec.op("consume", rec.now(), True, id=msg_id, node=address, flag=flag)
+
+    def verify(self, rec: Recorder) -> None:
+        pass
+
+
+# -- the watcher ---------------------------------------------------------------------------------------------
+
+Observe = Callable[[], Mapping[str, Any]]
+"""The lab's view of placements: {"vip": [nodes], "agents": [nodes], "galera_writer": node | None}."""
+
+
+def placement(t: float, seen: Mapping[str, Any]) -> Placement:
+    """Check the observer's answer: a malformed one is an error sample, not a silent empty list."""
+    vip, agents, writer = seen.get("vip", []), seen.get("agents", []), seen.get("galera_writer")
+    if not all(isinstance(x, list | tuple) and all(isinstance(n, str) for n in x) for x in (vip, agents)):
+        return Placement(t, error=f"malformed observation: {dict(seen)!r}"[:200])
+    if writer is not None and not isinstance(writer, str):
+        return Placement(t, error=f"malformed galera_writer: {writer!r}"[:200])
+    return Placement(t, tuple(sorted(vip)), tuple(sorted(agents)), writer)
+
+
+class Sampler:
+    """Samples placements `rate` times a second through the lab's `observe` callable.
+
+    A sample is stamped at the middle of the call (the observation is somewhere inside it). The loop
+    is closed: an observer slower than 1/rate lowers the rate, it never piles calls up.
+    """
+
+    name = "watcher"
+
+    def __init__(self, observe: Observe, rate: float = 10.0) -> None:
+        self.observe, self.rate = observe, rate
+
+    def prepare(self) -> None:
+        pass
+
+    def sample(self, rec: Recorder) -> Placement:
+        began = rec.now()
+        try:
+            seen = self.observe()
+        except Exception as exc:  # noqa: BLE001 - an unreachable node is data
+            p = Placement((began + rec.now()) / 2, error=short_error(exc))
+        else:
+            p = placement((began + rec.now()) / 2, seen)
+        rec.place(p)
+        return p
+
+    def run(self, rec: Recorder, stop: threading.Event, duration: float) -> None:
+        interval, start = 1.0 / self.rate, time.monotonic()
+        for i in range(int(duration * self.rate) + 1):
+            delay = start + i * interval - time.monotonic()
+            if (delay > 0 and stop.wait(delay)) or stop.is_set() or time.monotonic() - start >= duration:
+                return
+            self.sample(rec)
+
+    def verify(self, rec: Recorder) -> None:
+        pass
+
+
+def standard(ep: Endpoints, creds: Credentials, run_id: str, rates: Rates = Rates()) -> list[Workload]:
+    """The four client workloads of every drill (the watcher is passed to the runner separately)."""
+    return [VipProbe(ep, run_id, rates.vip), KeystoneTokens(ep, creds, run_id, rates.keystone),
+            DbWrites(ep, creds, run_id, rates.db), Broker(ep, creds, run_id, rates.publish)]
