@@ -7,7 +7,9 @@ Tests that change something put it back and wait for health before the next one 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -30,11 +32,10 @@ def hastack(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[st
 
 
 @pytest.fixture(scope="module")
-def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the seed topology (its state dir stays out of the source tree), up and deployed."""
-    work = tmp_path_factory.mktemp("seed")
-    topo = work / "seed.yml"
-    topo.write_text((ROOT / "examples" / "seed.yml").read_text())
+def seed_lab() -> Iterator[Path]:
+    """The default topology, up and deployed (`lab up` resumes a lab that is already up, and deploy
+    is idempotent, so a developer's running lab is reused). HASTACK_KEEP_LAB=1 keeps it afterwards."""
+    topo = ROOT / "examples" / "seed.yml"
     up = hastack("lab", "up", str(topo))
     assert up.returncode == 0, up.stdout + up.stderr
     try:
@@ -43,12 +44,14 @@ def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         assert dep.returncode == 0, dep.stdout + dep.stderr
         yield topo
     finally:
-        down = hastack("lab", "down", str(topo))
-        assert down.returncode == 0, down.stdout + down.stderr
+        if not os.environ.get("HASTACK_KEEP_LAB"):
+            down = hastack("lab", "down", str(topo))
+            assert down.returncode == 0, down.stdout + down.stderr
 
 
 def on(topo: Path, node: str, *argv: str) -> str:
-    res = hastack("lab", "ssh", "--topology", str(topo), node, "--", *argv, timeout=120)
+    # like ssh(1), `lab ssh` hands the remote shell one command line
+    res = hastack("lab", "ssh", "-t", str(topo), node, "--", shlex.join(argv), timeout=120)
     assert res.returncode == 0, f"{node}: {argv}: {res.stdout}{res.stderr}"
     return res.stdout
 

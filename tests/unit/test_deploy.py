@@ -20,7 +20,7 @@ from hastack.topology.model import Topology
 from hastack.transport.fake import Script, on, on_prefix, on_regex
 
 SYNCED = "wsrep_cluster_status\tPrimary\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON\nwsrep_cluster_size\t3\n"
-ACTIVE = "Id={u}\nActiveState=active\nUnitFileState=enabled\nLoadState=loaded\n"
+ACTIVE = "Id={u}.service\nActiveState=active\nUnitFileState=enabled\nLoadState=loaded\n"
 INACTIVE = "Id={u}\nActiveState=inactive\nUnitFileState=disabled\nLoadState=loaded\n"
 
 
@@ -144,3 +144,13 @@ def test_files_stage_changes_nothing_when_everything_matches(seed: Topology) -> 
         s.add(on_prefix("systemctl", "show", host=node, stdout=""))
     asyncio.run(FilesStage().host(d, seed.node(node)))
     assert s.puts() == [] and d.changes == 0
+
+
+def test_parse_show_matches_blocks_by_position() -> None:
+    from hastack.plan.gather import parse_show
+
+    out = ("Id=keepalived.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n"
+           "Id=hastack-galera-check.socket\nLoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n")
+    states = parse_show(out, ["keepalived", "hastack-galera-check.socket"])
+    assert states["keepalived"]["ActiveState"] == "active"
+    assert states["hastack-galera-check.socket"]["UnitFileState"] == "disabled"

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from hastack.deploy.engine import Deploy
-
-
-def parse_show(stdout: str) -> dict[str, dict[str, str]]:
-    """`systemctl show -p Id,ActiveState,UnitFileState u1 u2` -> {unit: {prop: value}} (blank-line separated)."""
-    out: dict[str, dict[str, str]] = {}
-    for block in stdout.strip().split("\n\n"):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        if "Id" in props:
-            out[props["Id"]] = props
-    return out
+from hastack.plan.gather import parse_show
 
 
 async def unit_states(d: Deploy, host: str, units: list[str]) -> dict[str, dict[str, str]]:
@@ -20,7 +11,7 @@ async def unit_states(d: Deploy, host: str, units: list[str]) -> dict[str, dict[
         return {}
     res = await d.run(host, ["systemctl", "show", "--no-pager", "-p", "Id,ActiveState,UnitFileState,LoadState",
                              *units], "read unit states")
-    return parse_show(res.stdout)
+    return parse_show(res.stdout, units)
 
 
 async def ensure_running(d: Deploy, host: str, unit: str, *, enable: bool = True, restart: bool = True) -> str:

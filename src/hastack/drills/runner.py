@@ -84,7 +84,7 @@ def wait_healthy(status: Status, timeout: float, poll: float, rec: Recorder | No
     for _ in range(int(timeout / poll) + 2):
         try:
             ok, detail = status()
-        except Exception as exc:  # noqa: BLE001 - a status that cannot answer is "not healthy"
+        except Exception as exc:  # a status that cannot answer is "not healthy"
             ok, detail = False, short_error(exc)
         if rec is not None:
             rec.event("status", detail, ok=ok)
@@ -120,7 +120,7 @@ class Drill:
         for w in self.workloads:
             try:
                 w.prepare()
-            except Exception as exc:  # noqa: BLE001 - reported as the reason the drill did not start
+            except Exception as exc:  # reported as the reason the drill did not start
                 raise DrillAborted(f"workload {w.name} cannot start: {short_error(exc)}") from exc
         try:
             self.target = resolve(self.s.target, world(self.b, self.s))
@@ -140,7 +140,7 @@ class Drill:
     def _guarded(self, w: Workload, bound: float) -> None:
         try:
             w.run(self.rec, self.stop, bound)
-        except Exception as exc:  # noqa: BLE001 - a crashed workload shows as a note and a gap
+        except Exception as exc:  # a crashed workload shows as a note and a gap
             self.rec.event("note", f"workload {w.name} stopped: {short_error(exc)}", ok=False)
 
     def act(self, kind: str, actions: Sequence[Action]) -> bool:
@@ -153,7 +153,7 @@ class Drill:
             self.rec.event(kind, text, node=self.target)
             try:
                 a.apply(self.b.faults, self.target)
-            except Exception as exc:  # noqa: BLE001 - recorded; healing must go on
+            except Exception as exc:  # recorded; healing must go on
                 self.errors.append(f"{kind} '{text}' failed: {short_error(exc)}")
                 self.rec.event("error", self.errors[-1], node=self.target, ok=False)
                 ok = False
@@ -190,7 +190,7 @@ class Drill:
         for w in self.workloads:
             try:
                 w.verify(self.rec)
-            except Exception as exc:  # noqa: BLE001 - the score then says "unreadable"
+            except Exception as exc:  # the score then says "unreadable"
                 self.errors.append(f"workload {w.name} could not verify: {short_error(exc)}")
 
 

@@ -317,6 +317,11 @@ def aggregate(runs: Sequence[Mapping[str, Figure]]) -> dict[str, Stat]:
     return out
 
 
+def single(figures: Mapping[str, Figure]) -> dict[str, Stat]:
+    """One run's figures as statistics of one run (so one run is judged like a series)."""
+    return {k: Stat(int(v is not None), 1, v, v, v) for k, v in figures.items()}
+
+
 @dataclass(frozen=True)
 class Target:
     figure: str

@@ -18,6 +18,7 @@ Why they look like this:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ipaddress
 import itertools
 import socket
@@ -66,6 +67,7 @@ class Endpoints:
     controllers: Mapping[str, str]
     """name -> address, topology order: the brokers, and the Galera nodes the final check reads."""
     network: str
+    keystone_port: int = KEYSTONE_PORT
     vip_probe_port: int = KEYSTONE_PORT
     """An HTTP listener of HAProxy on the VIP: a connect that sends nothing costs HAProxy nothing and
     never reaches a backend (a probe of the TCP-mode 3306 listener would open a MariaDB connection
@@ -153,10 +155,8 @@ class Clients(Generic[T]):
 
 def _quietly(fn: Callable[[], object]) -> None:
     """Closing a connection to a dead server may fail in any way; there is nothing left to do."""
-    try:
+    with contextlib.suppress(Exception):
         fn()
-    except Exception:  # noqa: BLE001 - see docstring
-        pass
 
 
 Op = Callable[[str], "str | None"]
@@ -173,7 +173,7 @@ def paced(rec: Recorder, stop: threading.Event, duration: float, *, stream: str,
         began = rec.now()
         try:
             node = op(op_id)
-        except Exception as exc:  # noqa: BLE001 - every failure is a sample, never a crash
+        except Exception as exc:  # every failure is a sample, never a crash
             rec.op(stream, began, False, id=op_id, error=short_error(exc))
         else:
             rec.op(stream, began, True, id=op_id, node=node)
@@ -227,7 +227,7 @@ class KeystoneTokens:
     def __init__(self, ep: Endpoints, creds: Credentials, run_id: str, rate: float = 10.0,
                  timeout: float = 2.0, workers: int = 4) -> None:
         self.ep, self.run_id, self.rate, self.workers = ep, run_id, rate, workers
-        self.url = f"http://{ep.vip}:{KEYSTONE_PORT}/v3/auth/tokens"
+        self.url = f"http://{ep.vip}:{ep.keystone_port}/v3/auth/tokens"
         self.body = token_request(creds)
         self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.5, timeout)),
                                    limits=httpx.Limits(max_connections=workers), trust_env=False)
@@ -347,11 +347,13 @@ class DbWrites:
 
 def _retry(fn: Callable[[], T], timeout: float, pause: float = 1.0) -> T | None:
     """A node that just rejoined may refuse for a moment; give it a bounded number of tries."""
-    for _ in range(max(1, int(timeout / pause))):
+    tries = max(1, int(timeout / pause))
+    for k in range(tries):
         try:
             return fn()
-        except Exception:  # noqa: BLE001 - any failure means "not yet"; the last one means "unreadable"
-            time.sleep(pause)
+        except Exception:  # any failure means "not yet"; the last one means "unreadable"
+            if k + 1 < tries:
+                time.sleep(pause)
     return None
 
 
@@ -394,7 +396,7 @@ class Broker:
             address = brokers[(first + k) % len(brokers)]
             try:
                 return pika.BlockingConnection(self._params(address)), address
-            except Exception as exc:  # noqa: BLE001 - try the next broker
+            except Exception as exc:  # try the next broker
                 last = exc
         raise ConnectionError(f"no broker answered: {short_error(last) if last else 'no brokers'}")
 
@@ -445,7 +447,7 @@ class Broker:
             began = rec.now()
             try:
                 drained = self._consume_once(rec, deadline)
-            except Exception as exc:  # noqa: BLE001 - reconnect to any broker
+            except Exception as exc:  # reconnect to any broker
                 rec.op("consume", began, False, error=short_error(exc))
                 time.sleep(0.2)
         rec.check("consume_drained", drained)
@@ -522,7 +524,7 @@ class Sampler:
         began = rec.now()
         try:
             seen = self.observe()
-        except Exception as exc:  # noqa: BLE001 - an unreachable node is data
+        except Exception as exc:  # an unreachable node is data
             p = Placement((began + rec.now()) / 2, error=short_error(exc))
         else:
             p = placement((began + rec.now()) / 2, seen)

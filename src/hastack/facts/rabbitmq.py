@@ -115,33 +115,55 @@ class Queues:
     vhost: str
     queues: tuple[Queue, ...] = ()
     error: str = ""
+    complete: bool = True
+    """False when rabbitmqctl printed rows and then failed (a peer did not answer in time):
+    the rows are real, the list may be short."""
 
     def of_type(self, kind: str) -> tuple[Queue, ...]:
         return tuple(q for q in self.queues if q.type == kind)
 
 
 def _names(value: object) -> tuple[str, ...]:
+    """Quorum queues give lists of node names; classic queues an empty string."""
     return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
-def parse_queues(vhost: str, text: str) -> Queues:
-    """`rabbitmqctl list_queues --formatter json name type leader members online`.
+def _queue(q: dict[str, Any]) -> Queue:
+    return Queue(str(q["name"]), str(q.get("type", "")), str(q.get("leader") or ""),
+                 _names(q.get("members")), _names(q.get("online")))
 
-    Classic queues have no leader/members/online of their own: those come back empty.
-    """
-    doc = _json(text) if text.strip() else []
+
+def _rows(text: str) -> list[dict[str, Any]]:
+    """The JSON formatter streams one object per line ("[", "{...}", ",{...}", "]"): read the
+    whole rows even when the stream was cut short by an error."""
+    rows = []
+    for line in text.splitlines():
+        line = line.strip().lstrip(",")
+        if line.startswith("{"):
+            rows.append(json.loads(line))
+    return rows
+
+
+def parse_queues(vhost: str, text: str) -> Queues:
+    """`rabbitmqctl list_queues --formatter json name type leader members online`."""
+    try:
+        doc = json.loads(text) if text.strip() else []
+    except ValueError:
+        doc = _rows(text)
     if not isinstance(doc, list):
         raise ValueError("not a list_queues document")
-    qs = tuple(Queue(str(q["name"]), str(q.get("type", "")), str(q.get("leader") or ""),
-                     _names(q.get("members")), _names(q.get("online"))) for q in doc)
-    return Queues(True, vhost, qs)
+    return Queues(True, vhost, tuple(_queue(q) for q in doc))
 
 
 def queues(vhost: str = "/") -> Fact[Queues]:
     def parse(r: Result) -> Queues:
-        if r.exit_status != 0:
+        if r.exit_status == 0:
+            return parse_queues(vhost, r.stdout)
+        rows = _rows(r.stdout)
+        if not rows:
             return Queues(False, vhost, error=_unavailable(r))
-        return parse_queues(vhost, r.stdout)
+        last = [line for line in (r.stderr + r.stdout).splitlines() if line.strip()]
+        return Queues(True, vhost, tuple(_queue(q) for q in rows), error=last[-1].strip(), complete=False)
 
     argv = ("rabbitmqctl", "-q", "list_queues", "--vhost", vhost, "--formatter", "json", *QUEUE_COLUMNS)
     return Fact(f"rabbitmq_queues {vhost}", argv, parse, 70.0)

@@ -81,13 +81,23 @@ class HostPlan:
         return {u for c in self.files if c.content_changed for u in c.file.restarts}
 
 
+def parse_show(stdout: str, units: list[str]) -> dict[str, dict[str, str]]:
+    """`systemctl show -p ... u1 u2` -> {u1: {prop: value}, ...}.
+
+    systemctl answers one blank-line separated block per unit, in the order asked, with `Id` the
+    full name (`mariadb.service` for `mariadb`): blocks are matched to the names by position.
+    """
+    blocks = [b for b in stdout.strip().split("\n\n") if b.strip()]
+    props = [dict(line.split("=", 1) for line in b.splitlines() if "=" in line) for b in blocks]
+    return dict(zip(units, props, strict=False))
+
+
 async def inactive_units(t: Transport, units: list[str]) -> list[str]:
     if not units:
         return []
     res = await t.run(["systemctl", "show", "--no-pager", "-p", "Id,ActiveState", *units], timeout=30)
-    active = {b.split("Id=")[1].split("\n")[0] for b in res.stdout.split("\n\n") if "ActiveState=active" in b
-              and "Id=" in b}
-    return [u for u in units if u not in active]
+    states = parse_show(res.stdout, units)
+    return [u for u in units if states.get(u, {}).get("ActiveState") != "active"]
 
 
 async def host_plan(t: Transport, desired: Desired, *, with_diffs: bool = False,

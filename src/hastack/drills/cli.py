@@ -1,0 +1,248 @@
+"""What `hastack drill` and `hastack bench` call: plain functions the CLI wires in (no typer here).
+
+    drill(topo, secrets, bindings, "power-off-vip-writer", repeat=3, report_dir=Path("reports"), out=console)
+    bench(topo, secrets, bindings_for, deploy, ["power-off-vip-writer"], repeat=1, report_dir=..., out=console)
+    scenarios_table(out)                      # `hastack drill --list`
+    demo_report(Path("/tmp/r"))               # a made-up run, to look at the report without a lab
+
+Exit codes: 0 every target met, 1 a target missed (or a run reported errors), 2 the drill could
+not start (lab not healthy, no valid target, a workload could not prepare).
+
+The lab side plugs in through `Bindings` (see runner.py): `LabFaults(lab)` adapts `hastack.lab.Lab`
+to `FaultApi`; `lab_queue_leader(lab, topo)` finds the test queue's leader; the watcher's observe
+callable and the status callable come from the lab and status packages.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from rich.console import Console
+from rich.table import Table
+
+from hastack.drills import demo, profiles, report
+from hastack.drills.runner import Bindings, DrillAborted, DrillSeries, Timing, run_series
+from hastack.drills.scenarios import SCENARIOS, by_name
+from hastack.drills.scoring import BenchRow, Stat, Verdict, bench_rows, judge
+from hastack.drills.workloads import RABBIT_QUEUE, RABBIT_VHOST, Credentials, Endpoints, Rates, Workload, standard
+from hastack.secrets import Secrets
+from hastack.topology.model import Topology
+
+EXIT_OK, EXIT_MISSED, EXIT_ABORTED = 0, 1, 2
+DEFAULT_TIMING, DEFAULT_RATES = Timing(), Rates()
+
+
+# -- the lab adapter -------------------------------------------------------------------------------------
+
+class Completed(Protocol):
+    returncode: int
+    stderr: str
+
+
+class LabLike(Protocol):
+    """The part of hastack.lab.Lab that drills use."""
+
+    def power(self, name: str, action: str) -> str: ...
+    def cut(self, name: str, peers: list[str] | None = None) -> None: ...
+    def heal(self, name: str, peers: list[str] | None = None) -> None: ...
+    def freeze(self, name: str) -> None: ...
+    def thaw(self, name: str) -> None: ...
+    def kill_service(self, name: str, unit: str, signal: str = "KILL") -> Completed: ...
+    def run(self, name: str, argv: list[str], timeout: float = 120, input: str | None = None) -> Completed: ...
+
+
+class LabFaults:
+    """`FaultApi` over the lab: `start_service` added, a failed systemctl raised instead of ignored."""
+
+    def __init__(self, lab: LabLike) -> None:
+        self.lab = lab
+
+    def power(self, node: str, action: str, /) -> object:
+        return self.lab.power(node, action)
+
+    def cut(self, node: str, /) -> object:
+        self.lab.cut(node)
+        return None
+
+    def heal(self, node: str, /) -> object:
+        self.lab.heal(node)
+        return None
+
+    def freeze(self, node: str, /) -> object:
+        self.lab.freeze(node)
+        return None
+
+    def thaw(self, node: str, /) -> object:
+        self.lab.thaw(node)
+        return None
+
+    def kill_service(self, node: str, unit: str, signal: str, /) -> object:
+        return _checked(self.lab.kill_service(node, unit, signal), f"kill {unit} on {node}")
+
+    def start_service(self, node: str, unit: str, /) -> object:
+        return _checked(self.lab.run(node, ["systemctl", "start", unit], timeout=180), f"start {unit} on {node}")
+
+
+def _checked(res: Completed, what: str) -> Completed:
+    if res.returncode != 0:
+        raise RuntimeError(f"{what}: exit {res.returncode}: {res.stderr.strip()[-300:]}")
+    return res
+
+
+def parse_queue_leader(stdout: str, queue: str = RABBIT_QUEUE) -> str | None:
+    """`rabbitmqctl list_queues name leader --formatter json` -> the leader's node name (`rabbit@ctl-1` ->
+    `ctl-1`), or None when the queue is missing or has no leader."""
+    try:
+        rows = json.loads(stdout or "[]")
+    except ValueError:
+        return None
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and row.get("name") == queue and isinstance(row.get("leader"), str):
+            return str(row["leader"]).split("@", 1)[-1] or None
+    return None
+
+
+def lab_queue_leader(lab: LabLike, topo: Topology, vhost: str = RABBIT_VHOST,
+                     queue: str = RABBIT_QUEUE) -> Callable[[], str | None]:
+    """Ask each controller's broker in turn (the first may be the one that is down)."""
+    argv = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "leader", "--formatter", "json"]
+
+    def leader() -> str | None:
+        for n in topo.controllers:
+            res = lab.run(n.name, argv, timeout=30)
+            if res.returncode == 0:
+                return parse_queue_leader(getattr(res, "stdout", ""), queue)
+        return None
+
+    return leader
+
+
+# -- drill -----------------------------------------------------------------------------------------------
+
+def workloads_for(topo: Topology, secrets: Secrets, rates: Rates = DEFAULT_RATES) -> Callable[[int], list[Workload]]:
+    """Fresh workloads per run, each run with its own id prefix (ids stay unique across runs)."""
+    ep, creds = Endpoints.from_topology(topo), Credentials.from_secrets(secrets)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+
+    def make(i: int) -> list[Workload]:
+        return standard(ep, creds, f"{topo.name}-{stamp}-{i}", rates)
+
+    return make
+
+
+def drill(topo: Topology, secrets: Secrets, bindings: Bindings, scenario: str, *, repeat: int = 1,
+          report_dir: Path | None = None, out: Console | None = None, timing: Timing = DEFAULT_TIMING,
+          rates: Rates = DEFAULT_RATES) -> int:
+    con = out or Console()
+    series = _series(topo, secrets, bindings, scenario, repeat, report_dir, con, timing, rates, "")
+    if series is None:
+        return EXIT_ABORTED
+    verdicts = judge(series.stats, series.scenario.tags)
+    con.print(series_table(series, verdicts))
+    missed = any(v.passed is False for v in verdicts) or any(r.errors for r in series.runs)
+    return EXIT_MISSED if missed else EXIT_OK
+
+
+def _series(topo: Topology, secrets: Secrets, bindings: Bindings, name: str, repeat: int,
+            report_dir: Path | None, con: Console, timing: Timing, rates: Rates, label: str) -> DrillSeries | None:
+    scenario = by_name(name)
+    try:
+        series = run_series(scenario, bindings, workloads_for(topo, secrets, rates), repeat, timing=timing,
+                            say=lambda s: con.print(f"  {s}", highlight=False, markup=False))
+    except DrillAborted as exc:
+        con.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        return None
+    for r in series.runs:
+        for e in r.errors:
+            con.print(f"  run {r.index + 1}: {e}", style="yellow", markup=False, highlight=False)
+    if report_dir is not None:
+        paths = report.write_series(series, report_dir, label)
+        con.print(f"  report: {', '.join(str(p) for p in paths if p.suffix == '.html')}", highlight=False)
+    return series
+
+
+def _num(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if unit == "s" else f"{v:g}"
+
+
+def _stat(st: Stat | None, unit: str) -> str:
+    if st is None or st.n == 0:
+        return "-"
+    if st.runs == 1:
+        return _num(st.median, unit)
+    return f"{_num(st.median, unit)} [{_num(st.min, unit)}-{_num(st.max, unit)}]" + (
+        f" ({st.runs - st.n} n/a)" if st.n < st.runs else "")
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "[green]met[/]", False: "[red]missed[/]", None: "[dim]n/a[/]"}[passed]
+
+
+def series_table(series: DrillSeries, verdicts: Sequence[Verdict]) -> Table:
+    t = Table("figure", "median [min-max]", "target", "verdict (worst run)",
+              title=f"{series.scenario.name}: {len(series.runs)} run(s)")
+    for v in verdicts:
+        st = series.stats.get(v.target.figure)
+        t.add_row(v.target.label, _stat(st, v.target.unit), f"<= {_num(v.target.limit, v.target.unit)}",
+                  _verdict(v.passed))
+    return t
+
+
+# -- bench -----------------------------------------------------------------------------------------------
+
+def bench(topo: Topology, secrets: Secrets, bindings_for: Callable[[Topology], Bindings],
+          deploy: Callable[[Topology], None], scenarios: Sequence[str], *, repeat: int = 1,
+          report_dir: Path | None = None, out: Console | None = None, timing: Timing = DEFAULT_TIMING,
+          rates: Rates = DEFAULT_RATES) -> int:
+    """Every scenario under the `reference` tuning, then under hastack's (so the lab ends deployed as
+    its topology says); `deploy(topology)` must bring the lab to that tuning and return when healthy."""
+    con = out or Console()
+    results: dict[str, dict[str, DrillSeries]] = {"reference": {}, "hastack": {}}
+    for label in ("reference", "hastack"):
+        tuned = profiles.PROFILES[label](topo)
+        changes = profiles.differences(topo, tuned)
+        con.print(f"[bold]{label}[/] profile: " + (", ".join(f"{k}={b}" for k, _, b in changes) or "as written"))
+        deploy(tuned)
+        for name in scenarios:
+            series = _series(tuned, secrets, bindings_for(tuned), name, repeat, report_dir, con, timing, rates,
+                             label)
+            if series is None:
+                return EXIT_ABORTED
+            results[label][name] = series
+    rows = {name: bench_rows(results["hastack"][name].stats, results["reference"][name].stats,
+                             by_name(name).tags) for name in scenarios}
+    for name in scenarios:
+        con.print(bench_table(name, rows[name]))
+    if report_dir is not None:
+        report.dump(report.bench_json(rows), report_dir / "bench.json")
+    return EXIT_MISSED if any(r.passed is False for rs in rows.values() for r in rs) else EXIT_OK
+
+
+def bench_table(scenario: str, rows: Sequence[BenchRow]) -> Table:
+    t = Table("figure", "target", "hastack", "reference", "ratio ref/hastack", "hastack verdict", title=scenario)
+    for r in rows:
+        u = r.target.unit
+        ratio = "-" if r.ratio is None else ("inf" if r.ratio == float("inf") else f"{r.ratio:.1f}x")
+        t.add_row(r.target.label, f"<= {_num(r.target.limit, u)}", _stat(r.hastack, u), _stat(r.reference, u),
+                  ratio, _verdict(r.passed))
+    return t
+
+
+# -- listing and demo ------------------------------------------------------------------------------------
+
+def scenarios_table() -> Table:
+    t = Table("scenario", "what", "target", "hold", "tags")
+    for s in SCENARIOS:
+        t.add_row(s.name, s.title, s.target, f"{s.hold_s:g} s", ", ".join(s.tags))
+    return t
+
+
+def demo_report(directory: Path) -> list[Path]:
+    """Write the report of a made-up run (clearly labelled as such) to look at the format."""
+    return list(report.write_run(demo.run(split=True), directory, "demo"))

@@ -1,0 +1,246 @@
+"""Scoring on synthetic sample streams: every count exact, every edge case named."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Event, Placement, Recording, Sample
+from hastack.drills.scoring import (
+    Gap,
+    Stat,
+    Window,
+    aggregate,
+    bench_rows,
+    failures,
+    judge,
+    longest_gap,
+    lost_writes,
+    merge,
+    messages,
+    moved,
+    ratio,
+    score,
+    single,
+    split_brain,
+)
+
+
+def ok(stream: str, t: float, id: str | None = None) -> Sample:
+    return Sample(stream, t, True, 0.0, id)
+
+
+def bad(stream: str, t: float, id: str | None = None, flag: str | None = None) -> Sample:
+    return Sample(stream, t, False, 0.0, id, error="TimeoutError", flag=flag)
+
+
+# -- gaps --------------------------------------------------------------------------------------------------
+
+def test_gap_runs_from_the_last_success_before_the_fault_to_the_first_after() -> None:
+    times = [0, 1, 2, 3, 4, 7.5, 8, 9, 10]
+    assert longest_gap(times, [Window(4.9, 10)], 0, 10) == Gap(3.5, 4, 7.5, True)
+
+
+def test_a_long_interval_outside_the_window_is_not_the_gap() -> None:
+    times = [0, 3, 4, 5, 5.5, 6]
+    assert longest_gap(times, [Window(4.5, 6)], 0, 6) == Gap(1, 4, 5, True)
+
+
+def test_no_success_at_all_is_one_gap_over_the_whole_run_not_recovered() -> None:
+    assert longest_gap([], [Window(2, 3)], 0, 10) == Gap(10, 0, 10, False)
+
+
+def test_fault_at_the_start_measures_from_the_start_of_the_run() -> None:
+    assert longest_gap([3, 4, 5], [Window(0, 5)], 0, 5) == Gap(3, 0, 3, True)
+
+
+def test_never_recovering_stream_runs_to_the_end_and_says_so() -> None:
+    assert longest_gap([1, 2], [Window(2.5, 10)], 0, 10) == Gap(8, 2, 10, False)
+
+
+def test_a_success_exactly_at_the_fault_counts_as_before_it() -> None:
+    # (1, 2) ends at the fault instant: it does not overlap; (2, 5) does.
+    assert longest_gap([1, 2, 5, 5.5], [Window(2, 6)], 0, 6) == Gap(3, 2, 5, True)
+    # Without the success at 2 the interval starts at 1.
+    assert longest_gap([1, 5, 5.5], [Window(2, 6)], 0, 6) == Gap(4, 1, 5, True)
+
+
+def test_overlapping_windows_are_merged_and_disjoint_ones_both_count() -> None:
+    assert merge([Window(3, 6), Window(2, 4), Window(6, 7), Window(9, 10)]) == [Window(2, 7), Window(9, 10)]
+    times = [0, 1, 5, 6, 8.5, 9, 9.5, 12]
+    # (1, 5) overlaps [1.5, 2]; (9.5, 12) overlaps [10, 11]; (6, 8.5) overlaps neither.
+    assert longest_gap(times, [Window(1.5, 2), Window(10, 11)], 0, 12) == Gap(4, 1, 5, True)
+    assert longest_gap(times, [Window(7, 8)], 0, 12) == Gap(2.5, 6, 8.5, True)
+
+
+def test_an_interval_spanning_a_whole_window_counts() -> None:
+    assert longest_gap([0, 1, 9, 10], [Window(4, 5)], 0, 10) == Gap(8, 1, 9, True)
+
+
+def test_ties_go_to_the_earliest_gap_and_successes_outside_the_run_are_ignored() -> None:
+    assert longest_gap([-5, 1, 3, 5, 7, 50], [Window(0, 10)], 0, 10) == Gap(2, 1, 3, True)
+
+
+def test_no_window_means_no_gap_and_inverted_spans_are_refused() -> None:
+    assert longest_gap([1, 2], [], 0, 10) is None
+    with pytest.raises(ValueError):
+        Window(5, 4)
+    with pytest.raises(ValueError):
+        longest_gap([1], [Window(0, 1)], 10, 0)
+
+
+# -- failures, writes, messages ----------------------------------------------------------------------------
+
+def test_failures_and_stalls_are_counted_apart_and_per_window() -> None:
+    samples = [bad("db", 1), bad("db", 2, flag=SKIPPED), bad("db", 6), ok("db", 3), bad("vip", 2)]
+    assert failures(samples, "db").failed == 2
+    assert failures(samples, "db").skipped == 1
+    assert failures(samples, "db", [Window(0, 5)]).failed == 1
+    assert failures(samples, "keystone").failed == 0
+
+
+def test_lost_writes_are_acked_ids_missing_on_any_readable_node() -> None:
+    samples = [ok("db", 1, "a"), ok("db", 2, "b"), ok("db", 3, "c"), bad("db", 4, "d"), bad("db", 5, "e")]
+    check = lost_writes(samples, {"ctl-1": {"a", "b", "c", "d"}, "ctl-2": {"a", "b"}, "ctl-3": None})
+    assert check.acked == 3
+    assert check.lost == 1
+    assert check.missing == {"ctl-1": 0, "ctl-2": 1}
+    assert check.unreadable == ("ctl-3",)
+    assert check.in_doubt_landed == 1  # d failed for the client but committed
+
+
+def test_a_write_missing_on_two_nodes_is_one_lost_write() -> None:
+    samples = [ok("db", 1, "a"), ok("db", 2, "b")]
+    check = lost_writes(samples, {"x": {"a"}, "y": {"a"}, "z": {"a", "b"}})
+    assert (check.lost, check.missing) == (1, {"x": 1, "y": 1, "z": 0})
+
+
+def test_no_readable_node_means_unknown_not_zero() -> None:
+    check = lost_writes([ok("db", 1, "a")], {"ctl-1": None})
+    assert check.lost is None
+    assert lost_writes([ok("db", 1, "a")], {}).lost is None
+
+
+def test_messages_lost_duplicated_stale_and_in_doubt() -> None:
+    samples = [
+        ok("publish", 1, "r-m1"), ok("publish", 2, "r-m2"), bad("publish", 3, "r-m3"), ok("publish", 4, "r-m4"),
+        ok("consume", 1.1, "r-m1"), Sample("consume", 5, True, 0, "r-m1", flag=REDELIVERED),
+        Sample("consume", 5.1, True, 0, "r-m1", flag=REDELIVERED), ok("consume", 3.1, "r-m3"),
+        ok("consume", 4.1, "r-m4"), Sample("consume", 0.5, True, 0, "old-m7", flag=STALE),
+        ok("consume", 0.6, "never-published"), bad("consume", 2.5),
+    ]
+    m = messages(samples)
+    assert m.confirmed == 3
+    assert m.consumed == 3  # m1, m3, m4
+    assert m.lost == 1  # m2
+    assert m.duplicates == 2  # m1 delivered three times
+    assert m.stale == 2
+    assert m.unconfirmed_consumed == 1  # m3
+
+
+# -- placements --------------------------------------------------------------------------------------------
+
+def test_split_brain_counts_samples_exactly_and_per_kind() -> None:
+    ps = [Placement(0, ("a",), ("n1",)), Placement(1, ("a", "b"), ("n1",)),
+          Placement(2, ("a", "b"), ("n1", "n2")), Placement(3, ("b",), ("n1", "n2")),
+          Placement(4, ("a", "a"), ("n2",)), Placement(5, error="timeout"), Placement(6, (), ())]
+    sb = split_brain(ps)
+    assert (sb.vip, sb.agents, sb.total, sb.samples) == (2, 2, 4, 6)
+
+
+def test_agents_move_time_from_the_fault_to_the_other_node() -> None:
+    ps = [Placement(4.0, agents=("n1",)), Placement(5.0, agents=("n1",)), Placement(5.5, agents=()),
+          Placement(6.0, error="x"), Placement(7.25, agents=("n2",)), Placement(8, agents=("n2",))]
+    m = moved(ps, 5.0, "agents")
+    assert (m.before, m.after, m.seconds) == ("n1", "n2", 2.25)
+
+
+def test_no_move_and_unknown_holder() -> None:
+    ps = [Placement(1, vip=("a",)), Placement(3, vip=("a",))]
+    assert moved(ps, 2, "vip").seconds is None
+    assert moved(ps, 2, "vip").before == "a"
+    split_before = [Placement(1, vip=("a", "b")), Placement(3, vip=("b",))]
+    assert moved(split_before, 2, "vip").before is None
+    # Both nodes at once after the fault is not "moved": the old holder still has it.
+    both = [Placement(1, vip=("a",)), Placement(3, vip=("a", "b")), Placement(4, vip=("b",))]
+    assert moved(both, 2, "vip").seconds == 2
+
+
+# -- a whole run -------------------------------------------------------------------------------------------
+
+def small_run() -> Recording:
+    samples = [ok("vip", t / 10) for t in range(0, 101) if not 50 <= t < 53]
+    samples += [ok("db", float(t), f"r-d{t}") for t in range(0, 11) if t not in (6, 7)]
+    samples += [bad("db", 6.5, "r-d6")]
+    samples += [ok("publish", float(t), f"r-m{t}") for t in range(11)]
+    samples += [ok("consume", t + 0.1, f"r-m{t}") for t in range(11) if t != 4]
+    placements = [Placement(t / 2, ("ctl-1",) if t < 11 else ("ctl-2",), ("net-1",), "ctl-1") for t in range(21)]
+    events = [Event(0, "start"), Event(5.0, "fault", "power off ctl-1"), Event(7, "heal"),
+              Event(8, "status", ok=False), Event(9, "status", ok=True), Event(9, "healthy"), Event(10, "stop")]
+    acked = [f"r-d{t}" for t in range(11) if t not in (6, 7)]
+    present = {"ctl-1": acked, "ctl-2": [i for i in acked if i != "r-d9"], "ctl-3": None}
+    return Recording(0.0, tuple(sorted(samples, key=lambda s: s.t)), tuple(placements), tuple(events),
+                     {"db_present": present})
+
+
+def test_score_of_a_whole_run() -> None:
+    f = score(small_run()).figures()
+    assert f["vip_gap_s"] == pytest.approx(0.4)  # 4.9 -> 5.3
+    assert f["db_gap_s"] == 3  # 5 -> 8
+    assert f["db_failed"] == 1
+    assert f["db_acked"] == 9
+    assert f["db_lost"] == 1
+    assert f["publish_gap_s"] == 1
+    assert f["messages_confirmed"] == 11
+    assert f["messages_lost"] == 1
+    assert f["messages_duplicated"] == 0
+    assert f["keystone_gap_s"] is None  # no keystone workload in this run
+    assert f["split_brain_samples"] == 0
+    assert f["vip_moved_s"] == 0.5
+    assert f["agents_moved_s"] is None
+    assert f["heal_to_healthy_s"] == 2
+
+
+def test_a_run_without_a_fault_is_scored_over_its_whole_length() -> None:
+    rec = Recording(0.0, (ok("vip", 1), ok("vip", 4), ok("vip", 5)), (), (Event(0, "start"), Event(6, "stop")))
+    s = score(rec)
+    assert s.window is None
+    assert s.gaps["vip"] == Gap(3, 1, 4, True)
+    assert s.heal_to_healthy_s is None
+
+
+# -- repeats, targets, bench -------------------------------------------------------------------------------
+
+def test_aggregate_gives_min_median_max_and_counts_missing_values() -> None:
+    stats = aggregate([{"a": 1, "b": None}, {"a": 3, "b": 2.5}, {"a": 2, "b": None}, {"a": 10}])
+    assert stats["a"] == Stat(4, 4, 1, 2.5, 10)
+    assert stats["b"] == Stat(1, 4, 2.5, 2.5, 2.5)
+
+
+def test_targets_are_judged_on_the_worst_run() -> None:
+    stats = aggregate([{"vip_gap_s": 0.1, "db_lost": 0}, {"vip_gap_s": 0.5, "db_lost": 0}])
+    verdicts = {v.target.figure: v for v in judge(stats)}
+    assert verdicts["vip_gap_s"].passed is False
+    assert verdicts["vip_gap_s"].value == 0.5
+    assert verdicts["db_lost"].passed is True
+    assert verdicts["agents_moved_s"].passed is None  # not a network scenario
+    assert verdicts["keystone_gap_s"].passed is False  # not measured is not met
+
+
+def test_agents_target_applies_to_network_scenarios_and_never_moving_fails_it() -> None:
+    v = {x.target.figure: x for x in judge(single({"agents_moved_s": None}), tags=("agents",))}
+    assert v["agents_moved_s"].passed is False
+    v = {x.target.figure: x for x in judge(single({"agents_moved_s": 4.2}), tags=("agents",))}
+    assert v["agents_moved_s"].passed is True
+
+
+def test_bench_ratio_is_reference_over_hastack() -> None:
+    assert ratio(0.3, 3.0) == 10
+    assert ratio(0, 0) is None
+    assert ratio(0, 1) == math.inf
+    assert ratio(None, 1) is None
+    rows = {r.target.figure: r for r in bench_rows(single({"vip_gap_s": 0.2}), single({"vip_gap_s": 3.0}))}
+    assert rows["vip_gap_s"].ratio == 15
+    assert rows["vip_gap_s"].passed is True
+    assert rows["db_gap_s"].ratio is None
