@@ -116,3 +116,21 @@ def test_second_deploy_changes_nothing(seed_lab: Path) -> None:
     res = hastack("deploy", str(seed_lab))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "0 changed" in res.stdout
+
+
+def test_changed_haproxy_timing_restarts_haproxy_only_rolling(seed_lab: Path) -> None:
+    """A variant of the topology (same name, so the same secrets and hosts) with one HAProxy timing changed."""
+    variant = seed_lab.parent / ".seed-haproxy-variant.yml"
+    variant.write_text(seed_lab.read_text() + "tuning:\n  haproxy: {check_inter_ms: 700}\n")
+    try:
+        res = hastack("deploy", str(variant))
+        assert res.returncode == 0, res.stdout + res.stderr
+        restarts = re.findall(r"\] (\S+): restarted (\S+)", res.stdout)
+        assert restarts == [("ctl-1", "haproxy"), ("ctl-2", "haproxy"), ("ctl-3", "haproxy")]
+        assert not re.search(r": started ", res.stdout)
+    finally:
+        variant.unlink()
+        back = hastack("deploy", str(seed_lab))
+        assert back.returncode == 0, back.stdout + back.stderr
+    assert re.findall(r"\] (\S+): restarted (\S+)", back.stdout) == [
+        ("ctl-1", "haproxy"), ("ctl-2", "haproxy"), ("ctl-3", "haproxy")]

@@ -79,7 +79,7 @@ def test_an_interval_spanning_a_whole_window_counts() -> None:
 
 
 def test_ties_go_to_the_earliest_gap_and_successes_outside_the_run_are_ignored() -> None:
-    assert longest_gap([-5, 1, 3, 5, 7, 50], [Window(0, 10)], 0, 10) == Gap(2, 1, 3, True)
+    assert longest_gap([-5, 1, 3, 5, 7, 50], [Window(0, 9)], 0, 9) == Gap(2, 1, 3, True)
 
 
 def test_no_window_means_no_gap_and_inverted_spans_are_refused() -> None:
