@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
-HOST_PACKAGES=(debootstrap systemd-container iproute2 nftables iptables openssh-client psmisc
-               python3 python3-venv ca-certificates)
+HOST_PACKAGES=(debootstrap systemd-container iproute2 nftables iptables openssh-client openssh-server
+               util-linux psmisc python3 python3-venv ca-certificates)
+# openssh-server is for the transport tests, which start their own sshd on 127.0.0.1 by PID; the
+# host's own ssh service is never started (see block_service_start).
 TOPOLOGY="${HASTACK_TOPOLOGY:-examples/seed.yml}"
 
 need_root() {
@@ -25,8 +27,25 @@ install_host_packages() {
     if ((${#missing[@]})); then
         echo ">> installing Debian packages: ${missing[*]}"
         apt-get update -qq
+        block_service_start
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        unblock_service_start
     fi
+}
+
+# Packages must not start their services on this machine while they install (sshd, for one).
+# A policy-rc.d that we create is removed right after; one that was already there is left alone.
+OUR_POLICY=""
+block_service_start() {
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        OUR_POLICY=1
+        trap unblock_service_start EXIT
+    fi
+}
+unblock_service_start() {
+    if [[ -n "$OUR_POLICY" ]]; then rm -f /usr/sbin/policy-rc.d; OUR_POLICY=""; fi
 }
 
 install_python_deps() {

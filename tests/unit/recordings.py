@@ -11,8 +11,12 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from hastack.facts.base import Fact as _Fact
 from hastack.transport.base import Result
+
+T = TypeVar("T")
 
 RECORDED = Path(__file__).resolve().parent / "recorded"
 PREFIX = "#@ "
@@ -72,3 +76,10 @@ def save(tool: str, case: str, rec: Recording) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(rec))
     return path
+
+
+def answer(fact: _Fact[T], tool: str, case: str) -> T:
+    """Parse a recording with a fact, after checking the recording ran that fact's exact argv."""
+    rec = load(tool, case)
+    assert rec.argv == fact.argv, f"{tool}/{case} was recorded with another command than {fact.name}: re-record it"
+    return fact.parse(rec.result())

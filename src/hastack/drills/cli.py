@@ -15,20 +15,32 @@ callable and the status callable come from the lab and status packages.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from secrets import token_hex
 from typing import Protocol
 
 from rich.console import Console
 from rich.table import Table
 
 from hastack.drills import demo, profiles, report
-from hastack.drills.runner import Bindings, DrillAborted, DrillSeries, Timing, run_series
+from hastack.drills.observe import Completed, LabObserver, LabRun
+from hastack.drills.runner import Bindings, DrillAborted, DrillSeries, Status, Timing, run_series
 from hastack.drills.scenarios import SCENARIOS, by_name
 from hastack.drills.scoring import BenchRow, Stat, Verdict, bench_rows, judge
-from hastack.drills.workloads import RABBIT_QUEUE, RABBIT_VHOST, Credentials, Endpoints, Rates, Workload, standard
+from hastack.drills.workloads import (
+    RABBIT_QUEUE,
+    RABBIT_VHOST,
+    Credentials,
+    Endpoints,
+    Observe,
+    Rates,
+    Workload,
+    standard,
+)
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
 
@@ -38,13 +50,8 @@ DEFAULT_TIMING, DEFAULT_RATES = Timing(), Rates()
 
 # -- the lab adapter -------------------------------------------------------------------------------------
 
-class Completed(Protocol):
-    returncode: int
-    stderr: str
-
-
-class LabLike(Protocol):
-    """The part of hastack.lab.Lab that drills use."""
+class LabLike(LabRun, Protocol):
+    """The part of hastack.lab.Lab that drills use (`run` and `address` come from LabRun)."""
 
     def power(self, name: str, action: str) -> str: ...
     def cut(self, name: str, peers: list[str] | None = None) -> None: ...
@@ -52,7 +59,6 @@ class LabLike(Protocol):
     def freeze(self, name: str) -> None: ...
     def thaw(self, name: str) -> None: ...
     def kill_service(self, name: str, unit: str, signal: str = "KILL") -> Completed: ...
-    def run(self, name: str, argv: list[str], timeout: float = 120, input: str | None = None) -> Completed: ...
 
 
 class LabFaults:
@@ -115,30 +121,50 @@ def lab_queue_leader(lab: LabLike, topo: Topology, vhost: str = RABBIT_VHOST,
         for n in topo.controllers:
             res = lab.run(n.name, argv, timeout=30)
             if res.returncode == 0:
-                return parse_queue_leader(getattr(res, "stdout", ""), queue)
+                return parse_queue_leader(res.stdout, queue)
         return None
 
     return leader
 
 
+def lab_bindings(lab: LabLike, topo: Topology, secrets: Secrets, status: Status,
+                 cuts: Callable[[], Iterable[Iterable[str]]], observe: Observe | None = None) -> Bindings:
+    """Everything a drill needs, from a lab: its faults, the reference observer (unless the lab brings a
+    better one), the test queue's leader. `cuts` is the lab's current cut list (`lambda: lab.state.cuts`);
+    `status` is `hastack status` as (healthy, summary)."""
+    if observe is None:
+        if "haproxy/stats" not in secrets.names():
+            raise KeyError("secret haproxy/stats is missing: deploy the topology first")
+        observe = LabObserver(lab, topo, secrets.password("haproxy/stats"), cuts)
+    return Bindings(LabFaults(lab), observe, status, tuple(n.name for n in topo.controllers),
+                    tuple(n.name for n in topo.network_nodes), lab_queue_leader(lab, topo))
+
+
 # -- drill -----------------------------------------------------------------------------------------------
 
 def workloads_for(topo: Topology, secrets: Secrets, rates: Rates = DEFAULT_RATES) -> Callable[[int], list[Workload]]:
-    """Fresh workloads per run, each run with its own id prefix (ids stay unique across runs)."""
+    """Fresh workloads per run, each run with its own id prefix: ids stay unique across runs, series
+    and invocations (the drill table and queue outlive a run). At most 64 characters (the `run` column)."""
     ep, creds = Endpoints.from_topology(topo), Credentials.from_secrets(secrets)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    prefix = f"{topo.name[:24]}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{token_hex(3)}"
+    counter = itertools.count()
 
-    def make(i: int) -> list[Workload]:
-        return standard(ep, creds, f"{topo.name}-{stamp}-{i}", rates)
+    def make(_: int) -> list[Workload]:
+        return standard(ep, creds, f"{prefix}-{next(counter)}", rates)
 
     return make
 
 
+MakeWorkloads = Callable[[int], Sequence[Workload]]
+
+
 def drill(topo: Topology, secrets: Secrets, bindings: Bindings, scenario: str, *, repeat: int = 1,
           report_dir: Path | None = None, out: Console | None = None, timing: Timing = DEFAULT_TIMING,
-          rates: Rates = DEFAULT_RATES) -> int:
+          rates: Rates = DEFAULT_RATES, make_workloads: MakeWorkloads | None = None) -> int:
+    """Run one scenario `repeat` times, print min/median/max against the targets, write the report."""
     con = out or Console()
-    series = _series(topo, secrets, bindings, scenario, repeat, report_dir, con, timing, rates, "")
+    make = make_workloads or workloads_for(topo, secrets, rates)
+    series = _series(bindings, scenario, repeat, report_dir, con, timing, make, "")
     if series is None:
         return EXIT_ABORTED
     verdicts = judge(series.stats, series.scenario.tags)
@@ -147,11 +173,11 @@ def drill(topo: Topology, secrets: Secrets, bindings: Bindings, scenario: str, *
     return EXIT_MISSED if missed else EXIT_OK
 
 
-def _series(topo: Topology, secrets: Secrets, bindings: Bindings, name: str, repeat: int,
-            report_dir: Path | None, con: Console, timing: Timing, rates: Rates, label: str) -> DrillSeries | None:
+def _series(bindings: Bindings, name: str, repeat: int, report_dir: Path | None, con: Console, timing: Timing,
+            make: MakeWorkloads, label: str) -> DrillSeries | None:
     scenario = by_name(name)
     try:
-        series = run_series(scenario, bindings, workloads_for(topo, secrets, rates), repeat, timing=timing,
+        series = run_series(scenario, bindings, make, repeat, timing=timing,
                             say=lambda s: con.print(f"  {s}", highlight=False, markup=False))
     except DrillAborted as exc:
         con.print(f"error: {exc}", style="red", markup=False, highlight=False)
@@ -189,7 +215,7 @@ def series_table(series: DrillSeries, verdicts: Sequence[Verdict]) -> Table:
               title=f"{series.scenario.name}: {len(series.runs)} run(s)")
     for v in verdicts:
         st = series.stats.get(v.target.figure)
-        t.add_row(v.target.label, _stat(st, v.target.unit), f"<= {_num(v.target.limit, v.target.unit)}",
+        t.add_row(v.target.label, _stat(st, v.target.unit), f"<= {_num(v.target.limit, v.target.unit)} {v.target.unit}",
                   _verdict(v.passed))
     return t
 
@@ -199,7 +225,7 @@ def series_table(series: DrillSeries, verdicts: Sequence[Verdict]) -> Table:
 def bench(topo: Topology, secrets: Secrets, bindings_for: Callable[[Topology], Bindings],
           deploy: Callable[[Topology], None], scenarios: Sequence[str], *, repeat: int = 1,
           report_dir: Path | None = None, out: Console | None = None, timing: Timing = DEFAULT_TIMING,
-          rates: Rates = DEFAULT_RATES) -> int:
+          rates: Rates = DEFAULT_RATES, make_workloads: MakeWorkloads | None = None) -> int:
     """Every scenario under the `reference` tuning, then under hastack's (so the lab ends deployed as
     its topology says); `deploy(topology)` must bring the lab to that tuning and return when healthy."""
     con = out or Console()
@@ -209,9 +235,9 @@ def bench(topo: Topology, secrets: Secrets, bindings_for: Callable[[Topology], B
         changes = profiles.differences(topo, tuned)
         con.print(f"[bold]{label}[/] profile: " + (", ".join(f"{k}={b}" for k, _, b in changes) or "as written"))
         deploy(tuned)
+        make = make_workloads or workloads_for(tuned, secrets, rates)
         for name in scenarios:
-            series = _series(tuned, secrets, bindings_for(tuned), name, repeat, report_dir, con, timing, rates,
-                             label)
+            series = _series(bindings_for(tuned), name, repeat, report_dir, con, timing, make, label)
             if series is None:
                 return EXIT_ABORTED
             results[label][name] = series
@@ -229,7 +255,7 @@ def bench_table(scenario: str, rows: Sequence[BenchRow]) -> Table:
     for r in rows:
         u = r.target.unit
         ratio = "-" if r.ratio is None else ("inf" if r.ratio == float("inf") else f"{r.ratio:.1f}x")
-        t.add_row(r.target.label, f"<= {_num(r.target.limit, u)}", _stat(r.hastack, u), _stat(r.reference, u),
+        t.add_row(r.target.label, f"<= {_num(r.target.limit, u)} {u}", _stat(r.hastack, u), _stat(r.reference, u),
                   ratio, _verdict(r.passed))
     return t
 

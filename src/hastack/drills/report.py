@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hastack.drills.runner import DrillRun, DrillSeries
-from hastack.drills.samples import SKIPPED, STREAMS, Placement, Recording, Sample
+from hastack.drills.samples import SKIPPED, STREAMS, Event, Placement, Recording, Sample
 from hastack.drills.scoring import TARGETS, BenchRow, Gap, Scores, Target, Verdict, judge, single
 
 WIDTH, LABEL_W, RIGHT_PAD = 1200, 150, 24
@@ -246,24 +246,27 @@ def status_lane(rec: Recording, scale: Scale, y: float) -> list[str]:
     return out
 
 
+def marked(rec: Recording, scale: Scale) -> list[Event]:
+    """The fault and heal marks, and the first healthy poll, that fall inside the scale."""
+    healthy = rec.first_event("healthy")
+    return [e for e in rec.events if e.kind in MARK_COLOURS and (e.kind != "healthy" or e is healthy)
+            and scale.t0 <= e.t <= scale.t1]
+
+
 def marks(rec: Recording, scale: Scale, top: float, bottom: float) -> list[str]:
     start = rec.first_event("start")
     origin = start.t if start else 0.0
+    shown = marked(rec, scale)
+    rows = max(1, min(MARK_ROWS, len(shown)))
     out = []
-    row = 0
-    for e in rec.events:
-        if e.kind not in MARK_COLOURS or (e.kind == "healthy" and e is not rec.first_event("healthy")):
-            continue
-        if not scale.t0 <= e.t <= scale.t1:
-            continue
+    for row, e in enumerate(shown):
         x, colour = scale.x(e.t), MARK_COLOURS[e.kind]
         out.append(f'<line x1="{_f(x)}" y1="{_f(top)}" x2="{_f(x)}" y2="{_f(bottom)}" stroke="{colour}" '
                    f'class="mark mark-{e.kind}"/>')
         label = f"{e.kind} {e.t - origin:.1f} s" + (f": {e.text}" if e.text and e.kind != "healthy" else "")
-        ly = top - 6 - (MARK_ROWS - 1 - row % MARK_ROWS) * 15
+        ly = top - 6 - (rows - 1 - row % rows) * 15
         anchor, lx = ("end", x - 4) if x + 7 * len(label) > WIDTH else ("start", x + 4)
         out.append(_text(lx, ly, label, f"marklabel mark-{e.kind}", anchor))
-        row += 1
     return out
 
 
@@ -309,7 +312,7 @@ def timeline_svg(run: DrillRun, span: tuple[float, float] | None = None) -> str:
     scale = Scale(*(span or (start.t if start else 0.0, rec.end())))
     ids = "zoom" if span else "run"
     targets = {t.figure: t for t in TARGETS}
-    top = 24 + MARK_ROWS * 15
+    top = 24 + max(1, min(MARK_ROWS, len(marked(rec, scale)))) * 15
     y, body = top, []
     lanes: list[tuple[str, float]] = []
 

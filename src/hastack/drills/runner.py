@@ -95,10 +95,15 @@ def wait_healthy(status: Status, timeout: float, poll: float, rec: Recorder | No
 
 
 def world(b: Bindings, scenario: Scenario) -> World:
-    p = placement(0.0, b.observe())
+    """One look at the lab before the fault; a watcher or broker that cannot answer aborts the drill."""
+    try:
+        p = placement(0.0, b.observe())
+        wants_leader = b.queue_leader is not None and scenario.target == "queue_leader"
+        leader = b.queue_leader() if wants_leader and b.queue_leader is not None else None
+    except Exception as exc:  # nothing has been touched yet: say why and stop
+        raise DrillAborted(f"cannot see the lab before the drill: {short_error(exc)}") from exc
     if p.error:
         raise DrillAborted(f"the watcher cannot see the lab: {p.error}")
-    leader = b.queue_leader() if b.queue_leader is not None and scenario.target == "queue_leader" else None
     return World(b.controllers, b.network_nodes, p.vip, p.agents, p.writer, leader)
 
 

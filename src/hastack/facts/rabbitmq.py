@@ -162,8 +162,7 @@ def queues(vhost: str = "/") -> Fact[Queues]:
         rows = _rows(r.stdout)
         if not rows:
             return Queues(False, vhost, error=_unavailable(r))
-        last = [line for line in (r.stderr + r.stdout).splitlines() if line.strip()]
-        return Queues(True, vhost, tuple(_queue(q) for q in rows), error=last[-1].strip(), complete=False)
+        return Queues(True, vhost, tuple(_queue(q) for q in rows), error=_unavailable(r), complete=False)
 
     argv = ("rabbitmqctl", "-q", "list_queues", "--vhost", vhost, "--formatter", "json", *QUEUE_COLUMNS)
     return Fact(f"rabbitmq_queues {vhost}", argv, parse, 70.0)

@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict, Unpack
 
-from hastack.transport.base import HostUnreachable, Result, put_argv
+from hastack.transport.base import CommandTimeout, HostUnreachable, Result, put_argv
 
 
 class _HasArgv(Protocol):
@@ -50,6 +50,8 @@ class Expect:
     raises: BaseException | None = None
     delay: float = 0.0
     times: int | None = 1
+    respond: Callable[[str, tuple[str, ...], bytes | None], Result] | None = None
+    """Computes the answer at call time (host, argv, stdin) instead of the canned fields."""
     used: int = 0
 
     def matches(self, host: str, argv: tuple[str, ...]) -> bool:
@@ -81,6 +83,7 @@ class Answer(TypedDict, total=False):
     raises: BaseException | None
     delay: float
     times: int | None
+    respond: Callable[[str, tuple[str, ...], bytes | None], Result] | None
 
 
 def on(*argv: str, **answer: Unpack[Answer]) -> Expect:
@@ -158,6 +161,19 @@ class Script:
         self.down[host] = reason
         return self
 
+    def serve_file_state(self, host: str | None = None) -> Script:
+        """Answer every `file_state` fact from the in-memory files (what `put` wrote), so a test
+        can run a deploy twice and see the second run change nothing."""
+        from hastack.facts.files import FILE_STATE_SCRIPT, FileState, render_file_state
+
+        def respond(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
+            paths = argv[4:]
+            states = {p: FileState.of(p, f.data, owner=f.owner, group=f.group, mode=f.mode)
+                      for p in paths if (f := self.files.get((h, p))) is not None}
+            return Result(h, argv, 0, render_file_state(paths, states), "")
+
+        return self.add(on_prefix("sh", "-c", FILE_STATE_SCRIPT, "sh", host=host, times=None, respond=respond))
+
     def transport(self, host: str) -> FakeTransport:
         return FakeTransport(host, self)
 
@@ -199,15 +215,21 @@ class Script:
         raise AssertionError(f"unexpected call on {host}: {shlex.join(argv)}\n"
                              f"expectations {where}:\n  {left}")
 
-    async def _respond(self, host: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
+    async def _respond(self, host: str, argv: tuple[str, ...], stdin: bytes | None, timeout: float | None
+                       ) -> Result:
         self.calls.append(Call(host, "run", argv, stdin))
         self._check_up(host)
         e = self._find(host, argv)
         e.used += 1
+        if timeout is not None and e.delay > timeout:  # like a real transport: kill it, say so
+            await asyncio.sleep(timeout)
+            raise CommandTimeout(host, argv, timeout)
         if e.delay:
             await asyncio.sleep(e.delay)
         if e.raises is not None:
             raise e.raises
+        if e.respond is not None:
+            return e.respond(host, argv, stdin)
         return Result(host, argv, e.exit_status, e.stdout, e.stderr)
 
 
@@ -223,7 +245,7 @@ class FakeTransport:
                   check: bool = False) -> Result:
         if isinstance(argv, str):
             raise TypeError(f"argv must be a list, not the string {argv!r}")
-        result = await self.script._respond(self.host, tuple(argv), stdin)
+        result = await self.script._respond(self.host, tuple(argv), stdin, timeout)
         return result.check() if check else result
 
     async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:

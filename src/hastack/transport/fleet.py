@@ -9,7 +9,7 @@ AssertionError) and propagates at once, after the other hosts' work is cancelled
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -117,14 +117,21 @@ async def run_all(
     tasks = [asyncio.create_task(_one(name, t, call, gate, deadline)) for name, t in transports.items()]
     if not tasks:
         return PerHost()
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:  # also when the caller cancels us: no host's work outlives this call
+        await _cancel(t for t in tasks if not t.done())
     failed = [t for t in done if not t.cancelled() and t.exception() is not None]
     if failed:
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
         raise cast(BaseException, failed[0].exception())
     return PerHost((o.host, o) for o in (t.result() for t in tasks))
+
+
+async def _cancel(tasks: Iterable[asyncio.Task[Outcome[object]]]) -> None:
+    pending = list(tasks)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 _SLACK = 2.0
@@ -149,8 +156,9 @@ async def _one(name: str, transport: Transport, call: Call, gate: asyncio.Semaph
             value = await asyncio.wait_for(call(transport), deadline)
         except HostError as exc:
             return Outcome(name, error=exc)
-        except TimeoutError:
-            return Outcome(name, error=HostError(name, f"no answer within {deadline:g}s"))
+        except TimeoutError:  # our deadline, or a timeout inside the action itself
+            said = "timed out" if deadline is None else f"no answer within {deadline:g}s"
+            return Outcome(name, error=HostError(name, said))
         return Outcome(name, value=value)
 
 

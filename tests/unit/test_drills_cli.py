@@ -1,0 +1,173 @@
+"""The functions `hastack drill` / `hastack bench` call, with a fake lab and fake workloads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from test_drills_runner import FakeLab, FakeWorkload
+
+from hastack.drills import cli, scenarios
+from hastack.drills.runner import Timing
+from hastack.secrets import Secrets
+from hastack.topology.model import Topology
+
+FAST = Timing(precheck_timeout_s=0.2, poll_s=0.02, join_timeout_s=3.0, sampler_rate=50.0)
+SECRETS = Secrets(None, {"keystone/admin": "k" * 16, "db/hastack_probe": "d" * 16, "rabbit/admin": "r" * 16})
+
+
+@pytest.fixture(autouse=True)
+def fast_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:
+    quick = tuple(replace(s, baseline_s=0.1, hold_s=0.2, settle_s=0.05, healthy_timeout_s=1.0)
+                  for s in scenarios.SCENARIOS)
+    monkeypatch.setattr(scenarios, "SCENARIOS", quick)
+
+
+def console() -> Console:
+    return Console(record=True, width=160, force_terminal=False)
+
+
+def test_drill_prints_the_targets_writes_the_report_and_sets_the_exit_code(seed: Topology, tmp_path: Path) -> None:
+    lab = FakeLab()
+    out = console()
+    code = cli.drill(seed, SECRETS, lab.bindings(), "power-off-vip-writer", repeat=2, report_dir=tmp_path,
+                     out=out, timing=FAST, make_workloads=lambda i: [FakeWorkload(lab)])
+    text = out.export_text()
+    assert code == cli.EXIT_MISSED  # the fake workloads measure no VIP, Keystone or broker: not met
+    assert "power-off-vip-writer: 2 run(s)" in text
+    assert "DB write gap" in text and "missed" in text
+    assert (tmp_path / "power-off-vip-writer-run1.html").is_file()
+    assert (tmp_path / "power-off-vip-writer-run2.json").is_file()
+    assert json.loads((tmp_path / "power-off-vip-writer-summary.json").read_text())["runs"] == 2
+
+
+def test_drill_that_cannot_start_exits_2(seed: Topology) -> None:
+    lab = FakeLab()
+    lab.down.add("ctl-2")
+    out = console()
+    code = cli.drill(seed, SECRETS, lab.bindings(), "kill-galera-writer", out=out, timing=FAST,
+                     make_workloads=lambda i: [])
+    assert code == cli.EXIT_ABORTED
+    assert "not healthy before the drill" in out.export_text()
+    assert lab.calls == []
+
+
+def test_bench_runs_reference_first_and_ends_on_hastacks_tuning(seed: Topology, tmp_path: Path) -> None:
+    lab = FakeLab()
+    deployed: list[int] = []
+    out = console()
+    code = cli.bench(seed, SECRETS, lambda t: lab.bindings(), lambda t: deployed.append(t.tuning.corosync.token),
+                     ["kill-galera-writer"], report_dir=tmp_path, out=out, timing=FAST,
+                     make_workloads=lambda i: [FakeWorkload(lab)])
+    assert deployed == [3000, seed.tuning.corosync.token]
+    text = out.export_text()
+    assert "reference profile: tuning.keepalived.advert_int=1.0" in text
+    assert "ratio ref/hastack" in text
+    assert code in (cli.EXIT_OK, cli.EXIT_MISSED)
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["figure"] for r in bench["kill-galera-writer"]][0] == "vip_gap_s"
+    assert (tmp_path / "kill-galera-writer-reference-run1.html").is_file()
+    assert (tmp_path / "kill-galera-writer-hastack-run1.html").is_file()
+
+
+def test_run_ids_are_unique_across_series(seed: Topology) -> None:
+    make = cli.workloads_for(seed, SECRETS)
+    ids = {w.run_id for _ in range(3) for w in make(0) if hasattr(w, "run_id")}  # type: ignore[attr-defined]
+    assert len(ids) == 3
+    assert all(len(i) <= 64 for i in ids)
+
+
+def test_scenarios_table_lists_every_scenario() -> None:
+    out = console()
+    out.print(cli.scenarios_table())
+    text = out.export_text()
+    assert all(s.name in text for s in scenarios.SCENARIOS)
+
+
+def test_demo_report(tmp_path: Path) -> None:
+    paths = cli.demo_report(tmp_path)
+    assert sorted(p.suffix for p in paths) == [".html", ".json"]
+
+
+# -- lab adapter -------------------------------------------------------------------------------------------
+
+class ScriptedLab:
+    def __init__(self, results: dict[str, subprocess.CompletedProcess[str]]) -> None:
+        self.results = results
+        self.calls: list[tuple[object, ...]] = []
+
+    def power(self, name: str, action: str) -> str:
+        self.calls.append(("power", name, action))
+        return action
+
+    def cut(self, name: str, peers: list[str] | None = None) -> None:
+        self.calls.append(("cut", name, peers))
+
+    def heal(self, name: str, peers: list[str] | None = None) -> None:
+        self.calls.append(("heal", name, peers))
+
+    def freeze(self, name: str) -> None:
+        self.calls.append(("freeze", name))
+
+    def thaw(self, name: str) -> None:
+        self.calls.append(("thaw", name))
+
+    def kill_service(self, name: str, unit: str, signal: str = "KILL") -> subprocess.CompletedProcess[str]:
+        self.calls.append(("kill", name, unit, signal))
+        return self.results.get(name, subprocess.CompletedProcess([], 0, "", ""))
+
+    def run(self, name: str, argv: list[str], timeout: float = 120,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        self.calls.append(("run", name, *argv))
+        return self.results.get(name, subprocess.CompletedProcess(argv, 0, "", ""))
+
+    def address(self, name: str) -> str:
+        return "10.77.0.11"
+
+
+def test_lab_faults_start_units_and_raise_on_a_failed_systemctl() -> None:
+    failed = subprocess.CompletedProcess([], 1, "", "Failed to kill unit mariadb.service: not loaded")
+    lab = ScriptedLab({"ctl-2": failed})
+    f = cli.LabFaults(lab)
+    f.power("ctl-1", "off")
+    f.cut("ctl-1")
+    f.heal("ctl-1")
+    f.kill_service("ctl-1", "mariadb", "KILL")
+    f.start_service("ctl-1", "mariadb")
+    assert lab.calls == [("power", "ctl-1", "off"), ("cut", "ctl-1", None), ("heal", "ctl-1", None),
+                         ("kill", "ctl-1", "mariadb", "KILL"), ("run", "ctl-1", "systemctl", "start", "mariadb")]
+    with pytest.raises(RuntimeError, match="not loaded"):
+        f.kill_service("ctl-2", "mariadb", "KILL")
+
+
+def test_queue_leader_from_rabbitmqctl_json() -> None:
+    out = json.dumps([{"name": "other", "leader": "rabbit@ctl-1"}, {"name": "hastack.drill", "leader": "rabbit@ctl-3"}])
+    assert cli.parse_queue_leader(out) == "ctl-3"
+    assert cli.parse_queue_leader("[]") is None
+    assert cli.parse_queue_leader("not json") is None
+    assert cli.parse_queue_leader(json.dumps([{"name": "hastack.drill", "leader": ""}])) is None
+
+
+def test_queue_leader_asks_the_next_broker_when_one_is_down(seed: Topology) -> None:
+    answer = json.dumps([{"name": "hastack.drill", "leader": "rabbit@ctl-2"}])
+    lab = ScriptedLab({"ctl-1": subprocess.CompletedProcess([], 69, "", "nodedown"),
+                       "ctl-2": subprocess.CompletedProcess([], 0, answer, "")})
+    assert cli.lab_queue_leader(lab, seed)() == "ctl-2"
+    assert [c[1] for c in lab.calls] == ["ctl-1", "ctl-2"]
+    assert lab.calls[0][2:] == ("rabbitmqctl", "-q", "list_queues", "-p", "drills", "name", "leader",
+                                "--formatter", "json")
+
+
+def test_lab_bindings_need_the_stats_secret_unless_an_observer_is_given(seed: Topology) -> None:
+    lab = ScriptedLab({})
+    with pytest.raises(KeyError, match="haproxy/stats"):
+        cli.lab_bindings(lab, seed, SECRETS, lambda: (True, "ok"), lambda: [])
+    b = cli.lab_bindings(lab, seed, SECRETS, lambda: (True, "ok"), lambda: [], observe=lambda: {})
+    assert b.controllers == ("ctl-1", "ctl-2", "ctl-3")
+    assert b.network_nodes == ("net-1", "net-2")
+    assert isinstance(b.faults, cli.LabFaults)
+    assert b.queue_leader is not None

@@ -1,0 +1,120 @@
+"""Scenarios as data: targets chosen from what the watcher sees, actions dispatched to the fault API."""
+
+from __future__ import annotations
+
+import pytest
+
+from hastack.drills.scenarios import SCENARIOS, Action, SelectorError, World, by_name, resolve
+
+
+class RecordingFaults:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def power(self, node: str, action: str, /) -> object:
+        self.calls.append(("power", node, action))
+        return None
+
+    def cut(self, node: str, /) -> object:
+        self.calls.append(("cut", node))
+        return None
+
+    def heal(self, node: str, /) -> object:
+        self.calls.append(("heal", node))
+        return None
+
+    def freeze(self, node: str, /) -> object:
+        self.calls.append(("freeze", node))
+        return None
+
+    def thaw(self, node: str, /) -> object:
+        self.calls.append(("thaw", node))
+        return None
+
+    def kill_service(self, node: str, unit: str, signal: str, /) -> object:
+        self.calls.append(("kill_service", node, unit, signal))
+        return None
+
+    def start_service(self, node: str, unit: str, /) -> object:
+        self.calls.append(("start_service", node, unit))
+        return None
+
+
+WORLD = World(controllers=("ctl-1", "ctl-2", "ctl-3"), network_nodes=("net-1", "net-2"), vip=("ctl-1",),
+              agents=("net-2",), writer="ctl-1", queue_leader="ctl-3")
+
+
+def test_every_issue_scenario_exists_with_a_heal() -> None:
+    names = {s.name for s in SCENARIOS}
+    assert names == {"power-off-vip-writer", "cut-vip-writer", "kill-galera-writer", "kill-queue-leader",
+                     "kill-haproxy-vip", "kill-memcached", "power-off-active-network", "cut-active-network",
+                     "freeze-vip-controller"}
+    for s in SCENARIOS:
+        assert s.fault and s.heal, s.name
+        assert all(a.unit for a in (*s.fault, *s.heal) if a.op in ("kill", "start")), s.name
+        assert s.timeline_bound() > s.baseline_s + s.hold_s + s.settle_s
+    assert by_name("freeze-vip-controller").hold_s == 30
+    assert "agents" in by_name("cut-active-network").tags
+
+
+def test_a_partitioned_network_node_is_healed_then_powered_on_because_it_was_fenced() -> None:
+    s = by_name("cut-active-network")
+    assert [a.op for a in s.heal] == ["heal", "power_on"]
+
+
+def test_unknown_scenario_lists_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="power-off-vip-writer"):
+        by_name("nope")
+
+
+@pytest.mark.parametrize(("action", "call"), [
+    (Action("power_off"), ("power", "n", "off")),
+    (Action("power_on"), ("power", "n", "on")),
+    (Action("cut"), ("cut", "n")),
+    (Action("heal"), ("heal", "n")),
+    (Action("freeze"), ("freeze", "n")),
+    (Action("thaw"), ("thaw", "n")),
+    (Action("kill", "mariadb"), ("kill_service", "n", "mariadb", "KILL")),
+    (Action("kill", "haproxy", "TERM"), ("kill_service", "n", "haproxy", "TERM")),
+    (Action("start", "mariadb"), ("start_service", "n", "mariadb")),
+])
+def test_actions_dispatch_to_the_fault_api(action: Action, call: tuple[str, ...]) -> None:
+    faults = RecordingFaults()
+    action.apply(faults, "n")
+    assert faults.calls == [call]
+    assert "n" in action.describe("n")
+
+
+def test_a_kill_without_a_unit_is_refused_before_touching_anything() -> None:
+    faults = RecordingFaults()
+    with pytest.raises(ValueError):
+        Action("kill").apply(faults, "n")
+    assert faults.calls == []
+
+
+def test_selectors_pick_from_what_the_watcher_sees() -> None:
+    assert resolve("vip", WORLD) == "ctl-1"
+    assert resolve("vip_writer", WORLD) == "ctl-1"
+    assert resolve("writer", WORLD) == "ctl-1"
+    assert resolve("queue_leader", WORLD) == "ctl-3"
+    assert resolve("agents", WORLD) == "net-2"
+    assert resolve("other_controller", WORLD) == "ctl-2"
+
+
+def test_selectors_refuse_a_lab_in_the_wrong_state() -> None:
+    from dataclasses import replace
+
+    with pytest.raises(SelectorError, match="Galera writer is ctl-2"):
+        resolve("vip_writer", replace(WORLD, writer="ctl-2"))
+    with pytest.raises(SelectorError, match="2 nodes"):
+        resolve("vip", replace(WORLD, vip=("ctl-1", "ctl-2")))
+    with pytest.raises(SelectorError, match="none"):
+        resolve("agents", replace(WORLD, agents=()))
+    with pytest.raises(SelectorError):
+        resolve("writer", replace(WORLD, writer=None))
+    with pytest.raises(SelectorError):
+        resolve("queue_leader", replace(WORLD, queue_leader=None))
+    with pytest.raises(SelectorError):
+        resolve("other_controller", replace(WORLD, controllers=("ctl-1",)))
+    # With the writer away from the VIP holder, "other" avoids both.
+    assert resolve("other_controller", replace(WORLD, writer="ctl-2")) == "ctl-3"

@@ -1,0 +1,269 @@
+"""Workloads without a lab: pacing and its bounds, the watcher, address safety, and the two protocols
+that can be served on loopback (a TCP listener for the VIP probe, an HTTP server for Keystone)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hastack.drills import workloads as wl
+from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Recorder
+from hastack.secrets import Secrets
+from hastack.topology.model import Topology
+
+LOOP = wl.Endpoints(vip="127.0.0.1", controllers={"ctl-1": "127.0.0.1"}, network="10.77.0.0/24")
+CREDS = wl.Credentials(keystone_password="ks-secret-value", db_password="db-secret", rabbit_password="rb-secret")
+
+
+def test_endpoints_refuse_addresses_outside_the_topology(seed: Topology) -> None:
+    ep = wl.Endpoints.from_topology(seed)
+    assert ep.vip == "10.77.0.10"
+    assert list(ep.controllers) == ["ctl-1", "ctl-2", "ctl-3"]
+    with pytest.raises(wl.UnsafeTarget):
+        wl.Endpoints(vip="192.0.2.1", controllers={}, network="10.77.0.0/24")
+    with pytest.raises(wl.UnsafeTarget):
+        wl.Endpoints(vip="10.77.0.10", controllers={"x": "8.8.8.8"}, network="10.77.0.0/24")
+    wl.Endpoints(vip="127.0.0.1", controllers={"x": "::1"}, network="10.77.0.0/24")
+
+
+def test_credentials_only_from_existing_secrets_and_never_in_repr() -> None:
+    empty = Secrets(None, {"keystone/admin": "k"})
+    with pytest.raises(KeyError, match="db/hastack_probe, rabbit/admin"):
+        wl.Credentials.from_secrets(empty)
+    assert empty.names() == ["keystone/admin"]  # nothing invented
+    full = Secrets(None, {"keystone/admin": "k" * 12, "db/hastack_probe": "d" * 12, "rabbit/admin": "r" * 12})
+    c = wl.Credentials.from_secrets(full)
+    assert (c.keystone_password, c.db_user, c.rabbit_user, c.rabbit_vhost) == ("k" * 12, "hastack_probe",
+                                                                              "hastack", "drills")
+    assert "k" * 12 not in repr(c) and "d" * 12 not in repr(c)
+
+
+# -- pacing ------------------------------------------------------------------------------------------------
+
+def test_paced_starts_operations_at_the_rate_and_stops_at_the_duration() -> None:
+    rec = Recorder()
+    t0 = time.monotonic()
+    wl.paced(rec, threading.Event(), 0.3, stream="vip", rate=100, workers=4, op=lambda _: "n",
+             ids=lambda i: f"r-{i}")
+    elapsed = time.monotonic() - t0
+    samples = rec.snapshot().stream("vip")
+    assert 10 <= len(samples) <= 31  # count-bounded: rate x duration + 1
+    assert len({s.id for s in samples}) == len(samples)
+    assert all(s.ok and s.node == "n" for s in samples)
+    assert elapsed < 1.0
+
+
+def test_paced_stops_on_the_event() -> None:
+    rec, stop = Recorder(), threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    t0 = time.monotonic()
+    wl.paced(rec, stop, 30.0, stream="vip", rate=50, workers=2, op=lambda _: None, ids=str)
+    assert time.monotonic() - t0 < 1.0
+    assert rec.count("vip") <= 8
+
+
+def test_a_stalled_client_records_skips_not_an_unbounded_queue() -> None:
+    rec = Recorder()
+    wl.paced(rec, threading.Event(), 0.3, stream="db", rate=100, workers=1, op=lambda _: time.sleep(0.12),
+             ids=lambda i: f"r-{i}")
+    samples = rec.snapshot().stream("db")
+    skipped = [s for s in samples if s.flag == SKIPPED]
+    done = [s for s in samples if s.ok]
+    assert 1 <= len(done) <= 4
+    assert len(skipped) >= 5
+    assert all(not s.ok and "workers busy" in (s.error or "") for s in skipped)
+
+
+def test_failures_are_samples_with_a_short_error() -> None:
+    rec = Recorder()
+
+    def op(op_id: str) -> str | None:
+        raise ConnectionRefusedError(f"refused {op_id}")
+
+    wl.paced(rec, threading.Event(), 0.05, stream="db", rate=100, workers=2, op=op, ids=lambda i: f"r-{i}")
+    samples = rec.snapshot().stream("db")
+    assert samples and all(not s.ok for s in samples)
+    assert samples[0].error == "ConnectionRefusedError: refused r-0"
+    assert samples[0].id == "r-0"
+
+
+def test_clients_are_per_thread_and_reopened_after_drop() -> None:
+    made: list[int] = []
+    closed: list[int] = []
+    clients = wl.Clients(lambda: made.append(len(made)) or len(made), closed.append)
+    a = clients.get()
+    assert clients.get() == a
+    other: list[int] = []
+    t = threading.Thread(target=lambda: other.append(clients.get()))
+    t.start()
+    t.join()
+    assert other[0] != a
+    clients.drop()
+    assert closed == [a]
+    assert clients.get() not in (a, other[0])
+    clients.close_all()
+    assert len(closed) == 3
+
+
+# -- watcher -----------------------------------------------------------------------------------------------
+
+def test_placement_parsing_checks_the_observer() -> None:
+    p = wl.placement(1.0, {"vip": ["ctl-2", "ctl-1"], "agents": ("net-1",), "galera_writer": "ctl-1"})
+    assert (p.vip, p.agents, p.writer, p.error) == (("ctl-1", "ctl-2"), ("net-1",), "ctl-1", None)
+    assert wl.placement(1.0, {}).vip == ()
+    assert wl.placement(1.0, {"vip": "ctl-1"}).error is not None
+    assert wl.placement(1.0, {"vip": [], "agents": [], "galera_writer": 3}).error is not None
+
+
+def test_sampler_samples_at_its_rate_and_records_observer_errors() -> None:
+    calls = []
+
+    def observe() -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) % 3 == 0:
+            raise TimeoutError("node hung")
+        return {"vip": ["ctl-1"], "agents": ["net-1"], "galera_writer": "ctl-1"}
+
+    rec = Recorder()
+    wl.Sampler(observe, rate=100).run(rec, threading.Event(), 0.2)
+    ps = rec.snapshot().placements
+    assert 5 <= len(ps) <= 21
+    assert sum(1 for p in ps if p.error) == len(ps) // 3
+    assert all(p.error and "node hung" in p.error for p in ps if not p.vip)
+
+
+# -- loopback servers --------------------------------------------------------------------------------------
+
+def _listener() -> tuple[socket.socket, int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    return s, s.getsockname()[1]
+
+
+def test_vip_probe_connects_and_fails_fast_when_nothing_listens() -> None:
+    srv, port = _listener()
+    try:
+        probe = wl.VipProbe(wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", vip_probe_port=port), "r", rate=100)
+        rec = Recorder()
+        probe.run(rec, threading.Event(), 0.1)
+        assert rec.count("vip") >= 5
+        assert all(s.ok for s in rec.snapshot().samples)
+    finally:
+        srv.close()
+    rec = Recorder()
+    wl.VipProbe(wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", vip_probe_port=port), "r", rate=50).run(
+        rec, threading.Event(), 0.05)
+    assert rec.count("vip") >= 1
+    assert not any(s.ok for s in rec.snapshot().samples)
+
+
+class _Keystone(http.server.BaseHTTPRequestHandler):
+    bodies: list[dict[str, Any]] = []
+    status = 201
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        length = int(self.headers.get("Content-Length", 0))
+        type(self).bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(type(self).status)
+        if type(self).status == 201:
+            self.send_header("X-Subject-Token", "gAAAA-token")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def keystone() -> Iterator[tuple[type[_Keystone], int]]:
+    handler = type("K", (_Keystone,), {"bodies": [], "status": 201})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield handler, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_keystone_tokens_are_issued_with_a_scoped_password_request(keystone: tuple[type[_Keystone], int]) -> None:
+    handler, port = keystone
+    ep = wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", keystone_port=port)
+    rec = Recorder()
+    wl.KeystoneTokens(ep, CREDS, "r", rate=50).run(rec, threading.Event(), 0.1)
+    samples = rec.snapshot().stream("keystone")
+    assert samples and all(s.ok for s in samples)
+    body = handler.bodies[0]["auth"]
+    assert body["identity"]["password"]["user"] == {"name": "admin", "domain": {"name": "Default"},
+                                                    "password": "ks-secret-value"}
+    assert body["scope"]["project"]["name"] == "admin"
+
+
+def test_keystone_refusals_are_failures_without_the_password(keystone: tuple[type[_Keystone], int]) -> None:
+    handler, port = keystone
+    handler.status = 401
+    ep = wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", keystone_port=port)
+    rec = Recorder()
+    wl.KeystoneTokens(ep, CREDS, "r", rate=50).run(rec, threading.Event(), 0.06)
+    samples = rec.snapshot().stream("keystone")
+    assert samples and all(not s.ok and s.error == "RuntimeError: HTTP 401" for s in samples)
+
+
+# -- broker and database pieces that need no server -------------------------------------------------------
+
+class _Props:
+    def __init__(self, message_id: str | None) -> None:
+        self.message_id = message_id
+
+
+class _Method:
+    def __init__(self, redelivered: bool) -> None:
+        self.redelivered = redelivered
+
+
+def test_consumed_messages_are_flagged_stale_or_redelivered() -> None:
+    broker = wl.Broker(LOOP, CREDS, "run7")
+    rec = Recorder()
+    broker._record(rec, _Method(False), _Props("run7-m1"), b"run7-m1", "10.77.0.11")
+    broker._record(rec, _Method(True), _Props("run7-m1"), b"", "10.77.0.12")
+    broker._record(rec, _Method(False), _Props("run6-m1"), b"", "10.77.0.12")
+    broker._record(rec, _Method(False), _Props(None), b"run7-m2", "10.77.0.12")
+    flags = [(s.id, s.flag, s.node) for s in rec.snapshot().samples]
+    assert flags == [("run7-m1", None, "10.77.0.11"), ("run7-m1", REDELIVERED, "10.77.0.12"),
+                     ("run6-m1", STALE, "10.77.0.12"), ("run7-m2", None, "10.77.0.12")]
+
+
+def test_db_verify_reads_every_node_and_marks_the_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    ep = wl.Endpoints("10.77.0.10", {"ctl-1": "10.77.0.11", "ctl-2": "10.77.0.12"}, "10.77.0.0/24")
+    db = wl.DbWrites(ep, CREDS, "r", verify_timeout=0.5)
+
+    def read(address: str) -> list[str]:
+        if address == "10.77.0.12":
+            raise ConnectionRefusedError("down")
+        return ["r-d0", "r-d1"]
+
+    monkeypatch.setattr(db, "read_node", read)
+    rec = Recorder()
+    t0 = time.monotonic()
+    db.verify(rec)
+    assert time.monotonic() - t0 < 0.5
+    snap = rec.snapshot()
+    assert snap.checks["db_present"] == {"ctl-1": ["r-d0", "r-d1"], "ctl-2": None}
+    assert any(e.kind == "note" and "ctl-2" in e.text for e in snap.events)
+
+
+def test_sql_names_the_probe_table_and_the_wsrep_node() -> None:
+    assert "PRIMARY KEY" in wl.CREATE_TABLE and "IF NOT EXISTS" in wl.CREATE_TABLE
+    assert "@@wsrep_node_name" in wl.INSERT
+
+
+def test_standard_workloads() -> None:
+    names = [w.name for w in wl.standard(LOOP, CREDS, "r")]
+    assert names == ["vip", "keystone", "db", "broker"]

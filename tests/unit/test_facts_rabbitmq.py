@@ -1,0 +1,84 @@
+"""RabbitMQ 3.10: cluster_status and list_queues in JSON, recorded from real brokers."""
+
+from __future__ import annotations
+
+import pytest
+from recordings import answer
+
+from hastack.facts import cluster_status, queues
+from hastack.facts.rabbitmq import Alarm, parse_cluster_status
+
+NODES = ("rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3")
+
+
+def test_healthy_cluster() -> None:
+    c = answer(cluster_status(), "rabbitmqctl", "cluster_status-healthy")
+    assert c.available and c.members == NODES and sorted(c.running_nodes) == list(NODES)
+    assert c.stopped_nodes == () and not c.partitioned and c.alarms == ()
+    assert c.cluster_name == "rabbit@ctl-1" and c.versions["rabbit@ctl-2"] == "3.10.8"
+    assert c.maintenance["rabbit@ctl-3"] == "not under maintenance"
+
+
+def test_recorded_in_the_lab() -> None:
+    c = answer(cluster_status(), "rabbitmqctl", "lab-healthy")
+    assert c.available and len(c.running_nodes) == 3 and c.stopped_nodes == ()
+
+
+def test_a_member_not_running() -> None:
+    c = answer(cluster_status(), "rabbitmqctl", "cluster_status-node-down")
+    assert c.members == NODES and c.stopped_nodes == ("rabbit@ctl-3",)
+    assert "rabbit@ctl-3" not in c.versions
+
+
+def test_app_stopped_on_the_asked_node() -> None:
+    c = answer(cluster_status(), "rabbitmqctl", "cluster_status-app-stopped")
+    assert not c.available and "requires the 'rabbit' app to be running" in c.error
+
+
+def test_node_unreachable() -> None:
+    c = answer(cluster_status(), "rabbitmqctl", "cluster_status-unreachable")
+    assert not c.available and c.error.startswith("Error: unable to perform an operation on node 'rabbit@ctl-3'")
+
+
+def test_partitions_and_alarms() -> None:
+    """3.10's JSON: partitions map a node to the peers it cannot reach; alarms are maps."""
+    text = ('{"alarms":[{"node":"rabbit@ctl-2","resource":"memory","type":"resource_limit"}],'
+            '"cluster_name":"rabbit@ctl-1","disk_nodes":["rabbit@ctl-1","rabbit@ctl-2","rabbit@ctl-3"],'
+            '"partitions":{"rabbit@ctl-1":["rabbit@ctl-3"],"rabbit@ctl-2":["rabbit@ctl-3"]},"ram_nodes":[],'
+            '"running_nodes":["rabbit@ctl-2","rabbit@ctl-1"],"versions":{}}')
+    c = parse_cluster_status("Cluster status of node rabbit@ctl-1 ...\n" + text)
+    assert c.partitioned and c.partitions["rabbit@ctl-1"] == ("rabbit@ctl-3",)
+    assert c.alarms == (Alarm("rabbit@ctl-2", "memory"),)
+
+
+def test_not_a_cluster_status() -> None:
+    with pytest.raises(ValueError):
+        parse_cluster_status('{"name": "x"}')
+
+
+def test_quorum_and_classic_queues() -> None:
+    q = answer(queues("/nova"), "rabbitmqctl", "list_queues-healthy")
+    assert q.available and q.complete and q.vhost == "/nova"
+    quorum = q.of_type("quorum")
+    assert [x.name for x in quorum] == ["scheduler", "conductor"]
+    assert all(x.leader == "rabbit@ctl-1" and sorted(x.members) == list(NODES) and not x.offline_members
+               for x in quorum)
+    (reply,) = q.of_type("classic")
+    assert (reply.leader, reply.members, reply.online) == ("", (), ())
+
+
+def test_a_quorum_member_offline() -> None:
+    q = answer(queues("/nova"), "rabbitmqctl", "list_queues-member-down")
+    assert {x.name: x.offline_members for x in q.of_type("quorum")} == {
+        "scheduler": ("rabbit@ctl-3",), "conductor": ("rabbit@ctl-3",)}
+
+
+def test_rows_before_a_failure_are_kept_but_flagged() -> None:
+    q = answer(queues("/nova"), "rabbitmqctl", "list_queues-stream-cut")
+    assert q.available and not q.complete and len(q.queues) == 3
+    assert "unresponsive" in q.error
+
+
+def test_an_unknown_vhost_lists_nothing() -> None:
+    q = answer(queues("/nova"), "rabbitmqctl", "lab-vhost-missing")
+    assert q.available and q.complete and q.queues == ()
