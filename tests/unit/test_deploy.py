@@ -4,7 +4,6 @@ order, on which host; a failure in one stage stops the next."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
@@ -15,13 +14,13 @@ from hastack.deploy.engine import Deploy, StageFailed, StepFailed
 from hastack.deploy.stages.files import FilesStage
 from hastack.deploy.stages.galera import GaleraStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
-from hastack.plan.files import sha256
+from hastack.facts import FileState, file_state, galera_status, grastate, packages, render_file_state, units
 from hastack.topology.model import Topology
-from hastack.transport.fake import Script, on, on_prefix, on_regex
+from hastack.transport.fake import Expect, Script, on, on_fact, on_prefix, on_regex
 
 SYNCED = "wsrep_cluster_status\tPrimary\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON\nwsrep_cluster_size\t3\n"
-ACTIVE = "Id={u}.service\nActiveState=active\nUnitFileState=enabled\nLoadState=loaded\n"
-INACTIVE = "Id={u}\nActiveState=inactive\nUnitFileState=disabled\nLoadState=loaded\n"
+ACTIVE = "Id={u}.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n"
+INACTIVE = "Id={u}.service\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nUnitFileState=disabled\n"
 
 
 def make(topo: Topology, script: Script) -> Deploy:
@@ -29,25 +28,27 @@ def make(topo: Topology, script: Script) -> Deploy:
     return Deploy(topo, desired(ctx), dict(script.fleet(*[n.name for n in topo.nodes])), ctx.secrets)
 
 
-def status_cmd(host: str, answers: list[str | None], then: str | None) -> list:
+DOWN = "ERROR 2002 (HY000): Can't connect to local server through socket '/run/mysqld/mysqld.sock' (2)"
+
+
+def status_cmd(host: str, answers: list[str | None], then: str | None) -> list[Expect]:
     """wsrep status reads answering in sequence (None = MariaDB not answering), then `then` forever."""
-    out = [on_prefix("mariadb", "-N", "-B", "-e", "SHOW GLOBAL STATUS LIKE 'wsrep_%'", host=host,
-                     stdout=a or "", exit_status=0 if a else 1) for a in answers]
-    out.append(on_prefix("mariadb", "-N", "-B", "-e", "SHOW GLOBAL STATUS LIKE 'wsrep_%'", host=host,
-                         stdout=then or "", exit_status=0 if then else 1, times=None))
-    return out
+    def one(a: str | None, times: int | None) -> Expect:
+        return on_fact(galera_status(), host=host, stdout=a or "", stderr="" if a else DOWN,
+                       exit_status=0 if a else 1, times=times)
+    return [*(one(a, 1) for a in answers), one(then, None)]
 
 
-def unit(host: str, name: str, active: bool, times: int | None = 1) -> object:
+def unit(host: str, name: str, active: bool, times: int | None = 1) -> Expect:
     text = (ACTIVE if active else INACTIVE).format(u=name)
-    return on_prefix("systemctl", "show", "--no-pager", "-p", "Id,ActiveState,UnitFileState,LoadState", name,
-                     host=host, stdout=text, times=times)
+    return on_fact(units([name]), host=host, stdout=text, times=times)
 
 
 def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed: Topology) -> None:
     s = Script()
     s.add(*status_cmd("ctl-1", [None], SYNCED), *status_cmd("ctl-2", [None], SYNCED),
           *status_cmd("ctl-3", [None], SYNCED))
+    s.add(*(on_fact(grastate(), host=h, exit_status=66) for h in ("ctl-1", "ctl-2", "ctl-3")))
     s.add(on("galera_new_cluster", host="ctl-1"))
     s.add(on_regex("SELECT CONCAT", host="ctl-1", stdout="root@localhost\n"))
     s.add(on("mariadb", host="ctl-1", times=3))  # CREATE USER x3, SQL on stdin
@@ -76,7 +77,9 @@ def test_never_bootstraps_a_stopped_cluster_that_has_data(seed: Topology) -> Non
     s = Script()
     for h in ("ctl-1", "ctl-2", "ctl-3"):
         s.add(*status_cmd(h, [], None))
-    s.file("ctl-2", "/var/lib/mysql/grastate.dat", "version: 2.1\nuuid: 6f0c-1\nseqno: -1\nsafe_to_bootstrap: 0\n")
+    s.add(on_fact(grastate(), host="ctl-1", exit_status=66))
+    s.add(on_fact(grastate(), host="ctl-2", stdout="# GALERA saved state\nversion: 2.1\n"
+                  "uuid:    6f0c8c0e-0000-11ef-8a3e-2a6e3c3f3a01\nseqno:   -1\nsafe_to_bootstrap: 0\n"))
     d = make(seed, s)
     with pytest.raises(StepFailed) as exc:
         asyncio.run(GaleraStage().run(d))
@@ -99,14 +102,26 @@ def test_no_bootstrap_when_a_primary_exists(seed: Topology) -> None:
 
 def test_a_failed_stage_stops_the_next(seed: Topology) -> None:
     s = Script()
-    s.add(on_prefix("mariadb", host="ctl-1", exit_status=1, times=None),
-          on_prefix("mariadb", host="ctl-2", exit_status=1, times=None),
-          on_prefix("mariadb", host="ctl-3", exit_status=1, times=None))
-    s.file("ctl-1", "/var/lib/mysql/grastate.dat", "uuid: 1234\nseqno: 8\nsafe_to_bootstrap: 1\n")
+    for h in ("ctl-1", "ctl-2", "ctl-3"):
+        s.add(*status_cmd(h, [], None))
+    s.add(on_fact(grastate(), host="ctl-1", stdout="version: 2.1\nuuid:    6f0c8c0e-0000-11ef-8a3e-2a6e3c3f3a01\n"
+                  "seqno:   8\nsafe_to_bootstrap: 1\n"))
     d = make(seed, s)
     with pytest.raises(StageFailed):
         asyncio.run(d.execute([GaleraStage(), RabbitMQStage()]))
     assert not any("rabbitmqctl" in c.argv for c in s.calls if c.kind == "run")
+
+
+def host_facts(d: Deploy, node: str, states: dict[str, FileState]) -> list[Expect]:
+    want = d.desired[node]
+    installed = "".join(f"{p}\tii \t1.0\n" for p in want.packages)
+    out = [on_fact(file_state([f.path for f in want.files]), host=node,
+                   stdout=render_file_state([f.path for f in want.files], states)),
+           on_fact(packages(want.packages), host=node, stdout=installed)]
+    if want.units:
+        out.append(on_fact(units(want.units), host=node,
+                           stdout="\n".join(ACTIVE.format(u=u) for u in want.units)))
+    return out
 
 
 def test_files_stage_writes_only_what_differs_and_restarts_readers(seed: Topology) -> None:
@@ -115,16 +130,12 @@ def test_files_stage_writes_only_what_differs_and_restarts_readers(seed: Topolog
     node = "ctl-1"
     files: list[File] = d.desired[node].files
     same, other = files[0], files[1]
-    state = {f.path: None for f in files}
-    state[same.path] = [sha256(same.data), same.owner, same.group, same.mode]
-    state[other.path] = ["0" * 64, other.owner, other.group, other.mode]
-    s.add(on_prefix("python3", "-c", host=node, stdout=json.dumps(state)),
-          on_prefix("dpkg-query", host=node, stdout="".join(f"{p}\tii \t1\n" for p in d.desired[node].packages)),
-          on_prefix("systemctl", "show", host=node, stdout=""),
-          on("systemctl", "daemon-reload", host=node), on_prefix("sysctl", host=node, times=None))
+    states = {same.path: FileState.of(same.path, same.data, owner=same.owner, group=same.group, mode=same.mode),
+              other.path: FileState.of(other.path, b"old", owner=other.owner, group=other.group, mode=other.mode)}
+    s.add(*host_facts(d, node, states), on("systemctl", "daemon-reload", host=node),
+          on_prefix("sysctl", host=node, times=None))
     asyncio.run(FilesStage().host(d, seed.node(node)))
     written = {c.path for c in s.puts(node)}
-    assert same.path not in written and other.path in written
     assert written == {f.path for f in files} - {same.path}
     for c in s.puts(node):
         f = next(x for x in files if x.path == c.path)
@@ -136,21 +147,24 @@ def test_files_stage_changes_nothing_when_everything_matches(seed: Topology) -> 
     s = Script()
     d = make(seed, s)
     node = "net-1"
-    files = d.desired[node].files
-    state = {f.path: [sha256(f.data), f.owner, f.group, f.mode] for f in files}
-    s.add(on_prefix("python3", "-c", host=node, stdout=json.dumps(state)),
-          on_prefix("dpkg-query", host=node, stdout="".join(f"{p}\tii \t1\n" for p in d.desired[node].packages)))
-    if d.desired[node].units:
-        s.add(on_prefix("systemctl", "show", host=node, stdout=""))
+    states = {f.path: FileState.of(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode)
+              for f in d.desired[node].files}
+    s.add(*host_facts(d, node, states))
     asyncio.run(FilesStage().host(d, seed.node(node)))
     assert s.puts() == [] and d.changes == 0
 
 
-def test_parse_show_matches_blocks_by_position() -> None:
-    from hastack.plan.gather import parse_show
-
-    out = ("Id=keepalived.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n"
-           "Id=hastack-galera-check.socket\nLoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n")
-    states = parse_show(out, ["keepalived", "hastack-galera-check.socket"])
-    assert states["keepalived"]["ActiveState"] == "active"
-    assert states["hastack-galera-check.socket"]["UnitFileState"] == "disabled"
+def test_a_second_run_changes_nothing(seed: Topology) -> None:
+    """Run the files stage twice against the fake's in-memory file system."""
+    s = Script().serve_file_state()
+    d = make(seed, s)
+    node = "cmp-1"
+    want = d.desired[node]
+    s.add(on_fact(packages(want.packages), host=node, times=2,
+                  stdout="".join(f"{p}\tii \t1.0\n" for p in want.packages)),
+          on_fact(units(want.units), host=node, times=2, stdout="\n".join(ACTIVE.format(u=u) for u in want.units)),
+          on("systemctl", "daemon-reload", host=node, times=None), on_prefix("sysctl", host=node, times=None))
+    asyncio.run(FilesStage().host(d, seed.node(node)))
+    first = d.changes
+    asyncio.run(FilesStage().host(d, seed.node(node)))
+    assert first > 0 and d.changes == first

@@ -14,13 +14,15 @@ import shlex
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from hastack.components.base import Desired
+from hastack.facts import Fact, gather
 from hastack.secrets import Secrets
 from hastack.topology.model import Node, Topology
 from hastack.transport.base import CommandError, HostError, Result, Transport
 
+T = TypeVar("T")
 EventKind = Literal["stage", "step", "change", "ok", "fail", "info"]
 
 
@@ -104,6 +106,15 @@ class Deploy:
         if check and not res.ok:
             raise StepFailed(host, step, "", res)
         return res
+
+    async def fact(self, host: str, fact: Fact[T], step: str) -> T:
+        """Read a fact; a host or parse failure becomes StepFailed for this step."""
+        try:
+            return await gather(self.transports[host], fact)
+        except CommandError as exc:
+            raise StepFailed(host, step, "", exc.result) from exc
+        except HostError as exc:
+            raise StepFailed(host, step, exc.message) from exc
 
     def changed(self, host: str, message: str) -> None:
         self.changes += 1

@@ -12,48 +12,25 @@ from hastack.components import galera
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
 from hastack.deploy.wait import GateTimeout, until
+from hastack.facts import GaleraStatus, galera_status, grastate
 from hastack.topology.model import Node
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 PROBE_USER, PROBE_DB, PROBE_SECRET = "hastack_probe", "hastack_probe", "db/hastack_probe"
 """hastack's own account and schema, reached through the VIP: status, drills and tests write here."""
-STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep_%'"
-
-
-def parse_status(stdout: str) -> dict[str, str]:
-    return dict(line.split("\t", 1) for line in stdout.splitlines() if "\t" in line)
-
-
-def parse_grastate(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        if ":" in line and not line.startswith("#"):
-            k, _, v = line.partition(":")
-            out[k.strip()] = v.strip()
-    return out
-
-
 def sql_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-async def wsrep(d: Deploy, host: str) -> dict[str, str] | None:
-    """The node's wsrep status, or None when MariaDB does not answer."""
-    res = await d.run(host, ["mariadb", "-N", "-B", "-e", STATUS_SQL], "read wsrep status", timeout=15, check=False)
-    return parse_status(res.stdout) if res.ok else None
-
-
-def synced(s: dict[str, str] | None) -> bool:
-    if not s:
-        return False
-    return (s.get("wsrep_cluster_status"), s.get("wsrep_local_state_comment"), s.get("wsrep_ready")) == \
-        ("Primary", "Synced", "ON")
+async def wsrep(d: Deploy, host: str) -> GaleraStatus:
+    """The node's wsrep status (`available` False when MariaDB does not answer)."""
+    return await d.fact(host, galera_status(), "read wsrep status")
 
 
 async def wait_synced(d: Deploy, host: str, timeout: float = 180) -> None:
     async def probe() -> tuple[bool, object]:
         s = await wsrep(d, host)
-        return synced(s), (s or {}).get("wsrep_local_state_comment", "not answering")
+        return s.synced, s.state if s.available else f"not answering: {s.error}"
 
     try:
         await until(probe, what=f"{host} to be Synced in the primary component", timeout=timeout)
@@ -70,7 +47,7 @@ class GaleraStage:
     async def run(self, d: Deploy) -> None:
         ctls = d.topo.controllers
         states = {n.name: await wsrep(d, n.name) for n in ctls}
-        primary = [h for h, s in states.items() if s and s.get("wsrep_cluster_status") == "Primary"]
+        primary = [h for h, s in states.items() if s.primary]
         if primary:
             seed = primary[0]
         else:
@@ -81,14 +58,14 @@ class GaleraStage:
         await d.each(ctls, lambda n: self.check_socket(d, n))
         await self.gate(d)
 
-    async def bootstrap(self, d: Deploy, ctls: list[Node], states: dict[str, dict[str, str] | None]) -> str:
-        running = [h for h, s in states.items() if s is not None]
+    async def bootstrap(self, d: Deploy, ctls: list[Node], states: dict[str, GaleraStatus]) -> str:
+        running = [h for h, s in states.items() if s.available]
         if running:
             raise StepFailed(running[0], "find the primary component",
                              "MariaDB runs but no node is in a primary component; run `hastack recover galera`")
         for n in ctls:
-            raw = await d.transports[n.name].get("/var/lib/mysql/grastate.dat")
-            uuid = parse_grastate(raw.decode(errors="replace")).get("uuid", ZERO_UUID) if raw else ZERO_UUID
+            gs = await d.fact(n.name, grastate(), "read grastate.dat")
+            uuid = gs.uuid if gs is not None else ZERO_UUID
             if uuid != ZERO_UUID:
                 raise StepFailed(n.name, "bootstrap Galera",
                                  f"every controller is stopped but {n.name} was in cluster {uuid}: bootstrapping "
@@ -132,8 +109,7 @@ class GaleraStage:
         first = d.topo.controllers[0].name
 
         async def probe() -> tuple[bool, object]:
-            s = await wsrep(d, first)
-            size = int((s or {}).get("wsrep_cluster_size", "0"))
+            size = (await wsrep(d, first)).cluster_size
             return size == votes, f"wsrep_cluster_size={size}, expected {votes}"
 
         try:
@@ -141,5 +117,5 @@ class GaleraStage:
         except GateTimeout as exc:
             raise StepFailed(first, "gate: Galera cluster size", str(exc)) from exc
         for n in d.topo.controllers:
-            if not synced(await wsrep(d, n.name)):
+            if not (await wsrep(d, n.name)).synced:
                 raise StepFailed(n.name, "gate: Galera Synced", "node is not Synced in the primary component")

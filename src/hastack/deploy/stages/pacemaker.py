@@ -6,59 +6,20 @@ running on exactly one node.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-
 from hastack.components import corosync, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_disabled, ensure_running
 from hastack.deploy.wait import GateTimeout, until
+from hastack.facts import CrmMon, crm_mon
 from hastack.topology.model import Node
 
 
-@dataclass
-class CrmState:
-    dc: bool = False
-    quorate: bool = False
-    online: set[str] = field(default_factory=set)
-    offline: set[str] = field(default_factory=set)
-    unclean: set[str] = field(default_factory=set)
-    running: dict[str, set[str]] = field(default_factory=dict)
-    """resource id -> nodes it is active on."""
-    failed: list[str] = field(default_factory=list)
+async def crm_state(d: Deploy, host: str) -> CrmMon:
+    return await d.fact(host, crm_mon(), "read cluster state")
 
 
-def parse_crm_mon(xml_text: str) -> CrmState:
-    """`crm_mon -1 --output-as=xml` (Pacemaker 2.1)."""
-    root = ET.fromstring(xml_text)
-    st = CrmState()
-    dc = root.find("./summary/current_dc")
-    if dc is not None:
-        st.dc = dc.get("present") == "true"
-        st.quorate = dc.get("with_quorum") == "true"
-    for n in root.iterfind("./nodes/node"):
-        name = n.get("name", "")
-        (st.online if n.get("online") == "true" else st.offline).add(name)
-        if n.get("unclean") == "true":
-            st.unclean.add(name)
-    for r in root.iter("resource"):
-        if r.get("active") == "true":
-            st.running[r.get("id", "")] = {x.get("name", "") for x in r.iterfind("node")}
-        if r.get("failed") == "true":
-            st.failed.append(r.get("id", ""))
-    return st
-
-
-def group_nodes(st: CrmState) -> set[str]:
-    out: set[str] = set()
-    for unit in pacemaker.AGENT_UNITS:
-        out |= st.running.get(unit, set())
-    return out
-
-
-async def crm_state(d: Deploy, host: str) -> CrmState:
-    res = await d.run(host, ["crm_mon", "-1", "--output-as=xml"], "read cluster state", timeout=20)
-    return parse_crm_mon(res.stdout)
+def group_nodes(st: CrmMon) -> tuple[str, ...]:
+    return st.running_on(pacemaker.GROUP)
 
 
 class PacemakerStage:
@@ -120,7 +81,9 @@ class PacemakerStage:
 
         async def probe() -> tuple[bool, object]:
             st = await crm_state(d, host)
-            return st.dc and st.quorate and st.online == want, f"dc={st.dc} quorate={st.quorate} online={st.online}"
+            online = set(st.nodes_in("online"))
+            ok = bool(st.dc) and st.with_quorum and online == want
+            return ok, f"dc={st.dc or None} quorate={st.with_quorum} online={sorted(online)}"
 
         try:
             await until(probe, what="a DC, quorum and every network node online", timeout=120, interval=1)
@@ -142,10 +105,11 @@ class PacemakerStage:
         async def probe() -> tuple[bool, object]:
             st = await crm_state(d, host)
             where = group_nodes(st)
-            ok = all(len(st.running.get(u, set())) == 1 for u in pacemaker.AGENT_UNITS) and len(where) == 1
-            ok = ok and all(f in st.running for f in fences) and not st.unclean
-            return ok, f"agents on {sorted(where)}, fencing started {[f for f in fences if f in st.running]}, " \
-                       f"failed {st.failed}"
+            ok = all(len(st.running_on(u)) == 1 for u in pacemaker.AGENT_UNITS) and len(where) == 1
+            started = [f for f in fences if st.running_on(f)]
+            ok = ok and started == fences and not st.nodes_in("unclean")
+            failed = [f.op_key for f in st.failures]
+            return ok, f"agents on {list(where)}, fencing started {started}, failed actions {failed}"
 
         try:
             await until(probe, what="fencing started and the agent group on exactly one node", timeout=180,

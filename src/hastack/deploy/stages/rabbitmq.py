@@ -4,29 +4,17 @@ join one cluster, and load users and vhosts from the rendered definitions (no `g
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from hastack.components import rabbitmq
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
 from hastack.deploy.wait import GateTimeout, until
+from hastack.facts import RabbitCluster, cluster_status
 from hastack.topology.model import Node
 
 
-def parse_cluster_status(stdout: str) -> dict[str, Any]:
-    data = json.loads(stdout)
-    return data if isinstance(data, dict) else {}
-
-
-async def cluster_status(d: Deploy, host: str) -> dict[str, Any] | None:
-    res = await d.run(host, ["rabbitmqctl", "-q", "cluster_status", "--formatter", "json"],
-                      "read RabbitMQ cluster status", timeout=30, check=False)
-    if not res.ok:
-        return None
-    try:
-        return parse_cluster_status(res.stdout)
-    except ValueError:
-        return None
+async def cluster(d: Deploy, host: str) -> RabbitCluster:
+    return await d.fact(host, cluster_status(), "read RabbitMQ cluster status")
 
 
 class RabbitMQStage:
@@ -57,11 +45,11 @@ class RabbitMQStage:
     async def join(self, d: Deploy, node: Node) -> None:
         """A broker that formed a cluster of its own (e.g. it booted alone once) joins the first one."""
         first = rabbitmq.nodename(d.topo.controllers[0])
-        status = await cluster_status(d, node.name)
-        if status is None:
+        status = await cluster(d, node.name)
+        if not status.available:
             await self.await_startup(d, node.name)
-            status = await cluster_status(d, node.name) or {}
-        if first in status.get("disk_nodes", []) + status.get("running_nodes", []):
+            status = await cluster(d, node.name)
+        if first in status.members:
             return
         steps = [["stop_app"], ["reset"], ["join_cluster", first], ["start_app"]]
         for argv in steps:
@@ -73,10 +61,9 @@ class RabbitMQStage:
         host = d.topo.controllers[0].name
 
         async def probe() -> tuple[bool, object]:
-            s = await cluster_status(d, host) or {}
-            running = sorted(s.get("running_nodes", []))
-            partitions = s.get("partitions", {})
-            return running == want and not partitions, f"running={running} partitions={partitions}"
+            s = await cluster(d, host)
+            running = sorted(s.running_nodes)
+            return running == want and not s.partitioned, f"running={running} partitions={s.partitions}"
 
         try:
             await until(probe, what="every broker running in one cluster, no partitions", timeout=180, interval=1)

@@ -6,51 +6,20 @@ restart and the other controllers keep serving meanwhile.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
 from hastack.deploy.wait import GateTimeout, until
+from hastack.facts import HAProxyStats, addresses, show_stat
 from hastack.topology.model import Node
-
-STATS_SOCKET = "/run/haproxy/admin.sock"
-SHOW_STAT = r"""
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b"show stat\n")
-while chunk := s.recv(65536):
-    sys.stdout.write(chunk.decode())
-"""
-
-
-def parse_addresses(stdout: str) -> set[str]:
-    """`ip -j -4 addr show` -> every IPv4 address the host holds."""
-    return {a["local"] for link in json.loads(stdout or "[]") for a in link.get("addr_info", []) if "local" in a}
-
-
-def parse_show_stat(stdout: str) -> list[dict[str, str]]:
-    """HAProxy `show stat` CSV (header starts with '# ') -> rows."""
-    text = stdout.lstrip("# ")
-    return [row for row in csv.DictReader(io.StringIO(text)) if row.get("pxname")]
-
-
-async def addresses(d: Deploy, host: str) -> set[str]:
-    res = await d.run(host, ["ip", "-j", "-4", "addr", "show"], "read addresses", timeout=10)
-    return parse_addresses(res.stdout)
 
 
 async def vip_holders(d: Deploy) -> list[str]:
-    vip = str(d.topo.network.vip)
-    return [n.name for n in d.topo.controllers if vip in await addresses(d, n.name)]
+    vip = d.topo.network.vip
+    return [n.name for n in d.topo.controllers if (await d.fact(n.name, addresses(), "read addresses")).holds(vip)]
 
 
-async def haproxy_stats(d: Deploy, host: str) -> list[dict[str, str]]:
-    res = await d.run(host, ["python3", "-c", SHOW_STAT, STATS_SOCKET], "read HAProxy stats", timeout=10)
-    return parse_show_stat(res.stdout)
+async def haproxy_stats(d: Deploy, host: str) -> HAProxyStats:
+    return await d.fact(host, show_stat(), "read HAProxy stats")
 
 
 class VipStage:
@@ -73,8 +42,8 @@ class VipStage:
         await ensure_running(d, node.name, "haproxy")
 
         async def probe() -> tuple[bool, object]:
-            rows = await haproxy_stats(d, node.name)
-            return bool(rows), f"{len(rows)} proxies"
+            stats = await haproxy_stats(d, node.name)
+            return stats.available and bool(stats.rows), stats.error or f"{len(stats.rows)} rows"
 
         try:
             await until(probe, what=f"HAProxy on {node.name} to answer on its stats socket", timeout=30)
@@ -97,10 +66,8 @@ class VipStage:
     async def galera_writer(self, d: Deploy, node: Node) -> None:
         """The Galera frontend must have exactly one active (non-backup) server UP."""
         async def probe() -> tuple[bool, object]:
-            rows = [r for r in await haproxy_stats(d, node.name)
-                    if r["pxname"] == "galera" and r["svname"] not in ("FRONTEND", "BACKEND")]
-            up = [r["svname"] for r in rows if r.get("status", "").startswith("UP")]
-            return bool(up), f"galera servers up: {up}"
+            up = (await haproxy_stats(d, node.name)).up_servers("galera")
+            return bool(up), f"galera servers up: {list(up)}"
 
         try:
             await until(probe, what=f"a Galera writer UP in HAProxy on {node.name}", timeout=60)
