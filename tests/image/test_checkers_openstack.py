@@ -19,12 +19,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import FixedSecrets, load_example
+from hastack.components import neutron
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.topology.model import Topology
@@ -110,6 +115,11 @@ def jobs_for(tree: str, node: str, paths: list[str]) -> list[dict[str, Any]]:
     if "/etc/nova/nova-compute.conf" in paths:
         out.append({"id": f"{tree}/{node}:show-args:nova-compute", "kind": "show-args",
                     "init": "nova-compute"})
+    if neutron.CLEANUP in paths and tree == "seed":
+        stop = next(ln for ln in neutron.cleanup_unit().splitlines() if ln.startswith("ExecStop="))
+        out += [{"id": f"{tree}/{node}:cmd:verify-cleanup", "kind": "cmd",
+                 "argv": ["systemd-analyze", "verify", neutron.CLEANUP]},
+                {"id": f"{tree}/{node}:cmd:run-cleanup", "kind": "cmd", "argv": stop.split("=", 1)[1].split()}]
     # The image has the linuxbridge agent's package only: the Open vSwitch tree is validated, not run.
     if tree == "seed":
         agents = SHARED if node.startswith("net") else SHARED[3:] if node.startswith("cmp") else []
@@ -211,5 +221,91 @@ def test_compute_l2_agent_keeps_the_real_hostname(results: dict[str, dict[str, A
     assert json.loads(r["output"])["host"] == "hastack-check"  # run_in_image's hostname
 
 
+@pytest.mark.parametrize("job", ["verify-cleanup", "run-cleanup"])
+def test_namespace_cleanup_unit(results: dict[str, dict[str, Any]], job: str) -> None:
+    """systemd accepts the unit, and its stop command runs (a no-op with no namespaces)."""
+    r = results[f"seed/net-1:cmd:{job}"]
+    assert r["rc"] == 0, r["output"]
+
+
 def test_openvswitch_agent_file_was_validated(results: dict[str, dict[str, Any]]) -> None:
     assert results["ovs/net-1:/etc/neutron/plugins/ml2/openvswitch_agent.ini"]["rc"] == 0
+
+
+# -- keystone, live ----------------------------------------------------------------------------
+KEYSTONE_LIVE = """
+cp -a {guest}/etc/. /etc/
+chown -R keystone:keystone /etc/keystone/fernet-keys /etc/keystone/credential-keys
+chgrp keystone /etc/keystone/keystone.conf
+/etc/init.d/keystone systemd-start >/dev/null 2>&1 &
+code() {{ curl -s -m 2 -o /dev/null -w '%{{http_code}}' http://{addr}:5000$1; }}
+for i in $(seq 1 120); do [ "$(code /v3)" = 200 ] && break; sleep 0.5; done
+echo "v3=$(code /v3) healthcheck=$(code /healthcheck)"
+echo "listen=$(ss -ltnH | awk '{{print $4}}' | grep ':5000$' | tr '\\n' ' ')"
+kill -9 $! 2>/dev/null
+"""
+
+
+@pytest.fixture
+def netns_ctl1() -> Iterator[str]:
+    """A scratch network namespace holding ctl-1's address (and nothing else of the lab)."""
+    name = f"hastack-os-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for argv in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"],
+                     ["addr", "add", "10.77.0.11/24", "dev", "eth0"],
+                     ["link", "set", "lo", "up"], ["link", "set", "eth0", "up"], ["link", "set", "eth0-peer", "up"]):
+            subprocess.run(["ip", "-n", name, *argv], check=True, capture_output=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        for _ in range(50):  # deletion is asynchronous
+            if not Path(f"/run/netns/{name}").exists():
+                break
+            time.sleep(0.1)
+
+
+def test_keystone_starts_from_the_rendered_files(tmp_path: Path, netns_ctl1: str) -> None:
+    """Debian's unit command line + our ini: keystone listens on ctl-1's own address only and
+    answers the page HAProxy checks, with no database reachable (neither page needs it)."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab image needs root")
+    for f in desired(Ctx(topology("seed"), FixedSecrets(None)))["ctl-1"].files:
+        target = tmp_path / "ctl-1" / f.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.data)
+        target.chmod(f.mode)
+    script = KEYSTONE_LIVE.format(guest=f"{GUEST}/ctl-1", addr="10.77.0.11")
+    done = image.run_in_image(["sh", "-c", script], binds={str(tmp_path): GUEST}, netns=netns_ctl1, timeout=300)
+    assert "v3=200 healthcheck=200" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "listen=10.77.0.11:5000 \n" in done.stdout + "\n"
+
+
+# -- the namespace cleanup, live ------------------------------------------------------------------
+ROUTER_NS = "qrouter-8e1f2c44-1111-4222-8333-944445555666"
+DHCP_NS = "qdhcp-8e1f2c44-1111-4222-8333-944445555777"
+CLEANUP_LIVE = f"""
+cp -a {{guest}}/etc/. /etc/
+ip netns add {ROUTER_NS} && ip netns add {DHCP_NS}
+ip link add tap-hastack type veth peer name qr-hastack netns {ROUTER_NS}
+ip -n {ROUTER_NS} addr add 192.0.2.1/24 dev qr-hastack
+$(sed -n 's/^ExecStop=//p' {neutron.CLEANUP}) >/dev/null 2>&1; echo "rc=$?"
+echo "left=$(ip netns list | tr '\\n' ' ')"
+ip link show tap-hastack >/dev/null 2>&1 && echo "tap=present" || echo "tap=gone"
+"""
+
+
+def test_cleanup_unit_removes_router_and_dhcp_namespaces(tmp_path: Path) -> None:
+    """What the group's stop leaves on the node it leaves: nothing of the routers and networks."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab image needs root")
+    if "net-tools" not in image.PACKAGES:
+        pytest.skip("the lab image lacks net-tools: neutron-netns-cleanup needs netstat (add it to PACKAGES)")
+    for f in desired(Ctx(topology("seed"), FixedSecrets(None)))["net-1"].files:
+        target = tmp_path / "net-1" / f.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.data)
+    script = CLEANUP_LIVE.format(guest=f"{GUEST}/net-1")
+    done = image.run_in_image(["sh", "-c", script], binds={str(tmp_path): GUEST}, timeout=300)
+    assert "rc=0" in done.stdout and "tap=gone" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert ROUTER_NS not in done.stdout.split("left=")[1] and DHCP_NS not in done.stdout.split("left=")[1]

@@ -1,63 +1,19 @@
-"""Lab tier: deploy examples/seed.yml on real daemons, then read the result directly from the nodes.
-
-One lab for the whole module (bringing up three controllers costs minutes of CPU on 2 cores).
-Tests that change something put it back and wait for health before the next one runs.
-"""
+"""Lab tier: deploy examples/seed.yml on real daemons, then read the result directly from the nodes."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shlex
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
+from seedlab import hastack, on, sql
 
 from hastack.secrets import Secrets, secrets_path
 
 pytestmark = pytest.mark.lab
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def hastack(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hastack.cli.main", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def seed_lab() -> Iterator[Path]:
-    """The default topology, up and deployed (`lab up` resumes a lab that is already up, and deploy
-    is idempotent, so a developer's running lab is reused). HASTACK_KEEP_LAB=1 keeps it afterwards."""
-    topo = ROOT / "examples" / "seed.yml"
-    up = hastack("lab", "up", str(topo))
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        dep = hastack("deploy", str(topo))
-        print(dep.stdout)
-        assert dep.returncode == 0, dep.stdout + dep.stderr
-        yield topo
-    finally:
-        if not os.environ.get("HASTACK_KEEP_LAB"):
-            down = hastack("lab", "down", str(topo))
-            assert down.returncode == 0, down.stdout + down.stderr
-
-
-def on(topo: Path, node: str, *argv: str) -> str:
-    # like ssh(1), `lab ssh` hands the remote shell one command line
-    res = hastack("lab", "ssh", "-t", str(topo), node, "--", shlex.join(argv), timeout=120)
-    assert res.returncode == 0, f"{node}: {argv}: {res.stdout}{res.stderr}"
-    return res.stdout
-
-
-def sql(topo: Path, node: str, query: str) -> str:
-    return on(topo, node, "mariadb", "-N", "-B", "-e", query)
 
 
 def test_galera_every_vote_synced(seed_lab: Path) -> None:

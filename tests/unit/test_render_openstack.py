@@ -244,8 +244,12 @@ def test_compute_l2_agent_keeps_its_own_name(seed_files: Rendered) -> None:
 def test_clustered_agents_are_installed_but_not_enabled(seed: Topology, ctx: Ctx) -> None:
     state = desired(ctx)
     for node in ("net-1", "net-2"):
-        for unit in neutron.cluster_units(seed):
+        assert neutron.cluster_units(seed)[0] == neutron.CLEANUP_UNIT
+        for unit in neutron.cluster_units(seed)[1:]:
             assert unit in state[node].packages and unit not in state[node].units
+        assert neutron.CLEANUP_UNIT not in state[node].units and "net-tools" in state[node].packages
+        cleanup = next(f for f in state[node].files if f.path == neutron.CLEANUP).data.decode()
+        assert "ExecStop=/usr/bin/neutron-netns-cleanup " in cleanup and "--force" in cleanup
         assert "neutron-linuxbridge-agent" in state[node].units
     for f in state["net-1"].files:
         assert not set(f.restarts) & set(neutron.cluster_units(seed)), f.path
@@ -255,7 +259,7 @@ def test_openvswitch_agent_joins_the_cluster_on_network_nodes(seed: Topology,
                                                                ctx_of: Callable[[Topology], Ctx]) -> None:
     topo = with_openstack(seed, l2_agent="openvswitch")
     state = desired(ctx_of(topo))
-    assert neutron.cluster_units(topo)[0] == "neutron-openvswitch-agent"
+    assert neutron.cluster_units(topo)[1] == "neutron-openvswitch-agent"
     assert "neutron-openvswitch-agent" not in state["net-1"].units
     assert "neutron-openvswitch-agent" in state["cmp-1"].units
     ovs = parse(next(f for f in state["cmp-1"].files if f.path.endswith("openvswitch_agent.ini")))
@@ -400,3 +404,12 @@ def test_merge_refuses_conflicting_values() -> None:
     assert openstack.merge({"a": {"x": 1}}, {"a": {"x": 1, "y": 2}}) == {"a": {"x": 1, "y": 2}}
     with pytest.raises(ValueError):
         openstack.merge({"a": {"x": 1}}, {"a": {"x": 2}})
+
+
+def test_db_sync_steps(seed: Topology, four: Topology) -> None:
+    steps = openstack.db_sync_steps(seed)
+    assert steps[0].argv == ("keystone-manage", "db_sync")
+    nova = [s.argv[1:3] for s in steps if s.service == "nova"]
+    assert nova == [("api_db", "sync"), ("cell_v2", "map_cell0"), ("cell_v2", "create_cell"), ("db", "sync")]
+    assert all(s.user == s.service for s in steps)
+    assert "nova" not in {s.service for s in openstack.db_sync_steps(four)}

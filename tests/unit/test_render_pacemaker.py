@@ -61,7 +61,9 @@ def test_group_holds_the_three_agents_as_systemd_resources(seed: Topology) -> No
     text = pacemaker.script(seed)
     ((_, name, *members),) = of_kind(text, "group")
     assert name == "neutron-agents"
-    assert members == ["neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent"]
+    # the namespace cleanup first (it stops last), then metadata before the agents that proxy to it
+    assert members == ["hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent",
+                       "neutron-l3-agent"]
     agents = {o[1]: o for o in of_kind(text, "primitive") if o[2].startswith("systemd:")}
     assert {o[2] for o in agents.values()} == {f"systemd:{m}" for m in members}
     for prim in agents.values():

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 
 from rich.console import Console
 from rich.table import Table
 
-from hastack.deploy.engine import Event, Interrupted, StageFailed
+from hastack.deploy.engine import Event, Interrupted, StageFailed, StepFailed
 from hastack.deploy.run import PlanResult, deploy, plan
 from hastack.render import context
 from hastack.topology.load import Loaded
@@ -94,5 +95,48 @@ def run_deploy(loaded: Loaded, console: Console, only: list[str] | None) -> int:
         console.print(table)
         console.print(f"deploy done in {time.monotonic() - t0:.1f}s: {res.changes} changed")
         return 0
+
+    return asyncio.run(go())
+
+
+def run_recover(loaded: Loaded, console: Console, what: str, *, dry_run: bool, yes: bool, lost: list[str]) -> int:
+    from hastack.components.registry import desired
+    from hastack.deploy.engine import Deploy
+    from hastack.recover.run import recover
+
+    ctx = context(loaded)
+    t0 = time.monotonic()
+
+    def show(lines: list[str]) -> None:
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
+
+    def confirm(lines: list[str]) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            console.print("not confirmed: run again with --yes to carry out this plan", style="yellow")
+            return False
+        return console.input("carry out this plan? [y/N] ").strip().lower() in ("y", "yes")
+
+    async def go() -> int:
+        transports = await connect_all(ctx.topo, loaded.path)
+        d = Deploy(ctx.topo, desired(ctx), transports, ctx.secrets, show_event(console, t0))  # type: ignore[arg-type]
+        try:
+            done = await recover(d, what, lost=lost, dry_run=dry_run, confirm=confirm, show=show)
+        except (StageFailed, StepFailed) as exc:
+            failures = exc.failures if isinstance(exc, StageFailed) else [exc]
+            for f in failures:
+                console.print(f.render(), style="red", markup=False, highlight=False)
+            return 1
+        finally:
+            await _close(dict(transports))
+        if dry_run:
+            console.print("dry run: nothing was changed")
+            return 0
+        if done:
+            console.print(f"recover {what} done in {time.monotonic() - t0:.1f}s: {d.changes} changed")
+            return 0
+        return 1
 
     return asyncio.run(go())

@@ -106,6 +106,42 @@ def deploy_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY,
     raise typer.Exit(run_deploy(load_or_exit(topology), out, stage))
 
 
+@app.command("status")
+def status_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY,
+               as_json: Annotated[bool, typer.Option("--json", help="the same facts as JSON")] = False,
+               watch: Annotated[float | None, typer.Option("--watch", metavar="SECONDS", min=0.5,
+                                                           help="refresh every SECONDS until Ctrl-C")] = None,
+               prometheus: Annotated[bool, typer.Option("--prometheus", help="Prometheus text format")] = False,
+               ) -> None:
+    """Read every layer (changes nothing) and say what to do next. Exit 0 healthy, 1 degraded, 2 down, 3 unknown."""
+    from hastack.cli.status import run_status
+
+    loaded = load(topology)
+    if not loaded.ok:
+        print_reports(loaded.reports)
+        fail(f"{topology}: invalid topology; status unknown", 3)
+    if sum([as_json, prometheus, watch is not None]) > 1:
+        fail("--json, --prometheus and --watch exclude each other", 3)
+    console = out if out.is_terminal else Console(soft_wrap=True, width=160)
+    raise typer.Exit(run_status(loaded, console, as_json, watch, prometheus))
+
+
+@app.command("recover")
+def recover_cmd(
+    what: Annotated[str, typer.Argument(help="galera | rabbitmq | pacemaker | all")] = "all",
+    topology: TopologyArg = DEFAULT_TOPOLOGY,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the plan, change nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="carry out the plan without asking")] = False,
+    lost: Annotated[list[str] | None, typer.Option("--lost", help="a node that will not come back")] = None,
+) -> None:
+    """Bring a stopped cluster back: the plan (which Galera node bootstraps, and why) comes first."""
+    from hastack.cli.deploy import run_recover
+
+    if what not in ("galera", "rabbitmq", "pacemaker", "all"):
+        fail(f"unknown part '{what}': use galera, rabbitmq, pacemaker or all", 2)
+    raise typer.Exit(run_recover(load_or_exit(topology), out, what, dry_run=dry_run, yes=yes, lost=lost or []))
+
+
 def main() -> None:
     app()
 

@@ -85,6 +85,9 @@ def provider_options(topo: Topology, node: Node) -> list[str]:
     return [
         f"gmcast.listen_addr=tcp://{node.address}:{GALERA_PORT}",
         f"gcache.size={g.gcache_size}",
+        # keep the write-set cache across a restart: after a full outage the bootstrap node can
+        # then give the others only what they missed (IST) instead of a full copy (SST)
+        "gcache.recover=yes",
         f"pc.recovery={'TRUE' if g.pc_recovery else 'FALSE'}",
         *evs_options(g),
     ]

@@ -22,6 +22,9 @@ Why it looks like this:
   register a tunnel endpoint per host, so with `l2_agent: openvswitch` the network nodes' OVS agent
   joins the Pacemaker group too; see `cluster_units()`.) Computes' L2 agents keep their real names:
   nova binds instance ports to the compute's hostname.
+- A clean move of the group (standby, maintenance) must not leave routers behind: the group's
+  first member is `hastack-neutron-cleanup.service`, whose stop removes the qrouter/qdhcp
+  namespaces once the agents are down (see `cleanup_unit()`).
 - Automatic DHCP/L3 rescheduling is off: there is one logical agent, nothing to move networks or
   routers to; Pacemaker moves the agent instead. One DHCP agent per network for the same reason.
 - VXLAN tenant networks; `flat` is enabled for a physical network named `external`, which needs a
@@ -60,11 +63,29 @@ def l2_unit(topo: Topology) -> str:
     return f"neutron-{topo.openstack.l2_agent}-agent"
 
 
+CLEANUP_UNIT = "hastack-neutron-cleanup.service"
+CLEANUP = f"/etc/systemd/system/{CLEANUP_UNIT}"
+
+
 def cluster_units(topo: Topology) -> list[str]:
-    """The agents Pacemaker runs on the network nodes, in start order (metadata first: the DHCP and
-    L3 agents' metadata proxies forward to it). With Open vSwitch its L2 agent comes first."""
-    out = [l2_unit(topo)] if topo.openstack.l2_agent == "openvswitch" else []
+    """What Pacemaker runs on the network nodes, in start order: the namespace cleanup first (so it
+    stops last), then, with Open vSwitch, its L2 agent, then metadata (the DHCP and L3 agents'
+    metadata proxies forward to it), DHCP and L3."""
+    out = [CLEANUP_UNIT, *([l2_unit(topo)] if topo.openstack.l2_agent == "openvswitch" else [])]
     return out + ["neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent"]
+
+
+def cleanup_unit() -> str:
+    """Stopping the L3 and DHCP agents leaves their namespaces behind on purpose (traffic survives an
+    agent restart): qrouter-* keeps the router addresses and NAT, qdhcp-* its ports. After a clean
+    move of the group the old node would keep answering for every router next to the new one. This
+    unit, stopped after the agents, removes those namespaces with their processes and devices."""
+    files = " ".join(f"--config-file={p}" for p in (CONF, DHCP, L3))
+    return ("# managed by hastack: run by Pacemaker as the first member of the network agents' group\n"
+            "[Unit]\nDescription=Remove Neutron router and DHCP namespaces when the agents leave this node\n"
+            "After=network-online.target\n\n"
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"
+            f"ExecStop=/usr/bin/neutron-netns-cleanup {files} --force\nTimeoutStopSec=60\n")
 
 
 def _check_roles(node: Node) -> None:
@@ -173,6 +194,7 @@ def network_files(ctx: Ctx) -> list[File]:
     ]
     # Rendered even without nova: Pacemaker runs the metadata agent in the group either way.
     out.append(os_.config_file(METADATA, metadata_conf(ctx), "neutron", ()))
+    out.append(File(CLEANUP, cleanup_unit()))
     return out
 
 
@@ -188,7 +210,10 @@ class Neutron:
             out.append(l2_unit(topo))
             out += ["openvswitch-switch"] if topo.openstack.l2_agent == "openvswitch" else []
         if node.has("network"):
-            out += ["neutron-l3-agent", "neutron-dhcp-agent", "neutron-metadata-agent", "iputils-arping"]
+            # net-tools: neutron-netns-cleanup (the cleanup unit) finds a namespace's listeners with
+            # netstat, and no neutron package depends on it.
+            out += ["neutron-l3-agent", "neutron-dhcp-agent", "neutron-metadata-agent", "iputils-arping",
+                    "net-tools"]
         return out
 
     def units(self, topo: Topology, node: Node) -> list[str]:

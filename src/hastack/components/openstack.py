@@ -294,3 +294,42 @@ def uwsgi_files(spec: Uwsgi, node: Node, workers: int) -> list[File]:
                f'DAEMON_ARGS="--ini {spec.ini}"\n')
     restarts = (spec.unit,)
     return [File(spec.ini, ini_text, restarts=restarts), File(spec.default_file, default, restarts=restarts)]
+
+
+# -- deploy: schema steps ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyncStep:
+    """One schema command, run once on ONE controller (through the VIP, so on the Galera writer) as
+    the service's own system user, after the databases and grants exist and before any unit of the
+    service starts. `ok_codes`: exit codes that mean "already done"."""
+
+    service: ServiceName
+    user: str
+    argv: tuple[str, ...]
+    ok_codes: tuple[int, ...] = (0,)
+
+
+_SYNC: dict[ServiceName, tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]] = {
+    "keystone": (("keystone", ("keystone-manage", "db_sync"), (0,)),),
+    "glance": (("glance", ("glance-manage", "db_sync"), (0,)),),
+    "placement": (("placement", ("placement-manage", "db", "sync"), (0,)),),
+    "nova": (("nova", ("nova-manage", "api_db", "sync"), (0,)),
+             # cell0's URL is derived from [database] connection (database name + "_cell0").
+             ("nova", ("nova-manage", "cell_v2", "map_cell0"), (0,)),
+             # exit 2: a cell with this transport URL and database already exists.
+             ("nova", ("nova-manage", "cell_v2", "create_cell", "--name", "cell1"), (0, 2)),
+             ("nova", ("nova-manage", "db", "sync"), (0,))),
+    "neutron": (("neutron", ("neutron-db-manage", "--config-file", "/etc/neutron/neutron.conf",
+                             "--config-file", "/etc/neutron/plugins/ml2/ml2_conf.ini", "upgrade", "head"), (0,)),),
+    "cinder": (("cinder", ("cinder-manage", "db", "sync"), (0,)),),
+    "heat": (("heat", ("heat-manage", "db_sync"), (0,)),),
+    "telemetry": (("gnocchi", ("gnocchi-upgrade",), (0,)), ("aodh", ("aodh-dbsync",), (0,))),
+}
+
+
+def db_sync_steps(topo: Topology) -> list[SyncStep]:
+    """Schema commands in deploy order (keystone first: the others need nothing from it to sync,
+    but deploy bootstraps keystone right after its own sync)."""
+    order: tuple[ServiceName, ...] = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "heat",
+                                      "telemetry")
+    return [SyncStep(s, user, argv, ok) for s in order if topo.runs(s) for user, argv, ok in _SYNC[s]]

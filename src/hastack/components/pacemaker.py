@@ -68,12 +68,20 @@ def fence_id(node: Node) -> str:
 
 
 def agent_id(unit: str) -> str:
-    return unit
+    return unit.removesuffix(".service")
+
+
+def group_units(topo: Topology) -> list[str]:
+    """The group's members in start order: what neutron says must move together (the namespace
+    cleanup first, so it stops last; with Open vSwitch its L2 agent; then the three agents)."""
+    from hastack.components import neutron
+
+    return [u.removesuffix(".service") for u in neutron.cluster_units(topo)]
 
 
 def owned_ids(topo: Topology) -> list[str]:
     """Every CIB object id this file defines; ids that look like ours but are not here are stale."""
-    ids = [GROUP, *(agent_id(u) for u in AGENT_UNITS)]
+    ids = [GROUP, *(agent_id(u) for u in group_units(topo))]
     for n in _fenced(topo):
         ids += [fence_id(n), f"{fence_id(n)}-not-on-{n.name}"]
     return ids
@@ -136,7 +144,7 @@ def script(topo: Topology) -> str:
     agents = [
         {"id": agent_id(u), "unit": u, "start": AGENT_TIMEOUT, "stop": AGENT_TIMEOUT,
          "interval": AGENT_MONITOR, "monitor": AGENT_TIMEOUT}
-        for u in AGENT_UNITS
+        for u in group_units(topo)
     ]
     # The group's priority makes its node the one priority-fencing-delay protects in a split.
     meta = f"priority={GROUP_PRIORITY}" if fencing_delay_s(topo) else ""

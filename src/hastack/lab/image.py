@@ -24,7 +24,7 @@ from hastack.lab.errors import LabError
 
 Progress = Callable[[str], None]
 
-BUILDER_VERSION = "hastack-image-3"
+BUILDER_VERSION = "hastack-image-4"
 IMAGES = Path("/var/lib/hastack/images")
 SCRATCH = Path("/run/hastack/scratch")
 FENCE_AGENT = Path(__file__).with_name("fence_hastack")
@@ -35,6 +35,7 @@ PACKAGES: tuple[str, ...] = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "iputils-ping", "iputils-arping",
     "curl", "procps", "less", "psmisc", "rsync", "socat", "netcat-openbsd", "ca-certificates", "crudini",
     "ebtables", "iptables", "ipset", "nftables", "conntrack", "dnsmasq-base", "bridge-utils", "sudo",
+    "net-tools",  # netstat, for neutron-netns-cleanup
     # database, messaging, balancing, VIP, cache
     "mariadb-server", "mariadb-client", "galera-4", "mariadb-backup", "galera-arbitrator-4",
     "rabbitmq-server", "haproxy", "keepalived", "memcached",
@@ -64,6 +65,7 @@ APT_ENV = ["DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true"]
 APT_OPTS = ["-y", "-q", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confold",
             "-o", "Dpkg::Options::=--force-confdef", "-o", "Acquire::Retries=3"]
 # Files every node must own itself (a copy per node breaks corosync ids, ssh trust, rabbit cookies).
+QNETD_DB = "etc/corosync/qnetd/nssdb"
 IDENTITY = ("etc/machine-id", "etc/hostname", "var/lib/rabbitmq/.erlang.cookie", "var/lib/dbus/machine-id")
 
 
@@ -217,6 +219,9 @@ def _finish(root: Path) -> list[str]:
         p = root / rel
         if p.is_file() and not p.is_symlink():
             p.unlink()
+    # corosync-qnetd's postinst made a CA here: every node built from the image would share its key.
+    # Deploy creates one on the qnetd host (corosync-qnetd-certutil -i).
+    shutil.rmtree(root / QNETD_DB, ignore_errors=True)
     (root / "etc/machine-id").write_text("")  # empty = "not yet set": systemd's convention for images
     (root / "etc/hosts").write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n")
     (root / "etc/resolv.conf").unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hastack.components import corosync, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.stages.openstack import network_agents_gate
 from hastack.deploy.systemd import ensure_disabled, ensure_running
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import CrmMon, crm_mon
@@ -43,7 +44,13 @@ class PacemakerStage:
         await self.gate(d)
 
     async def prepare(self, d: Deploy, node: Node) -> None:
-        await ensure_disabled(d, node.name, list(pacemaker.AGENT_UNITS))
+        # Pacemaker alone starts the group's units; haproxy and keepalived arrive as dependencies of
+        # the L3 agent and must not run on a network node that is not also a controller.
+        owned = pacemaker.group_units(d.topo) + ([] if node.has("controller") else ["haproxy", "keepalived"])
+        await ensure_disabled(d, node.name, owned)
+        for unit in owned:
+            if unit not in pacemaker.group_units(d.topo):
+                await d.run(node.name, ["systemctl", "stop", unit], f"stop {unit}")
         for di in pacemaker.DIRS:
             await d.run(node.name, ["install", "-d", "-o", di.owner, "-g", di.group, "-m", f"{di.mode:o}", di.path],
                         f"directory {di.path}")
@@ -116,3 +123,4 @@ class PacemakerStage:
                         interval=1)
         except GateTimeout as exc:
             raise StepFailed(host, "gate: Pacemaker", str(exc)) from exc
+        await network_agents_gate(d)  # and Neutron sees them alive, once, under the shared identity

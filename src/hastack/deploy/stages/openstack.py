@@ -1,0 +1,462 @@
+"""Stage 5: every OpenStack service of the topology, brought up in dependency order and gated healthy.
+
+Order, and why:
+1. databases, accounts and grants (SQL on stdin to `mariadb` as root on the first controller;
+   Galera replicates them) - only what is missing, so a re-run reads and writes nothing;
+2. Keystone's key directories 0700 keystone:keystone (the files stage writes the keys, and its
+   `put` creates missing parent directories 0755);
+3. schemas, on the first controller, as each service's own user - only for a service whose
+   database is empty or whose package version differs from the stamp left by the last sync
+   (`/var/lib/hastack/schema-<service>`). db sync commands are idempotent but slow (nova's alone
+   takes tens of seconds of CPU); their migrations change only with the code, i.e. the package
+   version, and an empty database (first deploy, or a database re-created) always syncs;
+4. Keystone on every controller, one at a time, each gated on its own address; then
+   `keystone-manage bootstrap` once, and only when the admin user cannot get a token;
+5. projects, roles, users, grants and the catalog, from ONE Python process on the first
+   controller (`openstack_admin.py`; the CLI costs ~1.6 s per call);
+6. every other service, controller by controller (a controller's cold start is ~65 CPU-s on a
+   2-core lab: starting all of them at once starves Galera, RabbitMQ and corosync), each gated on
+   its APIs answering on the node's own address, then through HAProxy on the VIP; then the L2
+   agents of the network nodes, then the computes, then `nova-manage cell_v2 discover_hosts`;
+7. gate through the VIP: a token; nova's scheduler and conductor on every controller and
+   nova-compute on every compute up; the L2 agents alive; cinder's scheduler and heat's engine up.
+The network nodes' L3/DHCP/metadata agents come with the Pacemaker group in the next stage, whose
+gate calls `network_agents_gate` here.
+
+Secrets never travel in an argv: SQL, the bootstrap password and the admin spec go on stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hastack.components import haproxy, heat, keystone, neutron
+from hastack.components import openstack as os_
+from hastack.components.base import Ctx
+from hastack.components.registry import component
+from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.stages.galera import sql_quote
+from hastack.deploy.systemd import ensure_running, unit_states
+from hastack.deploy.wait import GateTimeout, until
+from hastack.facts import file_state, packages
+from hastack.topology.model import Node, ServiceName, Topology
+
+COMPONENTS: tuple[ServiceName, ...] = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "heat",
+                                      "telemetry")
+"""The OpenStack components whose units this stage starts (the others belong to earlier stages)."""
+
+TOOL = "/usr/local/lib/hastack/openstack-admin"
+TOOL_SOURCE = Path(__file__).with_name("openstack_admin.py")
+STAMP_DIR = "/var/lib/hastack"
+
+SCHEMA_PACKAGES: dict[ServiceName, tuple[str, ...]] = {
+    "keystone": ("python3-keystone",),
+    "glance": ("python3-glance",),
+    "placement": ("python3-placement",),
+    "nova": ("python3-nova",),
+    "neutron": ("python3-neutron",),
+    "cinder": ("python3-cinder",),
+    "heat": ("python3-heat",),
+    "telemetry": ("python3-gnocchi", "python3-aodh"),
+}
+"""Where each service's migrations live: a new version of these may bring new ones."""
+
+KEY_DIRS = (keystone.FERNET_DIR, keystone.CREDENTIAL_DIR)
+
+HTTP_CODES = r"""for u do
+  printf '%s %s\n' "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -- "$u")" "$u"
+done
+"""
+"""Prints `<status> <url>` per URL argument (000 when nothing answered): one round trip per look."""
+
+TOKEN_REQUEST = ("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                 "-H", "Content-Type: application/json", "--data-binary", "@-")
+"""POST of a token request read from stdin (the password never shows in argv)."""
+
+API_TIMEOUT = 300.0
+"""A cold controller's APIs answer after ~25 s alone; on a loaded 2-core lab give them minutes."""
+
+
+def ctx_of(d: Deploy) -> Ctx:
+    return Ctx(d.topo, d.secrets)
+
+
+def first(d: Deploy) -> str:
+    return d.topo.controllers[0].name
+
+
+def service_units(topo: Topology, node: Node, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """The node's OpenStack units, as each component lists them (never Pacemaker's agents)."""
+    out: list[str] = []
+    for name in COMPONENTS:
+        if name in skip or not topo.runs(name):
+            continue
+        comp = component(name)
+        if comp.applies(topo, node):
+            out += [u for u in comp.units(topo, node) if u not in out]
+    return out
+
+
+def api_urls(topo: Topology, address: str) -> list[tuple[str, int]]:
+    """(URL, expected status) of every API of the topology on one address: HAProxy's own checks."""
+    return [(f"http://{address}:{a.port}{a.check_uri}", a.status) for a in haproxy.apis(topo)]
+
+
+# -- units ------------------------------------------------------------------------------------------
+async def ensure_units(d: Deploy, host: str, names: list[str]) -> list[str]:
+    """ensure_running for many units in a few round trips: enable, start the stopped ones, restart
+    the running ones a changed file marked. Returns the units started or restarted."""
+    if not names:
+        return []
+    states = await unit_states(d, host, names)
+    disabled = [u for u in names if not states[u].enabled]
+    if disabled:
+        await d.run(host, ["systemctl", "enable", "--quiet", *disabled], f"enable {' '.join(disabled)}")
+        for u in disabled:
+            d.changed(host, f"enabled {u}")
+    stopped = [u for u in names if not states[u].active]
+    stale = [u for u in names if states[u].active and d.needs_restart(host, u)]
+    for verb, group, why in (("start", stopped, ""), ("restart", stale, " (its configuration changed)")):
+        if not group:
+            continue
+        await d.run(host, ["systemctl", verb, *group], f"{verb} {' '.join(group)}", timeout=600)
+        for u in group:
+            d.started.setdefault(host, set()).add(u)
+            d.changed(host, f"{verb}ed {u}{why}")
+    return stopped + stale
+
+
+async def wait_http(d: Deploy, host: str, urls: list[tuple[str, int]], what: str, *,
+                    timeout: float = API_TIMEOUT) -> None:
+    """Until every URL answers its status, asked from `host` itself."""
+    want = dict(urls)
+
+    async def probe() -> tuple[bool, object]:
+        res = await d.run(host, ["sh", "-c", HTTP_CODES, "sh", *want], f"probe {what}")
+        got: dict[str, str] = {}
+        for line in res.stdout.splitlines():
+            code, _, url = line.partition(" ")
+            got[url] = code
+        bad = {u: got.get(u, "?") for u, code in want.items() if got.get(u) != str(code)}
+        return not bad, ", ".join(f"{u} -> {c}" for u, c in bad.items()) or "all answered"
+
+    try:
+        await until(probe, what=what, timeout=timeout, interval=2)
+    except GateTimeout as exc:
+        raise StepFailed(host, f"gate: {what}", str(exc)) from exc
+
+
+# -- the admin tool ---------------------------------------------------------------------------------
+async def install_tool(d: Deploy, host: str) -> None:
+    data = TOOL_SOURCE.read_bytes()
+    t = d.transports[host]
+    if await t.get(TOOL) == data:
+        return
+    await t.put(TOOL, data, owner="root", group="root", mode=0o755)
+    d.changed(host, f"installed {TOOL}")
+
+
+def auth_spec(d: Deploy) -> dict[str, Any]:
+    return {"auth_url": f"http://{d.topo.network.vip}:{os_.KEYSTONE_PORT}/v3",
+            "admin_password": d.secrets.password("keystone/admin"), "region": d.topo.openstack.region}
+
+
+async def admin(d: Deploy, host: str, mode: str, spec: dict[str, Any], step: str, timeout: float) -> Any:
+    """Run the tool on `host` with the spec (and its passwords) on stdin; its JSON answer."""
+    await install_tool(d, host)
+    res = await d.run(host, ["python3", TOOL, mode], step, stdin=json.dumps(spec).encode(), timeout=timeout)
+    try:
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise StepFailed(host, step, "the tool printed no JSON answer", res) from exc
+
+
+@dataclass(frozen=True)
+class Expect:
+    service: str
+    """Catalog type of the API that lists it: compute, network, volumev3, orchestration."""
+    binary: str
+    host: str
+
+    def spec(self) -> dict[str, str]:
+        return {"service": self.service, "binary": self.binary, "host": self.host}
+
+
+def expectations(topo: Topology) -> list[Expect]:
+    """What must be up once this stage is done (the Pacemaker agents come with the next stage)."""
+    ctls, computes = topo.controllers, topo.computes
+    out: list[Expect] = []
+    if topo.runs("nova"):
+        out += [Expect("compute", b, n.name) for n in ctls for b in ("nova-scheduler", "nova-conductor")]
+        out += [Expect("compute", "nova-compute", n.name) for n in computes]
+    if topo.runs("neutron"):
+        l2 = neutron.l2_unit(topo)
+        if topo.network_nodes and l2 not in neutron.cluster_units(topo):
+            out.append(Expect("network", l2, topo.openstack.agent_host))  # both network nodes, one identity
+        out += [Expect("network", l2, n.name) for n in computes]
+    if topo.runs("cinder"):
+        out += [Expect("volumev3", "cinder-scheduler", n.name) for n in ctls]
+    if topo.runs("heat"):
+        out += [Expect("orchestration", "heat-engine", n.name) for n in ctls]
+    return out
+
+
+def cluster_expectations(topo: Topology) -> list[Expect]:
+    """The agents Pacemaker runs: alive once, under the shared agent identity."""
+    agents = [u.removesuffix(".service") for u in neutron.cluster_units(topo)]
+    return [Expect("network", a, topo.openstack.agent_host) for a in agents if a.startswith("neutron-")]
+
+
+async def api_gate(d: Deploy, expect: list[Expect], what: str, timeout: float = 300) -> None:
+    """Poll the service lists through the VIP from the first controller until every row is up."""
+    host = first(d)
+    spec = {**auth_spec(d), "expect": [e.spec() for e in expect], "timeout": timeout}
+    answer = await admin(d, host, "gate", spec, f"gate: {what}", timeout=timeout + 120)
+    if not answer.get("ok"):
+        seen = "; ".join(f"{k}: {v}" for k, v in answer.get("seen", {}).items())
+        raise StepFailed(host, f"gate: {what}", f"not up after {timeout:.0f}s: {', '.join(answer.get('missing', []))}"
+                                                f" (seen: {seen})")
+
+
+async def network_agents_gate(d: Deploy) -> None:
+    """For the Pacemaker stage's gate: the L3, DHCP and metadata agents alive under the shared
+    identity (Neutron keeps one row per agent type and host, so 'alive' is also 'once')."""
+    if not (d.topo.runs("neutron") and d.topo.runs("keystone") and d.topo.controllers and d.topo.network_nodes):
+        return
+    await api_gate(d, cluster_expectations(d.topo), "the network nodes' agents alive in Neutron", timeout=240)
+
+
+# -- the stage --------------------------------------------------------------------------------------
+class OpenStackStage:
+    name = "openstack"
+
+    def applies(self, d: Deploy) -> bool:
+        return bool(d.topo.controllers) and d.topo.runs("keystone")
+
+    async def run(self, d: Deploy) -> None:
+        host = first(d)
+        ctls = d.topo.controllers
+        await self.databases(d, host)
+        await d.each(ctls, lambda n: self.key_dirs(d, n))
+        await self.schemas(d, host)
+        await d.rolling(ctls, lambda n: self.keystone(d, n))
+        await wait_http(d, host, [(f"http://{d.topo.network.vip}:{os_.KEYSTONE_PORT}/v3", 200)],
+                        "Keystone through the VIP")
+        await self.bootstrap(d, host)
+        await self.identity(d, host)
+        await d.rolling(ctls, lambda n: self.controller(d, n))
+        await wait_http(d, host, api_urls(d.topo, str(d.topo.network.vip)), "every API through HAProxy on the VIP")
+        others = [n for n in d.topo.network_nodes if not n.has("controller")]
+        await d.rolling(others, lambda n: self.agent_node(d, n))
+        await d.rolling([n for n in d.topo.computes if not n.has("controller")], lambda n: self.agent_node(d, n))
+        await self.discover_hosts(d, host)
+        await api_gate(d, expectations(d.topo), "every service up through the VIP")
+
+    # -- 1. databases --------------------------------------------------------------------------
+    async def databases(self, d: Deploy, host: str) -> None:
+        dbs = os_.databases(d.topo)
+        users = sorted({db.user for db in dbs})
+        pw = {u: sql_quote(d.secrets.password(f"db/{u}")) for u in users}
+        # Tagged rows (mariadb --batch separates columns by tabs): what exists, in one round trip.
+        read = ["SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA;",
+                "SELECT 'grant', Db, User FROM mysql.db WHERE Host = '%' AND Select_priv = 'Y'"
+                " AND Insert_priv = 'Y' AND Alter_priv = 'Y' AND Drop_priv = 'Y' AND Index_priv = 'Y';"]
+        # A user whose hash is not the secret's (the secrets file was re-created) gets its password set.
+        read += [f"SELECT 'user', User, IF(plugin IN ('', 'mysql_native_password') AND "
+                 f"authentication_string <> PASSWORD({pw[u]}), 'stale', 'ok') FROM mysql.user "
+                 f"WHERE User = {sql_quote(u)} AND Host = '%';" for u in users]
+        res = await d.run(host, ["mariadb", "--batch", "--skip-column-names"], "read databases and SQL users",
+                          stdin="\n".join(read).encode())
+        have_db: set[str] = set()
+        grants: set[tuple[str, str]] = set()
+        have_user: dict[str, str] = {}
+        for line in res.stdout.splitlines():
+            row = line.split("\t")
+            if row[0] == "db" and len(row) == 2:
+                have_db.add(row[1])
+            elif row[0] == "grant" and len(row) == 3:
+                grants.add((row[1], row[2]))
+            elif row[0] == "user" and len(row) == 3:
+                have_user[row[1]] = row[2]
+        sql: list[str] = []
+        done: list[str] = []
+        for db in dbs:
+            if db.name not in have_db:
+                sql.append(f"CREATE DATABASE IF NOT EXISTS `{db.name}`;")
+                done.append(f"created database {db.name}")
+        for u in users:
+            who = f"{sql_quote(u)}@'%'"
+            if u not in have_user:
+                sql.append(f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY {pw[u]};")
+                done.append(f"created SQL user {u}")
+            elif have_user[u] == "stale":
+                sql.append(f"ALTER USER {who} IDENTIFIED BY {pw[u]};")
+                done.append(f"set the password of SQL user {u}")
+        for db in dbs:
+            if (db.name, db.user) not in grants:
+                sql.append(f"GRANT ALL PRIVILEGES ON `{db.name}`.* TO {sql_quote(db.user)}@'%';")
+                done.append(f"granted {db.user} all on {db.name}")
+        if not sql:
+            return
+        await d.run(host, ["mariadb"], "create databases, SQL users and grants", stdin="\n".join(sql).encode())
+        for msg in done:
+            d.changed(host, msg)
+
+    # -- 2. keystone's key directories ---------------------------------------------------------
+    async def key_dirs(self, d: Deploy, node: Node) -> None:
+        states = await d.fact(node.name, file_state(list(KEY_DIRS)), "read Keystone key directories")
+        for path in KEY_DIRS:
+            s = states[path]
+            if (s.exists, s.kind, s.owner, s.group, s.mode) == (True, "directory", "keystone", "keystone", 0o700):
+                continue
+            await d.run(node.name, ["install", "-d", "-o", "keystone", "-g", "keystone", "-m", "0700", path],
+                        f"directory {path}")
+            d.changed(node.name, f"{path} is 0700 keystone:keystone")
+
+    # -- 3. schemas ------------------------------------------------------------------------------
+    async def schemas(self, d: Deploy, host: str) -> None:
+        steps = os_.db_sync_steps(d.topo)
+        services = list(dict.fromkeys(s.service for s in steps))
+        if not services:
+            return
+        res = await d.run(host, ["mariadb", "--batch", "--skip-column-names", "-e",
+                                 "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES GROUP BY TABLE_SCHEMA"],
+                          "count tables per database")
+        tables = {db: int(n) for db, n in (line.split("\t") for line in res.stdout.splitlines() if "\t" in line)}
+        names = [p for s in services for p in SCHEMA_PACKAGES[s]]
+        pkgs = await d.fact(host, packages(names), "read package versions")
+        t = d.transports[host]
+        for svc in services:
+            version = " ".join(f"{p}={pkgs[p].version}" for p in SCHEMA_PACKAGES[svc]) + "\n"
+            stamp_path = f"{STAMP_DIR}/schema-{svc}"
+            empty = [db.name for db in os_.DATABASES[svc] if not tables.get(db.name)]
+            stamp = await t.get(stamp_path)
+            if not empty and stamp == version.encode():
+                continue
+            why = f"empty database {', '.join(empty)}" if empty else "package version changed"
+            for step in (s for s in steps if s.service == svc):
+                d.checkpoint()
+                label = f"{svc} schema: {' '.join(step.argv[:3])}"
+                r = await d.run(host, ["runuser", "-u", step.user, "--", *step.argv], label, timeout=1200,
+                                check=False)
+                if r.exit_status not in step.ok_codes:
+                    raise StepFailed(host, label, f"exit code {r.exit_status} is not one of {step.ok_codes}", r)
+            await t.put(stamp_path, version.encode(), owner="root", group="root", mode=0o644)
+            d.changed(host, f"synced the {svc} schema ({why})")
+
+    # -- 4. keystone -----------------------------------------------------------------------------
+    async def keystone(self, d: Deploy, node: Node) -> None:
+        await ensure_running(d, node.name, keystone.UNIT)
+        await wait_http(d, node.name, [(f"http://{node.address}:{os_.KEYSTONE_PORT}/v3", 200)],
+                        f"Keystone on {node.name}")
+
+    async def admin_token(self, d: Deploy, host: str) -> str:
+        """HTTP status of an admin token request through the VIP: 201 yes, 401 no such admin."""
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": d.secrets.password("keystone/admin")}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+        url = f"http://{d.topo.network.vip}:{os_.KEYSTONE_PORT}/v3/auth/tokens"
+
+        async def probe() -> tuple[bool, object]:
+            res = await d.run(host, [*TOKEN_REQUEST, url], "ask for an admin token", stdin=json.dumps(body).encode(),
+                              check=False)
+            return res.stdout.strip() in ("201", "401"), res.stdout.strip() or f"curl exit {res.exit_status}"
+
+        try:
+            return str(await until(probe, what="Keystone to answer a token request", timeout=120, interval=2))
+        except GateTimeout as exc:
+            raise StepFailed(host, "ask for an admin token", str(exc)) from exc
+
+    async def bootstrap(self, d: Deploy, host: str) -> None:
+        if await self.admin_token(d, host) == "201":
+            return
+        argv, env = keystone.bootstrap(ctx_of(d))
+        names = sorted(env)
+        for n in names:
+            if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", n):
+                raise ValueError(f"unexpected environment name {n!r}")
+        # The values are read from stdin into the environment: argv (visible in ps) never has them.
+        reader = "".join(f"read -r {n} && export {n} && " for n in names) + 'exec "$@"'
+        await d.run(host, ["sh", "-c", reader, "sh", "runuser", "-u", "keystone", "--", *argv],
+                    "keystone-manage bootstrap", stdin="".join(f"{env[n]}\n" for n in names).encode(), timeout=300)
+        if await self.admin_token(d, host) != "201":
+            raise StepFailed(host, "keystone-manage bootstrap", "the admin user still gets no token")
+        d.changed(host, "bootstrapped Keystone: admin user, project and roles, identity endpoints")
+
+    # -- 5. projects, users, catalog -------------------------------------------------------------
+    def identity_spec(self, d: Deploy) -> dict[str, Any]:
+        topo = d.topo
+        project = {"project": os_.SERVICE_PROJECT, "project_domain": os_.DOMAIN}
+        users = [{"name": u.name, "domain": os_.DOMAIN, "password": d.secrets.password(u.secret),
+                  "grants": [{"role": "admin", **project}, {"role": "service", **project}]}
+                 for u in os_.service_users(topo)]
+        roles, domains = ["service"], []
+        if topo.runs("heat"):
+            roles += list(heat.STACK_ROLES)
+            domains.append({"name": heat.STACK_DOMAIN, "description": "Heat stack users and projects"})
+            users.append({"name": heat.DOMAIN_ADMIN, "domain": heat.STACK_DOMAIN,
+                          "password": d.secrets.password(f"keystone/{heat.DOMAIN_ADMIN}"),
+                          "grants": [{"role": "admin", "domain": heat.STACK_DOMAIN}]})
+        services: dict[tuple[str, str], dict[str, Any]] = {}
+        for e in keystone.endpoints(topo):
+            s = services.setdefault((e.service_name, e.service_type),
+                                    {"name": e.service_name, "type": e.service_type, "endpoints": {}})
+            s["endpoints"][e.interface] = e.url
+        return {**auth_spec(d), "domains": domains, "roles": roles,
+                "projects": [{"name": os_.SERVICE_PROJECT, "domain": os_.DOMAIN, "description": "OpenStack services"}],
+                "users": users, "services": list(services.values())}
+
+    async def identity(self, d: Deploy, host: str) -> None:
+        answer = await admin(d, host, "setup", self.identity_spec(d), "projects, users, roles and the catalog",
+                             timeout=300)
+        for msg in answer.get("changed", []):
+            d.changed(host, str(msg))
+
+    # -- 6. services -----------------------------------------------------------------------------
+    async def controller(self, d: Deploy, node: Node) -> None:
+        await ensure_units(d, node.name, service_units(d.topo, node, skip=("keystone",)))
+        await wait_http(d, node.name, api_urls(d.topo, str(node.address)), f"every API on {node.name}")
+
+    async def agent_node(self, d: Deploy, node: Node) -> None:
+        """A network or compute node: its units, then (when any started) its own rows up, so the
+        next node starts only when this one is through its CPU-heavy start."""
+        if not await ensure_units(d, node.name, service_units(d.topo, node)):
+            return
+        mine = [e for e in expectations(d.topo)
+                if e.host == node.name or (node.has("network") and e.host == d.topo.openstack.agent_host)]
+        if mine:
+            await api_gate(d, mine, f"{node.name}'s services up", timeout=240)
+
+    async def discover_hosts(self, d: Deploy, host: str) -> None:
+        """Map new computes into cell1 (nova-manage is slow to start: only when one is unmapped)."""
+        computes = [n.name for n in d.topo.computes]
+        if not computes or not d.topo.runs("nova"):
+            return
+
+        async def rows(sql: str, step: str) -> set[str]:
+            res = await d.run(host, ["mariadb", "--batch", "--skip-column-names", "-e", sql], step)
+            return set(res.stdout.split())
+
+        mapped = "SELECT host FROM nova_api.host_mappings"
+        if set(computes) <= await rows(mapped, "read nova host mappings"):
+            return
+
+        async def registered() -> tuple[bool, object]:
+            have = await rows("SELECT host FROM nova.compute_nodes WHERE deleted = 0", "read nova compute nodes")
+            return set(computes) <= have, f"compute nodes: {sorted(have)}"
+
+        try:
+            await until(registered, what="every compute registered in nova", timeout=240, interval=3)
+        except GateTimeout as exc:
+            raise StepFailed(host, "wait for compute nodes", str(exc)) from exc
+        res = await d.run(host, ["runuser", "-u", "nova", "--", "nova-manage", "cell_v2", "discover_hosts",
+                                 "--verbose"], "nova-manage cell_v2 discover_hosts", timeout=300)
+        for name in re.findall(r"Creating host mapping for compute host '([^']+)'", res.stdout):
+            d.changed(host, f"mapped compute host {name} to its cell")
+        missing = set(computes) - await rows(mapped, "read nova host mappings")
+        if missing:
+            raise StepFailed(host, "nova-manage cell_v2 discover_hosts", f"still unmapped: {sorted(missing)}", res)

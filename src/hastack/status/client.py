@@ -1,0 +1,267 @@
+"""The client's view: what the VIP answers, asked from where hastack runs (never over SSH).
+
+Nodes can look healthy one by one while clients get nothing (a VIP nobody answers on, HAProxy
+without a backend), so status also asks the VIP the way a client would:
+- SQL: `hastack_probe` (the account deploy creates for status and drills) runs one SELECT
+  through HAProxy, which says which node took it;
+- every API of the topology: an HTTP GET of the page HAProxy's own check asks for
+  (components/haproxy.py `APIS`), expecting the same status;
+- with Keystone answering and the admin password known: a token, then the service and agent
+  lists of compute, network, block storage and orchestration (which hosts are up).
+
+Each call is bounded (a couple of seconds) and runs in a worker thread beside the SSH probes.
+HTTP goes through `Fetch`, which tests replace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hastack.components import haproxy
+from hastack.topology.model import Topology
+
+HTTP_TIMEOUT = 2.0
+SQL_TIMEOUT = 2
+PROBE_USER = "hastack_probe"
+PROBE_SECRET = "db/hastack_probe"
+ADMIN_SECRET = "keystone/admin"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode() or "null")
+
+
+class FetchError(Exception):
+    """No HTTP answer at all (refused, timed out, reset)."""
+
+
+Fetch = Callable[[str, str, Mapping[str, str], bytes | None], Response]
+"""(method, url, headers, body) -> Response; raises FetchError when nothing answered."""
+
+
+def urllib_fetch(method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Response:
+    """Plain urllib, no proxies from the environment (the VIP is on the management network)."""
+    req = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=HTTP_TIMEOUT) as r:
+            return Response(r.status, r.read(), {k.lower(): v for k, v in r.headers.items()})
+    except urllib.error.HTTPError as e:
+        return Response(e.code, e.read() or b"", {k.lower(): v for k, v in e.headers.items()})
+    except (OSError, ValueError) as e:
+        raise FetchError(str(getattr(e, "reason", None) or e)) from None
+
+
+# -- the APIs through the VIP -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiCheck:
+    name: str
+    """HAProxy listener name (keystone, nova_api, ...)."""
+    service: str
+    title: str
+    url: str
+    expected: int
+    status: int | None = None
+    """The HTTP status the VIP answered; None when nothing answered."""
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == self.expected
+
+
+def api_urls(topo: Topology) -> list[tuple[haproxy.Api, str]]:
+    return [(a, f"http://{topo.network.vip}:{a.port}{a.check_uri}") for a in haproxy.apis(topo)]
+
+
+def check_api(fetch: Fetch, api: haproxy.Api, url: str) -> ApiCheck:
+    t0 = time.monotonic()
+    try:
+        r = fetch("GET", url, {}, None)
+    except FetchError as exc:
+        return ApiCheck(api.name, api.service, api.title, url, api.status, None, str(exc), time.monotonic() - t0)
+    return ApiCheck(api.name, api.service, api.title, url, api.status, r.status, "", time.monotonic() - t0)
+
+
+# -- SQL through the VIP ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqlCheck:
+    answered: bool
+    node: str = ""
+    """The hostname of the server HAProxy sent the connection to."""
+    error: str = ""
+    seconds: float = 0.0
+
+
+def check_sql(vip: str, password: str) -> SqlCheck:
+    """One short connection as hastack_probe: a successful login never counts against MariaDB's
+    max_connect_errors (a bare TCP probe through HAProxy would, and could block its address)."""
+    import pymysql
+
+    t0 = time.monotonic()
+    try:
+        conn = pymysql.connect(host=vip, user=PROBE_USER, password=password, connect_timeout=SQL_TIMEOUT,
+                               read_timeout=SQL_TIMEOUT, write_timeout=SQL_TIMEOUT)
+    except pymysql.MySQLError as exc:
+        return SqlCheck(False, error=_sql_error(exc), seconds=time.monotonic() - t0)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@hostname")
+            row = cur.fetchone()
+    except pymysql.MySQLError as exc:
+        return SqlCheck(False, error=_sql_error(exc), seconds=time.monotonic() - t0)
+    finally:
+        conn.close()
+    node = str(next(iter(row))).split(".")[0] if row else ""
+    return SqlCheck(True, node, seconds=time.monotonic() - t0)
+
+
+def _sql_error(exc: Exception) -> str:
+    """pymysql errors carry (code, message): the message says it."""
+    args: tuple[object, ...] = tuple(exc.args)
+    return str(args[-1]) if args else str(exc)
+
+
+# -- Keystone: the service and agent lists ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """One nova/cinder service, neutron agent or heat engine as its API lists it."""
+
+    kind: str
+    """The catalog type: compute, network, volumev3, orchestration."""
+    binary: str
+    host: str
+    up: bool
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Catalog:
+    checked: bool
+    error: str = ""
+    rows: tuple[ServiceRow, ...] = ()
+    errors: tuple[str, ...] = ()
+    """A list that could not be read (the service's API failed), one line each."""
+
+
+LISTS: dict[str, str] = {"compute": "/os-services", "network": "/v2.0/agents", "volumev3": "/os-services",
+                         "orchestration": "/services"}
+
+
+def token_request(password: str) -> bytes:
+    user = {"name": "admin", "domain": {"name": "Default"}, "password": password}
+    scope = {"project": {"name": "admin", "domain": {"name": "Default"}}}
+    return json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": user}},
+                                "scope": scope}}).encode()
+
+
+def endpoints(token_doc: Any, region: str) -> dict[str, str]:
+    """type -> URL from a token's catalog: the internal interface of our region, else any."""
+    out: dict[str, str] = {}
+    for svc in token_doc["token"].get("catalog", []):
+        eps = [e for e in svc.get("endpoints", []) if e.get("region_id", e.get("region")) == region] or \
+            svc.get("endpoints", [])
+        chosen = next((e for e in eps if e.get("interface") == "internal"), eps[0] if eps else None)
+        if chosen is not None:
+            out[str(svc["type"])] = str(chosen["url"]).rstrip("/")
+    return out
+
+
+def parse_list(kind: str, doc: Any) -> list[ServiceRow]:
+    if kind == "network":
+        return [ServiceRow(kind, str(a["binary"]), str(a["host"]), bool(a.get("alive")),
+                           bool(a.get("admin_state_up", True))) for a in doc["agents"]]
+    if kind == "orchestration":
+        return [ServiceRow(kind, str(s["binary"]), str(s["host"]), s.get("status") == "up") for s in doc["services"]]
+    return [ServiceRow(kind, str(s["binary"]), str(s["host"]), s.get("state") == "up", s.get("status") == "enabled")
+            for s in doc["services"]]
+
+
+def read_catalog(fetch: Fetch, auth_url: str, password: str, region: str) -> Catalog:
+    try:
+        r = fetch("POST", f"{auth_url}/v3/auth/tokens", {"Content-Type": "application/json"},
+                  token_request(password))
+    except FetchError as exc:
+        return Catalog(False, f"Keystone did not answer: {exc}")
+    token = r.headers.get("x-subject-token", "")
+    if r.status != 201 or not token:
+        return Catalog(False, f"Keystone refused a token for admin: HTTP {r.status}")
+    urls = endpoints(r.json(), region)
+    rows: list[ServiceRow] = []
+    errors: list[str] = []
+    for kind, path in LISTS.items():
+        if kind in urls:
+            _one_list(fetch, kind, urls[kind] + path, token, rows, errors)
+    return Catalog(True, rows=tuple(rows), errors=tuple(errors))
+
+
+def _one_list(fetch: Fetch, kind: str, url: str, token: str, rows: list[ServiceRow], errors: list[str]) -> None:
+    try:
+        r = fetch("GET", url, {"X-Auth-Token": token, "Accept": "application/json"}, None)
+        if r.status != 200:
+            errors.append(f"{kind}: GET {url} answered HTTP {r.status}")
+            return
+        rows.extend(parse_list(kind, r.json()))
+    except FetchError as exc:
+        errors.append(f"{kind}: GET {url}: {exc}")
+    except (ValueError, KeyError, TypeError) as exc:
+        errors.append(f"{kind}: GET {url}: unexpected answer ({exc})")
+
+
+# -- all of it -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientView:
+    sql: SqlCheck | None = None
+    """None when there is no hastack_probe password (nothing deployed from here yet)."""
+    apis: tuple[ApiCheck, ...] = ()
+    catalog: Catalog | None = None
+    catalog_note: str = ""
+    """Why the lists were not read (Keystone not answering, no admin password)."""
+
+
+async def client_view(topo: Topology, db_password: str | None, admin_password: str | None,
+                      fetch: Fetch = urllib_fetch,
+                      sql: Callable[[str, str], SqlCheck] = check_sql) -> ClientView:
+    vip = str(topo.network.vip)
+    sql_task = asyncio.create_task(asyncio.to_thread(sql, vip, db_password)) if db_password else None
+    urls = api_urls(topo)
+    apis: Sequence[ApiCheck] = await asyncio.gather(
+        *(asyncio.to_thread(check_api, fetch, api, url) for api, url in urls))
+    catalog, note = await _catalog(topo, apis, admin_password, fetch)
+    return ClientView(await sql_task if sql_task else None, tuple(apis), catalog, note)
+
+
+async def _catalog(topo: Topology, apis: Sequence[ApiCheck], password: str | None,
+                   fetch: Fetch) -> tuple[Catalog | None, str]:
+    keystone = next((a for a in apis if a.service == "keystone"), None)
+    if keystone is None:
+        return None, "Keystone is not in this topology"
+    if not keystone.ok:
+        return None, "Keystone does not answer through the VIP"
+    if password is None:
+        return None, f"no Keystone admin password ({ADMIN_SECRET}) in the secrets file"
+    port = next(a.port for a in haproxy.apis(topo) if a.name == keystone.name)
+    auth_url = f"http://{topo.network.vip}:{port}"
+    return await asyncio.to_thread(read_catalog, fetch, auth_url, password, topo.openstack.region), ""

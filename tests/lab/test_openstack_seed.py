@@ -1,0 +1,162 @@
+"""Lab tier: the OpenStack control plane of examples/seed.yml, seen the way a client sees it.
+
+Everything is asked from the compute node (cmp-1) with the real `openstack` client, which knows
+only the VIP (a clouds.yaml written there from the secrets file, mode 0600). One lab for the whole
+module, as in test_deploy_seed.py: `lab up` resumes a running lab and deploy is idempotent, so a
+developer's lab is reused; HASTACK_KEEP_LAB=1 keeps it afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hastack.secrets import Secrets, secrets_path
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGY = ROOT / "examples" / "seed.yml"
+VIP = "10.77.0.10"
+CONTROLLERS = {"ctl-1": "10.77.0.11", "ctl-2": "10.77.0.12", "ctl-3": "10.77.0.13"}
+AGENT_HOST = "network-agents"
+CLOUDS = "/root/.config/openstack/clouds.yaml"
+
+
+def hastack(*args: str, timeout: float = 2400, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hastack.cli.main", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout, input=stdin)
+
+
+def on(node: str, command: str, *, stdin: str | None = None, timeout: float = 180) -> str:
+    """One shell command line on a node (like ssh(1))."""
+    res = hastack("lab", "ssh", "-t", str(TOPOLOGY), node, "--", command, stdin=stdin, timeout=timeout)
+    assert res.returncode == 0, f"{node}: {command}: {res.stdout}{res.stderr}"
+    return res.stdout
+
+
+def clouds_yaml() -> str:
+    secrets = Secrets.load(secrets_path(TOPOLOGY, "seed"))
+    return json.dumps({"clouds": {"hastack": {
+        "auth": {"auth_url": f"http://{VIP}:5000/v3", "username": "admin", "project_name": "admin",
+                 "user_domain_name": "Default", "project_domain_name": "Default",
+                 "password": secrets.password("keystone/admin")},
+        "region_name": "RegionOne", "interface": "public", "identity_api_version": 3}}}, indent=2)
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[str]:
+    """The seed lab up and deployed, and cmp-1 holding a clouds.yaml that names only the VIP."""
+    up = hastack("lab", "up", str(TOPOLOGY))
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        dep = hastack("deploy", str(TOPOLOGY))
+        print(dep.stdout)
+        assert dep.returncode == 0, dep.stdout + dep.stderr
+        # JSON is YAML; written with umask 077 so the password file is 0600 from its first byte
+        on("cmp-1", f"umask 077 && mkdir -p {Path(CLOUDS).parent} && cat > {CLOUDS}", stdin=clouds_yaml())
+        yield "cmp-1"
+    finally:
+        if not os.environ.get("HASTACK_KEEP_LAB"):
+            down = hastack("lab", "down", str(TOPOLOGY))
+            assert down.returncode == 0, down.stdout + down.stderr
+
+
+def osc(node: str, *args: str) -> Any:
+    out = on(node, shlex.join(["openstack", "--os-cloud", "hastack", *args, "-f", "json"]))
+    return json.loads(out)
+
+
+def test_clouds_yaml_is_private(cloud: str) -> None:
+    assert on(cloud, f"stat -c '%a %U' {CLOUDS}").split() == ["600", "root"]
+
+
+def test_token_issue_through_the_vip(cloud: str) -> None:
+    token = osc(cloud, "token", "issue")
+    assert token["id"] and token["project_id"] and token["user_id"]
+
+
+def test_catalog_names_only_the_vip(cloud: str) -> None:
+    endpoints = osc(cloud, "endpoint", "list")
+    types = {e["Service Type"] for e in endpoints}
+    assert {"identity", "image", "placement", "compute", "network", "volumev3", "orchestration",
+            "cloudformation"} <= types
+    for e in endpoints:
+        assert e["URL"].startswith(f"http://{VIP}:"), e
+        assert e["Region"] == "RegionOne"
+    # exactly one endpoint per service and interface
+    keys = [(e["Service Name"], e["Interface"]) for e in endpoints]
+    assert len(keys) == len(set(keys))
+
+
+def test_a_token_from_one_controller_validates_on_every_other(cloud: str) -> None:
+    """Fernet keys are the same everywhere: a token issued by ctl-1's Keystone, asked directly on its
+    own address, validates on ctl-2's and ctl-3's own addresses. The token goes through a 0600 header
+    file (printf is a shell builtin), never through an argv."""
+    issuer = CONTROLLERS["ctl-1"]
+    codes = {}
+    for name, addr in CONTROLLERS.items():
+        if addr == issuer:
+            continue
+        script = (
+            "set -e; umask 077; hdr=$(mktemp); trap 'rm -f $hdr' EXIT; "
+            f"t=$(openstack --os-cloud hastack --os-auth-url http://{issuer}:5000/v3 token issue -f value -c id); "
+            "printf 'X-Auth-Token: %s\\nX-Subject-Token: %s\\n' \"$t\" \"$t\" > $hdr; "
+            f"curl -s -o /dev/null -w '%{{http_code}}' -H @$hdr http://{addr}:5000/v3/auth/tokens"
+        )
+        codes[name] = on(cloud, script).strip()
+    assert codes == {"ctl-2": "200", "ctl-3": "200"}
+
+
+def services(rows: list[dict[str, Any]], state_key: str, up: str) -> set[tuple[str, str]]:
+    return {(r["Binary"], r["Host"]) for r in rows if r[state_key] == up}
+
+
+def test_compute_services_up(cloud: str) -> None:
+    rows = osc(cloud, "compute", "service", "list")
+    up = services(rows, "State", "up")
+    for ctl in CONTROLLERS:
+        assert {("nova-scheduler", ctl), ("nova-conductor", ctl)} <= up
+    assert ("nova-compute", "cmp-1") in up
+    assert all(r["Status"] == "enabled" for r in rows)
+
+
+def test_compute_host_is_mapped_to_a_cell(cloud: str) -> None:
+    hypervisors = osc(cloud, "hypervisor", "list")
+    assert [h["Hypervisor Hostname"] for h in hypervisors] == ["cmp-1"]
+
+
+def test_volume_and_orchestration_services_up(cloud: str) -> None:
+    volume = services(osc(cloud, "volume", "service", "list"), "State", "up")
+    assert {("cinder-scheduler", c) for c in CONTROLLERS} <= volume
+    heat = osc(cloud, "orchestration", "service", "list")
+    engines = {r["Host"] for r in heat if r["Binary"] == "heat-engine" and r["Status"] == "up"}
+    assert engines == set(CONTROLLERS)
+
+
+def test_network_agents_alive_and_clustered_ones_once_under_the_shared_identity(cloud: str) -> None:
+    agents = osc(cloud, "network", "agent", "list")
+    alive = [(a["Binary"], a["Host"]) for a in agents if a["Alive"] in (True, ":-)")]
+    assert ("neutron-linuxbridge-agent", AGENT_HOST) in alive
+    assert ("neutron-linuxbridge-agent", "cmp-1") in alive
+    for binary in ("neutron-l3-agent", "neutron-dhcp-agent", "neutron-metadata-agent"):
+        rows = [a for a in agents if a["Binary"] == binary]
+        assert [a["Host"] for a in rows] == [AGENT_HOST], rows
+        assert (binary, AGENT_HOST) in alive
+    # nothing registered under a network node's own name: the identity is shared
+    assert not [a for a in agents if a["Host"] in ("net-1", "net-2")]
+
+
+def test_redeploy_changes_nothing(cloud: str) -> None:
+    res = hastack("deploy", str(TOPOLOGY))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.search(r"deploy done in [0-9.]+s: 0 changed", res.stdout), res.stdout
