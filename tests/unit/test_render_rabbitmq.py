@@ -85,11 +85,11 @@ def test_user_and_vhost_per_messaging_service(seed: Topology, ctx_of: CtxOf) -> 
     d = defs(ctx)
     services = [s for s in seed.openstack.services if s != "placement"]
     assert [u["name"] for u in d["users"]] == ["hastack", *services]
-    assert [v["name"] for v in d["vhosts"]] == services
+    assert [v["name"] for v in d["vhosts"]] == [*services, "drills"]
     for s in services:
         assert {"user": s, "vhost": s, "configure": ".*", "write": ".*", "read": ".*"} in d["permissions"]
         assert {p["vhost"] for p in d["permissions"] if p["user"] == s} == {s}
-    assert {p["vhost"] for p in d["permissions"] if p["user"] == "hastack"} == set(services)
+    assert {p["vhost"] for p in d["permissions"] if p["user"] == "hastack"} == {*services, "drills"}
 
 
 def test_password_hashes_verify(seed: Topology, ctx_of: CtxOf) -> None:

@@ -142,6 +142,32 @@ def recover_cmd(
     raise typer.Exit(run_recover(load_or_exit(topology), out, what, dry_run=dry_run, yes=yes, lost=lost or []))
 
 
+@app.command("drill")
+def drill_cmd(
+    scenario: Annotated[str | None, typer.Argument(help="scenario name; none lists them")] = None,
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")] = DEFAULT_TOPOLOGY,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, max=50)] = 1,
+    report: Annotated[Path | None, typer.Option("--report", help="write JSON + HTML timeline here")] = None,
+) -> None:
+    """Inject a real failure into the deployed lab under load; score gaps, losses and split brain."""
+    from hastack.cli.drill import run_drill
+
+    raise typer.Exit(run_drill(load_or_exit(topology), out, scenario, repeat, report))
+
+
+@app.command("bench")
+def bench_cmd(
+    scenarios: Annotated[list[str] | None, typer.Argument(help="scenarios (default: power-off-vip-writer)")] = None,
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")] = DEFAULT_TOPOLOGY,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, max=50)] = 1,
+    report: Annotated[Path | None, typer.Option("--report", help="write JSON + HTML timelines here")] = None,
+) -> None:
+    """Each scenario under the reference defaults, then under hastack's tuning, side by side."""
+    from hastack.cli.drill import run_bench
+
+    raise typer.Exit(run_bench(load_or_exit(topology), out, scenarios or ["power-off-vip-writer"], repeat, report))
+
+
 def main() -> None:
     app()
 

@@ -40,6 +40,7 @@ COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
 AMQP_PORT = 5672
 MANAGEMENT_PORT = 15672
 ADMIN_USER = "hastack"
+DRILLS_VHOST = "drills"
 ADMIN_SECRET = "rabbit/admin"
 COOKIE_SECRET = "rabbit/cookie"
 HASHING = "rabbit_password_hashing_sha256"
@@ -96,7 +97,10 @@ def definitions(ctx: Ctx) -> dict[str, Any]:
     users = [_user(ADMIN_USER, ctx.secrets.password(ADMIN_SECRET), ["administrator"])]
     users += [_user(s, ctx.secrets.password(secret_name(s)), []) for s in services]
     perms = [_perm(ADMIN_USER, s) for s in services] + [_perm(s, s) for s in services]
-    return {"users": users, "vhosts": [{"name": s} for s in services], "permissions": perms,
+    # hastack's own vhost: drills publish and consume there, never in a service's vhost
+    perms.append(_perm(ADMIN_USER, DRILLS_VHOST))
+    vhosts = [{"name": s} for s in [*services, DRILLS_VHOST]]
+    return {"users": users, "vhosts": vhosts, "permissions": perms,
             "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": [],
             "queues": [], "exchanges": [], "bindings": []}
 
