@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recordings import RECORDED, Recording, save  # noqa: E402
 
 from hastack.status.bundle import BUNDLE_ARGV, stdin_of  # noqa: E402
+from hastack.status.client import TokenCache  # noqa: E402
 from hastack.status.collect import credentials, default_client  # noqa: E402
 from hastack.status.probes import tasks_for  # noqa: E402
 from hastack.topology.load import load  # noqa: E402
@@ -60,7 +61,7 @@ async def record(path: Path, case: str, notes: list[str]) -> int:
     assert topo is not None, f"{path} does not load"
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     errors = await asyncio.gather(*(record_host(topo, path, n, case, notes, stamp) for n in topo.nodes))
-    client = await default_client(topo, credentials(topo, path))
+    client = await default_client(topo, credentials(topo, path), TokenCache())
     doc = {"topology": str(path), "notes": notes,
            "unreachable": {n.name: e for n, e in zip(topo.nodes, errors, strict=True) if e is not None},
            "client": asdict(client)}

@@ -372,6 +372,7 @@ class FakeKeystone:
         self.endpoints: list[dict[str, Any]] = []
         self.writes: list[str] = []
         self.lists: dict[str, Any] = {}
+        self.auths = 0
 
     def new(self, kind: str) -> str:
         self.n += 1
@@ -393,6 +394,7 @@ class FakeKeystone:
         if path == "/auth/projects":
             return 200, {"projects": []}
         if path == "/auth/tokens":
+            self.auths += 1
             user = body["auth"]["identity"]["password"]["user"] if body else {}
             return (201 if self.passwords.get(user["id"]) == user["password"] else 401), None
         coll = {"domains": self.domains, "roles": self.roles, "projects": self.projects, "users": self.users,
@@ -467,6 +469,21 @@ def test_tool_setup_fixes_a_wrong_endpoint_a_duplicate_and_a_password(seed: Topo
                                       "deleted a duplicate public endpoint of nova (http://10.77.0.11:8774/v2.1)",
                                       "reset the password of user glance"])
     assert tool.setup(ks, spec) == []
+
+
+def test_tool_remembers_working_passwords_and_checks_a_changed_secret(seed: Topology) -> None:
+    ks = FakeKeystone()
+    spec = spec_of(seed)
+    known: dict[str, str] = {}
+    tool.setup(ks, spec, known)
+    assert ks.auths == 0 and len(known) == 7  # created with the password: nothing to check
+    assert tool.setup(ks, spec, known) == [] and ks.auths == 0
+    assert all(spec["users"][0]["password"] not in v for v in known.values())
+    glance = next(u for u in spec["users"] if u["name"] == "glance")
+    glance["password"] = "a-new-secret"
+    assert tool.setup(ks, spec, known) == ["reset the password of user glance"]
+    assert ks.auths == 1
+    assert tool.setup(ks, spec, known) == [] and ks.auths == 1
 
 
 def test_tool_gate_waits_for_every_row_up() -> None:

@@ -16,7 +16,7 @@ from recordings import load
 import hastack.status as status_pkg
 from hastack.status import collect as collect_mod
 from hastack.status import probes, rabbit
-from hastack.status.client import ClientView, FetchError, Response, SqlCheck, client_view
+from hastack.status.client import ClientView, FetchError, Response, SqlCheck, TokenCache, client_view
 from hastack.status.collect import Collector, credentials
 from hastack.status.verdict import evaluate
 from hastack.topology.model import Node, Topology
@@ -49,7 +49,7 @@ def connector_of(script: Script, calls: list[str]) -> collect_mod.Connector:
     return connect
 
 
-async def no_client(topo: Topology, creds: probes.Credentials) -> ClientView:
+async def no_client(topo: Topology, creds: probes.Credentials, tokens: TokenCache) -> ClientView:
     return sc.client_of(sc.case_doc("healthy"))
 
 
@@ -147,7 +147,8 @@ class FakeApi:
         self.keystone, self.refuse = keystone, refuse
         self.calls: list[tuple[str, str]] = []
 
-    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Response:
+    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                 timeout: float) -> Response:
         self.calls.append((method, url))
         if url.endswith(":5000/healthcheck"):
             return Response(self.keystone)
@@ -213,3 +214,24 @@ def test_healthy_for_drills(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not ok and summary.startswith("degraded: hosts: ctl-1 does not answer")
     ok, summary = status_pkg.healthy(sc.ROOT / "examples/invalid/typos.yml")
     assert not ok and summary.startswith("unknown:")
+
+
+def test_the_token_is_kept_between_rounds(seed: Topology) -> None:
+    api = FakeApi()
+    tokens = TokenCache()
+    for _ in range(2):
+        view = asyncio.run(client_view(seed, None, "admin-pw", fetch=api, sql=sql_ok, tokens=tokens))
+        assert view.catalog is not None and view.catalog.checked
+    assert [c for c in api.calls if c[1].endswith("/v3/auth/tokens")] == [("POST", "http://10.77.0.10:5000/v3/auth/tokens")]
+
+
+def test_healthy_from_inside_a_running_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fake_collect(topo: Topology, path: Path) -> object:
+        return sc.state("healthy")
+
+    monkeypatch.setattr(status_pkg, "read_cluster", fake_collect)
+
+    async def caller() -> tuple[bool, str]:
+        return status_pkg.healthy(sc.ROOT / "tests/lab/status.yml")
+
+    assert asyncio.run(caller()) == (True, "healthy")

@@ -97,8 +97,24 @@ def test_prometheus_exposition_is_well_formed_and_complete() -> None:
 
 
 def test_prometheus_label_values_are_escaped() -> None:
-    from hastack.status.render import Metrics
+    from hastack.status.prometheus import Metrics
 
     m = Metrics('we"ird\\name')
     m.add("x", 1, "help", node="a\nb")
     assert m.text().splitlines()[-1] == 'hastack_x{topology="we\\"ird\\\\name",node="a\\nb"} 1'
+
+
+def test_json_haproxy_frontends_backends_and_servers() -> None:
+    s = sc.state("ctl1-off")
+    ctl2 = next(h for h in to_json(s, evaluate(s))["haproxy"] if h["node"] == "ctl-2")
+    assert ctl2["frontends"]["galera"] == "OPEN" and ctl2["galera_writer"] == "ctl-2"
+    galera = ctl2["backends"]["galera"]
+    assert galera["status"] == "UP" and galera["servers"]["ctl-1"]["status"] == "DOWN"
+    assert galera["servers"]["ctl-3"]["backup"] is True
+    assert ctl2["backends"]["keystone"]["servers"] is None  # not deployed: its servers are not judged
+
+
+def test_a_whole_deployment_fits_the_table() -> None:
+    out = text("seed-openstack")
+    assert "HEALTHY (exit 0)" in out and "all 10 UP (3/3)" in out
+    assert "nova-scheduler 3/3 up" in out and "neutron-l3-agent 1/1 up" in out

@@ -467,3 +467,23 @@ def test_keystone_answers_but_refuses_admin(healthy: ClusterState) -> None:
     assert one(verdict(s), "OS-AUTH-FAILED").level is Level.DEGRADED
     s = with_os(healthy, apis=(keystone_api(200),), catalog=None, catalog_note="no Keystone admin password")
     assert one(verdict(s), "OS-LISTS-UNCHECKED").level is Level.INFO
+
+
+def test_keystone_deployed_serves_and_its_catalog_was_read() -> None:
+    s = sc.state("keystone-deployed")
+    v = verdict(s)
+    assert v.exit_code == 0 and "OS-NOT-DEPLOYED" not in v.codes()
+    assert s.openstack.deployed("keystone") and s.openstack.catalog is not None and s.openstack.catalog.checked
+    members = s.pacemaker.agent_units
+    assert members[0] == "hastack-neutron-cleanup" and "neutron-l3-agent" in members
+    assert one(v, "PCMK-GROUP").level is Level.INFO
+
+
+def test_the_seed_lab_with_every_openstack_service() -> None:
+    s = sc.state("seed-openstack")
+    v = verdict(s)
+    assert v.exit_code == 0, v.summary()
+    assert all(s.openstack.deployed(x) for x in s.openstack.services)
+    assert s.openstack.catalog is not None and len(s.openstack.catalog.rows) == 18
+    assert len(s.rabbit.quorum_queues) == 64 and {q.vhost for q in s.rabbit.queues or ()} >= {"nova", "neutron"}
+    assert s.haproxy.watched[0] == "galera" and len(s.haproxy.watched) == 10

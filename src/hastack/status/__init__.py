@@ -12,6 +12,7 @@ verdict + rules* (findings, exit codes), render (table, JSON, Prometheus).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 
 from hastack.status.collect import Collector, read_cluster
@@ -36,5 +37,12 @@ async def healthy_async(topology_file: str | Path) -> tuple[bool, str]:
 
 
 def healthy(topology_file: str | Path) -> tuple[bool, str]:
-    """The drills' `status` callable: blocking, read-only, bounded by the probes' timeouts."""
-    return asyncio.run(healthy_async(topology_file))
+    """The drills' `status` callable: blocking, read-only, bounded by the probes' timeouts.
+
+    Callable from a thread that already runs an event loop too (it then runs in a worker thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(healthy_async(topology_file))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, healthy_async(topology_file)).result()

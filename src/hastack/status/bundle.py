@@ -114,6 +114,8 @@ def work(t):
     except Exception as e:
         r = {"exit": 125, "err": "%s: %s\n" % (type(e).__name__, e)}
     r["ms"] = int((time.monotonic() - t0) * 1000)
+    if t["kind"] == "run":
+        r["argv"] = t["argv"]
     results[t["name"]] = r
 
 spec = json.loads(sys.stdin.read())
@@ -210,7 +212,8 @@ def stdin_of(tasks: Sequence[Task]) -> bytes:
 
 
 def parse_bundle(host: str, tasks: Sequence[Task], text: str) -> dict[str, Section]:
-    """The script's JSON -> a Section per task (a task the output lacks is an error)."""
+    """The script's JSON -> a Section per task (a task the output lacks is an error). A `run` task's
+    answer names the argv it ran, so a reader never pairs an answer with another command."""
     doc = json.loads(text)
     if not isinstance(doc, dict) or doc.get("v") != 1 or not isinstance(doc.get("results"), dict):
         raise ValueError("not a hastack status bundle answer")
@@ -219,7 +222,8 @@ def parse_bundle(host: str, tasks: Sequence[Task], text: str) -> dict[str, Secti
         r = doc["results"].get(t.name)
         if not isinstance(r, dict):
             raise ValueError(f"no answer for task {t.name}")
-        result = Result(host, t.shown, int(r.get("exit", 1)), str(r.get("out", "")), str(r.get("err", "")))
+        argv = tuple(str(a) for a in r["argv"]) if isinstance(r.get("argv"), list) else t.shown
+        result = Result(host, argv, int(r.get("exit", 1)), str(r.get("out", "")), str(r.get("err", "")))
         out[t.name] = Section(result, bool(r.get("timeout", False)), int(r.get("ms", 0)) / 1000)
     return out
 

@@ -28,6 +28,9 @@ from hastack.components import haproxy
 from hastack.topology.model import Topology
 
 HTTP_TIMEOUT = 2.0
+TOKEN_TIMEOUT = 5.0
+"""Keystone checks the password with bcrypt: slow by design, slower on a loaded controller."""
+TOKEN_REUSE_S = 600.0
 SQL_TIMEOUT = 2
 PROBE_USER = "hastack_probe"
 PROBE_SECRET = "db/hastack_probe"
@@ -48,16 +51,17 @@ class FetchError(Exception):
     """No HTTP answer at all (refused, timed out, reset)."""
 
 
-Fetch = Callable[[str, str, Mapping[str, str], bytes | None], Response]
-"""(method, url, headers, body) -> Response; raises FetchError when nothing answered."""
+Fetch = Callable[[str, str, Mapping[str, str], bytes | None, float], Response]
+"""(method, url, headers, body, timeout) -> Response; raises FetchError when nothing answered."""
 
 
-def urllib_fetch(method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Response:
+def urllib_fetch(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                 timeout: float = HTTP_TIMEOUT) -> Response:
     """Plain urllib, no proxies from the environment (the VIP is on the management network)."""
     req = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(req, timeout=HTTP_TIMEOUT) as r:
+        with opener.open(req, timeout=timeout) as r:
             return Response(r.status, r.read(), {k.lower(): v for k, v in r.headers.items()})
     except urllib.error.HTTPError as e:
         return Response(e.code, e.read() or b"", {k.lower(): v for k, v in e.headers.items()})
@@ -93,7 +97,7 @@ def api_urls(topo: Topology) -> list[tuple[haproxy.Api, str]]:
 def check_api(fetch: Fetch, api: haproxy.Api, url: str) -> ApiCheck:
     t0 = time.monotonic()
     try:
-        r = fetch("GET", url, {}, None)
+        r = fetch("GET", url, {}, None, HTTP_TIMEOUT)
     except FetchError as exc:
         return ApiCheck(api.name, api.service, api.title, url, api.status, None, str(exc), time.monotonic() - t0)
     return ApiCheck(api.name, api.service, api.title, url, api.status, r.status, "", time.monotonic() - t0)
@@ -197,27 +201,55 @@ def parse_list(kind: str, doc: Any) -> list[ServiceRow]:
             for s in doc["services"]]
 
 
-def read_catalog(fetch: Fetch, auth_url: str, password: str, region: str) -> Catalog:
+@dataclass
+class TokenCache:
+    """A token kept between rounds (`--watch`): every token costs Keystone a bcrypt check."""
+
+    token: str = field(default="", repr=False)
+    urls: dict[str, str] = field(default_factory=dict)
+    until: float = 0.0
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.token) and time.monotonic() < self.until
+
+
+def _token(fetch: Fetch, auth_url: str, password: str, region: str, cache: TokenCache) -> str:
+    """"" and the cache filled, or the reason there is no token."""
+    if cache.valid:
+        return ""
     try:
         r = fetch("POST", f"{auth_url}/v3/auth/tokens", {"Content-Type": "application/json"},
-                  token_request(password))
+                  token_request(password), TOKEN_TIMEOUT)
     except FetchError as exc:
-        return Catalog(False, f"Keystone did not answer: {exc}")
+        return f"Keystone did not issue a token within {TOKEN_TIMEOUT:g}s: {exc}"
     token = r.headers.get("x-subject-token", "")
     if r.status != 201 or not token:
-        return Catalog(False, f"Keystone refused a token for admin: HTTP {r.status}")
-    urls = endpoints(r.json(), region)
+        return f"Keystone refused a token for admin: HTTP {r.status}"
+    cache.token, cache.urls, cache.until = token, endpoints(r.json(), region), time.monotonic() + TOKEN_REUSE_S
+    return ""
+
+
+def read_catalog(fetch: Fetch, auth_url: str, password: str, region: str,
+                 cache: TokenCache | None = None) -> Catalog:
+    cache = cache if cache is not None else TokenCache()
+    error = _token(fetch, auth_url, password, region, cache)
+    if error:
+        return Catalog(False, error)
     rows: list[ServiceRow] = []
     errors: list[str] = []
     for kind, path in LISTS.items():
-        if kind in urls:
-            _one_list(fetch, kind, urls[kind] + path, token, rows, errors)
+        if kind in cache.urls:
+            _one_list(fetch, kind, cache.urls[kind] + path, cache, rows, errors)
     return Catalog(True, rows=tuple(rows), errors=tuple(errors))
 
 
-def _one_list(fetch: Fetch, kind: str, url: str, token: str, rows: list[ServiceRow], errors: list[str]) -> None:
+def _one_list(fetch: Fetch, kind: str, url: str, cache: TokenCache, rows: list[ServiceRow],
+              errors: list[str]) -> None:
     try:
-        r = fetch("GET", url, {"X-Auth-Token": token, "Accept": "application/json"}, None)
+        r = fetch("GET", url, {"X-Auth-Token": cache.token, "Accept": "application/json"}, None, HTTP_TIMEOUT)
+        if r.status == 401:
+            cache.until = 0.0  # expired or revoked: a new token next round
         if r.status != 200:
             errors.append(f"{kind}: GET {url} answered HTTP {r.status}")
             return
@@ -242,19 +274,19 @@ class ClientView:
 
 
 async def client_view(topo: Topology, db_password: str | None, admin_password: str | None,
-                      fetch: Fetch = urllib_fetch,
-                      sql: Callable[[str, str], SqlCheck] = check_sql) -> ClientView:
+                      fetch: Fetch = urllib_fetch, sql: Callable[[str, str], SqlCheck] = check_sql,
+                      tokens: TokenCache | None = None) -> ClientView:
     vip = str(topo.network.vip)
     sql_task = asyncio.create_task(asyncio.to_thread(sql, vip, db_password)) if db_password else None
     urls = api_urls(topo)
     apis: Sequence[ApiCheck] = await asyncio.gather(
         *(asyncio.to_thread(check_api, fetch, api, url) for api, url in urls))
-    catalog, note = await _catalog(topo, apis, admin_password, fetch)
+    catalog, note = await _catalog(topo, apis, admin_password, fetch, tokens or TokenCache())
     return ClientView(await sql_task if sql_task else None, tuple(apis), catalog, note)
 
 
 async def _catalog(topo: Topology, apis: Sequence[ApiCheck], password: str | None,
-                   fetch: Fetch) -> tuple[Catalog | None, str]:
+                   fetch: Fetch, tokens: TokenCache) -> tuple[Catalog | None, str]:
     keystone = next((a for a in apis if a.service == "keystone"), None)
     if keystone is None:
         return None, "Keystone is not in this topology"
@@ -264,4 +296,4 @@ async def _catalog(topo: Topology, apis: Sequence[ApiCheck], password: str | Non
         return None, f"no Keystone admin password ({ADMIN_SECRET}) in the secrets file"
     port = next(a.port for a in haproxy.apis(topo) if a.name == keystone.name)
     auth_url = f"http://{topo.network.vip}:{port}"
-    return await asyncio.to_thread(read_catalog, fetch, auth_url, password, topo.openstack.region), ""
+    return await asyncio.to_thread(read_catalog, fetch, auth_url, password, topo.openstack.region, tokens), ""

@@ -20,7 +20,7 @@ from hastack.facts import UnitState
 from hastack.secrets import Secrets, SecretsFileError, secrets_path
 from hastack.status import client as client_mod
 from hastack.status.bundle import budget, run_bundle
-from hastack.status.client import ClientView
+from hastack.status.client import ClientView, TokenCache
 from hastack.status.model import (
     ClusterState,
     GaleraNode,
@@ -43,7 +43,7 @@ from hastack.transport.base import HostError, HostUnreachable, Transport
 from hastack.transport.fleet import Unreachable
 
 Connector = Callable[[Node], Awaitable[Transport]]
-ClientCheck = Callable[[Topology, Credentials], Awaitable[ClientView]]
+ClientCheck = Callable[[Topology, Credentials, TokenCache], Awaitable[ClientView]]
 SLACK = 1.5
 
 
@@ -72,8 +72,9 @@ def credentials(topo: Topology, topology_file: Path) -> Credentials:
                        keystone_admin=get(client_mod.ADMIN_SECRET))
 
 
-async def default_client(topo: Topology, creds: Credentials) -> ClientView:
-    return await client_mod.client_view(topo, creds.db_probe[1] if creds.db_probe else None, creds.keystone_admin)
+async def default_client(topo: Topology, creds: Credentials, tokens: TokenCache) -> ClientView:
+    return await client_mod.client_view(topo, creds.db_probe[1] if creds.db_probe else None, creds.keystone_admin,
+                                        tokens=tokens)
 
 
 class Collector:
@@ -87,6 +88,7 @@ class Collector:
         self.connector = connector or self._ssh_connector()
         self.client = client
         self.transports: dict[str, Transport] = {}
+        self.tokens = TokenCache()
 
     def _ssh_connector(self) -> Connector:
         from hastack.transport.ssh import connect
@@ -97,7 +99,7 @@ class Collector:
     async def collect(self) -> ClusterState:
         t0, at = time.monotonic(), time.time()
         hosts_task = asyncio.gather(*(self._host(n) for n in self.topo.nodes))
-        client_task = asyncio.ensure_future(self.client(self.topo, self.creds))
+        client_task = asyncio.ensure_future(self.client(self.topo, self.creds, self.tokens))
         reads = dict(zip([n.name for n in self.topo.nodes], await hosts_task, strict=True))
         client = await client_task
         return assemble(self.topo, str(self.topology_file), reads, client, at, time.monotonic() - t0)
@@ -254,7 +256,7 @@ def pacemaker_view(topo: Topology, facts: Facts) -> PacemakerView:
     nodes = []
     for n in topo.network_nodes:
         f = facts.get(n.name)
-        agents = tuple(UnitCheck(n.name, u, _unit(f, u)) for u in pacemaker.AGENT_UNITS)
+        agents = tuple(UnitCheck(n.name, u, _unit(f, u)) for u in pacemaker.group_units(topo))
         own = [u for u in ("corosync", "corosync-qdevice", "pacemaker") if u in unit_names(topo, n)]
         nodes.append(PacemakerNode(n.name, f is not None and f.crm is not None, f.crm if f else None,
                                    f.fail_counts if f else (), agents if f else (),
@@ -262,7 +264,7 @@ def pacemaker_view(topo: Topology, facts: Facts) -> PacemakerView:
     q = topo.qnetd_nodes[0] if topo.qnetd_nodes else None
     qnetd = UnitCheck(q.name, "corosync-qnetd", _unit(facts.get(q.name), "corosync-qnetd")) if q else None
     devices = {pacemaker.fence_id(n): n.name for n in topo.network_nodes}
-    return PacemakerView(pacemaker.GROUP, pacemaker.AGENT_UNITS, tuple(nodes), topo.fencing.enabled,
+    return PacemakerView(pacemaker.GROUP, tuple(pacemaker.group_units(topo)), tuple(nodes), topo.fencing.enabled,
                          topo.fencing.reason or "", qnetd, devices)
 
 

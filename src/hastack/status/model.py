@@ -214,7 +214,7 @@ class PacemakerNode:
     crm: CrmMon | None = None
     fail_counts: tuple[FailCount, ...] = ()
     agents: tuple[UnitCheck, ...] = ()
-    """The agent units as systemd sees them on this node: the truth when Pacemaker's views differ."""
+    """The group's units as systemd sees them on this node: the truth when Pacemaker's views differ."""
     units: tuple[UnitCheck, ...] = ()
     """corosync, corosync-qdevice, pacemaker."""
 

@@ -110,8 +110,8 @@ def parse_fail_counts(text: str) -> tuple[FailCount, ...]:
 
 
 def unit_names(topo: Topology, node: Node) -> list[str]:
-    """Every unit hastack runs on the node (from the component registry), plus the agents that
-    Pacemaker starts on network nodes."""
+    """Every unit hastack runs on the node (from the component registry), plus the members of the
+    group Pacemaker runs on network nodes (systemd's view of them shows where they really run)."""
     from hastack.components.registry import components
 
     names: list[str] = []
@@ -119,7 +119,7 @@ def unit_names(topo: Topology, node: Node) -> list[str]:
         if comp.applies(topo, node):
             names += [u for u in comp.units(topo, node) if u not in names]
     if node.has("network"):
-        names += [u for u in pacemaker.AGENT_UNITS if u not in names]
+        names += [u for u in pacemaker.group_units(topo) if u not in names]
     return names
 
 

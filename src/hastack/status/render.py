@@ -1,4 +1,5 @@
-"""ClusterState + Verdict -> a rich table per layer, a JSON document, or Prometheus text.
+"""ClusterState + Verdict -> a rich table per layer; the JSON and Prometheus renderings live in
+export_json.py and prometheus.py and are re-exported here.
 
 The three carry the same facts: JSON for monitoring that reads documents, Prometheus for
 scrapers (`hastack_*` metrics with node/backend labels), the tables for people. Nothing here
@@ -8,16 +9,17 @@ decides anything: the verdict is computed before, and rendered as it is.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from hastack.status.client import ServiceRow
+from hastack.status.export_json import to_json
 from hastack.status.model import ClusterState, GaleraNode, PacemakerNode, RabbitNode
 from hastack.status.probes import FailCount
-from hastack.status.verdict import Finding, Level, Verdict
+from hastack.status.prometheus import to_prometheus
+from hastack.status.verdict import Level, Verdict
 
 STYLE = {0: "bold green", 1: "bold yellow", 2: "bold red", 3: "bold magenta"}
 LEVEL_STYLE = {Level.INFO: "cyan", Level.DEGRADED: "yellow", Level.DOWN: "red", Level.UNKNOWN: "magenta"}
@@ -143,17 +145,20 @@ def queues_caption(state: ClusterState) -> str:
 
 
 def _backends(state: ClusterState, name: str) -> Text:
+    """`all 10 UP (3/3)` when every watched backend has every server UP, else the ones that do not."""
     node = next(n for n in state.haproxy.nodes if n.name == name)
     if not node.read:
         return Text("not read", style="dim")
     if node.stats is None or not node.stats.available:
         return Text(f"down: {node.stats.error if node.stats else ''}", style="red")
+    counts = {b: (sum(s.up for s in node.stats.servers(b)), len(node.stats.servers(b))) for b in state.haproxy.watched}
+    short = {b: c for b, c in counts.items() if c[0] < c[1]}
+    if not short:
+        sizes = sorted({c[1] for c in counts.values()})
+        return Text(f"all {len(counts)} UP ({'/'.join(f'{n}/{n}' for n in sizes)})", style="green")
     out = Text()
-    for i, b in enumerate(state.haproxy.watched):
-        servers = node.stats.servers(b)
-        up = sum(s.up for s in servers)
-        out.append(("  " if i else "") + f"{b} {up}/{len(servers)}", style="green" if up == len(servers) else
-                   ("yellow" if up else "red"))
+    for i, (b, (up, total)) in enumerate(short.items()):
+        out.append(("  " if i else "") + f"{b} {up}/{total}", style="yellow" if up else "red")
     return out
 
 
@@ -231,12 +236,23 @@ def openstack_table(state: ClusterState) -> Table:
         t.add_row(a.name, a.url, Text(got, style="green" if a.ok else "red"),
                   _yes(o.deployed(a.service), "yes", "no"))
     if o.catalog is not None and o.catalog.checked:
-        t.caption = "services: " + (", ".join(f"{r.binary}@{r.host} {'up' if r.up else 'DOWN'}"
-                                              for r in o.catalog.rows) or "none listed")
+        t.caption = f"services: {services_caption(o.catalog.rows)}"
     elif o.catalog_note:
         t.caption = f"services: not listed ({o.catalog_note})"
     t.caption_justify = "left"
     return t
+
+
+def services_caption(rows: tuple[ServiceRow, ...]) -> str:
+    """Per binary: how many are up, and the hosts of those that are down."""
+    by: dict[str, list[ServiceRow]] = {}
+    for r in rows:
+        by.setdefault(r.binary, []).append(r)
+    parts = []
+    for binary, rs in by.items():
+        down = [r.host for r in rs if not r.up]
+        parts.append(f"{binary} {len(rs) - len(down)}/{len(rs)} up" + (f" (DOWN: {', '.join(down)})" if down else ""))
+    return ", ".join(parts) or "none listed"
 
 
 def findings_table(verdict: Verdict) -> Table:
@@ -262,261 +278,4 @@ def tables(state: ClusterState, verdict: Verdict) -> Group:
     return Group(*parts)
 
 
-# -- JSON -----------------------------------------------------------------------------------------
-
-
-def _finding(f: Finding) -> dict[str, Any]:
-    return {"code": f.code, "level": f.level.word, "layer": f.layer, "node": f.node or None, "message": f.message,
-            "next_step": f.next_step or None}
-
-
-def _galera_json(state: ClusterState) -> dict[str, Any]:
-    g = state.galera
-    nodes = []
-    for n in g.nodes:
-        s = n.status if n.answering else None
-        gs = n.grastate
-        nodes.append({"node": n.name, "read": n.read, "running": n.answering,
-                      "cluster_status": s.cluster_status if s else None,
-                      "state": s.state if s else None, "cluster_size": s.cluster_size if s else None,
-                      "ready": s.ready if s else None, "flow_control_paused": n.paused,
-                      "last_committed": s.last_committed if s else None, "cluster_uuid": s.cluster_uuid if s else None,
-                      "grastate": {"uuid": gs.uuid, "seqno": gs.seqno, "safe_to_bootstrap": gs.safe_to_bootstrap}
-                      if gs else None})
-    sql = {"answered": g.sql.answered, "node": g.sql.node or None, "error": g.sql.error or None} if g.sql else None
-    return {"expected_votes": g.expected_votes, "primary_size": g.primary_size, "nodes": nodes,
-            "garbd": [{"node": u.node, "running": u.active} for u in g.garbd], "writers": g.writers, "sql_via_vip": sql}
-
-
-def _rabbit_node_json(n: RabbitNode) -> dict[str, Any]:
-    f, v = n.facts, n.view
-    return {"node": n.name, "nodename": n.nodename, "read": n.read, "serving": n.serving if n.read else None,
-            "error": (f.local_error or None) if f else None,
-            "view_running": list(v.running_nodes) if v else None, "view_error": (f.view_error or None) if f else None,
-            "partitions": {k: list(p) for k, p in v.partitions.items()} if v else {},
-            "alarms": sorted({f"{a.resource}@{a.node}" for a in (*(f.alarms if f else ()), *(v.alarms if v else ()))})}
-
-
-def _rabbit_json(state: ClusterState) -> dict[str, Any]:
-    r = state.rabbit
-    queues = None if r.queues is None else [
-        {"vhost": q.vhost, "name": q.name, "type": q.type, "leader": q.leader or None, "members": list(q.members),
-         "online": list(q.online)} for q in r.queues if q.quorum]
-    return {"expected": list(r.expected), "running": list(r.running), "nodes": [_rabbit_node_json(n) for n in r.nodes],
-            "quorum_queues": queues, "queues_from": r.queues_from or None, "queues_error": r.queues_error or None}
-
-
-def _haproxy_json(state: ClusterState) -> list[dict[str, Any]]:
-    out = []
-    for n in state.haproxy.nodes:
-        backends = {}
-        if n.stats is not None and n.stats.available:
-            for b in state.haproxy.watched:
-                backends[b] = {s.svname: {"status": s.status, "check": s.check_status, "backup": s.backup}
-                               for s in n.stats.servers(b)}
-        out.append({"node": n.name, "read": n.read, "answering": n.answering,
-                    "error": n.stats.error if n.stats and not n.stats.available else None,
-                    "galera_writer": state.galera.writers.get(n.name), "backends": backends})
-    return out
-
-
-def _pacemaker_json(state: ClusterState) -> dict[str, Any]:
-    p = state.pacemaker
-    ref = p.reference
-    crm = ref.crm if ref else None
-    nodes = [{"node": n.name, "read": n.read, "answering": n.answering,
-              "state": next((x.state for x in crm.nodes if x.name == n.name), None) if crm else None,
-              "quorum": n.crm.with_quorum if n.crm and n.crm.available else None,
-              "agents_running": list(n.agents_active), "fail_counts": [
-                  {"resource": c.resource, "count": c.count, "threshold": c.threshold}
-                  for c in (ref.fail_counts if ref else ()) if c.node == n.name]}
-             for n in p.nodes]
-    group = crm.running_on(p.group) if crm else None
-    return {"view_from": ref.name if ref else None, "quorum": crm.with_quorum if crm else None,
-            "dc": crm.dc if crm else None, "group": p.group, "group_on": list(group) if group is not None else None,
-            "fencing_expected": p.fencing_expected, "stonith_enabled": crm.stonith_enabled if crm else None,
-            "fence_history": [{"target": e.target, "action": e.action, "status": e.status, "completed": e.completed}
-                              for e in crm.fencing] if crm else [],
-            "failed_actions": [{"resource": f.resource, "node": f.node, "task": f.task, "status": f.exitstatus,
-                                "reason": f.exitreason, "at": f.last_rc_change} for f in crm.failures] if crm else [],
-            "nodes": nodes}
-
-
-def _openstack_json(state: ClusterState) -> dict[str, Any]:
-    o = state.openstack
-    cat = o.catalog
-    return {"services": {s: {"deployed": o.deployed(s), "units": list(o.running_units.get(s, ()))}
-                         for s in o.services},
-            "apis": [{"name": a.name, "service": a.service, "url": a.url, "expected": a.expected, "status": a.status,
-                      "error": a.error or None, "seconds": round(a.seconds, 3)} for a in o.apis],
-            "service_lists": None if cat is None else {
-                "checked": cat.checked, "error": cat.error or None, "errors": list(cat.errors),
-                "rows": [{"type": r.kind, "binary": r.binary, "host": r.host, "up": r.up, "enabled": r.enabled}
-                         for r in cat.rows]},
-            "note": o.catalog_note or None}
-
-
-def to_json(state: ClusterState, verdict: Verdict) -> dict[str, Any]:
-    return {
-        "topology": state.name, "file": state.topology_file, "collected_at": state.collected_at,
-        "seconds": round(state.seconds, 3), "verdict": verdict.word, "exit_code": verdict.exit_code,
-        "summary": verdict.summary(), "findings": [_finding(f) for f in verdict.findings],
-        "hosts": [{"name": h.name, "roles": list(h.roles), "address": h.address, "reachable": h.reachable,
-                   "read": h.read, "error": h.error or None, "seconds": round(h.seconds, 3),
-                   "problems": [str(p) for p in h.problems]} for h in state.hosts],
-        "galera": _galera_json(state), "rabbitmq": _rabbit_json(state),
-        "vip": {"address": state.vip.address, "holders": list(state.vip.holders), "unread": list(state.vip.unread),
-                "answers": state.vip.answers,
-                "keepalived": {u.node: u.active for u in state.vip.keepalived}},
-        "haproxy": _haproxy_json(state),
-        "memcached": [{"node": m.name, "read": m.read, "answering": m.stats.answering if m.stats else None,
-                       "error": (m.stats.error or None) if m.stats else None} for m in state.memcached],
-        "pacemaker": _pacemaker_json(state), "openstack": _openstack_json(state),
-    }
-
-
-# -- Prometheus -------------------------------------------------------------------------------------
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-class Metrics:
-    """Text exposition format 0.0.4: each family once (HELP, TYPE, then all its samples together)."""
-
-    def __init__(self, topology: str):
-        self.base = {"topology": topology}
-        self.families: dict[str, tuple[str, str, list[str]]] = {}
-
-    def add(self, name: str, value: float | bool | None, help_: str, kind: str = "gauge", **labels: str) -> None:
-        if value is None:
-            return
-        full = f"hastack_{name}"
-        family = self.families.setdefault(full, (help_, kind, []))
-        pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in {**self.base, **labels}.items())
-        number = float(value) if not isinstance(value, bool) else float(int(value))
-        family[2].append(f"{full}{{{pairs}}} {number:g}")
-
-    def text(self) -> str:
-        lines = []
-        for full, (help_, kind, samples) in self.families.items():
-            lines += [f"# HELP {full} {help_}", f"# TYPE {full} {kind}", *samples]
-        return "\n".join(lines) + "\n"
-
-
-def to_prometheus(state: ClusterState, verdict: Verdict) -> str:
-    m = Metrics(state.name)
-    m.add("status_code", verdict.exit_code, "hastack status exit code: 0 healthy, 1 degraded, 2 down, 3 unknown")
-    m.add("status_seconds", round(state.seconds, 3), "Seconds status took to read every host")
-    for level in Level:
-        m.add("findings", sum(f.level is level for f in verdict.findings), "Findings by level", level=level.word)
-    for h in state.hosts:
-        m.add("host_up", h.read, "1 when the host answered status over SSH", host=h.name)
-    for samples in (_galera_metrics(state), _other_metrics(state)):
-        for name, value, help_, labels in samples:
-            m.add(name, value, help_, **labels)
-    return m.text()
-
-
-Sample = tuple[str, float | bool | None, str, dict[str, str]]
-
-
-def _galera_metrics(state: ClusterState) -> Iterator[Sample]:
-    g = state.galera
-    yield "galera_expected_votes", g.expected_votes, "Galera votes the topology expects", {}
-    for n in g.nodes:
-        s = n.status if n.answering else None
-        lbl = {"node": n.name}
-        yield "galera_up", n.answering if n.read else None, "1 when MariaDB answers on the node", lbl
-        yield "galera_primary", s.primary if s else None, "1 when the node is in a primary component", lbl
-        yield "galera_synced", s.synced if s else None, "1 when Primary, Synced and wsrep_ready", lbl
-        yield "galera_cluster_size", s.cluster_size if s else None, "wsrep_cluster_size seen by the node", lbl
-        yield "galera_flow_control_paused", n.paused, "wsrep_flow_control_paused (fraction of time)", lbl
-        yield "galera_last_committed", s.last_committed if s else None, "wsrep_last_committed", lbl
-        if n.grastate is not None and not n.answering:
-            yield "galera_grastate_seqno", n.grastate.seqno, "seqno in grastate.dat of a stopped node", lbl
-            yield ("galera_safe_to_bootstrap", n.grastate.safe_to_bootstrap,
-                   "safe_to_bootstrap in grastate.dat of a stopped node", lbl)
-    for haproxy_node, writer in g.writers.items():
-        yield "galera_writer", 1 if writer else 0, "The Galera server HAProxy sends writes to", \
-            {"haproxy": haproxy_node, "server": writer or ""}
-    if g.sql is not None:
-        yield "galera_sql_via_vip_up", g.sql.answered, "1 when SQL through the VIP answers", {}
-
-
-def _other_metrics(state: ClusterState) -> Iterator[Sample]:
-    r = state.rabbit
-    yield "rabbitmq_brokers_expected", len(r.expected), "RabbitMQ brokers the topology expects", {}
-    if any(n.read for n in r.nodes):
-        yield "rabbitmq_brokers_running", len(r.running), "Brokers running (cluster view, else their own word)", {}
-    for n in r.nodes:
-        if n.read:
-            yield "rabbitmq_up", n.serving, "1 when the broker on the node serves its vhosts", {"node": n.name}
-    views = [n.view for n in r.nodes if n.serving and n.view is not None]
-    if views:
-        yield "rabbitmq_partitions", max(len(v.partitions) for v in views), "Nodes reporting a partition", {}
-    facts = [n.facts for n in r.nodes if n.facts is not None]
-    alarms = {(a.node, a.resource) for v in views for a in v.alarms} | {(a.node, a.resource) for f in facts
-                                                                        for a in f.alarms}
-    for node, resource in sorted(alarms):
-        yield "rabbitmq_alarm", 1, "A resource alarm (publishers blocked)", {"node": node, "resource": resource}
-    if r.queues is not None:
-        qq = r.quorum_queues
-        yield "rabbitmq_quorum_queues", len(qq), "Quorum queues in every vhost", {}
-        yield "rabbitmq_quorum_queues_without_leader", sum(not q.has_leader for q in qq), \
-            "Quorum queues without leader", {}
-        yield "rabbitmq_quorum_queues_below_quorum", sum(q.below_quorum for q in qq), "Quorum queues below quorum", {}
-        yield "rabbitmq_quorum_queues_replica_offline", sum(bool(q.offline) for q in qq), \
-            "Quorum queues with an offline replica", {}
-    yield "vip_holders", len(state.vip.holders), "Controllers holding the VIP (1 is right)", {}
-    for k in state.vip.keepalived:
-        if k.node not in state.vip.unread:
-            yield "vip_held", k.node in state.vip.holders, "1 on the controller holding the VIP", {"node": k.node}
-    yield from _haproxy_metrics(state)
-    for mc in state.memcached:
-        if mc.stats is not None:
-            yield "memcached_up", mc.stats.answering, "1 when memcached answers stats", {"node": mc.name}
-    yield from _pacemaker_metrics(state)
-    for a in state.openstack.apis:
-        yield "openstack_api_up", a.ok, "1 when the API answers its check through the VIP", {"api": a.name}
-    for s in state.openstack.services:
-        yield "openstack_deployed", state.openstack.deployed(s), "1 when the service is deployed", {"service": s}
-    cat = state.openstack.catalog
-    for row in cat.rows if cat else ():
-        yield "openstack_service_up", row.up, "1 when the service/agent is up in its API's list", \
-            {"type": row.kind, "binary": row.binary, "host": row.host}
-
-
-def _haproxy_metrics(state: ClusterState) -> Iterator[Sample]:
-    for n in state.haproxy.nodes:
-        if not n.read:
-            continue
-        yield "haproxy_up", n.answering, "1 when HAProxy answers on its stats socket", {"node": n.name}
-        if n.stats is None or not n.stats.available:
-            continue
-        for b in state.haproxy.watched:
-            for s in n.stats.servers(b):
-                yield "haproxy_server_up", s.up, "1 when HAProxy's check says UP", \
-                    {"node": n.name, "backend": b, "server": s.svname}
-
-
-def _pacemaker_metrics(state: ClusterState) -> Iterator[Sample]:
-    p = state.pacemaker
-    ref = p.reference
-    if ref is None or ref.crm is None:
-        if p.nodes:
-            yield "pacemaker_up", 0, "1 when Pacemaker answers on a network node", {}
-        return
-    crm = ref.crm
-    yield "pacemaker_up", 1, "1 when Pacemaker answers on a network node", {}
-    yield "pacemaker_quorum", crm.with_quorum, "1 when the network cluster is quorate", {}
-    yield "pacemaker_stonith_enabled", crm.stonith_enabled, "stonith-enabled", {}
-    for n in crm.nodes:
-        yield "pacemaker_node_online", n.state == "online", "1 when the node is online (not standby)", {"node": n.name}
-    for node in crm.running_on(p.group):
-        yield "pacemaker_group_running", 1, "The node running the agent group", {"node": node, "group": p.group}
-    yield "pacemaker_failed_actions", len(crm.failures), "Failed actions recorded", {}
-    for c in ref.fail_counts:
-        yield "pacemaker_fail_count", c.count, "Fail count of a resource on a node", \
-            {"node": c.node, "resource": c.resource}
+__all__ = ["tables", "to_json", "to_prometheus"]

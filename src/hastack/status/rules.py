@@ -46,7 +46,7 @@ def hosts(s: ClusterState) -> Iterator[Finding]:
 
 def _galera_word(n: GaleraNode) -> str:
     if not n.read:
-        return f"{n.name} (not read: its host does not answer)"
+        return f"{n.name} (not read: see the hosts findings)"
     if n.answering and n.status is not None:
         return f"{n.name} {n.status.cluster_status} {n.status.state} (seqno {n.status.last_committed})"
     g = n.grastate
@@ -256,7 +256,7 @@ def pacemaker(s: ClusterState) -> Iterator[Finding]:
     yield from _agents_split(p)
     ref = p.reference
     if ref is None or ref.crm is None:
-        why = "; ".join(f"{n.name}: {n.crm.error if n.crm else 'not read'}" for n in p.nodes)
+        why = "; ".join(f"{n.name}: {n.crm.error.split(';')[0] if n.crm else 'not read'}" for n in p.nodes)
         yield Finding("PCMK-DOWN", DOWN, "pacemaker", f"Pacemaker answers on no network node ({why}): nothing "
                       "manages the agents", recover("pacemaker", s))
         return
