@@ -160,3 +160,54 @@ def test_redeploy_changes_nothing(cloud: str) -> None:
     res = hastack("deploy", str(TOPOLOGY))
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"deploy done in [0-9.]+s: 0 changed", res.stdout), res.stdout
+
+
+def agents_node() -> str:
+    xml = on("net-1", "crm_mon -1 --output-as=xml")
+    hosts = set(re.findall(r'<resource id="neutron-l3-agent"[^>]*>\s*<node name="([^"]+)"', xml))
+    assert len(hosts) == 1, xml
+    return hosts.pop()
+
+
+def test_network_router_and_server_on_the_shared_agents(cloud: str) -> None:
+    """A tenant network, a router and a server (fake driver): the DHCP and router ports bind to the
+    shared agent identity and go ACTIVE, their namespaces exist only on the node that runs the
+    Pacemaker group, and the server's port binds to the compute. Everything is removed afterwards."""
+    name = "hs-lab"
+    on(cloud, "head -c 1024 /dev/zero > /root/hs-lab.img")
+    try:
+        net = osc(cloud, "network", "create", f"{name}-net")
+        osc(cloud, "subnet", "create", "--network", net["id"], "--subnet-range", "192.168.77.0/24", f"{name}-sub")
+        router = osc(cloud, "router", "create", f"{name}-router")
+        on(cloud, shlex.join(["openstack", "--os-cloud", "hastack", "router", "add", "subnet", router["id"],
+                              f"{name}-sub"]))
+        osc(cloud, "flavor", "create", "--ram", "64", "--disk", "0", "--vcpus", "1", f"{name}-flavor")
+        osc(cloud, "image", "create", "--disk-format", "raw", "--container-format", "bare", "--file",
+            "/root/hs-lab.img", f"{name}-image")
+        server = osc(cloud, "server", "create", "--flavor", f"{name}-flavor", "--image", f"{name}-image",
+                     "--network", net["id"], "--wait", f"{name}-vm")
+        assert server["status"] == "ACTIVE"
+        ports = osc(cloud, "port", "list", "--network", net["id"], "--long")
+        by_owner = {p["Device Owner"]: p for p in ports}
+        assert {"network:dhcp", "network:router_interface", "compute:nova"} <= set(by_owner), ports
+        for owner in ("network:dhcp", "network:router_interface"):
+            port = osc(cloud, "port", "show", by_owner[owner]["ID"])
+            assert port["binding_host_id"] == AGENT_HOST, port
+            assert port["binding_vif_type"] not in ("binding_failed", "unbound"), port
+            assert port["status"] == "ACTIVE", port
+        vm_port = osc(cloud, "port", "show", by_owner["compute:nova"]["ID"])
+        assert vm_port["binding_host_id"] == "cmp-1" and vm_port["binding_vif_type"] == "bridge", vm_port
+        active = agents_node()
+        passive = ({"net-1", "net-2"} - {active}).pop()
+        want = {f"qrouter-{router['id']}", f"qdhcp-{net['id']}"}
+        assert want <= set(on(active, "ip netns list | cut -d' ' -f1").split())
+        assert not want & set(on(passive, "ip netns list | cut -d' ' -f1").split())
+    finally:
+        # best effort, in dependency order; a missing object is fine
+        for argv in (["server", "delete", "--wait", f"{name}-vm"], ["router", "remove", "subnet", f"{name}-router",
+                                                                       f"{name}-sub"],
+                     ["router", "delete", f"{name}-router"], ["network", "delete", f"{name}-net"],
+                     ["flavor", "delete", f"{name}-flavor"], ["image", "delete", f"{name}-image"]):
+            hastack("lab", "ssh", "-t", str(TOPOLOGY), cloud, "--",
+                    shlex.join(["openstack", "--os-cloud", "hastack", *argv]), timeout=180)
+        on(cloud, "rm -f /root/hs-lab.img")

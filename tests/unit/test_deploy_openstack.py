@@ -510,3 +510,14 @@ def test_tool_gate_waits_for_every_row_up() -> None:
     assert out["seen"]["network"] == "HTTP 503"
     out = tool.gate(ks, {"expect": expect, "timeout": 60, "interval": 2}, clock=lambda: now[0], sleep=sleep)
     assert out["ok"] and out["missing"] == []
+
+
+def test_four_servers_without_nova_converges_too(four: Topology) -> None:
+    """No compute service, no computes: no discovery, no nova rows expected; a re-run changes nothing."""
+    cloud = Cloud()
+    s = script_cloud(four, cloud)
+    run(four, s)
+    assert not any("nova" in x for x in cloud.syncs)
+    assert not any("discover_hosts" in shlex.join(c.argv) for c in s.calls if c.kind == "run")
+    assert {e.service for e in expectations(four)} == {"network", "volumev3", "orchestration"}
+    assert run(four, s).changes == 0

@@ -76,12 +76,15 @@ def group_units(topo: Topology) -> list[str]:
     cleanup first, so it stops last; with Open vSwitch its L2 agent; then the three agents)."""
     from hastack.components import neutron
 
+    if not topo.runs("neutron"):
+        return []  # a network cluster without neutron keeps only its fencing
     return [u.removesuffix(".service") for u in neutron.cluster_units(topo)]
 
 
 def owned_ids(topo: Topology) -> list[str]:
     """Every CIB object id this file defines; ids that look like ours but are not here are stale."""
-    ids = [GROUP, *(agent_id(u) for u in group_units(topo))]
+    units = group_units(topo)
+    ids = [GROUP, *(agent_id(u) for u in units)] if units else []
     for n in _fenced(topo):
         ids += [fence_id(n), f"{fence_id(n)}-not-on-{n.name}"]
     return ids

@@ -100,7 +100,8 @@ class PacemakerStage:
     async def configure(self, d: Deploy, host: str) -> None:
         res = await d.run(host, ["cibadmin", "-Q", "-o", "resources"], "read the CIB")
         changed = pacemaker.SCRIPT in d.changed_paths.get(host, set())
-        if changed or f'id="{pacemaker.GROUP}"' not in res.stdout:
+        expected = f'id="{pacemaker.GROUP}"' if pacemaker.group_units(d.topo) else 'id="fence-'
+        if changed or expected not in res.stdout:
             await d.run(host, ["crm", "configure", "load", "update", pacemaker.SCRIPT], "apply the Pacemaker "
                         "configuration", timeout=120)
             d.changed(host, "applied the Pacemaker configuration")
@@ -112,7 +113,8 @@ class PacemakerStage:
         async def probe() -> tuple[bool, object]:
             st = await crm_state(d, host)
             where = group_nodes(st)
-            ok = all(len(st.running_on(u)) == 1 for u in pacemaker.AGENT_UNITS) and len(where) == 1
+            group = pacemaker.group_units(d.topo)
+            ok = all(len(st.running_on(u)) == 1 for u in group) and len(where) == (1 if group else 0)
             started = [f for f in fences if st.running_on(f)]
             ok = ok and started == fences and not st.nodes_in("unclean")
             failed = [f.op_key for f in st.failures]
