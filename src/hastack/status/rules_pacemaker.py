@@ -92,9 +92,9 @@ def _members(crm: CrmMon, group: str) -> list[CrmResource]:
 def group(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
     crm = _crm(ref)
     name = s.pacemaker.group
-    if not s.pacemaker.agent_units:  # no neutron in this topology: the cluster keeps only its fencing
-        return
     members = _members(crm, name)
+    if not members and not s.pacemaker.agent_units:  # no neutron: the cluster keeps only its fencing
+        return
     if not members:
         yield Finding("PCMK-GROUP-MISSING", DOWN, "pacemaker", f"the agent group {name} is not configured",
                       f"`hastack deploy {s.topology_file}`")
