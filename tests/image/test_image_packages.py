@@ -4,8 +4,8 @@ mirror, so a package missing from the image would make deploy fail in the lab on
 from __future__ import annotations
 
 import pytest
-from conftest import FixedSecrets, load_example
 
+from conftest import FixedSecrets, load_example
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.lab.image import ensure_image, run_in_image

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hastack.recover.galera import Position, ZERO_UUID, plan
+from hastack.recover.galera import ZERO_UUID, Position, plan
 
 U = "fe8bc110-e9bf-11f1-8c99-5b3c36ad21e6"
 
