@@ -9,7 +9,6 @@ developer's lab is reused; HASTACK_KEEP_LAB=1 keeps it afterwards.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -54,21 +53,12 @@ def clouds_yaml() -> str:
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[str]:
-    """The seed lab up and deployed, and cmp-1 holding a clouds.yaml that names only the VIP."""
-    up = hastack("lab", "up", str(TOPOLOGY))
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        dep = hastack("deploy", str(TOPOLOGY))
-        print(dep.stdout)
-        assert dep.returncode == 0, dep.stdout + dep.stderr
-        # JSON is YAML; written with umask 077 so the password file is 0600 from its first byte
-        on("cmp-1", f"umask 077 && mkdir -p {Path(CLOUDS).parent} && cat > {CLOUDS}", stdin=clouds_yaml())
-        yield "cmp-1"
-    finally:
-        if not os.environ.get("HASTACK_KEEP_LAB"):
-            down = hastack("lab", "down", str(TOPOLOGY))
-            assert down.returncode == 0, down.stdout + down.stderr
+def cloud(seed_lab: Path) -> Iterator[str]:
+    """The session's seed lab (tests/lab/conftest.py), and cmp-1 holding a clouds.yaml that names only
+    the VIP."""
+    # JSON is YAML; written with umask 077 so the password file is 0600 from its first byte
+    on("cmp-1", f"umask 077 && mkdir -p {Path(CLOUDS).parent} && cat > {CLOUDS}", stdin=clouds_yaml())
+    yield "cmp-1"
 
 
 def osc(node: str, *args: str) -> Any:

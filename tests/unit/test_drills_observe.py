@@ -49,8 +49,21 @@ def test_fully_cut_nodes_are_those_cut_from_everyone() -> None:
     assert ob.fully_cut([["ctl-1", "*"], ["net-1", "net-2"]]) == {"ctl-1"}
 
 
-def test_agents_pattern_does_not_match_its_own_grep() -> None:
-    assert "[n]eutron-l3-agent" in ob.AGENT_PATTERN
+def test_agents_pattern_matches_only_agent_processes() -> None:
+    """Run the real pattern with grep over command lines as /proc shows them (NUL-separated)."""
+    import subprocess
+
+    cases = {
+        b"neutron-l3-agent (/usr/bin/python3 /usr/bin/neutron-l3-agent --config-file=/etc/neutron/neutron.conf)": True,
+        b"/usr/bin/python3\0/usr/bin/neutron-dhcp-agent\0--config-file\0/etc/neutron/neutron.conf\0": True,
+        b"systemctl\0show\0-p\0Id\0--\0neutron-l3-agent\0neutron-dhcp-agent\0": False,
+        b"python3\0-c\0import sys\0neutron-metadata-agent\0": False,
+        b"sh\0-c\0" + ob.FIND_AGENTS[2].encode() + b"\0": False,
+        b"neutron-linuxbridge-agent (/usr/bin/python3 /usr/bin/neutron-linuxbridge-agent)": False,
+    }
+    for cmdline, agent in cases.items():
+        res = subprocess.run(["grep", "-c", "-a", "-E", ob.AGENT_PATTERN], input=cmdline, capture_output=True)
+        assert (res.stdout.strip() == b"1") is agent, cmdline
     assert ob.FIND_AGENTS[:2] == ["sh", "-c"]
 
 

@@ -29,8 +29,12 @@ import httpx
 from hastack.components import haproxy, pacemaker
 from hastack.topology.model import Topology
 
-AGENT_PATTERN = "|".join(f"[{u[0]}]{u[1:]}" for u in pacemaker.AGENT_UNITS)
-"""`[n]eutron-l3-agent|...`: the bracket keeps grep from matching its own command line."""
+_AGENTS = "|".join(pacemaker.AGENT_UNITS)
+AGENT_PATTERN = f"^(({_AGENTS}) |/usr/bin/python3[^/]*/usr/bin/({_AGENTS}))"
+"""An agent process itself: its command line *starts* with the agent (oslo's process title
+`neutron-l3-agent (...)`, or python3 running /usr/bin/neutron-l3-agent). Anchored, so a process
+that merely names an agent in its arguments (systemctl, a status probe, this grep) never counts:
+unanchored, `hastack status` polling the node showed up as the agents running on both nodes."""
 FIND_AGENTS = ["sh", "-c", f"grep -l -a -E '{AGENT_PATTERN}' /proc/[0-9]*/cmdline 2>/dev/null | head -n 1"]
 
 
