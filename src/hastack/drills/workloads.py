@@ -245,7 +245,7 @@ class KeystoneTokens:
 
     def _issue(self, body: dict[str, Any]) -> str:
         resp = self.client.post(self.url, json=body)
-        token = resp.headers.get("X-Subject-Token")
+        token = str(resp.headers.get("X-Subject-Token", ""))
         if resp.status_code != 201 or not token:
             raise RuntimeError(f"HTTP {resp.status_code}")
         return token
