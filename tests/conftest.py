@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,28 @@ def four() -> Topology:
 @pytest.fixture
 def ctx_of() -> Callable[[Topology], Ctx]:
     return lambda topo: Ctx(topo, FixedSecrets(None))
+
+
+# -- lab tier: one deployed seed lab for the whole session -------------------------------------------
+# Three controllers cost minutes of CPU to boot: modules share it, heal what they break and wait for
+# health; the most destructive (full power loss, recovery) live in the module that sorts last.
+
+@pytest.fixture(scope="session")
+def seed_lab() -> Iterator[Path]:
+    """`lab up` resumes a lab that is already up and deploy is idempotent, so a developer's running
+    lab is reused. HASTACK_KEEP_LAB=1 keeps it afterwards."""
+    from seedlab import SEED, hastack
+
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    up = hastack("lab", "up", str(SEED))
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        dep = hastack("deploy", str(SEED))
+        print(dep.stdout)
+        assert dep.returncode == 0, dep.stdout + dep.stderr
+        yield SEED
+    finally:
+        if not os.environ.get("HASTACK_KEEP_LAB"):
+            down = hastack("lab", "down", str(SEED))
+            assert down.returncode == 0, down.stdout + down.stderr

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "examples" / "seed.yml"
 CONTROLLERS = ("ctl-1", "ctl-2", "ctl-3")
 VIP = "10.77.0.10"
