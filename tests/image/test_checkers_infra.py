@@ -292,7 +292,7 @@ def test_rabbitmq_definitions_load_and_authenticate(node_files: Callable[[str, s
     assert sorted(re.findall(r'"user":"([^"]+)"', users)) == sorted(["hastack", *services])
     assert "guest" not in done.stdout
     vhosts = next(ln for ln in lines if ln.startswith("VHOSTS "))
-    assert sorted(re.findall(r'"name":"([^"]+)"', vhosts)) == sorted(services)
+    assert sorted(re.findall(r'"name":"([^"]+)"', vhosts)) == sorted([*services, "drills"])
     auth = [ln for ln in lines if ln.startswith("AUTH-")]
     assert auth == [f"AUTH-OK {u}" for u, _ in creds] + ["AUTH-FAIL nova"]
 
