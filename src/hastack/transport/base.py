@@ -175,3 +175,33 @@ def get_argv(path: str) -> list[str]:
     if not path.startswith("/") or "\0" in path:
         raise ValueError(f"get needs an absolute path, got {path!r}")
     return ["sh", "-c", GET_SCRIPT, "sh", path]
+
+
+class ExecTransport:
+    """run/put/get for every transport that can execute an argv: a subclass supplies `_exec`
+    (exit status, stdout bytes, stderr bytes) and `close`; the file scripts above do the rest."""
+
+    host: str
+
+    async def _exec(self, argv: Sequence[str], stdin: bytes | None, timeout: float | None
+                    ) -> tuple[int, bytes, bytes]:
+        raise NotImplementedError
+
+    async def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
+                  check: bool = False) -> Result:
+        status, out, err = await self._exec(argv, stdin, timeout)
+        result = Result(self.host, tuple(argv), status, out.decode(errors="replace"), err.decode(errors="replace"))
+        return result.check() if check else result
+
+    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
+        argv = put_argv(path, len(data), owner=owner, group=group, mode=mode)
+        await self.run(argv, stdin=data, timeout=120.0, check=True)
+
+    async def get(self, path: str) -> bytes | None:
+        argv = get_argv(path)
+        status, out, err = await self._exec(argv, None, 120.0)
+        if status == MISSING_EXIT:
+            return None
+        if status != 0:
+            raise CommandError(Result(self.host, tuple(argv), status, "", err.decode(errors="replace")))
+        return out

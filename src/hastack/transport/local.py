@@ -12,13 +12,13 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 
-from hastack.transport.base import MISSING_EXIT, CommandError, CommandTimeout, Result, get_argv, put_argv
+from hastack.transport.base import CommandTimeout, ExecTransport
 
 NOT_FOUND_EXIT = 127
 """What a shell returns for a missing program; the SSH transport gets it from the remote shell."""
 
 
-class LocalTransport:
+class LocalTransport(ExecTransport):
     def __init__(self, host: str = "localhost", *, env: Mapping[str, str] | None = None):
         self.host = host
         self._env = {**os.environ, **(env or {}), "LC_ALL": "C"}
@@ -44,26 +44,6 @@ class LocalTransport:
             raise
         assert proc.returncode is not None
         return proc.returncode, out, err
-
-    async def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
-                  check: bool = False) -> Result:
-        status, out, err = await self._exec(argv, stdin, timeout)
-        result = Result(self.host, tuple(argv), status, out.decode(errors="replace"),
-                        err.decode(errors="replace"))
-        return result.check() if check else result
-
-    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
-        argv = put_argv(path, len(data), owner=owner, group=group, mode=mode)
-        await self.run(argv, stdin=data, timeout=120.0, check=True)
-
-    async def get(self, path: str) -> bytes | None:
-        argv = get_argv(path)
-        status, out, err = await self._exec(argv, None, 120.0)
-        if status == MISSING_EXIT:
-            return None
-        if status != 0:
-            raise CommandError(Result(self.host, tuple(argv), status, "", err.decode(errors="replace")))
-        return out
 
     async def close(self) -> None:
         return None

@@ -20,15 +20,11 @@ import asyncssh
 
 from hastack.topology.model import Node, Ssh, Topology
 from hastack.transport.base import (
-    MISSING_EXIT,
-    CommandError,
     CommandTimeout,
+    ExecTransport,
     HostUnreachable,
-    Result,
     Transport,
     TransportError,
-    get_argv,
-    put_argv,
 )
 from hastack.transport.fleet import Fleet, Unreachable
 
@@ -64,7 +60,7 @@ def _bytes(data: bytes | str | None) -> bytes:
     return data if isinstance(data, bytes) else data.encode()
 
 
-class SshTransport:
+class SshTransport(ExecTransport):
     """One authenticated connection to one node; commands run as separate SSH sessions."""
 
     def __init__(self, host: str, conn: asyncssh.SSHClientConnection, address: str):
@@ -102,25 +98,6 @@ class SshTransport:
         with contextlib.suppress(asyncssh.Error, OSError):
             proc.kill()
         proc.close()
-
-    async def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
-                  check: bool = False) -> Result:
-        status, out, err = await self._exec(argv, stdin, timeout)
-        result = Result(self.host, tuple(argv), status, _text(out), _text(err))
-        return result.check() if check else result
-
-    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
-        argv = put_argv(path, len(data), owner=owner, group=group, mode=mode)
-        await self.run(argv, stdin=data, timeout=120.0, check=True)
-
-    async def get(self, path: str) -> bytes | None:
-        argv = get_argv(path)
-        status, out, err = await self._exec(argv, None, 120.0)
-        if status == MISSING_EXIT:
-            return None
-        if status != 0:
-            raise CommandError(Result(self.host, tuple(argv), status, "", _text(err)))
-        return out
 
     async def close(self) -> None:
         self._conn.close()
