@@ -34,6 +34,7 @@ from hastack.components import corosync, pacemaker
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.topology.model import Topology
+from scratchnet import ip, scratch_netns
 
 pytestmark = pytest.mark.image
 image = pytest.importorskip("hastack.lab.image")
@@ -68,27 +69,11 @@ def sh(script: str, binds: dict[str, str], netns: str | None = None) -> subproce
     return done
 
 
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
 @pytest.fixture
 def netns_with(request: pytest.FixtureRequest) -> Iterator[str]:
     """A scratch network namespace holding the address given as the indirect parameter (on a veth)."""
-    name = f"hastack-chk-{uuid.uuid4().hex[:8]}"
-    ip("netns", "add", name)
-    try:
-        ip("-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer")
-        ip("-n", name, "addr", "add", request.param, "dev", "eth0")
-        for dev in ("lo", "eth0", "eth0-peer"):
-            ip("-n", name, "link", "set", dev, "up")
+    with scratch_netns(request.param) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        for _ in range(50):  # deletion is asynchronous
-            if not Path(f"/run/netns/{name}").exists():
-                break
-            time.sleep(0.1)
 
 
 # -- corosync ------------------------------------------------------------------------------------

@@ -19,9 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from hastack.components import neutron
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.topology.model import Topology
+from scratchnet import scratch_netns
 
 pytestmark = pytest.mark.image
 image = pytest.importorskip("hastack.lab.image")
@@ -249,20 +247,8 @@ kill -9 $! 2>/dev/null
 @pytest.fixture
 def netns_ctl1() -> Iterator[str]:
     """A scratch network namespace holding ctl-1's address (and nothing else of the lab)."""
-    name = f"hastack-os-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for argv in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"],
-                     ["addr", "add", "10.77.0.11/24", "dev", "eth0"],
-                     ["link", "set", "lo", "up"], ["link", "set", "eth0", "up"], ["link", "set", "eth0-peer", "up"]):
-            subprocess.run(["ip", "-n", name, *argv], check=True, capture_output=True)
+    with scratch_netns("10.77.0.11/24", prefix="hastack-os") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        for _ in range(50):  # deletion is asynchronous
-            if not Path(f"/run/netns/{name}").exists():
-                break
-            time.sleep(0.1)
 
 
 def test_keystone_starts_from_the_rendered_files(tmp_path: Path, netns_ctl1: str) -> None:

@@ -496,3 +496,14 @@ def test_the_seed_lab_with_every_openstack_service() -> None:
     assert s.openstack.catalog is not None and len(s.openstack.catalog.rows) == 18
     assert len(s.rabbit.quorum_queues) == 64 and {q.vhost for q in s.rabbit.queues or ()} >= {"nova", "neutron"}
     assert s.haproxy.watched[0] == "galera" and len(s.haproxy.watched) == 10
+
+
+def test_a_restarted_heat_engine_leaves_a_stale_record_that_is_not_a_fault() -> None:
+    from hastack.status.client import ServiceRow
+    from hastack.status.rules_openstack import _services
+
+    rows = tuple(ServiceRow("orchestration", "heat-engine", host, up)
+                 for host, up in (("ctl-1", False), ("ctl-1", True), ("ctl-2", True), ("ctl-3", True)))
+    assert list(_services(rows)) == []
+    gone = rows[:1] + rows[2:]
+    assert [f.code for f in _services(gone)] == ["OS-SERVICE-DOWN"]

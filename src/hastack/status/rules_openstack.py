@@ -48,7 +48,10 @@ def _services(rows: tuple[ServiceRow, ...]) -> Iterator[Finding]:
         if r.enabled:
             binaries.setdefault((r.kind, r.binary), []).append(r)
     for (_kind, binary), rs in binaries.items():
-        down = [r.host for r in rs if not r.up]
+        # A host counts as down only when none of its records is up: heat-engine registers a new
+        # record (a new engine id) at every start and leaves the old one "down" until it is purged.
+        up_hosts = {r.host for r in rs if r.up}
+        down = sorted({r.host for r in rs if not r.up} - up_hosts)
         if down and len(down) == len(rs):
             yield Finding("OS-SERVICE-ALL-DOWN", DOWN, "openstack", f"{binary} is down everywhere ({', '.join(down)})")
         elif down:
