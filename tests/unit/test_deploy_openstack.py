@@ -17,17 +17,19 @@ from conftest import FixedSecrets
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
-from hastack.deploy.engine import Deploy, StageFailed
+from hastack.deploy.engine import Deploy, StageFailed, StepFailed
 from hastack.deploy.stages import openstack_admin as tool
 from hastack.deploy.stages.openstack import (
     HTTP_CODES,
     KEY_DIRS,
+    LISTENERS,
     TOKEN_REQUEST,
     TOOL,
     OpenStackStage,
     cluster_expectations,
     expectations,
     service_units,
+    wait_http,
 )
 from hastack.facts.files import FILE_STATE_SCRIPT, FileState, render_file_state
 from hastack.topology.model import Topology
@@ -521,3 +523,29 @@ def test_four_servers_without_nova_converges_too(four: Topology) -> None:
     assert not any("discover_hosts" in shlex.join(c.argv) for c in s.calls if c.kind == "run")
     assert {e.service for e in expectations(four)} == {"network", "volumev3", "orchestration"}
     assert run(four, s).changes == 0
+
+
+class ProbeOnly:
+    """Just enough of Deploy for wait_http: every probe answers 000, the listeners script answers."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    async def run(self, host: str, argv: list[str], step: str, *, check: bool = True, **_: Any) -> Result:
+        self.calls.append(tuple(argv))
+        if argv[2] == HTTP_CODES:
+            return answer(host, tuple(argv), "".join(f"000 {u}\n" for u in argv[4:]))
+        assert argv[2] == LISTENERS and not check
+        return answer(host, tuple(argv), "10.77.0.11:9696: pid 9, neutron-api.service ActiveState=active\n")
+
+
+def test_an_api_that_never_answers_fails_its_gate_with_who_listens() -> None:
+    d = ProbeOnly()
+    urls = [("http://10.77.0.11:9696/healthcheck", 200), ("http://10.77.0.11:5000/healthcheck", 200)]
+    with pytest.raises(StepFailed) as err:
+        asyncio.run(wait_http(d, "ctl-1", urls, "every API on ctl-1", timeout=0.1))  # type: ignore[arg-type]
+    text = str(err.value)
+    assert "ctl-1: step 'gate: every API on ctl-1' failed" in text
+    assert "http://10.77.0.11:9696/healthcheck -> 000" in text
+    assert "neutron-api.service ActiveState=active" in text
+    assert d.calls[-1][4:] == ("10.77.0.11:5000", "10.77.0.11:9696")

@@ -265,6 +265,7 @@ class Uwsgi:
     ini: str
     port: int
     lines: tuple[tuple[str, str], ...]
+    min_processes: int = 1
 
     @property
     def default_file(self) -> str:
@@ -284,7 +285,8 @@ def debian_uwsgi(name: str, user: str, app: tuple[str, str], log: str, *, thread
 
 
 def uwsgi_files(spec: Uwsgi, node: Node, workers: int) -> list[File]:
-    lines = [("http-socket", f"{node.address}:{spec.port}"), ("processes", str(workers)), *spec.lines]
+    lines = [("http-socket", f"{node.address}:{spec.port}"), ("processes", str(max(workers, spec.min_processes))),
+             *spec.lines]
     body = "".join(f"{k} = {v}\n" for k, v in lines)
     ini_text = f"# {HEADER}\n[uwsgi]\n{body}"
     default = (f"# {HEADER}\n"

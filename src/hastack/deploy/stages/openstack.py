@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,16 @@ HTTP_CODES = r"""for u do
 done
 """
 """Prints `<status> <url>` per URL argument (000 when nothing answered): one round trip per look."""
+
+LISTENERS = r"""for a do
+  pid=$(ss -ltnpH "src ${a%:*} and sport = :${a##*:}" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1)
+  if [ -z "$pid" ]; then echo "$a: nothing listens"; continue; fi
+  unit=$(sed -n 's#^0::.*/\([^/]*\.service\)$#\1#p' /proc/$pid/cgroup)
+  echo "$a: pid $pid, $unit $(systemctl show -p ActiveState -p SubState -p NRestarts "$unit" | tr '\n' ' ')"
+  journalctl -u "$unit" -n 3 --no-pager -o short-monotonic | sed 's/^/    /'
+done
+"""
+"""Why a port does not answer: who listens on it, that unit's state and its last journal lines."""
 
 TOKEN_REQUEST = ("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
                  "-H", "Content-Type: application/json", "--data-binary", "@-")
@@ -147,7 +158,9 @@ async def wait_http(d: Deploy, host: str, urls: list[tuple[str, int]], what: str
     try:
         await until(probe, what=what, timeout=timeout, interval=2)
     except GateTimeout as exc:
-        raise StepFailed(host, f"gate: {what}", str(exc)) from exc
+        bad = sorted({urllib.parse.urlsplit(u).netloc for u in want})
+        why = await d.run(host, ["sh", "-c", LISTENERS, "sh", *bad], "which units listen", check=False)
+        raise StepFailed(host, f"gate: {what}", f"{exc}\n{why.stdout.rstrip()}") from exc
 
 
 # -- the admin tool ---------------------------------------------------------------------------------
