@@ -25,4 +25,5 @@ def test_power_off_vip_writer_loses_nothing(seed_lab: Path, tmp_path: Path) -> N
         assert f["db_acked"] > 0 and f["db_lost"] == 0
         assert f["messages_confirmed"] > 0 and f["messages_lost"] == 0
         assert f["split_brain_samples"] == 0
+        assert f["networks_gap_s"] is not None  # the network list ran through the VIP
     assert list(tmp_path.rglob("*.html")), "the timeline picture is missing"

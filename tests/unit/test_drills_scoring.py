@@ -244,3 +244,10 @@ def test_bench_ratio_is_reference_over_hastack() -> None:
     assert rows["vip_gap_s"].ratio == 15
     assert rows["vip_gap_s"].passed is True
     assert rows["db_gap_s"].ratio is None
+
+
+def test_a_workload_the_topology_does_not_run_is_not_applicable_but_a_slow_one_is_judged() -> None:
+    v = {x.target.figure: x for x in judge(single({"networks_gap_s": None}))}
+    assert v["networks_gap_s"].passed is None
+    v = {x.target.figure: x for x in judge(single({"networks_gap_s": 2.5}))}
+    assert v["networks_gap_s"].passed is False and v["networks_gap_s"].value == 2.5

@@ -3,6 +3,7 @@ that can be served on loopback (a TCP listener for the VIP probe, an HTTP server
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import socket
@@ -167,7 +168,9 @@ def test_vip_probe_connects_and_fails_fast_when_nothing_listens() -> None:
 
 class _Keystone(http.server.BaseHTTPRequestHandler):
     bodies: list[dict[str, Any]] = []
+    gets: list[str] = []
     status = 201
+    list_status = 200
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         length = int(self.headers.get("Content-Length", 0))
@@ -178,13 +181,22 @@ class _Keystone(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def do_GET(self) -> None:  # noqa: N802 - Neutron's network list on the same test server
+        ok = self.path == "/v2.0/networks" and self.headers.get("X-Auth-Token") == "gAAAA-token"
+        type(self).gets.append(self.path if ok else "refused")
+        body = b'{"networks": []}' if ok and type(self).list_status == 200 else b"{}"
+        self.send_response(type(self).list_status if ok else 401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args: Any) -> None:
         pass
 
 
 @pytest.fixture
 def keystone() -> Iterator[tuple[type[_Keystone], int]]:
-    handler = type("K", (_Keystone,), {"bodies": [], "status": 201})
+    handler = type("K", (_Keystone,), {"bodies": [], "gets": [], "status": 201, "list_status": 200})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
@@ -214,6 +226,28 @@ def test_keystone_refusals_are_failures_without_the_password(keystone: tuple[typ
     wl.KeystoneTokens(ep, CREDS, "r", rate=50).run(rec, threading.Event(), 0.06)
     samples = rec.snapshot().stream("keystone")
     assert samples and all(not s.ok and s.error == "RuntimeError: HTTP 401" for s in samples)
+
+
+def test_network_list_holds_one_login_and_lists_with_its_token(keystone: tuple[type[_Keystone], int]) -> None:
+    handler, port = keystone
+    ep = wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", keystone_port=port, neutron_port=port)
+    rec = Recorder()
+    w = wl.NeutronNetworks(ep, CREDS, "r", rate=50)
+    w.prepare()
+    w.run(rec, threading.Event(), 0.1)
+    samples = rec.snapshot().stream("networks")
+    assert len(samples) >= 3 and all(s.ok for s in samples)
+    assert len(handler.bodies) == 1 and set(handler.gets) == {"/v2.0/networks"}
+
+
+def test_a_failing_network_list_is_a_failure(keystone: tuple[type[_Keystone], int]) -> None:
+    handler, port = keystone
+    handler.list_status = 503
+    ep = wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", keystone_port=port, neutron_port=port)
+    rec = Recorder()
+    wl.NeutronNetworks(ep, CREDS, "r", rate=50).run(rec, threading.Event(), 0.06)
+    samples = rec.snapshot().stream("networks")
+    assert samples and all(not s.ok and s.error == "RuntimeError: HTTP 503" for s in samples)
 
 
 # -- broker and database pieces that need no server -------------------------------------------------------
@@ -267,3 +301,5 @@ def test_sql_names_the_probe_table_and_the_wsrep_node() -> None:
 def test_standard_workloads() -> None:
     names = [w.name for w in wl.standard(LOOP, CREDS, "r")]
     assert names == ["vip", "keystone", "db", "broker"]
+    with_neutron = dataclasses.replace(LOOP, neutron_port=9696)
+    assert [w.name for w in wl.standard(with_neutron, CREDS, "r")] == ["vip", "keystone", "networks", "db", "broker"]

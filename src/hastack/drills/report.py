@@ -28,7 +28,8 @@ PLOT_W = WIDTH - LABEL_W - RIGHT_PAD
 LANE_H, LANE_GAP, SECTION_H, MARK_ROWS = 24, 6, 26, 3
 OK, FAIL, STALL, GAP_INK = "#3a9d5d", "#d64545", "#e0a030", "#1f2933"
 NODE_COLOURS = ("#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1", "#9c755f", "#edc948", "#59a1c9", "#8c8c8c")
-STREAM_LABELS = {"vip": "VIP connect", "keystone": "Keystone token", "db": "DB insert",
+STREAM_LABELS = {"vip": "VIP connect", "keystone": "Keystone token",
+                 "networks": "network list", "db": "DB insert",
                  "publish": "AMQP publish", "consume": "AMQP consume"}
 MARK_COLOURS = {"fault": FAIL, "heal": OK, "healthy": "#2f6fb5"}
 

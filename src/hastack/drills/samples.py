@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-STREAMS = ("vip", "keystone", "db", "publish", "consume")
-"""The operation streams the five workloads record (the watcher records `Placement`s instead)."""
+STREAMS = ("vip", "keystone", "networks", "db", "publish", "consume")
+"""The operation streams the workloads record (the watcher records `Placement`s instead)."""
 
 SKIPPED = "skipped"
 """Flag of an operation that was due but not started because every worker was still busy

@@ -37,7 +37,7 @@ from hastack.topology.model import Topology
 
 T = TypeVar("T")
 
-KEYSTONE_PORT, DB_PORT, AMQP_PORT = 5000, 3306, 5672
+KEYSTONE_PORT, DB_PORT, AMQP_PORT, NEUTRON_PORT = 5000, 3306, 5672, 9696
 DB_TABLE = "drill_writes"
 RABBIT_VHOST, RABBIT_QUEUE = "drills", "hastack.drill"
 
@@ -68,6 +68,8 @@ class Endpoints:
     """name -> address, topology order: the brokers, and the Galera nodes the final check reads."""
     network: str
     keystone_port: int = KEYSTONE_PORT
+    neutron_port: int | None = None
+    """Neutron's API on the VIP, when the topology runs Neutron (the network-list workload)."""
     vip_probe_port: int = KEYSTONE_PORT
     """An HTTP listener of HAProxy on the VIP: a connect that sends nothing costs HAProxy nothing and
     never reaches a backend (a probe of the TCP-mode 3306 listener would open a MariaDB connection
@@ -83,7 +85,8 @@ class Endpoints:
     @classmethod
     def from_topology(cls, topo: Topology) -> Endpoints:
         return cls(vip=str(topo.network.vip), controllers={n.name: str(n.address) for n in topo.controllers},
-                   network=str(topo.network.management))
+                   network=str(topo.network.management),
+                   neutron_port=NEUTRON_PORT if topo.runs("neutron") else None)
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class Credentials:
 class Rates:
     vip: float = 50.0
     keystone: float = 10.0
+    networks: float = 5.0
     db: float = 20.0
     publish: float = 20.0
 
@@ -268,6 +272,49 @@ class KeystoneTokens:
                   ids=lambda i: f"{self.run_id}-k{i}")
         finally:
             self.client.close()
+
+    def verify(self, rec: Recorder) -> None:
+        pass
+
+
+class NeutronNetworks:
+    """List networks through the VIP (Neutron's API: keystonemiddleware checks the token against
+    Keystone and memcached, then a read of Neutron's database through the VIP), as a dashboard or a
+    CLI user would. The token comes from one password login and is renewed only when refused."""
+
+    name = "networks"
+
+    def __init__(self, ep: Endpoints, creds: Credentials, run_id: str, rate: float = 5.0,
+                 timeout: float = 2.0, workers: int = 3) -> None:
+        assert ep.neutron_port is not None
+        self.run_id, self.rate, self.workers = run_id, rate, workers
+        self.url = f"http://{ep.vip}:{ep.neutron_port}/v2.0/networks"
+        self.login = KeystoneTokens(ep, creds, run_id, timeout=timeout, workers=1)
+        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.5, timeout)),
+                                   limits=httpx.Limits(max_connections=workers), trust_env=False)
+        self.token: str | None = None
+
+    def prepare(self) -> None:
+        self.token = self.login._issue(self.login.body)
+
+    def op(self, _id: str) -> str | None:
+        token = self.token
+        if token is None:
+            self.token = token = self.login._issue(self.login.body)
+        resp = self.client.get(self.url, headers={"X-Auth-Token": token})
+        if resp.status_code == 401:
+            self.token = None
+        if resp.status_code != 200 or "networks" not in resp.json():
+            raise RuntimeError(f"HTTP {resp.status_code}")
+        return None
+
+    def run(self, rec: Recorder, stop: threading.Event, duration: float) -> None:
+        try:
+            paced(rec, stop, duration, stream="networks", rate=self.rate, workers=self.workers, op=self.op,
+                  ids=lambda i: f"{self.run_id}-n{i}")
+        finally:
+            self.client.close()
+            self.login.client.close()
 
     def verify(self, rec: Recorder) -> None:
         pass
@@ -565,6 +612,9 @@ class Sampler:
 
 
 def standard(ep: Endpoints, creds: Credentials, run_id: str, rates: Rates = Rates()) -> list[Workload]:
-    """The four client workloads of every drill (the watcher is passed to the runner separately)."""
-    return [VipProbe(ep, run_id, rates.vip), KeystoneTokens(ep, creds, run_id, rates.keystone),
-            DbWrites(ep, creds, run_id, rates.db), Broker(ep, creds, run_id, rates.publish)]
+    """The client workloads of every drill (the watcher is passed to the runner separately); the
+    network list only where the topology runs Neutron."""
+    out: list[Workload] = [VipProbe(ep, run_id, rates.vip), KeystoneTokens(ep, creds, run_id, rates.keystone)]
+    if ep.neutron_port is not None:
+        out.append(NeutronNetworks(ep, creds, run_id, rates.networks))
+    return [*out, DbWrites(ep, creds, run_id, rates.db), Broker(ep, creds, run_id, rates.publish)]
