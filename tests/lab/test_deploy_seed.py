@@ -33,6 +33,14 @@ def test_rabbitmq_cluster_without_guest(seed_lab: Path) -> None:
     assert "guest" not in {u["user"] for u in users}
 
 
+def test_rabbitmq_net_ticktime_in_effect(seed_lab: Path) -> None:
+    """The topology's net_ticktime on every running broker (rabbitmq.conf alone does not apply it).
+    Right after a restart the node may still be in set_net_ticktime's transition toward it."""
+    for node in ("ctl-1", "ctl-2", "ctl-3"):
+        got = on(seed_lab, node, "rabbitmqctl", "-q", "eval", "net_kernel:get_net_ticktime().").strip()
+        assert got in ("15", "{ongoing_change_to,15}"), (node, got)
+
+
 def vip_holders(topo: Path) -> list[str]:
     return [n for n in ("ctl-1", "ctl-2", "ctl-3") if "10.77.0.10/" in on(topo, n, "ip", "-4", "-o", "addr")]
 

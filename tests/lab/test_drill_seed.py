@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from seedlab import hastack
 
 pytestmark = pytest.mark.lab

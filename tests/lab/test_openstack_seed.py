@@ -8,62 +8,37 @@ developer's lab is reused; HASTACK_KEEP_LAB=1 keeps it afterwards.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hastack.secrets import Secrets, secrets_path
+from seedcloud import (
+    AGENT_HOST,
+    CLOUDS,
+    CONTROLLERS,
+    TOPOLOGY,
+    VIP,
+    agents_node,
+    hastack,
+    install_clouds_yaml,
+    namespaces,
+    on,
+    osc,
+    osc_quietly,
+)
 
 pytestmark = pytest.mark.lab
-
-ROOT = Path(__file__).resolve().parents[2]
-TOPOLOGY = ROOT / "examples" / "seed.yml"
-VIP = "10.77.0.10"
-CONTROLLERS = {"ctl-1": "10.77.0.11", "ctl-2": "10.77.0.12", "ctl-3": "10.77.0.13"}
-AGENT_HOST = "network-agents"
-CLOUDS = "/root/.config/openstack/clouds.yaml"
-
-
-def hastack(*args: str, timeout: float = 2400, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hastack.cli.main", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout, input=stdin)
-
-
-def on(node: str, command: str, *, stdin: str | None = None, timeout: float = 180) -> str:
-    """One shell command line on a node (like ssh(1))."""
-    res = hastack("lab", "ssh", "-t", str(TOPOLOGY), node, "--", command, stdin=stdin, timeout=timeout)
-    assert res.returncode == 0, f"{node}: {command}: {res.stdout}{res.stderr}"
-    return res.stdout
-
-
-def clouds_yaml() -> str:
-    secrets = Secrets.load(secrets_path(TOPOLOGY, "seed"))
-    return json.dumps({"clouds": {"hastack": {
-        "auth": {"auth_url": f"http://{VIP}:5000/v3", "username": "admin", "project_name": "admin",
-                 "user_domain_name": "Default", "project_domain_name": "Default",
-                 "password": secrets.password("keystone/admin")},
-        "region_name": "RegionOne", "interface": "public", "identity_api_version": 3}}}, indent=2)
 
 
 @pytest.fixture(scope="module")
 def cloud(seed_lab: Path) -> Iterator[str]:
-    """The session's seed lab (tests/lab/conftest.py), and cmp-1 holding a clouds.yaml that names only
+    """The session's seed lab (tests/conftest.py), and cmp-1 holding a clouds.yaml that names only
     the VIP."""
-    # JSON is YAML; written with umask 077 so the password file is 0600 from its first byte
-    on("cmp-1", f"umask 077 && mkdir -p {Path(CLOUDS).parent} && cat > {CLOUDS}", stdin=clouds_yaml())
-    yield "cmp-1"
-
-
-def osc(node: str, *args: str) -> Any:
-    out = on(node, shlex.join(["openstack", "--os-cloud", "hastack", *args, "-f", "json"]))
-    return json.loads(out)
+    yield install_clouds_yaml()
 
 
 def test_clouds_yaml_is_private(cloud: str) -> None:
@@ -152,13 +127,6 @@ def test_redeploy_changes_nothing(cloud: str) -> None:
     assert re.search(r"deploy done in [0-9.]+s: 0 changed", res.stdout), res.stdout
 
 
-def agents_node() -> str:
-    xml = on("net-1", "crm_mon -1 --output-as=xml")
-    hosts = set(re.findall(r'<resource id="neutron-l3-agent"[^>]*>\s*<node name="([^"]+)"', xml))
-    assert len(hosts) == 1, xml
-    return hosts.pop()
-
-
 def test_network_router_and_server_on_the_shared_agents(cloud: str) -> None:
     """A tenant network, a router and a server (fake driver): the DHCP and router ports bind to the
     shared agent identity and go ACTIVE, their namespaces exist only on the node that runs the
@@ -190,14 +158,13 @@ def test_network_router_and_server_on_the_shared_agents(cloud: str) -> None:
         active = agents_node()
         passive = ({"net-1", "net-2"} - {active}).pop()
         want = {f"qrouter-{router['id']}", f"qdhcp-{net['id']}"}
-        assert want <= set(on(active, "ip netns list | cut -d' ' -f1").split())
-        assert not want & set(on(passive, "ip netns list | cut -d' ' -f1").split())
+        assert want <= namespaces(active)
+        assert not want & namespaces(passive)
     finally:
         # best effort, in dependency order; a missing object is fine
         for argv in (["server", "delete", "--wait", f"{name}-vm"], ["router", "remove", "subnet", f"{name}-router",
                                                                        f"{name}-sub"],
                      ["router", "delete", f"{name}-router"], ["network", "delete", f"{name}-net"],
                      ["flavor", "delete", f"{name}-flavor"], ["image", "delete", f"{name}-image"]):
-            hastack("lab", "ssh", "-t", str(TOPOLOGY), cloud, "--",
-                    shlex.join(["openstack", "--os-cloud", "hastack", *argv]), timeout=180)
+            osc_quietly(cloud, *argv)
         on(cloud, "rm -f /root/hs-lab.img")

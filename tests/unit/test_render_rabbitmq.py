@@ -70,6 +70,12 @@ def test_env_names_the_node(seed: Topology, ctx_of: CtxOf) -> None:
     env = files(ctx_of(seed), node)[rabbitmq.ENV_CONF].data.decode()
     assert "NODENAME=rabbit@ctl-2\n" in env
     assert f"NODE_IP_ADDRESS={node.address}\n" in env
+    # the CLI tools tick like the brokers; the brokers get theirs from the unit's drop-in
+    tick = seed.tuning.rabbitmq.net_ticktime
+    assert f'CTL_ERL_ARGS="-kernel net_ticktime {tick}"\n' in env
+    dropin = files(ctx_of(seed), node)[rabbitmq.TICKTIME_DROPIN]
+    assert f'ExecStartPost=-/usr/sbin/rabbitmqctl eval "net_kernel:set_net_ticktime({tick})."\n' in dropin.data.decode()
+    assert dropin.restarts == (rabbitmq.UNIT,)
 
 
 def test_no_guest_anywhere(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:

@@ -30,10 +30,22 @@ import json
 from typing import Any
 
 from hastack.components.base import Ctx, File, template
-from hastack.topology.model import Node, ServiceName, Topology
+from hastack.topology.model import Node, RabbitMQTuning, ServiceName, Topology
 
 CONF = "/etc/rabbitmq/rabbitmq.conf"
 ENV_CONF = "/etc/rabbitmq/rabbitmq-env.conf"
+TICKTIME_DROPIN = "/etc/systemd/system/rabbitmq-server.service.d/hastack-net-ticktime.conf"
+
+
+def ticktime_dropin(t: RabbitMQTuning) -> str:
+    """RabbitMQ 3.10 starts Erlang distribution itself, before it reads rabbitmq.conf and with a
+    fixed tick: neither `net_ticktime` in rabbitmq.conf nor `-kernel net_ticktime` on the VM's
+    command line takes effect (measured: 60 s either way; rabbitmq-server issue 2377). So the unit
+    sets it on the running node once it is ready. `set_net_ticktime/1` moves there over a 60 s
+    transition, so peers restarted one by one never disagree abruptly. A failure to set it must not
+    fail the broker (the leading `-`); the lab tier checks the value in effect."""
+    return ("# managed by hastack: local edits are overwritten\n[Service]\n"
+            f'ExecStartPost=-/usr/sbin/rabbitmqctl eval "net_kernel:set_net_ticktime({t.net_ticktime})."\n')
 PLUGINS = "/etc/rabbitmq/enabled_plugins"
 DEFINITIONS = "/etc/rabbitmq/definitions.json"
 COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
@@ -126,11 +138,12 @@ class RabbitMQ:
     def files(self, ctx: Ctx, node: Node) -> list[File]:
         r = (UNIT,)
         env = template("rabbitmq/rabbitmq-env.conf.j2", node=node, nodename=nodename(node),
-                       amqp_port=AMQP_PORT)
+                       amqp_port=AMQP_PORT, t=ctx.topo.tuning.rabbitmq)
         defs = json.dumps(definitions(ctx), indent=2) + "\n"
         return [
             File(CONF, conf(ctx, node), restarts=r),
             File(ENV_CONF, env, restarts=r),
+            File(TICKTIME_DROPIN, ticktime_dropin(ctx.topo.tuning.rabbitmq), restarts=r),
             File(PLUGINS, "[rabbitmq_management].\n", restarts=r),
             File(DEFINITIONS, defs, group="rabbitmq", mode=0o640, secret=True, restarts=r),
             # Erlang reads the cookie verbatim: no trailing newline.

@@ -115,7 +115,12 @@ class CorosyncTuning(Strict):
 
 class RabbitMQTuning(Strict):
     partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "pause_minority"
-    net_ticktime: Annotated[int, Field(ge=5, le=600)] = 60
+    net_ticktime: Annotated[int, Field(ge=5, le=600)] = 15
+    """Seconds before Erlang declares a silent peer down (RabbitMQ's default is 60). Until then every
+    metadata operation (a declare, a reconnecting client's reply queue) waits for the dead node: in
+    the lab, after a controller's power-off, nova-api's publishes stalled 53 s and were then nacked
+    (HTTP 500). 15 s cuts that window to 11-19 s (Erlang: ticktime +- a quarter) and stays well
+    above the CPU stalls of a loaded 2-core host, which would otherwise read as false partitions."""
     rpc_response_timeout: Annotated[int, Field(ge=1, le=600)] = 10
 
 

@@ -1,0 +1,106 @@
+"""Helpers for lab-tier tests of the seed lab's OpenStack, seen the way a client sees it: the real
+`openstack` client on the compute node (cmp-1), with a clouds.yaml that names only the VIP."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hastack.secrets import Secrets, secrets_path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPOLOGY = ROOT / "examples" / "seed.yml"
+VIP = "10.77.0.10"
+CONTROLLERS = {"ctl-1": "10.77.0.11", "ctl-2": "10.77.0.12", "ctl-3": "10.77.0.13"}
+NETWORK_NODES = ("net-1", "net-2")
+AGENT_HOST = "network-agents"
+CLOUDS = "/root/.config/openstack/clouds.yaml"
+CLIENT = "cmp-1"
+T = TypeVar("T")
+
+
+def hastack(*args: str, timeout: float = 2400, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hastack.cli.main", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout, input=stdin)
+
+
+def on(node: str, command: str, *, stdin: str | None = None, timeout: float = 180, check: bool = True) -> str:
+    """One shell command line on a node (like ssh(1))."""
+    res = hastack("lab", "ssh", "-t", str(TOPOLOGY), node, "--", command, stdin=stdin, timeout=timeout)
+    if check:
+        assert res.returncode == 0, f"{node}: {command}: {res.stdout}{res.stderr}"
+    return res.stdout
+
+
+def clouds_yaml() -> str:
+    secrets = Secrets.load(secrets_path(TOPOLOGY, "seed"))
+    return json.dumps({"clouds": {"hastack": {
+        "auth": {"auth_url": f"http://{VIP}:5000/v3", "username": "admin", "project_name": "admin",
+                 "user_domain_name": "Default", "project_domain_name": "Default",
+                 "password": secrets.password("keystone/admin")},
+        "region_name": "RegionOne", "interface": "public", "identity_api_version": 3}}}, indent=2)
+
+
+def install_clouds_yaml(node: str = CLIENT) -> str:
+    # JSON is YAML; written with umask 077 so the password file is 0600 from its first byte
+    on(node, f"umask 077 && mkdir -p {Path(CLOUDS).parent} && cat > {CLOUDS}", stdin=clouds_yaml())
+    return node
+
+
+def osc(node: str, *args: str, timeout: float = 180) -> Any:
+    out = on(node, shlex.join(["openstack", "--os-cloud", "hastack", *args, "-f", "json"]), timeout=timeout)
+    return json.loads(out)
+
+
+def osc_quietly(node: str, *args: str, timeout: float = 180) -> None:
+    """Best-effort clean-up: a missing object is fine."""
+    hastack("lab", "ssh", "-t", str(TOPOLOGY), node, "--", shlex.join(["openstack", "--os-cloud", "hastack", *args]),
+            timeout=timeout)
+
+
+def agents_node(ask: str = "net-1") -> str:
+    xml = on(ask, "crm_mon -1 --output-as=xml")
+    hosts = set(re.findall(r'<resource id="neutron-l3-agent"[^>]*>\s*<node name="([^"]+)"', xml))
+    assert len(hosts) == 1, xml
+    return str(hosts.pop())
+
+
+def namespaces(node: str) -> set[str]:
+    return set(on(node, "ip netns list | cut -d' ' -f1").split())
+
+
+def until(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 2.0) -> T:
+    """Poll until probe returns something truthy (bounded); a probe that raises counts as not yet."""
+    deadline, last = time.monotonic() + timeout, "never answered"
+    while True:
+        try:
+            got = probe()
+            if got:
+                return got
+            last = repr(got)
+        except (AssertionError, subprocess.SubprocessError, ValueError) as exc:
+            last = str(exc)[-500:]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:.0f}s; last: {last}")
+        time.sleep(interval)
+
+
+def status_healthy(timeout: float = 600) -> str:
+    """Bounded polling of `hastack status` until it exits 0 (healthy)."""
+    def probe() -> str | None:
+        res = hastack("status", str(TOPOLOGY), timeout=120)
+        assert res.returncode == 0, res.stdout[-1500:]
+        return "healthy"
+    return until("hastack status healthy", probe, timeout, interval=5)
+
+
+def power(node: str, state: str) -> None:
+    res = hastack("lab", "power", "-t", str(TOPOLOGY), node, state, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
