@@ -57,7 +57,10 @@ install_python_deps() {
         fi
         export PATH="$PWD/.tools/bin:$PATH"
     fi
-    uv sync --frozen --quiet
+    # Bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set (CI images often set it) every run
+    # would compile ~360 modules again, 1.5 s of a 2 s `hastack status`.
+    uv sync --frozen --quiet --compile-bytecode
+    uv run --frozen python -m compileall -q src >/dev/null
 }
 
 setup() {

@@ -235,3 +235,32 @@ def test_healthy_from_inside_a_running_loop(monkeypatch: pytest.MonkeyPatch) -> 
         return status_pkg.healthy(sc.ROOT / "tests/lab/status.yml")
 
     assert asyncio.run(caller()) == (True, "healthy")
+
+
+def test_a_kept_token_survives_the_process_in_a_private_file(seed: Topology, tmp_path: Path) -> None:
+    api = FakeApi()
+    path = tmp_path / "state" / "status-token.json"
+    asyncio.run(client_view(seed, None, "admin-pw", fetch=api, sql=sql_ok, tokens=TokenCache.load(path)))
+    assert path.stat().st_mode & 0o777 == 0o600 and "tok" in path.read_text()
+    again = TokenCache.load(path)  # a new run
+    assert again.valid
+    view = asyncio.run(client_view(seed, None, "admin-pw", fetch=api, sql=sql_ok, tokens=again))
+    assert view.catalog is not None and view.catalog.checked
+    assert len([c for c in api.calls if c[1].endswith("/v3/auth/tokens")]) == 1
+    path.chmod(0o644)  # somebody loosened it: not trusted any more
+    assert not TokenCache.load(path).valid
+
+
+def test_a_refused_kept_token_is_replaced_in_the_same_round(seed: Topology, tmp_path: Path) -> None:
+    api = FakeApi()
+    stale = TokenCache(path=tmp_path / "t.json")
+    stale.keep("old-token", {"compute": "http://10.77.0.10:8774/v2.1", "network": "http://10.77.0.10:9696"})
+
+    def fetch(method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float) -> Response:
+        if headers.get("X-Auth-Token") == "old-token":
+            return Response(401, b"{}")
+        return api(method, url, headers, body, timeout)
+
+    view = asyncio.run(client_view(seed, None, "admin-pw", fetch=fetch, sql=sql_ok, tokens=stale))
+    assert view.catalog is not None and view.catalog.checked and not view.catalog.errors
+    assert len(view.catalog.rows) == 3 and stale.token == "tok"

@@ -16,15 +16,20 @@ HTTP goes through `Fetch`, which tests replace.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hastack.components import haproxy
+from hastack.secrets import write_private
 from hastack.topology.model import Topology
 
 HTTP_TIMEOUT = 2.0
@@ -203,15 +208,43 @@ def parse_list(kind: str, doc: Any) -> list[ServiceRow]:
 
 @dataclass
 class TokenCache:
-    """A token kept between rounds (`--watch`): every token costs Keystone a bcrypt check."""
+    """A token kept between rounds (`--watch`) and, with a path, between runs: every new token costs
+    Keystone a bcrypt check (~0.4 s here, most of a `status` run). The file sits beside the secrets
+    file, mode 0600, and is only trusted when it is still 0600 and ours; a token Keystone refuses
+    (401: expired, revoked, rotated keys) is forgotten and a new one asked for in the same round."""
 
     token: str = field(default="", repr=False)
     urls: dict[str, str] = field(default_factory=dict)
     until: float = 0.0
+    """Wall-clock time (it outlives the process) after which the token is not reused."""
+    path: Path | None = None
 
     @property
     def valid(self) -> bool:
-        return bool(self.token) and time.monotonic() < self.until
+        return bool(self.token) and time.time() < self.until
+
+    @classmethod
+    def load(cls, path: Path) -> TokenCache:
+        cache = cls(path=path)
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            st = path.stat()
+            if st.st_mode & 0o077 or st.st_uid != os.geteuid():
+                return cache
+            doc = json.loads(path.read_text())
+            cache.token, cache.urls, cache.until = str(doc["token"]), dict(doc["urls"]), float(doc["until"])
+        return cache
+
+    def keep(self, token: str, urls: dict[str, str]) -> None:
+        self.token, self.urls, self.until = token, urls, time.time() + TOKEN_REUSE_S
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                write_private(self.path, json.dumps({"token": token, "urls": urls, "until": self.until}))
+
+    def forget(self) -> None:
+        self.token, self.until = "", 0.0
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
 
 
 def _token(fetch: Fetch, auth_url: str, password: str, region: str, cache: TokenCache) -> str:
@@ -226,38 +259,47 @@ def _token(fetch: Fetch, auth_url: str, password: str, region: str, cache: Token
     token = r.headers.get("x-subject-token", "")
     if r.status != 201 or not token:
         return f"Keystone refused a token for admin: HTTP {r.status}"
-    cache.token, cache.urls, cache.until = token, endpoints(r.json(), region), time.monotonic() + TOKEN_REUSE_S
+    cache.keep(token, endpoints(r.json(), region))
     return ""
 
 
 def read_catalog(fetch: Fetch, auth_url: str, password: str, region: str,
                  cache: TokenCache | None = None) -> Catalog:
+    """The lists, asked in parallel; a kept token that is refused is replaced once, at once."""
     cache = cache if cache is not None else TokenCache()
-    error = _token(fetch, auth_url, password, region, cache)
-    if error:
-        return Catalog(False, error)
-    rows: list[ServiceRow] = []
-    errors: list[str] = []
-    for kind, path in LISTS.items():
-        if kind in cache.urls:
-            _one_list(fetch, kind, cache.urls[kind] + path, cache, rows, errors)
+    for _attempt in range(2):
+        error = _token(fetch, auth_url, password, region, cache)
+        if error:
+            return Catalog(False, error)
+        wanted = [(kind, cache.urls[kind] + path) for kind, path in LISTS.items() if kind in cache.urls]
+        with concurrent.futures.ThreadPoolExecutor(max(1, len(wanted))) as pool:
+            answers = list(pool.map(lambda kv: _one_list(fetch, kv[0], kv[1], cache.token), wanted))
+        if not any(a.refused for a in answers):
+            break
+        cache.forget()
+    rows = [row for a in answers for row in a.rows]
+    errors = [a.error for a in answers if a.error]
     return Catalog(True, rows=tuple(rows), errors=tuple(errors))
 
 
-def _one_list(fetch: Fetch, kind: str, url: str, cache: TokenCache, rows: list[ServiceRow],
-              errors: list[str]) -> None:
+@dataclass(frozen=True)
+class ListAnswer:
+    rows: tuple[ServiceRow, ...] = ()
+    error: str = ""
+    refused: bool = False
+    """HTTP 401: the token is expired or revoked."""
+
+
+def _one_list(fetch: Fetch, kind: str, url: str, token: str) -> ListAnswer:
     try:
-        r = fetch("GET", url, {"X-Auth-Token": cache.token, "Accept": "application/json"}, None, HTTP_TIMEOUT)
-        if r.status == 401:
-            cache.until = 0.0  # expired or revoked: a new token next round
+        r = fetch("GET", url, {"X-Auth-Token": token, "Accept": "application/json"}, None, HTTP_TIMEOUT)
         if r.status != 200:
-            errors.append(f"{kind}: GET {url} answered HTTP {r.status}")
-            return
-        rows.extend(parse_list(kind, r.json()))
+            return ListAnswer(error=f"{kind}: GET {url} answered HTTP {r.status}", refused=r.status == 401)
+        return ListAnswer(rows=tuple(parse_list(kind, r.json())))
     except FetchError as exc:
-        errors.append(f"{kind}: GET {url}: {exc}")
+        return ListAnswer(error=f"{kind}: GET {url}: {exc}")
     except (ValueError, KeyError, TypeError) as exc:
-        errors.append(f"{kind}: GET {url}: unexpected answer ({exc})")
+        return ListAnswer(error=f"{kind}: GET {url}: unexpected answer ({exc})")
 
 
 # -- all of it -----------------------------------------------------------------------------------

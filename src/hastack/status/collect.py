@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hastack.components import haproxy, pacemaker, rabbitmq
 from hastack.facts import UnitState
-from hastack.secrets import Secrets, SecretsFileError, secrets_path
+from hastack.secrets import Secrets, SecretsFileError, secrets_path, state_dir
 from hastack.status import client as client_mod
 from hastack.status.bundle import budget, run_bundle
 from hastack.status.client import ClientView, TokenCache
@@ -88,7 +88,7 @@ class Collector:
         self.connector = connector or self._ssh_connector()
         self.client = client
         self.transports: dict[str, Transport] = {}
-        self.tokens = TokenCache()
+        self.tokens = TokenCache.load(state_dir(topology_file, topo.name) / "status-token.json")
 
     def _ssh_connector(self) -> Connector:
         from hastack.transport.ssh import connect
