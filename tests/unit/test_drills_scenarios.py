@@ -48,13 +48,14 @@ def test_every_issue_scenario_exists_with_a_heal() -> None:
     names = {s.name for s in SCENARIOS}
     assert names == {"power-off-vip-writer", "cut-vip-writer", "kill-galera-writer", "kill-queue-leader",
                      "kill-haproxy-vip", "kill-memcached", "power-off-active-network", "cut-active-network",
-                     "freeze-vip-controller"}
+                     "freeze-vip-controller", "soak"}
     for s in SCENARIOS:
-        assert s.fault and s.heal, s.name
+        assert bool(s.fault and s.heal) != (s.name == "soak"), s.name  # the soak alone injects nothing
         assert all(a.unit for a in (*s.fault, *s.heal) if a.op in ("kill", "start")), s.name
         assert s.timeline_bound() > s.baseline_s + s.hold_s + s.settle_s
     assert by_name("freeze-vip-controller").hold_s == 30
     assert "agents" in by_name("cut-active-network").tags
+    assert by_name("soak").hold_s == 600 and by_name("soak").target == "none"
 
 
 def test_a_partitioned_network_node_is_healed_then_powered_on_because_it_was_fenced() -> None:

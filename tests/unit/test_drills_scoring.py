@@ -13,10 +13,12 @@ from hastack.drills.scoring import (
     Window,
     aggregate,
     bench_rows,
+    changes,
     failures,
     judge,
     longest_gap,
     lost_writes,
+    membership_changes,
     merge,
     messages,
     moved,
@@ -251,3 +253,19 @@ def test_a_workload_the_topology_does_not_run_is_not_applicable_but_a_slow_one_i
     assert v["networks_gap_s"].passed is None
     v = {x.target.figure: x for x in judge(single({"networks_gap_s": 2.5}))}
     assert v["networks_gap_s"].passed is False and v["networks_gap_s"].value == 2.5
+
+
+def test_a_soak_counts_moves_and_galera_membership_changes() -> None:
+    ps = [Placement(0.0, ("ctl-1",), ("net-1",)), Placement(0.1, ("ctl-1", "ctl-2"), ("net-1",)),
+          Placement(0.2, ("ctl-2",), ("net-1",)), Placement(0.3, (), (), error="timeout"),
+          Placement(0.4, ("ctl-2",), ("net-2",)), Placement(0.5, ("ctl-1",), ("net-2",))]
+    assert changes(ps, "vip") == 2 and changes(ps, "agents") == 1
+    steady = [Placement(t / 10, ("ctl-1",), ("net-1",)) for t in range(20)]
+    assert changes(steady, "vip") == 0 == changes(steady, "agents")
+    rec = Recording(0.0, checks={"galera_conf_id": [7, 9]})
+    assert membership_changes(rec) == 2
+    assert membership_changes(Recording(0.0, checks={"galera_conf_id": [7, None]})) is None
+    v = {x.target.figure: x for x in judge(single({"vip_moves": 0, "galera_membership_changes": 1,
+                                                   "agents_moves": 0}), tags=("soak",))}
+    assert v["vip_moves"].passed and v["agents_moves"].passed and v["galera_membership_changes"].passed is False
+    assert {x.target.figure: x for x in judge(single({"vip_moves": 3}))}["vip_moves"].passed is None

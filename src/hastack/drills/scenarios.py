@@ -76,7 +76,7 @@ class Action:
                 faults.start_service(node, str(self.unit))
 
 
-Selector = Literal["vip_writer", "vip", "writer", "queue_leader", "agents", "other_controller"]
+Selector = Literal["vip_writer", "vip", "writer", "queue_leader", "agents", "other_controller", "none"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,8 @@ def resolve(selector: Selector, world: World) -> str:
             return world.queue_leader
         case "agents":
             return _one(world.agents, "the agent group")
+        case "none":
+            return ""
         case "other_controller":
             spare = [c for c in world.controllers if c not in world.vip and c != world.writer]
             spare = spare or [c for c in world.controllers if c not in world.vip]
@@ -178,6 +180,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              (Action("cut"),), (Action("heal"), Action("power_on")), tags=("agents",)),
     Scenario("freeze-vip-controller", "freeze the controller holding the VIP for 30 s", "vip",
              (Action("freeze"),), (Action("thaw"),), hold_s=30.0, tags=("vip",)),
+    # No fault: the tuning must not buy speed with false failovers (0 VIP moves, 0 Galera
+    # membership changes, 0 Pacemaker moves under the workloads).
+    Scenario("soak", "no fault: 10 minutes under every workload", "none", (), (), hold_s=600.0,
+             tags=("soak",)),
 )
 
 

@@ -23,6 +23,7 @@ Definitions (the README's drill section repeats them for operators):
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -222,6 +223,21 @@ def moved(placements: Sequence[Placement], fault_t: float, what: Holder) -> Move
     return Move(before, None, None)
 
 
+def changes(placements: Sequence[Placement], what: Holder) -> int:
+    """How many times `what` changed hands (a soak wants 0): samples where exactly one node holds
+    it, compared with the previous such sample."""
+    owners = [hs[0] for p in placements if p.error is None and len(hs := _holders(p, what)) == 1]
+    return sum(1 for a, b in itertools.pairwise(owners) if a != b)
+
+
+def membership_changes(rec: Recording) -> int | None:
+    """Galera membership changes during the run (wsrep_cluster_conf_id after - before)."""
+    ids = rec.checks.get("galera_conf_id")
+    if not ids or len(ids) != 2 or ids[0] is None or ids[1] is None:
+        return None
+    return int(ids[1]) - int(ids[0])
+
+
 def heal_to_healthy(rec: Recording) -> float | None:
     heal, healthy = rec.first_event("heal"), rec.first_event("healthy")
     if heal is None or healthy is None or healthy.t < heal.t:
@@ -242,6 +258,9 @@ class Scores:
     agents: Move
     heal_to_healthy_s: float | None
     window: Window | None
+    vip_moves: int = 0
+    agents_moves: int = 0
+    galera_changes: int | None = None
 
     def figures(self) -> dict[str, Figure]:
         """Flat numbers: what `--repeat` aggregates, `bench` compares and targets judge."""
@@ -260,6 +279,8 @@ class Scores:
             "split_brain_samples": self.split.total,
             "vip_moved_s": self.vip.seconds, "agents_moved_s": self.agents.seconds,
             "heal_to_healthy_s": self.heal_to_healthy_s,
+            "vip_moves": self.vip_moves, "agents_moves": self.agents_moves,
+            "galera_membership_changes": self.galera_changes,
         })
         return out
 
@@ -292,6 +313,8 @@ def score(rec: Recording) -> Scores:
         messages=messages(rec.samples), split=split_brain(rec.placements),
         vip=moved(rec.placements, fault_t, "vip"), agents=moved(rec.placements, fault_t, "agents"),
         heal_to_healthy_s=heal_to_healthy(rec), window=window,
+        vip_moves=changes(rec.placements, "vip"), agents_moves=changes(rec.placements, "agents"),
+        galera_changes=membership_changes(rec),
     )
 
 
@@ -345,6 +368,9 @@ TARGETS: tuple[Target, ...] = (
     Target("agents_moved_s", "agents alive on the other node", 5.0, only_when="agents"),
     Target("split_brain_samples", "split-brain samples", 0, ""),
     Target("heal_to_healthy_s", "heal to healthy", 30.0),
+    Target("vip_moves", "VIP moves (no fault)", 0, "", only_when="soak"),
+    Target("galera_membership_changes", "Galera membership changes (no fault)", 0, "", only_when="soak"),
+    Target("agents_moves", "Pacemaker group moves (no fault)", 0, "", only_when="soak"),
 )
 
 

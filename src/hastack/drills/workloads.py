@@ -374,6 +374,24 @@ class DbWrites:
             conn.commit()
         finally:
             conn.close()
+        self.conf_before = self.conf_id()
+
+    def conf_id(self) -> int | None:
+        """Galera's membership generation through the VIP: +1 at every change of the primary
+        component (a node evicted, left or joined). None when it cannot be read."""
+        try:
+            conn = self._connect(self.ep.vip)
+        except pymysql.MySQLError:
+            return None
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_conf_id'")
+                row = cur.fetchone()
+            return int(row[1]) if row else None
+        except (pymysql.MySQLError, ValueError):
+            return None
+        finally:
+            conn.close()
 
     def op(self, op_id: str) -> str | None:
         try:
@@ -411,6 +429,7 @@ class DbWrites:
             if present[name] is None:
                 rec.event("note", f"could not read {DB_TABLE} on {name}", node=name, ok=False)
         rec.check("db_present", present)
+        rec.check("galera_conf_id", [getattr(self, "conf_before", None), _retry(self.conf_id, self.verify_timeout)])
 
 
 def _retry(fn: Callable[[], T], timeout: float, pause: float = 1.0) -> T | None:
