@@ -192,6 +192,22 @@ def test_cli_power_and_ls(lab: Lab) -> None:
     assert bad.returncode == 1 and "no node 'nope'" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_usage_measures_each_node(lab: Lab) -> None:
+    """Memory and CPU come from each node's own processes: a node kept busy shows the CPU."""
+    busy = subprocess.Popen(lab.ssh_argv("ctl-1", ["timeout 4 sh -c 'while :; do :; done'"]))
+    try:
+        res = subprocess.run([sys.executable, "-m", "hastack.cli.main", "lab", "usage", "-t", str(lab.path),
+                              "--seconds", "2"], capture_output=True, text=True, timeout=60)
+    finally:
+        busy.wait(timeout=30)
+    assert res.returncode == 0, res.stderr
+    rows = {r.split("│")[1].strip(): r.split("│")[2:4] for r in res.stdout.splitlines() if r.count("│") == 4}
+    assert set(NODES) <= set(rows), res.stdout
+    for n in NODES:
+        assert float(rows[n][0]) > 1  # MiB: systemd, journald, sshd at least
+    assert float(rows["ctl-1"][1]) > 40 > float(rows["net-2"][1]), res.stdout  # % of one core
+
+
 def test_reboot_inside_a_node_boots_it_again(lab: Lab) -> None:
     before = lab.state.nodes["net-1"].pid
     run(lab, "net-1", "systemctl", "reboot")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -53,7 +54,7 @@ def run_bench(loaded: Loaded, console: Console, scenarios: list[str], repeat: in
         async def go() -> None:
             transports = await connect_all(topo, loaded.path)
             try:
-                await deploy(tuned, transports, show_event(console, 0.0))  # type: ignore[arg-type]
+                await deploy(tuned, transports, show_event(console, time.monotonic()))  # type: ignore[arg-type]
             finally:
                 await asyncio.gather(*(t.close() for t in transports.values()), return_exceptions=True)
 

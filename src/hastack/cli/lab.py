@@ -126,6 +126,26 @@ def ls() -> None:
     out.print(table)
 
 
+@app.command()
+@_guard
+def usage(topology: TopologyOpt = DEFAULT_TOPOLOGY,
+          seconds: Annotated[float, typer.Option(min=1, max=3600, help="CPU sampling window")] = 60.0) -> None:
+    """Memory (PSS) and CPU of every node, measured now: what the lab costs this machine."""
+    lab = _lab(topology)
+    names = [n.name for n in lab.topo.nodes]
+    first = {n: lab.cpu_usec(n) for n in names}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    span = time.monotonic() - t0
+    cpu = {n: (lab.cpu_usec(n) - first[n]) / 1e6 / span * 100 for n in names}
+    mem = {n: lab.memory(n) / 2**20 for n in names}
+    table = Table("node", "memory (PSS, MiB)", f"CPU over {span:.0f} s (% of one core)")
+    for n in names:
+        table.add_row(n, f"{mem[n]:.0f}", f"{cpu[n]:.1f}")
+    table.add_row("all", f"{sum(mem.values()):.0f}", f"{sum(cpu.values()):.1f}")
+    out.print(table)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @_guard
 def ssh(node: NodeArg, command: Annotated[list[str] | None, typer.Argument(help="command to run")] = None,

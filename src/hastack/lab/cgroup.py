@@ -49,6 +49,15 @@ def pids(rel: str) -> list[int]:
     return found
 
 
+def cpu_usec(rel: str) -> int:
+    """CPU time used by every process of the cgroup so far (v2 `cpu.stat`), in microseconds."""
+    for line in (CGROUP_V2 / rel / "cpu.stat").read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "usage_usec":
+            return int(value)
+    raise OSError(f"no usage_usec in {CGROUP_V2 / rel / 'cpu.stat'}")
+
+
 def populated(rel: str) -> bool:
     events = CGROUP_V2 / rel / "cgroup.events"
     if events.is_file():

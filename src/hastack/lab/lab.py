@@ -323,6 +323,9 @@ class Lab:
     def memory(self, name: str) -> int:
         return node.memory_pss(self._node(name))
 
+    def cpu_usec(self, name: str) -> int:
+        return cgroup.cpu_usec(self._node(name).cgroup)
+
 
 def _heals(cut: list[str], name: str, peers: list[str] | None) -> bool:
     """Does healing `name` (toward `peers`, None = all) remove this [node, peer] cut?"""
