@@ -13,7 +13,7 @@ from hastack.drills.runner import Bindings, DrillAborted, Timing, run_drill, run
 from hastack.drills.samples import Recorder
 from hastack.drills.scenarios import Scenario, by_name
 
-FAST = Timing(precheck_timeout_s=0.2, poll_s=0.02, join_timeout_s=3.0, sampler_rate=50.0)
+FAST = Timing(precheck_timeout_s=0.2, poll_s=0.02, join_timeout_s=3.0, sampler_rate=50.0, align_wait_s=0.05)
 
 
 def quick(name: str, **kw: Any) -> Scenario:
@@ -32,6 +32,8 @@ class FakeLab:
         self.raise_on: dict[str, BaseException] = {}
         self.vip = ["ctl-1"]
         self.writer: str | None = "ctl-1"
+        self.vip_follows_keepalived = False
+        """A restarted keepalived hands the VIP to the next controller (like nopreempt backups)."""
 
     def _call(self, *call: str) -> None:
         self.calls.append(call)
@@ -68,6 +70,9 @@ class FakeLab:
 
     def kill_service(self, node: str, unit: str, signal: str, /) -> object:
         self._call("kill_service", node, unit, signal)
+        if unit == "keepalived" and self.vip_follows_keepalived and self.vip == [node]:
+            order = ["ctl-1", "ctl-2", "ctl-3"]
+            self.vip = [order[(order.index(node) + 1) % 3]]
         return None
 
     def start_service(self, node: str, unit: str, /) -> object:
@@ -186,13 +191,26 @@ def test_an_unhealthy_lab_is_not_touched() -> None:
 
 def test_a_lab_in_the_wrong_state_for_the_scenario_is_not_touched() -> None:
     lab = FakeLab()
-    lab.writer = "ctl-2"
+    lab.writer = "ctl-2"  # and a VIP that does not move when its keepalived restarts
     with pytest.raises(DrillAborted, match="Galera writer is ctl-2"):
         run_drill(quick("power-off-vip-writer"), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
+    assert {c[0] for c in lab.calls} == {"kill_service", "start_service"}  # only the bounded set-up tries
+    assert len(lab.calls) == 6
+    lab.calls.clear()
     lab.vip = ["ctl-1", "ctl-3"]
     with pytest.raises(DrillAborted, match="2 nodes"):
         run_drill(quick("kill-haproxy-vip"), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
     assert lab.calls == []
+
+
+def test_the_vip_is_moved_onto_the_writer_before_a_vip_writer_drill() -> None:
+    lab = FakeLab()
+    lab.vip, lab.writer, lab.vip_follows_keepalived = ["ctl-3"], "ctl-2", True
+    run = run_drill(quick("power-off-vip-writer"), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
+    assert run.target == "ctl-2"
+    assert lab.calls[:4] == [("kill_service", "ctl-3", "keepalived", "TERM"), ("start_service", "ctl-3", "keepalived"),
+                             ("kill_service", "ctl-1", "keepalived", "TERM"), ("start_service", "ctl-1", "keepalived")]
+    assert ("power", "ctl-2", "off") in lab.calls
 
 
 def test_a_workload_that_cannot_prepare_stops_the_drill_before_the_fault() -> None:

@@ -50,6 +50,8 @@ class Timing:
     poll_s: float = 1.0
     join_timeout_s: float = 60.0
     sampler_rate: float = 10.0
+    align_wait_s: float = 15.0
+    """How long the set-up waits for the VIP to leave a holder whose keepalived it restarted."""
 
 
 class DrillAborted(Exception):
@@ -127,10 +129,29 @@ class Drill:
                 w.prepare()
             except Exception as exc:  # reported as the reason the drill did not start
                 raise DrillAborted(f"workload {w.name} cannot start: {short_error(exc)}") from exc
+        if self.s.target == "vip_writer":
+            self.align_vip_with_writer()
         try:
             self.target = resolve(self.s.target, world(self.b, self.s))
         except SelectorError as exc:
             raise DrillAborted(f"{self.s.name}: {exc}") from exc
+
+    def align_vip_with_writer(self, tries: int = 3) -> None:
+        """Before the drill (nothing is measured yet): when the VIP sits on another controller than
+        the Galera writer, as after an earlier drill (keepalived does not preempt; every HAProxy
+        prefers the same writer), restart keepalived on the holder so the VIP moves on. Bounded;
+        a VIP that never lands on the writer aborts the drill with the selector's reason."""
+        for _ in range(tries):
+            w = world(self.b, self.s)
+            if len(w.vip) != 1 or w.writer is None or w.vip[0] == w.writer:
+                return
+            holder = w.vip[0]
+            self.say(f"setup: the VIP is on {holder}, the writer is {w.writer}: restarting keepalived on {holder}")
+            self.b.faults.kill_service(holder, "keepalived", "TERM")
+            self.b.faults.start_service(holder, "keepalived")
+            deadline = time.monotonic() + self.timing.align_wait_s
+            while time.monotonic() < deadline and placement(0.0, self.b.observe()).vip == (holder,):
+                time.sleep(min(0.5, self.timing.align_wait_s / 10))
 
     def start(self) -> list[threading.Thread]:
         bound = self.s.timeline_bound()
