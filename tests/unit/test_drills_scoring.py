@@ -8,6 +8,7 @@ import pytest
 
 from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Event, Placement, Recording, Sample
 from hastack.drills.scoring import (
+    TARGETS,
     Gap,
     Stat,
     Window,
@@ -269,3 +270,9 @@ def test_a_soak_counts_moves_and_galera_membership_changes() -> None:
                                                    "agents_moves": 0}), tags=("soak",))}
     assert v["vip_moves"].passed and v["agents_moves"].passed and v["galera_membership_changes"].passed is False
     assert {x.target.figure: x for x in judge(single({"vip_moves": 3}))}["vip_moves"].passed is None
+
+
+def test_the_soak_counts_are_listed_only_for_the_soak() -> None:
+    listed = {t.figure for t in TARGETS if t.listed(("vip", "writer"))}
+    assert "vip_moves" not in listed and "agents_moved_s" in listed and "vip_gap_s" in listed
+    assert {"vip_moves", "galera_membership_changes", "agents_moves"} <= {t.figure for t in TARGETS if t.listed(("soak",))}

@@ -213,7 +213,7 @@ def _verdict(passed: bool | None) -> str:
 def series_table(series: DrillSeries, verdicts: Sequence[Verdict]) -> Table:
     t = Table("figure", "median [min-max]", "target", "verdict (worst run)",
               title=f"{series.scenario.name}: {len(series.runs)} run(s)")
-    for v in verdicts:
+    for v in (v for v in verdicts if v.target.listed(series.scenario.tags)):
         st = series.stats.get(v.target.figure)
         t.add_row(v.target.label, _stat(st, v.target.unit), f"<= {_num(v.target.limit, v.target.unit)} {v.target.unit}",
                   _verdict(v.passed))
@@ -244,7 +244,7 @@ def bench(topo: Topology, secrets: Secrets, bindings_for: Callable[[Topology], B
     rows = {name: bench_rows(results["hastack"][name].stats, results["reference"][name].stats,
                              by_name(name).tags) for name in scenarios}
     for name in scenarios:
-        con.print(bench_table(name, rows[name]))
+        con.print(bench_table(name, [r for r in rows[name] if r.target.listed(by_name(name).tags)]))
     if report_dir is not None:
         report.dump(report.bench_json(rows), report_dir / "bench.json")
     return EXIT_MISSED if any(r.passed is False for rs in rows.values() for r in rs) else EXIT_OK
