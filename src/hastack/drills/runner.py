@@ -224,7 +224,7 @@ def run_drill(scenario: Scenario, b: Bindings, workloads: Sequence[Workload], *,
               timing: Timing = Timing(), say: Say = _quiet) -> DrillRun:
     d = Drill(scenario, b, workloads, timing, say)
     d.precheck()
-    say(f"{scenario.name}: target {d.target}")
+    say(f"{scenario.name}: target {d.target}" if d.target else f"{scenario.name}: no fault, no target")
     threads = d.start()
     try:
         d.phases()
