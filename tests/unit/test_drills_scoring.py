@@ -276,4 +276,6 @@ def test_the_soak_counts_are_listed_only_for_the_soak() -> None:
     listed = {t.figure for t in TARGETS if t.listed(("vip", "writer"))}
     assert "vip_moves" not in listed and "agents_moved_s" in listed and "vip_gap_s" in listed
     soak = {t.figure for t in TARGETS if t.listed(("soak",))}
+    assert {v.target.figure: v for v in judge(single({"heal_to_healthy_s": None}), ("soak",))}[
+        "heal_to_healthy_s"].passed is None  # nothing is healed in a soak
     assert {"vip_moves", "galera_membership_changes", "agents_moves"} <= soak
