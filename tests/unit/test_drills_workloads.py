@@ -290,7 +290,20 @@ def test_db_verify_reads_every_node_and_marks_the_unreadable(monkeypatch: pytest
     assert time.monotonic() - t0 < 0.5
     snap = rec.snapshot()
     assert snap.checks["db_present"] == {"ctl-1": ["r-d0", "r-d1"], "ctl-2": None}
+    assert snap.checks["galera_conf_id"] == [None, None]  # never prepared: no generation to compare
     assert any(e.kind == "note" and "ctl-2" in e.text for e in snap.events)
+
+
+def test_db_verify_reads_the_galera_generation_after_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    ep = wl.Endpoints("10.77.0.10", {"ctl-1": "10.77.0.11"}, "10.77.0.0/24")
+    db = wl.DbWrites(ep, CREDS, "r", verify_timeout=0.5)
+    generations = iter([41, 43])
+    monkeypatch.setattr(db, "conf_id", lambda: next(generations))
+    monkeypatch.setattr(db, "read_node", lambda address: ["r-d0"])
+    db.conf_before = db.conf_id()
+    rec = Recorder()
+    db.verify(rec)
+    assert rec.snapshot().checks["galera_conf_id"] == [41, 43]
 
 
 def test_sql_names_the_probe_table_and_the_wsrep_node() -> None:

@@ -353,6 +353,7 @@ class DbWrites:
         self.timeout, self.workers, self.verify_timeout = timeout, workers, verify_timeout
         self.sessions: Clients[_Session] = Clients(lambda: self._session(self.ep.vip),
                                                    lambda s: s.conn.close())
+        self.conf_before: int | None = None
 
     def _connect(self, host: str) -> pymysql.connections.Connection[Any]:
         return pymysql.connect(host=host, port=DB_PORT, user=self.c.db_user, password=self.c.db_password,
@@ -429,7 +430,9 @@ class DbWrites:
             if present[name] is None:
                 rec.event("note", f"could not read {DB_TABLE} on {name}", node=name, ok=False)
         rec.check("db_present", present)
-        rec.check("galera_conf_id", [getattr(self, "conf_before", None), _retry(self.conf_id, self.verify_timeout)])
+        # membership changes are counted only against a generation read before the run
+        after = _retry(self.conf_id, self.verify_timeout) if self.conf_before is not None else None
+        rec.check("galera_conf_id", [self.conf_before, after])
 
 
 def _retry(fn: Callable[[], T], timeout: float, pause: float = 1.0) -> T | None:
