@@ -4,7 +4,7 @@ Why the management API and not rabbitmqctl: each rabbitmqctl call boots an Erlan
 CPU); listing every vhost's queues that way takes seconds. The API answers in milliseconds.
 
 Why four requests: when a member is powered off, RabbitMQ keeps believing it is there until the
-Erlang distribution gives up (net_ticktime: hastack's default 15 s, RabbitMQ's 60 s), and every
+Erlang distribution gives up (net_ticktime, 60 s by default), and every
 request that gathers data from all members (/api/nodes, /api/overview, rabbitmqctl cluster_status...) hangs meanwhile
 (measured in the lab: 5 s and more per request, for minutes). So each node is asked
 - `/api/health/checks/virtual-hosts`: is the broker on *this* node serving (local, fast);

@@ -115,12 +115,13 @@ class CorosyncTuning(Strict):
 
 class RabbitMQTuning(Strict):
     partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "pause_minority"
-    net_ticktime: Annotated[int, Field(ge=5, le=600)] = 15
-    """Seconds before Erlang declares a silent peer down (RabbitMQ's default is 60). Until then every
+    net_ticktime: Annotated[int, Field(ge=5, le=600)] = 60
+    """Seconds before Erlang declares a silent peer down (RabbitMQ's default, kept). Until then every
     metadata operation (a declare, a reconnecting client's reply queue) waits for the dead node: in
     the lab, after a controller's power-off, nova-api's publishes stalled 53 s and were then nacked
-    (HTTP 500). 15 s cuts that window to 11-19 s (Erlang: ticktime +- a quarter) and stays well
-    above the CPU stalls of a loaded 2-core host, which would otherwise read as false partitions."""
+    (HTTP 500). 15 s shortened that window, but in CI a 20-odd-second cut of one controller then
+    became a RabbitMQ partition that pause_minority had not healed 180 s later, and a `server create`
+    during a controller power-off failed: not a safe default on a loaded 2-core host yet."""
     rpc_response_timeout: Annotated[int, Field(ge=1, le=600)] = 10
 
 
