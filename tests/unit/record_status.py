@@ -62,7 +62,7 @@ async def record(path: Path, case: str, notes: list[str]) -> int:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     errors = await asyncio.gather(*(record_host(topo, path, n, case, notes, stamp) for n in topo.nodes))
     client = await default_client(topo, credentials(topo, path), TokenCache())
-    doc = {"topology": str(path), "notes": notes,
+    doc = {"topology": str(path), "notes": notes, "api_watchdog": topo.tuning.api_watchdog.enabled,
            "unreachable": {n.name: e for n, e in zip(topo.nodes, errors, strict=True) if e is not None},
            "client": asdict(client)}
     out = RECORDED / "status" / case / "_case.json"

@@ -29,6 +29,10 @@ def topology(case: str) -> tuple[Topology, str]:
     doc = case_doc(case)
     topo = load_topology(ROOT / doc["topology"]).topology
     assert topo is not None
+    if not doc.get("api_watchdog", False):
+        # Recorded before hastack-api-watchdog existed: the bundle did not ask for its unit.
+        off = topo.tuning.api_watchdog.model_copy(update={"enabled": False})
+        topo = topo.model_copy(update={"tuning": topo.tuning.model_copy(update={"api_watchdog": off})})
     return topo, doc["topology"]
 
 

@@ -305,16 +305,31 @@ def test_uwsgi_apis_bind_the_node_address(ctx: Ctx, seed_files: Rendered) -> Non
             lines = dict(line.split(" = ", 1) for line in f.data.decode().splitlines()[2:])
             host, port = lines["http-socket"].rsplit(":", 1)
             assert host == str(node.address)
-            if "neutron" in lines["name"]:  # eventlet-patched: threads off, two processes at least
-                assert lines["threads"] == "1"
-                assert int(lines["processes"]) == max(2, ctx.topo.openstack.api_workers)
-            else:
-                assert lines["processes"] == str(ctx.topo.openstack.api_workers)
+            # eventlet under native threads deadlocks: one thread per process, two processes at least
+            assert lines["threads"] == "1"
+            assert int(lines["processes"]) == max(2, ctx.topo.openstack.api_workers)
         for path in DEFAULTS[:8]:
             text = files[path].data.decode()
             assert re.search(r'^DAEMON_ARGS="--ini /etc/\S+-uwsgi\.ini"$', text, re.M), path
         glance = parse(files["/etc/glance/glance-api.conf"]).defaults()
         assert glance["bind_host"] == str(node.address)
+
+
+def test_uwsgi_apis_that_fail_to_load_exit_and_come_back(ctx: Ctx, seed_files: Rendered) -> None:
+    """need-app: no app -> the process ends (it would answer 500 for ever); the drop-in restarts it
+    always (uWSGI's "no app loaded" exit is a success to systemd) and with no start limit."""
+    for node in ctx.topo.controllers:
+        files = seed_files[node.name]
+        inis = [f for p, f in files.items() if p.endswith("-uwsgi.ini") and p.startswith(OWN)]
+        for f in inis:
+            lines = dict(line.split(" = ", 1) for line in f.data.decode().splitlines()[2:])
+            assert lines["need-app"] == "true", f.path
+            unit = next(u for u in f.restarts)
+            dropin = files[f"/etc/systemd/system/{unit}.service.d/hastack-restart.conf"]
+            cp = configparser.ConfigParser()
+            cp.read_string(dropin.data.decode())
+            assert cp["Service"]["Restart"] == "always" and cp["Unit"]["StartLimitIntervalSec"] == "0"
+            assert dropin.restarts == (unit,)
 
 
 def test_worker_counts_follow_api_workers(seed: Topology, ctx_of: Callable[[Topology], Ctx]) -> None:

@@ -54,6 +54,12 @@ class Api:
     title: str
     public: bool = True
     """Also bound on the public VIP (the metadata API is for the network nodes only)."""
+    unit: str = ""
+    """The systemd unit that serves it on each controller (its log: /var/log/<service>/<unit>.log)."""
+
+    @property
+    def log(self) -> str:
+        return f"/var/log/{self.service}/{self.unit}.log"
 
 
 # Check pages, read from the Zed packages' own paste pipelines and apps: oslo.middleware's
@@ -62,15 +68,17 @@ class Api:
 # nova's compute API mounts it only inside its versioned pipelines and placement has none: there
 # the unauthenticated version document (`/`, 200) is asked instead.
 APIS: tuple[Api, ...] = (
-    Api("keystone", "keystone", 5000, "/healthcheck", 200, "Keystone identity API"),
-    Api("glance_api", "glance", 9292, "/healthcheck", 200, "Glance image API"),
-    Api("placement_api", "placement", 8778, "/", 200, "Placement API"),
-    Api("nova_api", "nova", 8774, "/", 200, "Nova compute API"),
-    Api("nova_metadata", "nova", 8775, "/healthcheck", 200, "Nova metadata API", public=False),
-    Api("neutron_server", "neutron", 9696, "/healthcheck", 200, "Neutron network API"),
-    Api("cinder_api", "cinder", 8776, "/healthcheck", 200, "Cinder block storage API"),
-    Api("heat_api", "heat", 8004, "/healthcheck", 200, "Heat orchestration API"),
-    Api("heat_api_cfn", "heat", 8000, "/healthcheck", 200, "Heat CloudFormation-compatible API"),
+    Api("keystone", "keystone", 5000, "/healthcheck", 200, "Keystone identity API", unit="keystone"),
+    Api("glance_api", "glance", 9292, "/healthcheck", 200, "Glance image API", unit="glance-api"),
+    Api("placement_api", "placement", 8778, "/", 200, "Placement API", unit="placement-api"),
+    Api("nova_api", "nova", 8774, "/", 200, "Nova compute API", unit="nova-api"),
+    Api("nova_metadata", "nova", 8775, "/healthcheck", 200, "Nova metadata API", public=False,
+        unit="nova-api-metadata"),
+    Api("neutron_server", "neutron", 9696, "/healthcheck", 200, "Neutron network API", unit="neutron-api"),
+    Api("cinder_api", "cinder", 8776, "/healthcheck", 200, "Cinder block storage API", unit="cinder-api"),
+    Api("heat_api", "heat", 8004, "/healthcheck", 200, "Heat orchestration API", unit="heat-api"),
+    Api("heat_api_cfn", "heat", 8000, "/healthcheck", 200, "Heat CloudFormation-compatible API",
+        unit="heat-api-cfn"),
 )
 
 

@@ -50,17 +50,12 @@ PORT = 9696
 SERVER_UNITS = ("neutron-api", "neutron-rpc-server")
 ROOT_HELPER = "sudo neutron-rootwrap /etc/neutron/rootwrap.conf"
 
-# neutron-api monkey-patches with eventlet. Debian's ini runs 32 uWSGI threads per process, and
-# green threads cannot switch between native ones: the lab's log showed "greenlet.error: cannot switch
-# to a different thread", and in one CI run (after a controller power cycle) the API stopped
-# answering for good while its unit stayed active: the likely cause. Neutron's own uWSGI guide
-# runs processes without threads; so does hastack: one thread per process, and at least two
-# processes so that a slow call never leaves HAProxy's health check without a worker.
+# neutron-api monkey-patches with eventlet: one thread per uWSGI process, like every API here (see
+# openstack.debian_uwsgi; the lab's log showed "greenlet.error: cannot switch to a different thread").
 API = os_.Uwsgi(
     unit="neutron-api", init_name="neutron-server", ini="/etc/neutron/neutron-api-uwsgi.ini", port=PORT,
-    min_processes=2,
     lines=os_.debian_uwsgi("neutron-api", "neutron", ("wsgi-file", "/usr/bin/neutron-api"),
-                           "/var/log/neutron/neutron-api.log", threads=1,
+                           "/var/log/neutron/neutron-api.log",
                            extra=(("add-header", "Connection: close"),
                                   ("paste", "config:/etc/neutron/api-paste.ini"))),
 )

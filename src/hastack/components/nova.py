@@ -29,7 +29,7 @@ COMPUTE_UNIT = "nova-compute"
 API = os_.Uwsgi(
     unit="nova-api", init_name="nova-api", ini="/etc/nova/nova-api-uwsgi.ini", port=API_PORT,
     lines=os_.debian_uwsgi("nova-api", "nova", ("wsgi-file", "/usr/bin/nova-api-wsgi"),
-                           "/var/log/nova/nova-api.log", threads=1),
+                           "/var/log/nova/nova-api.log"),
 )
 METADATA = os_.Uwsgi(
     unit="nova-api-metadata", init_name="nova-api-metadata", ini="/etc/nova/nova-api-metadata-uwsgi.ini",

@@ -265,23 +265,51 @@ class Uwsgi:
     ini: str
     port: int
     lines: tuple[tuple[str, str], ...]
-    min_processes: int = 1
+    min_processes: int = 2
+    """With one thread per process (see debian_uwsgi), a second process keeps the API (and HAProxy's
+    check of it) answering while the first one serves a slow request."""
 
     @property
     def default_file(self) -> str:
         return f"/etc/default/{self.init_name}"
 
+    @property
+    def dropin(self) -> str:
+        return f"/etc/systemd/system/{self.unit}.service.d/hastack-restart.conf"
 
-def debian_uwsgi(name: str, user: str, app: tuple[str, str], log: str, *, threads: int = 32,
+
+def debian_uwsgi(name: str, user: str, app: tuple[str, str], log: str, *, threads: int = 1,
                  plugins: str = "python3", rem_header: bool = True,
                  extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
-    """The settings of Debian's shipped ini (processes aside), in its order."""
+    """The settings of Debian's shipped ini (processes aside), in its order, with two changes:
+
+    - `threads = 1` where Debian ships 32. These apps use eventlet primitives (oslo.messaging,
+      oslo.service, the memcache pools); run from several OS threads of one process they end in
+      `greenlet.error: cannot switch to a different thread` and a deadlocked worker that accepts
+      nothing more (seen in the lab on neutron-api and cinder-api, with the listen queue full). One
+      thread per process and at least two processes (Uwsgi.min_processes) is the safe shape.
+    - `need-app` (see UWSGI_DROPIN)."""
     head = (("buffer-size", "65535"),) + ((("rem-header", "Content-Length"),) if rem_header else ()) + (
         ("master", "true"), ("thunder-lock", "true"), ("plugins", plugins))
     tail = (("lazy-apps", "true"), ("paste-logger", "true"), ("no-orphans", "true"), ("die-on-term", "true"),
-            ("enable-threads", "true"), ("threads", str(threads)), ("listen", "100"))
+            ("enable-threads", "true"), ("threads", str(threads)), ("listen", "100"), ("need-app", "true"))
     own = (("logto", log), ("name", name), ("uid", user), ("gid", user), ("chdir", f"/var/lib/{user}"), app)
     return head + tail + extra + own
+
+
+UWSGI_RESTART_S = 5
+UWSGI_DROPIN = f"""# {HEADER}
+# uWSGI runs with need-app: an app that fails to load (its database or Keystone away at that
+# moment) ends the process instead of leaving it up and answering 500 for ever. Debian's unit
+# restarts only on failure and uWSGI's "no app loaded" exit counts as success, so restart always,
+# without a start limit, until the app loads.
+[Unit]
+StartLimitIntervalSec=0
+
+[Service]
+Restart=always
+RestartSec={UWSGI_RESTART_S}
+"""
 
 
 def uwsgi_files(spec: Uwsgi, node: Node, workers: int) -> list[File]:
@@ -295,7 +323,8 @@ def uwsgi_files(spec: Uwsgi, node: Node, workers: int) -> list[File]:
                f" the socket and process count come from {spec.ini} alone.\n"
                f'DAEMON_ARGS="--ini {spec.ini}"\n')
     restarts = (spec.unit,)
-    return [File(spec.ini, ini_text, restarts=restarts), File(spec.default_file, default, restarts=restarts)]
+    return [File(spec.ini, ini_text, restarts=restarts), File(spec.default_file, default, restarts=restarts),
+            File(spec.dropin, UWSGI_DROPIN, restarts=restarts)]
 
 
 # -- deploy: schema steps ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ MODULES: tuple[str, ...] = (
     "cinder",
     "heat",
     "telemetry",
+    "api_watchdog",
     "corosync",
     "pacemaker",
 )

@@ -125,12 +125,27 @@ class RabbitMQTuning(Strict):
     rpc_response_timeout: Annotated[int, Field(ge=1, le=600)] = 10
 
 
+class ApiWatchdogTuning(Strict):
+    """Liveness of the OpenStack APIs on each controller (hastack-api-watchdog.service): a unit that
+    has been active longer than `grace_s` and gave no HTTP answer at all (any status counts as an
+    answer) to `failures` checks in a row, `interval_s` apart, is restarted. HAProxy already takes a
+    backend that answers badly out of the VIP's rotation; this brings back one that hangs."""
+
+    enabled: bool = True
+    interval_s: Annotated[int, Field(ge=1, le=300)] = 5
+    timeout_s: Annotated[int, Field(ge=1, le=60)] = 5
+    failures: Annotated[int, Field(ge=2, le=100)] = 12
+    grace_s: Annotated[int, Field(ge=30, le=3600)] = 180
+    """After a unit (re)starts: a cold API on a loaded 2-core lab answers after up to a few minutes."""
+
+
 class Tuning(Strict):
     keepalived: KeepalivedTuning = KeepalivedTuning()
     haproxy: HAProxyTuning = HAProxyTuning()
     galera: GaleraTuning = GaleraTuning()
     corosync: CorosyncTuning = CorosyncTuning()
     rabbitmq: RabbitMQTuning = RabbitMQTuning()
+    api_watchdog: ApiWatchdogTuning = ApiWatchdogTuning()
 
 
 class OpenStack(Strict):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hastack.components import haproxy, heat, keystone, neutron
+from hastack.components import api_watchdog, haproxy, heat, keystone, neutron
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.components.registry import component
@@ -80,9 +80,13 @@ LISTENERS = r"""for a do
   unit=$(sed -n 's#^0::.*/\([^/]*\.service\)$#\1#p' /proc/$pid/cgroup)
   echo "$a: pid $pid, $unit $(systemctl show -p ActiveState -p SubState -p NRestarts "$unit" | tr '\n' ' ')"
   journalctl -u "$unit" -n 3 --no-pager -o short-monotonic | sed 's/^/    /'
+  for log in /var/log/*/"${unit%.service}".log; do
+    [ -f "$log" ] && tail -n 5 "$log" | cut -c 1-300 | sed "s|^|    $log: |"
+  done
 done
 """
-"""Why a port does not answer: who listens on it, that unit's state and its last journal lines."""
+"""Why a port does not answer: who listens on it, that unit's state, its last journal lines and the
+last lines of its own log (uWSGI writes there, not to the journal)."""
 
 TOKEN_REQUEST = ("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
                  "-H", "Content-Type: application/json", "--data-binary", "@-")
@@ -145,6 +149,7 @@ async def wait_http(d: Deploy, host: str, urls: list[tuple[str, int]], what: str
                     timeout: float = API_TIMEOUT) -> None:
     """Until every URL answers its status, asked from `host` itself."""
     want = dict(urls)
+    silent: list[str] = list(want)
 
     async def probe() -> tuple[bool, object]:
         res = await d.run(host, ["sh", "-c", HTTP_CODES, "sh", *want], f"probe {what}")
@@ -153,12 +158,13 @@ async def wait_http(d: Deploy, host: str, urls: list[tuple[str, int]], what: str
             code, _, url = line.partition(" ")
             got[url] = code
         bad = {u: got.get(u, "?") for u, code in want.items() if got.get(u) != str(code)}
+        silent[:] = list(bad)
         return not bad, ", ".join(f"{u} -> {c}" for u, c in bad.items()) or "all answered"
 
     try:
         await until(probe, what=what, timeout=timeout, interval=2)
     except GateTimeout as exc:
-        bad = sorted({urllib.parse.urlsplit(u).netloc for u in want})
+        bad = sorted({urllib.parse.urlsplit(u).netloc for u in silent or want})
         why = await d.run(host, ["sh", "-c", LISTENERS, "sh", *bad], "which units listen", check=False)
         raise StepFailed(host, f"gate: {what}", f"{exc}\n{why.stdout.rstrip()}") from exc
 
@@ -433,6 +439,8 @@ class OpenStackStage:
     async def controller(self, d: Deploy, node: Node) -> None:
         await ensure_units(d, node.name, service_units(d.topo, node, skip=("keystone",)))
         await wait_http(d, node.name, api_urls(d.topo, str(node.address)), f"every API on {node.name}")
+        if api_watchdog.COMPONENT.applies(d.topo, node):  # only once every API answers: no restart mid-deploy
+            await ensure_units(d, node.name, [api_watchdog.UNIT])
 
     async def agent_node(self, d: Deploy, node: Node) -> None:
         """A network or compute node: its units, then (when any started) its own rows up, so the

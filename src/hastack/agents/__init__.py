@@ -1,0 +1,1 @@
+"""Programs hastack copies to the nodes and runs there (standard library only)."""
