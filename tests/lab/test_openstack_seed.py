@@ -29,6 +29,7 @@ from seedcloud import (
     on,
     osc,
     osc_quietly,
+    until,
 )
 
 pytestmark = pytest.mark.lab
@@ -168,3 +169,26 @@ def test_network_router_and_server_on_the_shared_agents(cloud: str) -> None:
                      ["flavor", "delete", f"{name}-flavor"], ["image", "delete", f"{name}-image"]):
             osc_quietly(cloud, *argv)
         on(cloud, "rm -f /root/hs-lab.img")
+
+
+def test_a_hung_api_is_restarted_by_the_watchdog(cloud: str) -> None:
+    """placement-api on ctl-3 stopped with SIGSTOP: it still accepts connections into its listen
+    queue but never answers, the way the eventlet deadlock left APIs in CI. hastack-api-watchdog
+    restarts it after its silence count (past the unit's start grace); it answers again and the
+    journal says why, with what the processes were waiting on."""
+    node, unit, url = "ctl-3", "placement-api", f"http://{CONTROLLERS['ctl-3']}:8778/"
+    since = on(node, "date '+%Y-%m-%d %H:%M:%S'").strip()
+    before = on(node, f"systemctl show -p MainPID --value {unit}").strip()
+    on(node, f"systemctl kill -s STOP {unit}")
+    try:
+        assert on(node, f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 3 {url}", check=False) == "000"
+        until(f"the watchdog restarting {unit} on {node}",
+              lambda: on(node, f"systemctl show -p MainPID --value {unit}").strip() not in (before, "0"), 420, 5)
+        until(f"{unit} on {node} answering again",
+              lambda: on(node, f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 3 {url}", check=False) == "200",
+              180, 2)
+        log = on(node, f"journalctl -u hastack-api-watchdog --since '{since}' --no-pager -o cat")
+        assert f"{unit}: no HTTP answer from {url}" in log and "restarting it" in log, log
+        assert re.search(rf"{unit}:   pid \d+: state T", log), log  # the evidence: stopped processes
+    finally:
+        on(node, f"systemctl kill -s CONT {unit}", check=False)

@@ -103,8 +103,10 @@ def evidence(unit: str, log: str) -> list[str]:
     """What the unit's processes wait on, their TCP peers and the tail of the service's log."""
     lines: list[str] = []
     cgroup = run(["systemctl", "show", "-p", "ControlGroup", "--value", f"{unit}.service"]).strip()
-    procs = Path(f"/sys/fs/cgroup{cgroup}/cgroup.procs") if cgroup else None
-    pids = procs.read_text().split() if procs is not None and procs.exists() else []
+    # cgroup v2 alone, or systemd's hybrid layout (as inside the lab's containers)
+    found = [p for p in (Path(f"/sys/fs/cgroup{d}{cgroup}/cgroup.procs") for d in ("", "/unified", "/systemd"))
+             if cgroup and p.exists()]
+    pids = found[0].read_text().split() if found else []
     for pid in pids:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
