@@ -168,3 +168,42 @@ def test_a_second_run_changes_nothing(seed: Topology) -> None:
     first = d.changes
     asyncio.run(FilesStage().host(d, seed.node(node)))
     assert first > 0 and d.changes == first
+
+
+# -- RabbitMQ: vhosts left stopped on a broker of a new cluster ------------------------------------
+def test_stopped_vhosts_read_from_the_lab() -> None:
+    from recordings import load
+
+    from hastack.deploy.stages.rabbitmq import VHOSTS, stopped_vhosts
+
+    rec = load("rabbitmqctl", "lab-vhosts-stopped")
+    assert rec.argv == VHOSTS
+    assert stopped_vhosts(rec.stdout) == [
+        ("rabbit@ctl-1", "cinder"), ("rabbit@ctl-1", "drills"), ("rabbit@ctl-1", "neutron"),
+        ("rabbit@ctl-2", "drills"), ("rabbit@ctl-2", "heat"), ("rabbit@ctl-2", "nova")]
+    assert stopped_vhosts('[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running"}}]') == []
+
+
+def test_the_gate_starts_a_vhost_where_it_is_stopped_then_waits_for_it(seed: Topology) -> None:
+    from hastack.deploy.stages.rabbitmq import VHOSTS
+
+    down = '[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running","rabbit@ctl-2":"stopped"}}]'
+    up = '[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running","rabbit@ctl-2":"running"}}]'
+    s = Script().add(on(*VHOSTS, host="ctl-1", stdout=down),
+                     on("rabbitmqctl", "-q", "--node", "rabbit@ctl-2", "restart_vhost", "--vhost", "nova",
+                        host="ctl-1"),
+                     on(*VHOSTS, host="ctl-1", stdout=up))
+    d = make(seed, s)
+    asyncio.run(RabbitMQStage().vhosts_everywhere(d, "ctl-1"))
+    assert d.changes == 1
+    s.assert_done()
+
+
+def test_the_gate_changes_nothing_when_every_vhost_runs(seed: Topology) -> None:
+    from hastack.deploy.stages.rabbitmq import VHOSTS
+
+    up = '[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running","rabbit@ctl-2":"running"}}]'
+    s = Script().add(on(*VHOSTS, host="ctl-1", stdout=up))
+    d = make(seed, s)
+    asyncio.run(RabbitMQStage().vhosts_everywhere(d, "ctl-1"))
+    assert d.changes == 0

@@ -73,3 +73,44 @@ class RabbitMQStage:
         users = {u.get("user") for u in json.loads(res.stdout or "[]")}
         if "guest" in users:
             raise StepFailed(host, "gate: no guest user", "the default 'guest' account exists")
+        await self.vhosts_everywhere(d, host)
+
+    async def vhosts_everywhere(self, d: Deploy, host: str) -> None:
+        """Every vhost running on every broker, started where it is not.
+
+        Each broker imports the definitions file at boot. When the brokers of a new cluster boot
+        together, a vhost that one of them adds while another is still joining can stay stopped on
+        that other one: its clients get "vhost 'nova' is down" there, and nova-conductor exits at
+        start (seen twice in the lab on a fresh deploy, 2026-11-27). `restart_vhost` on that broker
+        starts it; the gate then waits for every vhost to run everywhere."""
+
+        async def stopped() -> list[tuple[str, str]]:
+            res = await d.run(host, [*VHOSTS], "list RabbitMQ vhosts and where they run")
+            return stopped_vhosts(res.stdout)
+
+        down = await stopped()
+        for node, vhost in down:
+            await d.run(host, ["rabbitmqctl", "-q", "--node", node, "restart_vhost", "--vhost", vhost],
+                        f"start vhost {vhost} on {node}", timeout=120)
+            d.changed(host, f"started RabbitMQ vhost {vhost} on {node} (it was stopped there)")
+        if not down:
+            return
+
+        async def probe() -> tuple[bool, object]:
+            left = await stopped()
+            return not left, f"stopped: {left}"
+
+        try:
+            await until(probe, what="every vhost running on every broker", timeout=60, interval=1)
+        except GateTimeout as exc:
+            raise StepFailed(host, "gate: RabbitMQ vhosts", str(exc)) from exc
+
+
+VHOSTS = ("rabbitmqctl", "-q", "list_vhosts", "name", "cluster_state", "--formatter", "json")
+
+
+def stopped_vhosts(text: str) -> list[tuple[str, str]]:
+    """(broker, vhost) for every vhost not running on a broker, from `list_vhosts name cluster_state`."""
+    rows = json.loads(text or "[]")
+    return sorted((broker, row["name"]) for row in rows
+                  for broker, state in (row.get("cluster_state") or {}).items() if state != "running")
