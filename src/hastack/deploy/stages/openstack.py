@@ -437,8 +437,17 @@ class OpenStackStage:
 
     # -- 6. services -----------------------------------------------------------------------------
     async def controller(self, d: Deploy, node: Node) -> None:
-        await ensure_units(d, node.name, service_units(d.topo, node, skip=("keystone",)))
+        """The node's APIs first, gated on their own address and then through the VIP; only then the
+        daemons. nova-conductor and nova-scheduler ask Placement through the VIP as they start and
+        exit when it does not answer yet ("placement ... does not have any supported versions"):
+        started together with the APIs, they lost that race on a fresh lab (2026-11-27)."""
+        units = service_units(d.topo, node, skip=("keystone",))
+        served = {a.unit for a in haproxy.apis(d.topo)}
+        await ensure_units(d, node.name, [u for u in units if u in served])
         await wait_http(d, node.name, api_urls(d.topo, str(node.address)), f"every API on {node.name}")
+        await wait_http(d, node.name, api_urls(d.topo, str(d.topo.network.vip)),
+                        f"every API through the VIP, before the daemons on {node.name}")
+        await ensure_units(d, node.name, [u for u in units if u not in served])
         if api_watchdog.COMPONENT.applies(d.topo, node):  # only once every API answers: no restart mid-deploy
             await ensure_units(d, node.name, [api_watchdog.UNIT])
 
