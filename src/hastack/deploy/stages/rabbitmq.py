@@ -85,16 +85,16 @@ class RabbitMQStage:
         starts it; the gate then waits for every vhost to run everywhere."""
 
         async def stopped() -> list[tuple[str, str]]:
-            res = await d.run(host, [*VHOSTS], "list RabbitMQ vhosts and where they run")
+            res = await d.run(host, list(VHOSTS), "list RabbitMQ vhosts and where they run")
             return stopped_vhosts(res.stdout)
 
         down = await stopped()
+        if not down:
+            return
         for node, vhost in down:
             await d.run(host, ["rabbitmqctl", "-q", "--node", node, "restart_vhost", "--vhost", vhost],
                         f"start vhost {vhost} on {node}", timeout=120)
             d.changed(host, f"started RabbitMQ vhost {vhost} on {node} (it was stopped there)")
-        if not down:
-            return
 
         async def probe() -> tuple[bool, object]:
             left = await stopped()
