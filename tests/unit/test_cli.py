@@ -20,6 +20,20 @@ def test_validate_valid_example_exits_zero() -> None:
     assert "Galera votes 3" in res.output
 
 
+def test_validate_prints_summary_and_each_report_on_their_own_lines(tmp_path: Path) -> None:
+    """Issue #11: the summary came out glued to the first warning (`...votes 3<file>:17:1: warning`)."""
+    topo = tmp_path / "dup.yml"
+    text = (EXAMPLES / "seed.yml").read_text()
+    topo.write_text(text.replace("services: [keystone,", "services: [keystone, keystone,", 1))
+    res = runner.invoke(app, ["validate", str(topo)])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    reports = [ln for ln in lines if ln.startswith(f"{topo}:") and "[SVC-DUP]" in ln]
+    summaries = [ln for ln in lines if ln.startswith(f"{topo}: valid - ")]
+    assert len(reports) == 1 and len(summaries) == 1, lines
+    assert lines[-1] == summaries[0] and "[SVC-DUP]" not in summaries[0]
+
+
 def test_validate_invalid_exits_non_zero_with_every_report() -> None:
     path = EXAMPLES / "invalid" / "bad-addresses.yml"
     res = runner.invoke(app, ["validate", str(path)])

@@ -24,10 +24,11 @@ err = Console(stderr=True, soft_wrap=True)
 TopologyArg = Annotated[Path, typer.Argument(help="topology YAML file")]
 
 
-def print_reports(reports: list[Report]) -> None:
+def print_reports(reports: list[Report], console: Console = err) -> None:
+    """Reports are diagnostics beside a command's result, so stderr, unless they are the result."""
     style = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
     for r in sorted(reports, key=lambda r: (-r.severity, r.location.line if r.location else 0)):
-        err.print(r.render(), style=style[r.severity], markup=False, highlight=False)
+        console.print(r.render(), style=style[r.severity], markup=False, highlight=False)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -57,7 +58,9 @@ def validate(topology: TopologyArg = DEFAULT_TOPOLOGY,
                                     "location": str(r.location) if r.location else None, "hint": r.hint}
                                    for r in loaded.reports]))
     else:
-        print_reports(loaded.reports)
+        # The reports are this command's result: stdout, with the summary, in one order. Split over
+        # two streams, a reader that captured both saw the summary glued to the first warning.
+        print_reports(loaded.reports, out)
     if not loaded.ok:
         raise typer.Exit(1)
     t = loaded.topology
