@@ -26,6 +26,10 @@ from hastack.components.base import Ctx, File, template
 from hastack.topology.model import FenceDevice, Node, Topology
 
 SCRIPT = "/etc/hastack/pacemaker.crm"
+PACKAGES = ("pacemaker", "corosync", "cluster-glue", "resource-agents", "crmsh", "fence-agents")
+"""The seed document's cluster stack, named whole (corosync.py asks for corosync too, and pacemaker
+depends on it). Nothing hastack renders needs cluster-glue: it is there because the seed lists it,
+for its tools (ha_logger, hb_report, the `stonith` command of the legacy fence plugins)."""
 GROUP = "neutron-agents"
 AGENT_UNITS = ("neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent")
 """Started and stopped by Pacemaker only: systemd must keep them disabled on the network nodes."""
@@ -165,7 +169,7 @@ class Pacemaker:
         return node.has("network")
 
     def packages(self, topo: Topology, node: Node) -> list[str]:
-        return ["pacemaker", "crmsh", "resource-agents", "fence-agents"]
+        return list(PACKAGES)
 
     def units(self, topo: Topology, node: Node) -> list[str]:
         return ["pacemaker"]

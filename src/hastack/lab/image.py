@@ -36,15 +36,16 @@ PACKAGES: tuple[str, ...] = (
     "curl", "procps", "less", "psmisc", "rsync", "socat", "netcat-openbsd", "ca-certificates", "crudini",
     "ebtables", "iptables", "ipset", "nftables", "conntrack", "dnsmasq-base", "bridge-utils", "sudo",
     "net-tools",  # netstat, for neutron-netns-cleanup
+    "python3",  # the API watchdog's interpreter
     # database, messaging, balancing, VIP, cache
     "mariadb-server", "mariadb-client", "galera-4", "mariadb-backup", "galera-arbitrator-4",
     "rabbitmq-server", "haproxy", "keepalived", "memcached",
     # cluster stack for the network nodes
     "corosync", "corosync-qdevice", "corosync-qnetd", "pacemaker", "pacemaker-cli-utils", "crmsh",
-    "resource-agents", "fence-agents",
+    "resource-agents", "fence-agents", "cluster-glue",
     # OpenStack Zed
     "python3-pymysql", "python3-openstackclient", "python3-osc-placement", "python3-oslo.config",
-    "keystone", "glance", "placement-api",
+    "keystone", "glance", "glance-api", "placement-api",
     "nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "nova-compute-ironic",
     "neutron-api", "neutron-rpc-server", "neutron-l3-agent", "neutron-dhcp-agent", "neutron-metadata-agent",
     "neutron-linuxbridge-agent",
