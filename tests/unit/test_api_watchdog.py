@@ -131,3 +131,11 @@ def test_off_in_the_topology_renders_nothing(seed: Topology) -> None:
 def test_every_api_names_its_unit() -> None:
     assert all(a.unit for a in haproxy.APIS)
     assert len({a.unit for a in haproxy.APIS}) == len(haproxy.APIS)
+
+
+def test_telemetry_apis_read_the_log_their_uwsgi_writes() -> None:
+    """The watchdog quotes an API's log when it restarts it: telemetry's are under gnocchi/ and aodh/."""
+    from hastack.components import telemetry
+
+    logs = {a.unit: a.log for a in haproxy.APIS if a.service == "telemetry"}
+    assert logs == {spec.unit: dict(spec.lines)["logto"] for spec in (telemetry.GNOCCHI_API, telemetry.AODH_API)}

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from pathlib import Path
+from typing import get_args
+from urllib.parse import urlsplit
 
-from hastack.components import haproxy
+from ruamel.yaml import YAML
+
+from conftest import EXAMPLES
+from hastack.components import haproxy, keystone
 from hastack.components.base import Ctx, File
-from hastack.topology.model import HAProxyTuning, Network, Node, PublicNetwork, Topology
+from hastack.topology.load import load
+from hastack.topology.model import HAProxyTuning, Network, Node, PublicNetwork, ServiceName, Topology
 
 CtxOf = Callable[[Topology], Ctx]
 Sections = dict[str, list[str]]
@@ -98,7 +105,7 @@ def test_global_admin_socket(seed: Topology, ctx_of: CtxOf) -> None:
 
 def test_only_running_services_get_listeners(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:
     seed_names = {s.split()[1] for s in sections(ctx_of(seed), seed.controllers[0]) if s.startswith("listen")}
-    assert seed_names == {"stats", "galera", *(a.name for a in haproxy.APIS)}
+    assert seed_names == {"stats", "galera", *(a.name for a in haproxy.APIS if a.service != "telemetry")}
     four_names = {s.split()[1] for s in sections(ctx_of(four), four.controllers[0]) if s.startswith("listen")}
     assert "nova_api" not in four_names and "nova_metadata" not in four_names
     assert four_names == {"stats", "galera", "keystone", "glance_api", "placement_api", "neutron_server",
@@ -107,7 +114,7 @@ def test_only_running_services_get_listeners(seed: Topology, four: Topology, ctx
 
 def test_every_api_checks_the_service_on_every_controller(seed: Topology, ctx_of: CtxOf) -> None:
     secs = sections(ctx_of(seed), seed.controllers[2])
-    for api in haproxy.APIS:
+    for api in haproxy.apis(seed):
         body = secs[f"listen {api.name}"]
         assert "mode http" in body and "option httpchk" in body
         assert f"http-check send meth GET uri {api.check_uri}" in body
@@ -116,6 +123,40 @@ def test_every_api_checks_the_service_on_every_controller(seed: Topology, ctx_of
         srv = servers(body)
         assert [s[2] for s in srv] == [f"{n.address}:{api.port}" for n in seed.controllers]
         assert all("check" in s and "backup" not in s for s in srv)
+
+
+def every_service(tmp_path: Path) -> Topology:
+    """seed.yml with every service hastack knows (telemetry too), loaded and validated as a file."""
+    yaml = YAML(typ="safe")
+    doc = yaml.load((EXAMPLES / "seed.yml").read_text())
+    doc["openstack"]["services"] = list(get_args(ServiceName))
+    path = tmp_path / "every-service.yml"
+    with path.open("w") as f:
+        yaml.dump(doc, f)
+    loaded = load(path)
+    assert loaded.topology is not None, [r.render() for r in loaded.reports]
+    return loaded.topology
+
+
+def test_every_catalog_port_is_served_on_the_vip(tmp_path: Path, ctx_of: CtxOf) -> None:
+    """Issue #11: the catalog named gnocchi (8041) and aodh (8042) but HAProxy had no listener for them.
+    Every endpoint port needs a VIP bind whose servers are every controller, checked over HTTP."""
+    topo = every_service(tmp_path)
+    ports = {urlsplit(e.url).port for e in keystone.endpoints(topo)}
+    assert {8041, 8042} <= ports
+    for node in topo.controllers:
+        served: dict[int, list[str]] = {}
+        for name, body in sections(ctx_of(topo), node).items():
+            for bind in lines(body, "bind") if name.startswith("listen") else []:
+                address, port = bind.split()[1].rsplit(":", 1)
+                if address == str(topo.network.vip):
+                    served[int(port)] = body
+        assert sorted(ports - set(served)) == [], f"{node.name}: catalog ports without a VIP listener"
+        for port in ports:
+            body = served[port]
+            assert [s[2] for s in servers(body)] == [f"{n.address}:{port}" for n in topo.controllers]
+            assert all("check" in s for s in servers(body)) and "option httpchk" in body
+            assert lines(body, "http-check")
 
 
 def test_check_timing_follows_tuning(seed: Topology, ctx_of: CtxOf) -> None:

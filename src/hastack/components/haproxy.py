@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hastack.components import galera
+from hastack.components import galera, telemetry
 from hastack.components.base import Ctx, File, template
 from hastack.topology.model import Node, ServiceName, Topology
 
@@ -55,18 +55,21 @@ class Api:
     public: bool = True
     """Also bound on the public VIP (the metadata API is for the network nodes only)."""
     unit: str = ""
-    """The systemd unit that serves it on each controller (its log: /var/log/<service>/<unit>.log)."""
+    """The systemd unit that serves it on each controller (its log: /var/log/<log_dir>/<unit>.log)."""
+    log_dir: str = ""
+    """The project's log directory where it is not the service's name (telemetry is gnocchi and aodh)."""
 
     @property
     def log(self) -> str:
-        return f"/var/log/{self.service}/{self.unit}.log"
+        return f"/var/log/{self.log_dir or self.service}/{self.unit}.log"
 
 
 # Check pages, read from the Zed packages' own paste pipelines and apps: oslo.middleware's
 # `/healthcheck` answers 200 without a token wherever it is mounted at the root (and, where a
 # `disable_by_file` backend is configured, `touch /etc/<svc>/healthcheck_disable` drains a node).
 # nova's compute API mounts it only inside its versioned pipelines and placement has none: there
-# the unauthenticated version document (`/`, 200) is asked instead.
+# the unauthenticated version document (`/`, 200) is asked instead. Gnocchi and Aodh (bookworm's
+# 4.4.2 and 15.0.0) mount `/healthcheck` in every auth mode's urlmap, beside `/`.
 APIS: tuple[Api, ...] = (
     Api("keystone", "keystone", 5000, "/healthcheck", 200, "Keystone identity API", unit="keystone"),
     Api("glance_api", "glance", 9292, "/healthcheck", 200, "Glance image API", unit="glance-api"),
@@ -79,6 +82,10 @@ APIS: tuple[Api, ...] = (
     Api("heat_api", "heat", 8004, "/healthcheck", 200, "Heat orchestration API", unit="heat-api"),
     Api("heat_api_cfn", "heat", 8000, "/healthcheck", 200, "Heat CloudFormation-compatible API",
         unit="heat-api-cfn"),
+    Api("gnocchi_api", "telemetry", telemetry.GNOCCHI_PORT, "/healthcheck", 200, "Gnocchi metric API",
+        unit=telemetry.GNOCCHI_API.unit, log_dir="gnocchi"),
+    Api("aodh_api", "telemetry", telemetry.AODH_PORT, "/healthcheck", 200, "Aodh alarming API",
+        unit=telemetry.AODH_API.unit, log_dir="aodh"),
 )
 
 
