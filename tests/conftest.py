@@ -56,6 +56,15 @@ def four() -> Topology:
 
 
 @pytest.fixture
+def no_nova() -> Topology:
+    """The four-server layout without nova and its compute node: services that are absent stay absent."""
+    four = load_example("four-servers.yml")
+    services = [s for s in four.openstack.services if s != "nova"]
+    return four.model_copy(update={"nodes": [n for n in four.nodes if not n.has("compute")],
+                                   "openstack": four.openstack.model_copy(update={"services": services})})
+
+
+@pytest.fixture
 def ctx_of() -> Callable[[Topology], Ctx]:
     return lambda topo: Ctx(topo, FixedSecrets(None))
 

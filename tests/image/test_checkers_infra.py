@@ -265,9 +265,9 @@ def test_rabbitmq_conf_translates(node_files: Callable[[str, str], Path], exampl
     assert f'{{tcp_listeners,[{{"{topo.node(name).address}",5672}}]}}' in env
     peers = re.search(r"\{cluster_nodes,\{\[([^]]*)\],disc\}\}", env)
     assert peers is not None, env
-    want = sorted(f"rabbit@{n.name}" for n in topo.controllers)
+    want = sorted(f"rabbit@{n.name}" for n in topo.brokers)
     assert sorted(peers.group(1).replace("'", "").split(",")) == want
-    assert f"{{cluster_partition_handling,{topo.tuning.rabbitmq.partition_handling}}}" in env
+    assert f"{{cluster_partition_handling,{topo.partition_handling}}}" in env
     assert f"{{net_ticktime,{topo.tuning.rabbitmq.net_ticktime}}}" in env
 
 

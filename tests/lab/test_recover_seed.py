@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from seedlab import CONTROLLERS, VIP, hastack, on, sql
 
 from hastack.secrets import Secrets, secrets_path
+from seedlab import CONTROLLERS, VIP, hastack, on, sql
 
 pytestmark = pytest.mark.lab
 

@@ -515,8 +515,9 @@ def test_tool_gate_waits_for_every_row_up() -> None:
     assert out["ok"] and out["missing"] == []
 
 
-def test_four_servers_without_nova_converges_too(four: Topology) -> None:
+def test_four_servers_without_nova_converges_too(no_nova: Topology) -> None:
     """No compute service, no computes: no discovery, no nova rows expected; a re-run changes nothing."""
+    four = no_nova
     cloud = Cloud()
     s = script_cloud(four, cloud)
     run(four, s)

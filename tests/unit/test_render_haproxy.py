@@ -103,10 +103,10 @@ def test_global_admin_socket(seed: Topology, ctx_of: CtxOf) -> None:
     assert lines(g, "maxconn")
 
 
-def test_only_running_services_get_listeners(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:
+def test_only_running_services_get_listeners(seed: Topology, no_nova: Topology, ctx_of: CtxOf) -> None:
     seed_names = {s.split()[1] for s in sections(ctx_of(seed), seed.controllers[0]) if s.startswith("listen")}
     assert seed_names == {"stats", "galera", *(a.name for a in haproxy.APIS if a.service != "telemetry")}
-    four_names = {s.split()[1] for s in sections(ctx_of(four), four.controllers[0]) if s.startswith("listen")}
+    four_names = {s.split()[1] for s in sections(ctx_of(no_nova), no_nova.controllers[0]) if s.startswith("listen")}
     assert "nova_api" not in four_names and "nova_metadata" not in four_names
     assert four_names == {"stats", "galera", "keystone", "glance_api", "placement_api", "neutron_server",
                           "cinder_api", "heat_api", "heat_api_cfn"}

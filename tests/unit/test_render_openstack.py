@@ -126,8 +126,8 @@ def test_catalog_names_only_the_vip(seed: Topology) -> None:
         assert sorted(e.interface for e in eps if e.service_type == kind) == ["admin", "internal", "public"]
 
 
-def test_catalog_follows_the_services(four: Topology) -> None:
-    kinds = {e.service_type for e in keystone.endpoints(four)}
+def test_catalog_follows_the_services(no_nova: Topology) -> None:
+    kinds = {e.service_type for e in keystone.endpoints(no_nova)}
     assert "compute" not in kinds and "network" in kinds
 
 
@@ -425,10 +425,19 @@ def test_merge_refuses_conflicting_values() -> None:
         openstack.merge({"a": {"x": 1}}, {"a": {"x": 2}})
 
 
-def test_db_sync_steps(seed: Topology, four: Topology) -> None:
+def test_db_sync_steps(seed: Topology, no_nova: Topology) -> None:
     steps = openstack.db_sync_steps(seed)
     assert steps[0].argv == ("keystone-manage", "db_sync")
     nova = [s.argv[1:3] for s in steps if s.service == "nova"]
     assert nova == [("api_db", "sync"), ("cell_v2", "map_cell0"), ("cell_v2", "create_cell"), ("db", "sync")]
     assert all(s.user == s.service for s in steps)
-    assert "nova" not in {s.service for s in openstack.db_sync_steps(four)}
+    assert "nova" not in {s.service for s in openstack.db_sync_steps(no_nova)}
+
+
+def test_mirrored_queues_switch_the_services_to_classic_ha_queues(four: Topology) -> None:
+    topo = four.model_copy(update={"rabbitmq": four.rabbitmq.model_copy(update={"queues": "mirrored"})})
+    assert openstack.rabbit_options(topo) == {"oslo_messaging_rabbit": {
+        "rabbit_quorum_queue": False, "rabbit_ha_queues": True,
+        "heartbeat_timeout_threshold": openstack.HEARTBEAT_TIMEOUT_S, "heartbeat_rate": openstack.HEARTBEAT_RATE,
+        "rabbit_interval_max": openstack.RABBIT_INTERVAL_MAX_S}}
+    assert openstack.rabbit_options(four)["oslo_messaging_rabbit"]["rabbit_quorum_queue"] is True

@@ -58,7 +58,7 @@ def test_cluster_formation_lists_every_controller(seed: Topology, ctx_of: CtxOf)
         peers = {v for k, v in c.items() if k.startswith("cluster_formation.classic_config.nodes.")}
         assert peers == {f"rabbit@{n.name}" for n in seed.controllers}
         assert c["cluster_formation.peer_discovery_backend"] == "rabbit_peer_discovery_classic_config"
-        assert c["cluster_partition_handling"] == seed.tuning.rabbitmq.partition_handling
+        assert c["cluster_partition_handling"] == seed.partition_handling
         assert c["net_ticktime"] == str(seed.tuning.rabbitmq.net_ticktime)
         assert c["listeners.tcp.1"] == f"{node.address}:5672"
         assert c["management.tcp.ip"] == str(node.address)
@@ -131,11 +131,72 @@ def test_transport_url_names_every_broker(seed: Topology, ctx_of: CtxOf) -> None
     assert url == ("rabbit://" + ",".join(f"nova:{pw}@{n.address}:5672" for n in seed.controllers) + "/nova")
 
 
-def test_four_servers_skips_absent_services(four: Topology, ctx_of: CtxOf) -> None:
-    names = [u["name"] for u in defs(ctx_of(four))["users"]]
+def test_four_servers_skips_absent_services(no_nova: Topology, ctx_of: CtxOf) -> None:
+    names = [u["name"] for u in defs(ctx_of(no_nova))["users"]]
     assert "nova" not in names and "placement" not in names
     assert names == ["hastack", "keystone", "glance", "neutron", "cinder", "heat"]
 
 
 def test_plugins(seed: Topology, ctx_of: CtxOf) -> None:
     assert files(ctx_of(seed), seed.controllers[0])[rabbitmq.PLUGINS].data == b"[rabbitmq_management].\n"
+
+
+def test_four_servers_third_broker_on_the_arbitrator(four: Topology, ctx_of: CtxOf) -> None:
+    """net-1 (arbitrator, not a controller) is the third cluster member, with the same cookie and
+    definitions; services still connect to the two controllers only."""
+    ctx = ctx_of(four)
+    assert [n.name for n in four.nodes if rabbitmq.COMPONENT.applies(four, n)] == ["ctl-1", "ctl-2", "net-1"]
+    net1 = four.node("net-1")
+    c = conf(ctx, net1)
+    peers = {v for k, v in c.items() if k.startswith("cluster_formation.classic_config.nodes.")}
+    assert peers == {"rabbit@ctl-1", "rabbit@ctl-2", "rabbit@net-1"}
+    assert c["listeners.tcp.1"] == f"{net1.address}:5672"
+    assert c["cluster_partition_handling"] == "pause_minority"
+    cookies = {files(ctx, n)[rabbitmq.COOKIE].data for n in four.brokers}
+    assert len(cookies) == 1
+    assert files(ctx, net1)[rabbitmq.DEFINITIONS].data == files(ctx, four.controllers[0])[rabbitmq.DEFINITIONS].data
+    assert str(net1.address) not in rabbitmq.transport_url(ctx, "nova")
+
+
+def mirrored(topo: Topology, **tuning: str) -> Topology:
+    update: dict[str, object] = {"rabbitmq": topo.rabbitmq.model_copy(update={"queues": "mirrored"}),
+                                 "nodes": [n for n in topo.nodes if not n.has("arbitrator") or n.has("controller")]}
+    if tuning:
+        t = topo.tuning.model_copy(update={"rabbitmq": topo.tuning.rabbitmq.model_copy(update=tuning)})
+        update["tuning"] = t
+    return topo.model_copy(update=update)
+
+
+def test_mirrored_queues_policy_on_every_vhost(four: Topology, ctx_of: CtxOf) -> None:
+    """The seed's classic mirrored queues: ha-mode all with automatic sync on every vhost, and with
+    two brokers autoheal, so the lone survivor of a controller loss keeps serving."""
+    topo = mirrored(four)
+    assert [n.name for n in topo.brokers] == ["ctl-1", "ctl-2"]
+    ctx = ctx_of(topo)
+    d = defs(ctx)
+    assert {p["vhost"] for p in d["policies"]} == {v["name"] for v in d["vhosts"]}
+    for p in d["policies"]:
+        assert p["definition"] == {"ha-mode": "all", "ha-sync-mode": "automatic"}
+        assert p["apply-to"] == "queues" and p["pattern"] == r"^(?!amq\.).*"
+    assert conf(ctx, topo.controllers[0])["cluster_partition_handling"] == "autoheal"
+    chosen = mirrored(four, partition_handling="ignore")
+    assert conf(ctx_of(chosen), chosen.controllers[0])["cluster_partition_handling"] == "ignore"
+
+
+def test_a_boot_never_hangs_on_a_peer_that_remembers_the_previous_run(seed: Topology, ctx_of: CtxOf) -> None:
+    """After a power cut the peers still hold a connection to the node's previous run and 3.10.8's
+    boot can hang for good (seen in the lab): before booting, every peer is asked to drop it, and a
+    boot that still hangs is stopped and retried within a bound."""
+    ctx = ctx_of(seed)
+    node = seed.node("ctl-1")
+    f = files(ctx, node)
+    dropin = f[rabbitmq.BOOT_DROPIN]
+    assert dropin.restarts == (rabbitmq.UNIT,)
+    assert f"TimeoutStartSec={rabbitmq.START_TIMEOUT_S}\n" in dropin.data.decode()
+    assert f"ExecStartPre=-{rabbitmq.DROP_STALE}\n" in dropin.data.decode()
+    script = f[rabbitmq.DROP_STALE]
+    assert script.mode == 0o755 and script.data.startswith(b"#!/bin/sh\n")
+    text = script.data.decode()
+    assert "for peer in rabbit@ctl-2 rabbit@ctl-3; do\n" in text
+    assert "eval \"erlang:disconnect_node('rabbit@ctl-1').\"" in text
+    assert "timeout 10 " in text and text.endswith("wait\nexit 0\n")

@@ -48,8 +48,28 @@ def test_four_servers_places_the_extra_votes(four: Topology) -> None:
     assert [n.name for n in four.garbd_nodes] == ["net-1"]
     assert [n.name for n in four.qnetd_nodes] == ["ctl-1"]
     assert four.galera_votes == 3 and four.corosync_votes == 3
-    codes = {r.code for r in load(EXAMPLES / "four-servers.yml").reports}
-    assert codes == {"RABBIT-TWO-BROKERS"}
+    # net-1 also runs the third RabbitMQ broker; services list the controllers only
+    assert [n.name for n in four.brokers] == ["ctl-1", "ctl-2", "net-1"]
+    assert four.partition_handling == "pause_minority"
+    assert not load(EXAMPLES / "four-servers.yml").reports
+
+
+def test_two_brokers_with_quorum_queues_are_refused() -> None:
+    """Two controllers and a garbd elsewhere: Galera is safe, but with no third broker a quorum queue
+    of two members stops with either controller: an error, unless mirrored queues are chosen."""
+    text = BASE.replace("  - {name: ctl-3, address: 10.0.0.13, roles: [controller]}\n", "")
+    reports = {r.code: r for r in load_text(text, "t.yml").reports}
+    assert reports["RABBIT-TWO-BROKERS"].is_error
+    mirrored = load_text(text + "rabbitmq: {queues: mirrored}\n", "t.yml")
+    codes = {r.code: r.is_error for r in mirrored.reports}
+    assert "RABBIT-TWO-BROKERS" not in codes and codes["RABBIT-MIRRORED"] is False
+    assert mirrored.topology is None or mirrored.topology.partition_handling == "autoheal"
+
+
+def test_pause_minority_with_two_brokers_is_refused() -> None:
+    text = BASE.replace("  - {name: ctl-3, address: 10.0.0.13, roles: [controller]}\n", "")
+    text += "rabbitmq: {queues: mirrored}\ntuning: {rabbitmq: {partition_handling: pause_minority}}\n"
+    assert "RABBIT-PAUSE-TWO" in codes_of(text)
 
 
 BASE = """\
@@ -75,7 +95,7 @@ def test_base_is_valid_apart_from_fencing_warning() -> None:
 def test_garbd_vote_makes_two_controllers_enough() -> None:
     text = BASE.replace("  - {name: ctl-3, address: 10.0.0.13, roles: [controller]}\n",
                         "  - {name: arb, address: 10.0.0.13, roles: [arbitrator]}\n")
-    assert codes_of(text) == {"FENCE-OFF", "RABBIT-TWO-BROKERS"}
+    assert codes_of(text) == {"FENCE-OFF"}
 
 
 def test_four_galera_votes_are_even() -> None:

@@ -12,14 +12,13 @@ from pathlib import Path
 
 from hastack.agents import api_watchdog as agent
 from hastack.components import haproxy
-from hastack.components.base import Ctx, File
+from hastack.components.base import HEADER, Ctx, File
 from hastack.topology.model import Node, Topology
 
 UNIT = "hastack-api-watchdog.service"
 PROGRAM = "/usr/local/lib/hastack/api-watchdog"
 CONF = agent.CONF
 UNIT_FILE = f"/etc/systemd/system/{UNIT}"
-HEADER = "managed by hastack: local edits are overwritten"
 
 
 def config(topo: Topology, node: Node) -> str:

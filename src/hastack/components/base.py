@@ -17,6 +17,9 @@ import jinja2
 from hastack.secrets import Secrets
 from hastack.topology.model import Node, Topology
 
+HEADER = "managed by hastack: local edits are overwritten"
+"""First line of every file hastack writes whose format has comments."""
+
 
 @dataclass(frozen=True)
 class File:

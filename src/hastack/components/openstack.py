@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hastack.components import memcached, rabbitmq
-from hastack.components.base import Ctx, File, ini
+from hastack.components.base import HEADER, Ctx, File, ini
 from hastack.topology.model import Node, ServiceName, Topology
 
 Sections = dict[str, dict[str, Any]]
@@ -28,7 +28,6 @@ Sections = dict[str, dict[str, Any]]
 KEYSTONE_PORT = 5000
 SERVICE_PROJECT = "service"
 DOMAIN = "Default"
-HEADER = "managed by hastack: local edits are overwritten"
 
 # oslo.messaging: a broker that dies without closing its sockets (power cut, link cut) is noticed
 # only by missed heartbeats. The default 60 s threshold stalls RPC for a minute after such a failure;
@@ -134,14 +133,18 @@ def messaging(ctx: Ctx, service: ServiceName) -> Sections:
     return merge(
         {"DEFAULT": {"transport_url": rabbitmq.transport_url(ctx, service),
                      "rpc_response_timeout": ctx.topo.tuning.rabbitmq.rpc_response_timeout}},
-        rabbit_options(),
+        rabbit_options(ctx.topo),
         notifications(ctx),
     )
 
 
-def rabbit_options() -> Sections:
+def rabbit_options(topo: Topology) -> Sections:
+    """Quorum queues, or (`rabbitmq.queues: mirrored`) classic queues that the brokers' `ha-all`
+    policy mirrors; `rabbit_ha_queues` is what oslo.messaging calls its side of that choice."""
+    quorum = topo.rabbitmq.queues == "quorum"
     return {"oslo_messaging_rabbit": {
-        "rabbit_quorum_queue": True,
+        "rabbit_quorum_queue": quorum,
+        **({} if quorum else {"rabbit_ha_queues": True}),
         "heartbeat_timeout_threshold": HEARTBEAT_TIMEOUT_S,
         "heartbeat_rate": HEARTBEAT_RATE,
         "rabbit_interval_max": RABBIT_INTERVAL_MAX_S,
@@ -154,7 +157,7 @@ def notifications(ctx: Ctx) -> Sections:
     ceilometer's notification agent reads them. Without telemetry nothing is emitted."""
     if not ctx.topo.runs("telemetry"):
         return {}
-    return merge(rabbit_options(), {"oslo_messaging_notifications": {
+    return merge(rabbit_options(ctx.topo), {"oslo_messaging_notifications": {
         "driver": "messagingv2", "transport_url": rabbitmq.transport_url(ctx, "telemetry")}})
 
 

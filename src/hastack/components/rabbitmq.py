@@ -1,4 +1,5 @@
-"""RabbitMQ on every controller: one cluster, formed from the config file, users from definitions.
+"""RabbitMQ on every controller (+ a non-controller arbitrator): one cluster, formed from the config
+file, users from definitions.
 
 Choices and why:
 - Cluster formation is `classic_config` with every controller as `rabbit@<name>`; names resolve
@@ -16,9 +17,19 @@ Choices and why:
   (`transport_url()` builds it); the shared convention's "vhost `/<service>`" is that URL path, the
   vhost's name has no slash (a vhost literally named `/nova` would need `...//nova`). The admin
   user `hastack` (secret `rabbit/admin`) has rights on every vhost.
-- No policies: OpenStack RPC uses quorum queues (oslo.messaging `rabbit_quorum_queue = true`) and a
-  classic mirrored-queue policy must never match those. Per-vhost default queue types do not exist
-  in 3.10 (they came in 3.11).
+- The brokers are the controllers plus, when there are only two controllers, a broker on the
+  'arbitrator' node (the seed's four-server layout: net-1). A quorum queue of two members stops
+  with either, so that third broker is what keeps RPC serving through a controller's loss. It holds
+  quorum-queue replicas and votes, but services do NOT list it in `transport_url`: like garbd for
+  Galera it is a vote, not a server for clients. Queue leaders follow the declaring client
+  (`client-local`), so they stay on the controllers that are sized for the load; the network node
+  keeps its CPU for the agents whose failover it must run. Only after a controller dies may Raft
+  elect the arbitrator leader of some queues; clients reach them through their own broker.
+- `rabbitmq.queues: quorum` (default): no policies; OpenStack RPC uses quorum queues (oslo.messaging
+  `rabbit_quorum_queue = true`) and a classic mirrored-queue policy must never match those.
+  Per-vhost default queue types do not exist in 3.10 (they came in 3.11).
+  `rabbitmq.queues: mirrored`: the seed's classic mirrored queues, a policy `ha-mode: all`,
+  `ha-sync-mode: automatic` on every vhost (validate warns about their known losses).
 - The Erlang cookie is one secret, identical on every controller, 0400 rabbitmq:rabbitmq.
 """
 
@@ -29,7 +40,7 @@ import hashlib
 import json
 from typing import Any
 
-from hastack.components.base import Ctx, File, template
+from hastack.components.base import HEADER, Ctx, File, template
 from hastack.topology.model import Node, RabbitMQTuning, ServiceName, Topology
 
 CONF = "/etc/rabbitmq/rabbitmq.conf"
@@ -44,8 +55,50 @@ def ticktime_dropin(t: RabbitMQTuning) -> str:
     sets it on the running node once it is ready. `set_net_ticktime/1` moves there over a 60 s
     transition, so peers restarted one by one never disagree abruptly. A failure to set it must not
     fail the broker (the leading `-`); the lab tier checks the value in effect."""
-    return ("# managed by hastack: local edits are overwritten\n[Service]\n"
+    return (f"# {HEADER}\n[Service]\n"
             f'ExecStartPost=-/usr/sbin/rabbitmqctl eval "net_kernel:set_net_ticktime({t.net_ticktime})."\n')
+
+
+BOOT_DROPIN = "/etc/systemd/system/rabbitmq-server.service.d/hastack-boot.conf"
+DROP_STALE = "/usr/local/sbin/hastack-rabbitmq-drop-stale"
+START_TIMEOUT_S = 120
+"""Debian's unit allows 600 s. A boot that is not done in 120 s is stuck (see boot_dropin), and every
+OpenStack unit on the controller is ordered after this one (Debian's units say
+After=rabbitmq-server.service), so a stuck boot also keeps Keystone and the others from starting."""
+
+
+def boot_dropin() -> str:
+    """Why a broker's boot can hang, and the two guards against it.
+
+    After a power cut the peers still hold a distribution connection to the node's previous run
+    (nothing closed it; Erlang notices only after net_ticktime). When the node boots again and
+    connects, RabbitMQ 3.10.8's "global hang workaround" finds the peers' `global` state broken and
+    its repair messages are ignored by Erlang/OTP 25.1+ (rabbitmq-server issue 6034, fixed in later
+    3.10 releases): the boot stops for good after "Peer discovery ... skipping registration". Seen in
+    the lab (2026-12-04) on a power-cycled controller: rabbitmq-server `activating` for 10 minutes,
+    and keystone, ordered after it, never started (HAProxy: keystone DOWN L4CON). A restart of the
+    broker booted in 9 s.
+    - ExecStartPre asks every peer to drop its connection to this node's previous run first
+      (`erlang:disconnect_node/1` on the peer): the peers see the old run go down at once, as they
+      would after net_ticktime, and the new run joins cleanly. A peer that does not answer (down,
+      or away) costs at most the script's 10 s and never fails the start.
+    - TimeoutStartSec bounds any boot that hangs anyway: systemd stops it and Restart=on-failure
+      starts it again 10 s later."""
+    return f"# {HEADER}\n[Service]\nTimeoutStartSec={START_TIMEOUT_S}\nExecStartPre=-{DROP_STALE}\n"
+
+
+def drop_stale_script(topo: Topology, node: Node) -> str:
+    """Node names are topology host names (validated: [a-z0-9-]), safe inside the quotes."""
+    peers = " ".join(nodename(n) for n in topo.brokers if n.name != node.name)
+    return (f"#!/bin/sh\n# {HEADER}\n"
+            "# Before this broker boots: every peer drops its connection to this node's previous run\n"
+            f"# (see {BOOT_DROPIN}). Runs as the rabbitmq user (the unit's), with its cookie.\n"
+            f"for peer in {peers}; do\n"
+            f"    timeout 10 rabbitmqctl -q -n \"$peer\" eval \"erlang:disconnect_node('{nodename(node)}').\" "
+            ">/dev/null 2>&1 &\n"
+            "done\nwait\nexit 0\n")
+
+
 PLUGINS = "/etc/rabbitmq/enabled_plugins"
 DEFINITIONS = "/etc/rabbitmq/definitions.json"
 COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
@@ -81,7 +134,7 @@ def secret_name(service: str) -> str:
 def transport_url(ctx: Ctx, service: ServiceName) -> str:
     """oslo.messaging transport_url naming every broker (clients fail over between them)."""
     pw = ctx.secrets.password(secret_name(service))
-    hosts = ",".join(f"{service}:{pw}@{n.address}:{AMQP_PORT}" for n in ctx.topo.controllers)
+    hosts = ",".join(f"{service}:{pw}@{n.address}:{AMQP_PORT}" for n in ctx.topo.controllers)  # not arbitrators
     return f"rabbit://{hosts}/{service}"
 
 
@@ -104,6 +157,18 @@ def _perm(user: str, vhost: str) -> dict[str, str]:
     return {"user": user, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
 
 
+MIRROR_POLICY = "ha-all"
+
+
+def policies(topo: Topology, vhosts: list[str]) -> list[dict[str, Any]]:
+    """With `queues: mirrored`, every queue but the server-named ones (`amq.*`) mirrored on every
+    broker and synchronised automatically when a broker returns (RabbitMQ 3.10 classic mirroring)."""
+    if topo.rabbitmq.queues != "mirrored":
+        return []
+    return [{"vhost": v, "name": MIRROR_POLICY, "pattern": r"^(?!amq\.).*", "apply-to": "queues",
+             "definition": {"ha-mode": "all", "ha-sync-mode": "automatic"}, "priority": 0} for v in vhosts]
+
+
 def definitions(ctx: Ctx) -> dict[str, Any]:
     services = messaging_services(ctx.topo)
     users = [_user(ADMIN_USER, ctx.secrets.password(ADMIN_SECRET), ["administrator"])]
@@ -111,15 +176,17 @@ def definitions(ctx: Ctx) -> dict[str, Any]:
     perms = [_perm(ADMIN_USER, s) for s in services] + [_perm(s, s) for s in services]
     # hastack's own vhost: drills publish and consume there, never in a service's vhost
     perms.append(_perm(ADMIN_USER, DRILLS_VHOST))
-    vhosts = [{"name": s} for s in [*services, DRILLS_VHOST]]
-    return {"users": users, "vhosts": vhosts, "permissions": perms,
-            "topic_permissions": [], "parameters": [], "global_parameters": [], "policies": [],
+    names = [*services, DRILLS_VHOST]
+    return {"users": users, "vhosts": [{"name": v} for v in names], "permissions": perms,
+            "topic_permissions": [], "parameters": [], "global_parameters": [],
+            "policies": policies(ctx.topo, names),
             "queues": [], "exchanges": [], "bindings": []}
 
 
 def conf(ctx: Ctx, node: Node) -> str:
     return template("rabbitmq/rabbitmq.conf.j2", node=node, nodename=nodename(node), cluster=ctx.topo.name,
-                    peers=[nodename(n) for n in ctx.topo.controllers], t=ctx.topo.tuning.rabbitmq,
+                    peers=[nodename(n) for n in ctx.topo.brokers], t=ctx.topo.tuning.rabbitmq,
+                    partition_handling=ctx.topo.partition_handling,
                     amqp_port=AMQP_PORT, management_port=MANAGEMENT_PORT, definitions=DEFINITIONS)
 
 
@@ -127,7 +194,7 @@ class RabbitMQ:
     name = "rabbitmq"
 
     def applies(self, topo: Topology, node: Node) -> bool:
-        return node.has("controller")
+        return node in topo.brokers
 
     def packages(self, topo: Topology, node: Node) -> list[str]:
         return ["rabbitmq-server"]
@@ -144,6 +211,8 @@ class RabbitMQ:
             File(CONF, conf(ctx, node), restarts=r),
             File(ENV_CONF, env, restarts=r),
             File(TICKTIME_DROPIN, ticktime_dropin(ctx.topo.tuning.rabbitmq), restarts=r),
+            File(BOOT_DROPIN, boot_dropin(), restarts=r),
+            File(DROP_STALE, drop_stale_script(ctx.topo, node), mode=0o755),
             File(PLUGINS, "[rabbitmq_management].\n", restarts=r),
             File(DEFINITIONS, defs, group="rabbitmq", mode=0o640, secret=True, restarts=r),
             # Erlang reads the cookie verbatim: no trailing newline.

@@ -50,7 +50,7 @@ AODH_API = os_.Uwsgi(
 def _messaging(ctx: Ctx) -> os_.Sections:
     return os_.merge({"DEFAULT": {"transport_url": rabbitmq.transport_url(ctx, "telemetry"),
                                   "rpc_response_timeout": ctx.topo.tuning.rabbitmq.rpc_response_timeout}},
-                     os_.rabbit_options())
+                     os_.rabbit_options(ctx.topo))
 
 
 def _credentials(ctx: Ctx, user: str) -> os_.Sections:

@@ -198,7 +198,7 @@ def galera_view(topo: Topology, facts: Facts, client: ClientView) -> GaleraView:
 def rabbit_view(topo: Topology, facts: Facts) -> RabbitView:
     nodes = []
     queues_from, queues, error, slow = "", None, "", False
-    for n in topo.controllers:
+    for n in topo.brokers:
         f = facts.get(n.name)
         rf = f.rabbit if f is not None else None
         nodes.append(RabbitNode(n.name, rabbitmq.nodename(n), rf is not None, rf, _unit(f, rabbitmq.UNIT)))
@@ -207,7 +207,7 @@ def rabbit_view(topo: Topology, facts: Facts) -> RabbitView:
         if queues is None and rf.queues is not None:
             queues, queues_from = rf.queues, n.name
         error, slow = error or rf.queues_error, slow or rf.queues_slow
-    return RabbitView(tuple(rabbitmq.nodename(n) for n in topo.controllers), tuple(nodes), queues, queues_from,
+    return RabbitView(tuple(rabbitmq.nodename(n) for n in topo.brokers), tuple(nodes), queues, queues_from,
                       "" if queues is not None else error, queues is None and slow)
 
 

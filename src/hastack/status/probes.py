@@ -135,19 +135,20 @@ def haproxy_task() -> Task:
     return Task("haproxy", "unix", COMMAND_TIMEOUT, path=fact.argv[-1], send="show stat\n", shown_as=fact.argv)
 
 
-def controller_tasks(node: Node, creds: Credentials) -> list[Task]:
+def controller_tasks(node: Node) -> list[Task]:
     t = COMMAND_TIMEOUT
-    tasks = [Task.of_fact("galera", galera_status(), t), Task.of_fact("grastate", grastate(), t),
-             haproxy_task(), Task.of_fact("addresses", addresses(), t),
-             Task("memcached", "tcp", t, host=str(node.address), port=memcached.PORT, send=MEMCACHED_SEND,
-                  until=MEMCACHED_END)]
-    return [*tasks, *rabbit.tasks(node, creds.rabbit, t)]
+    return [Task.of_fact("galera", galera_status(), t), Task.of_fact("grastate", grastate(), t),
+            haproxy_task(), Task.of_fact("addresses", addresses(), t),
+            Task("memcached", "tcp", t, host=str(node.address), port=memcached.PORT, send=MEMCACHED_SEND,
+                 until=MEMCACHED_END)]
 
 
 def tasks_for(topo: Topology, node: Node, creds: Credentials) -> list[Task]:
     tasks: list[Task] = []
     if node.has("controller"):
-        tasks += controller_tasks(node, creds)
+        tasks += controller_tasks(node)
+    if node in topo.brokers:
+        tasks += rabbit.tasks(node, creds.rabbit, COMMAND_TIMEOUT)
     if node.has("network"):
         tasks.append(Task.of_fact("crm_mon", crm_mon(), COMMAND_TIMEOUT))
     wanted = unit_names(topo, node)

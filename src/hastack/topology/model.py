@@ -113,8 +113,14 @@ class CorosyncTuning(Strict):
     priority_fencing_delay_s: Annotated[int, Field(ge=0, le=120)] = 0
 
 
+PartitionHandling = Literal["pause_minority", "autoheal", "ignore"]
+
+
 class RabbitMQTuning(Strict):
-    partition_handling: Literal["pause_minority", "autoheal", "ignore"] = "pause_minority"
+    partition_handling: PartitionHandling | None = None
+    """None: `pause_minority` with 3 brokers or more (the minority side stops serving, nothing
+    diverges), `autoheal` with 2 (only possible with `rabbitmq.queues: mirrored`): with two brokers
+    either one alone is a minority, so pause_minority would stop the survivor of a controller loss."""
     net_ticktime: Annotated[int, Field(ge=5, le=600)] = 60
     """Seconds before Erlang declares a silent peer down (RabbitMQ's default, kept). Until then every
     metadata operation (a declare, a reconnecting client's reply queue) waits for the dead node: in
@@ -148,6 +154,18 @@ class Tuning(Strict):
     api_watchdog: ApiWatchdogTuning = ApiWatchdogTuning()
 
 
+class RabbitMQ(Strict):
+    """How OpenStack's RPC queues are replicated.
+
+    `quorum` (default): Raft-replicated quorum queues; a queue serves while a majority of its members
+    is up, so the cluster needs >= 3 brokers (an 'arbitrator' on a non-controller adds the third).
+    `mirrored`: the seed document's classic mirrored queues (policy ha-mode all, automatic sync),
+    which keep serving on a lone survivor but can lose acknowledged messages on a partition
+    (Jepsen, 2014): only when the topology chooses it, with a warning."""
+
+    queues: Literal["quorum", "mirrored"] = "quorum"
+
+
 class OpenStack(Strict):
     release: Literal["zed"] = "zed"
     region: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = "RegionOne"
@@ -166,6 +184,7 @@ class Topology(Strict):
     ssh: Ssh = Ssh()
     fencing: Fencing = Fencing()
     nodes: Annotated[list[Node], Field(min_length=1)]
+    rabbitmq: RabbitMQ = RabbitMQ()
     openstack: OpenStack = OpenStack()
     tuning: Tuning = Tuning()
 
@@ -194,6 +213,24 @@ class Topology(Strict):
     def qnetd_nodes(self) -> list[Node]:
         """An arbitrator adds a corosync vote (qnetd) when it is not itself a cluster member."""
         return [n for n in self.with_role("arbitrator") if not n.has("network")]
+
+    @property
+    def rabbit_arbitrators(self) -> list[Node]:
+        """An arbitrator that is not a controller also runs a RabbitMQ broker: a quorum-queue member
+        and a cluster vote (like garbd for Galera), so 2 controllers still leave a majority."""
+        return [n for n in self.with_role("arbitrator") if not n.has("controller")]
+
+    @property
+    def brokers(self) -> list[Node]:
+        """Every RabbitMQ cluster member, controllers first (services connect to those only)."""
+        return self.controllers + self.rabbit_arbitrators
+
+    @property
+    def partition_handling(self) -> PartitionHandling:
+        chosen = self.tuning.rabbitmq.partition_handling
+        if chosen is not None:
+            return chosen
+        return "pause_minority" if len(self.brokers) >= 3 else "autoheal"
 
     @property
     def galera_votes(self) -> int:

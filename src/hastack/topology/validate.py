@@ -95,9 +95,24 @@ def controllers(t: Topology) -> Iterator[tuple[str, Severity, str, PathKey, str]
         yield ("GALERA-VOTES-EVEN", E, f"Galera has an even number of votes ({votes}): a clean split "
                "loses quorum on both sides", ("nodes",),
                "add or remove one vote (a controller, or garbd via the 'arbitrator' role)")
-    if n == 2:
-        yield ("RABBIT-TWO-BROKERS", W, "2 RabbitMQ brokers: a quorum queue of 2 members stops when either "
-               "broker is down", ("nodes",), "use 3 controllers for a queue that survives the loss of a broker")
+    yield from messaging(t)
+
+
+def messaging(t: Topology) -> Iterator[tuple[str, Severity, str, PathKey, str]]:
+    brokers, queues = len(t.brokers), t.rabbitmq.queues
+    if brokers == 2 and queues == "quorum":
+        yield ("RABBIT-TWO-BROKERS", E, "2 RabbitMQ brokers: a quorum queue of 2 members stops when either "
+               "broker is down, and with it every OpenStack RPC", ("nodes",),
+               "give the 'arbitrator' role to a node that is not a controller (it runs a third broker), "
+               "add a controller, or choose rabbitmq.queues: mirrored")
+    if brokers and queues == "mirrored":
+        yield ("RABBIT-MIRRORED", W, "classic mirrored queues can lose acknowledged messages when the "
+               "network partitions (Jepsen, 2014), and RabbitMQ 4 removes them", ("rabbitmq", "queues"),
+               "prefer quorum queues with >= 3 brokers (the 'arbitrator' role adds the third)")
+    if brokers == 2 and t.tuning.rabbitmq.partition_handling == "pause_minority":
+        yield ("RABBIT-PAUSE-TWO", E, "pause_minority with 2 brokers: the survivor of a broker's loss is a "
+               "minority and pauses itself", ("tuning", "rabbitmq", "partition_handling"),
+               "leave partition_handling unset (autoheal with 2 brokers), or add a third broker")
 
 
 @rule

@@ -21,10 +21,10 @@ class RabbitMQStage:
     name = "rabbitmq"
 
     def applies(self, d: Deploy) -> bool:
-        return bool(d.topo.controllers)
+        return bool(d.topo.brokers)
 
     async def run(self, d: Deploy) -> None:
-        ctls = d.topo.controllers
+        ctls = d.topo.brokers
         # First start: together. Later runs: a changed config restarts one broker at a time.
         await d.each(ctls, lambda n: self.start(d, n))
         await d.rolling(ctls, lambda n: self.restart_if_changed(d, n))
@@ -44,7 +44,7 @@ class RabbitMQStage:
 
     async def join(self, d: Deploy, node: Node) -> None:
         """A broker that formed a cluster of its own (e.g. it booted alone once) joins the first one."""
-        first = rabbitmq.nodename(d.topo.controllers[0])
+        first = rabbitmq.nodename(d.topo.brokers[0])
         status = await cluster(d, node.name)
         if not status.available:
             await self.await_startup(d, node.name)
@@ -57,8 +57,8 @@ class RabbitMQStage:
         d.changed(node.name, f"joined RabbitMQ cluster of {first}")
 
     async def gate(self, d: Deploy) -> None:
-        want = sorted(rabbitmq.nodename(n) for n in d.topo.controllers)
-        host = d.topo.controllers[0].name
+        want = sorted(rabbitmq.nodename(n) for n in d.topo.brokers)
+        host = d.topo.brokers[0].name
 
         async def probe() -> tuple[bool, object]:
             s = await cluster(d, host)
