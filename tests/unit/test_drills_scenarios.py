@@ -48,7 +48,7 @@ def test_every_issue_scenario_exists_with_a_heal() -> None:
     names = {s.name for s in SCENARIOS}
     assert names == {"power-off-vip-writer", "cut-vip-writer", "kill-galera-writer", "kill-queue-leader",
                      "kill-haproxy-vip", "kill-memcached", "power-off-active-network", "cut-active-network",
-                     "freeze-vip-controller", "soak"}
+                     "freeze-vip-controller", "soak", "power-off-other-controller", "power-off-passive-network"}
     for s in SCENARIOS:
         assert bool(s.fault and s.heal) != (s.name == "soak"), s.name  # the soak alone injects nothing
         assert all(a.unit for a in (*s.fault, *s.heal) if a.op in ("kill", "start")), s.name
@@ -119,3 +119,15 @@ def test_selectors_refuse_a_lab_in_the_wrong_state() -> None:
         resolve("other_controller", replace(WORLD, controllers=("ctl-1",)))
     # With the writer away from the VIP holder, "other" avoids both.
     assert resolve("other_controller", replace(WORLD, writer="ctl-2")) == "ctl-3"
+
+
+def test_every_server_of_the_four_server_figure_can_be_targeted() -> None:
+    """2 controllers + 2 network nodes: the VIP holder, the other controller, the active and the
+    standby network node are four distinct targets."""
+    four = World(controllers=("ctl-1", "ctl-2"), network_nodes=("net-1", "net-2"), vip=("ctl-2",),
+                 agents=("net-1",), writer="ctl-2")
+    picked = [resolve(by_name(n).target, four) for n in ("power-off-vip-writer", "power-off-other-controller",
+                                                          "power-off-active-network", "power-off-passive-network")]
+    assert picked == ["ctl-2", "ctl-1", "net-1", "net-2"]
+    with pytest.raises(SelectorError):
+        resolve("passive_network", World(("ctl-1",), ("net-1",), ("ctl-1",), ("net-1",), "ctl-1"))

@@ -76,7 +76,8 @@ class Action:
                 faults.start_service(node, str(self.unit))
 
 
-Selector = Literal["vip_writer", "vip", "writer", "queue_leader", "agents", "other_controller", "none"]
+Selector = Literal["vip_writer", "vip", "writer", "queue_leader", "agents", "passive_network", "other_controller",
+                   "none"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,12 @@ def resolve(selector: Selector, world: World) -> str:
             return world.queue_leader
         case "agents":
             return _one(world.agents, "the agent group")
+        case "passive_network":
+            active = _one(world.agents, "the agent group")
+            standby = [n for n in world.network_nodes if n != active]
+            if not standby:
+                raise SelectorError("no network node is on standby")
+            return standby[0]
         case "none":
             return ""
         case "other_controller":
@@ -176,6 +183,12 @@ SCENARIOS: tuple[Scenario, ...] = (
              "other_controller", *_kill(MEMCACHED), hold_s=15.0, tags=("cache",)),
     Scenario("power-off-active-network", "power off the network node running the agents", "agents",
              (Action("power_off"),), (Action("power_on"),), tags=("agents",)),
+    # The seed's four-server figure keeps its third votes on these (garbd and a broker on net-1):
+    # losing the standby network node or the controller without the VIP must cost nothing either.
+    Scenario("power-off-other-controller", "power off a controller holding neither the VIP nor the writer",
+             "other_controller", (Action("power_off"),), (Action("power_on"),), tags=("broker",)),
+    Scenario("power-off-passive-network", "power off the network node on standby", "passive_network",
+             (Action("power_off"),), (Action("power_on"),), tags=("arbitrator",)),
     Scenario("cut-active-network", "partition the network node running the agents", "agents",
              (Action("cut"),), (Action("heal"), Action("power_on")), tags=("agents",)),
     Scenario("freeze-vip-controller", "freeze the controller holding the VIP for 30 s", "vip",
