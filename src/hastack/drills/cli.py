@@ -114,11 +114,11 @@ def parse_queue_leader(stdout: str, queue: str = RABBIT_QUEUE) -> str | None:
 
 def lab_queue_leader(lab: LabLike, topo: Topology, vhost: str = RABBIT_VHOST,
                      queue: str = RABBIT_QUEUE) -> Callable[[], str | None]:
-    """Ask each controller's broker in turn (the first may be the one that is down)."""
+    """Ask each broker in turn (the first may be the one that is down)."""
     argv = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "leader", "--formatter", "json"]
 
     def leader() -> str | None:
-        for n in topo.controllers:
+        for n in topo.brokers:
             res = lab.run(n.name, argv, timeout=30)
             if res.returncode == 0:
                 return parse_queue_leader(res.stdout, queue)

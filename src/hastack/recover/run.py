@@ -117,7 +117,7 @@ async def bootstrap(d: Deploy, node: str, running: bool) -> None:
 async def rabbitmq_execute(d: Deploy) -> None:
     """Brokers start together (a lone broker waits for its peers); the gate then wants every
     member running and no partition. force_boot is used only when every broker stays down."""
-    ctls = d.topo.controllers
+    ctls = d.topo.brokers
     states = {n.name: (await cluster(d, n.name)).available for n in ctls}
     down = [n for n in ctls if not states[n.name]]
     if down:
@@ -126,7 +126,7 @@ async def rabbitmq_execute(d: Deploy) -> None:
         failed = [n for n, r in zip(down, results, strict=True) if not r.ok]
         if failed and len(failed) == len(ctls):
             first = failed[0].name
-            d.info(first, "no broker could start: force_boot on the first controller (it then waits for no peer)")
+            d.info(first, "no broker could start: force_boot on the first broker (it then waits for no peer)")
             await d.run(first, ["rabbitmqctl", "force_boot"], "force_boot")
             await d.run(first, ["systemctl", "start", "rabbitmq-server"], "start the broker", timeout=330)
             failed = failed[1:]
