@@ -27,6 +27,9 @@ def test_endpoints_refuse_addresses_outside_the_topology(seed: Topology) -> None
     ep = wl.Endpoints.from_topology(seed)
     assert ep.vip == "10.77.0.10"
     assert list(ep.controllers) == ["ctl-1", "ctl-2", "ctl-3"]
+    assert ep.quorum_queue  # the test queue is of the kind OpenStack's queues are
+    mirrored = seed.model_copy(update={"rabbitmq": seed.rabbitmq.model_copy(update={"queues": "mirrored"})})
+    assert not wl.Endpoints.from_topology(mirrored).quorum_queue
     with pytest.raises(wl.UnsafeTarget):
         wl.Endpoints(vip="192.0.2.1", controllers={}, network="10.77.0.0/24")
     with pytest.raises(wl.UnsafeTarget):

@@ -74,6 +74,9 @@ class Endpoints:
     """An HTTP listener of HAProxy on the VIP: a connect that sends nothing costs HAProxy nothing and
     never reaches a backend (a probe of the TCP-mode 3306 listener would open a MariaDB connection
     per probe and log an aborted handshake for each)."""
+    quorum_queue: bool = True
+    """The test queue's type follows the topology's `rabbitmq.queues`: a quorum queue, or a classic
+    queue that the brokers' `ha-all` policy mirrors (what OpenStack's own queues are there)."""
 
     def __post_init__(self) -> None:
         net = ipaddress.ip_network(self.network)
@@ -86,7 +89,8 @@ class Endpoints:
     def from_topology(cls, topo: Topology) -> Endpoints:
         return cls(vip=str(topo.network.vip), controllers={n.name: str(n.address) for n in topo.controllers},
                    network=str(topo.network.management),
-                   neutron_port=NEUTRON_PORT if topo.runs("neutron") else None)
+                   neutron_port=NEUTRON_PORT if topo.runs("neutron") else None,
+                   quorum_queue=topo.rabbitmq.queues == "quorum")
 
 
 @dataclass(frozen=True)
@@ -503,8 +507,8 @@ class Broker:
     def prepare(self) -> None:
         conn, _ = self.connect()
         try:
-            conn.channel().queue_declare(self.c.rabbit_queue, durable=True,
-                                         arguments={"x-queue-type": "quorum"})
+            kind = {"x-queue-type": "quorum"} if self.ep.quorum_queue else {}
+            conn.channel().queue_declare(self.c.rabbit_queue, durable=True, arguments=kind)
         finally:
             conn.close()
 

@@ -24,10 +24,10 @@ def rabbitmq(s: ClusterState) -> Iterator[Finding]:
     if not r.expected:
         return
     if not any(n.read for n in r.nodes):
-        yield Finding("RABBIT-UNREAD", UNKNOWN, "rabbitmq", "no controller's broker could be read")
+        yield Finding("RABBIT-UNREAD", UNKNOWN, "rabbitmq", "no broker could be read")
         return
     if not any(n.serving for n in r.nodes):
-        yield Finding("RABBIT-DOWN", DOWN, "rabbitmq", "RabbitMQ serves on no controller: "
+        yield Finding("RABBIT-DOWN", DOWN, "rabbitmq", "RabbitMQ serves on no broker: "
                       + "; ".join(_broker_word(n) for n in r.nodes), recover("rabbitmq", s))
         return
     running = set(r.running)
