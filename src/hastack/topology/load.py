@@ -7,20 +7,22 @@ reports, so an operator sees every problem in one run.
 from __future__ import annotations
 
 import difflib
+import os
+import stat
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from hastack.reports import Location, Report, Severity
+from hastack.topology import yamldoc
 from hastack.topology.model import Topology
+from hastack.topology.yamldoc import PathKey
 
-PathKey = tuple[str | int, ...]
+__all__ = ["Loaded", "PathKey", "SourceMap", "load", "load_text", "parse_yaml"]
 
 
 @dataclass
@@ -58,57 +60,34 @@ class Loaded:
         return self.topology is not None and not any(r.is_error for r in self.reports)
 
 
-def _index(node: Any, path: PathKey, smap: SourceMap) -> None:
-    if isinstance(node, CommentedMap):
-        for k in node:
-            kline, kcol, vline, vcol = node.lc.data[k]
-            smap.keys[(*path, str(k))] = (kline, kcol)
-            # A block (mapping or list) is best pointed at by its key's line, a scalar by its value.
-            block = isinstance(node[k], CommentedMap | CommentedSeq)
-            smap.values[(*path, str(k))] = (kline, kcol) if block else (vline, vcol)
-            _index(node[k], (*path, str(k)), smap)
-    elif isinstance(node, CommentedSeq):
-        for i, item in enumerate(node):
-            line, col = node.lc.data[i]
-            smap.values[(*path, i)] = (line, col)
-            _index(item, (*path, i), smap)
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip containers -> plain dicts/lists (keys as strings) for pydantic."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
+def _report(file: str, code: str, message: str, pos: tuple[int, int], hint: str) -> Report:
+    return Report(code, Severity.ERROR, message, Location(file, pos[0] + 1, pos[1] + 1), hint)
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap, list[Report]]:
     smap = SourceMap(file)
-    yaml = YAML(typ="rt")
     try:
-        doc = yaml.load(text)
+        doc, where = yamldoc.build(text)
+    except yamldoc.YamlLimit as exc:
+        return None, smap, [_report(file, exc.code, exc.message, exc.pos, exc.hint)]
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        pos = (mark.line, mark.column) if mark else (0, 0)
         problem = exc.problem or exc.context or "invalid YAML"
-        return None, smap, [Report("YAML-SYNTAX", Severity.ERROR, f"YAML syntax error: {problem}", loc,
-                                   "fix the YAML at this line (indentation, a missing ':' or quote)")]
-    except (TypeError, ValueError) as exc:  # e.g. a list used as a mapping key: ruamel cannot hash it
-        return None, smap, [Report("YAML-SYNTAX", Severity.ERROR, f"YAML structure not usable: {exc}",
-                                   Location(file, 1, 1), "mapping keys must be plain names (check stray ':')")]
+        return None, smap, [_report(file, "YAML-SYNTAX", f"YAML syntax error: {problem}", pos,
+                                    "fix the YAML at this line (indentation, a missing ':' or quote)")]
     except YAMLError as exc:  # e.g. a reader error: a character YAML does not allow
-        pos = getattr(exc, "position", 0) or 0
-        loc = Location(file, text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos))
+        at = getattr(exc, "position", 0) or 0
+        pos = (text.count("\n", 0, at), at - text.rfind("\n", 0, at) - 1)
         first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-        return None, smap, [Report("YAML-SYNTAX", Severity.ERROR, f"YAML error: {first}", loc,
-                                   "remove the character YAML does not allow")]
-    if not isinstance(doc, CommentedMap):
+        return None, smap, [_report(file, "YAML-SYNTAX", f"YAML error: {first}", pos,
+                                    "remove the character YAML does not allow")]
+    if not isinstance(doc, dict):
         return None, smap, [Report("TOPO-NOT-MAPPING", Severity.ERROR,
                                    "the topology must be a YAML mapping (name:, network:, nodes:, ...)",
                                    Location(file, 1, 1))]
-    _index(doc, (), smap)
-    return _plain(doc), smap, []
+    smap.values, smap.keys = where.values, where.keys
+    return doc, smap, []
 
 
 def _model_at(loc: PathKey) -> type[BaseModel] | None:
@@ -175,8 +154,22 @@ def load_text(text: str, file: str) -> Loaded:
 def load(path: Path | str) -> Loaded:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = _read_bounded(p)
+        if len(data) > yamldoc.MAX_BYTES:
+            limit = yamldoc.too_large()
+            return Loaded(None, [_report(str(p), limit.code, limit.message, limit.pos, limit.hint)],
+                          SourceMap(str(p)), p)
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return Loaded(None, [Report("TOPO-UNREADABLE", Severity.ERROR, f"cannot read {p}: {exc}",
                                     Location(str(p)))], SourceMap(str(p)), p)
     return load_text(text, str(p))
+
+
+def _read_bounded(p: Path) -> bytes:
+    """At most one byte past the limit, from a regular file only: /dev/zero or a FIFO named as the
+    topology must not fill memory or hang."""
+    with p.open("rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(f"{p} is not a regular file")
+        return fh.read(yamldoc.MAX_BYTES + 1)
