@@ -29,9 +29,9 @@ def bomb(levels: int) -> str:
 
 
 def refused(text: str) -> Loaded:
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU time: the lab may load this machine while the suite runs
     loaded = load_text(text, "hostile.yml")
-    assert time.monotonic() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
     assert loaded.topology is None and loaded.reports
     for r in loaded.reports:
         assert r.is_error and r.location is not None and r.location.line >= 1
@@ -67,9 +67,9 @@ def test_large_file_is_refused_without_parsing(tmp_path: Path, size: int) -> Non
     with path.open("w") as fh:
         fh.write(SEED)
         fh.write(("#" + "x" * 1023 + "\n") * (size // 1024))
-    t0 = time.monotonic()
+    t0 = time.process_time()
     loaded = load(path)
-    assert time.monotonic() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
     assert codes(loaded) == [("YAML-TOO-LARGE", 1)] and str(loaded.reports[0].location).startswith(str(path))
 
 

@@ -39,9 +39,9 @@ Pos = tuple[int, int]
 MAX_BYTES = 256 * 1024
 """A topology of a thousand nodes is ~60 KiB. Past this size a file is a mistake or an attack, and
 refusing it takes no parsing at all."""
-MAX_NODES = 20_000
-"""Values written out (scalars, lists, mappings). The pure-Python parser costs ~40 us per value, so
-this bounds any accepted file to about a second; a thousand nodes are ~10 000 values."""
+MAX_NODES = 10_000
+"""Values written out (scalars, lists, mappings). The pure-Python parser costs ~45 us per value, so
+this bounds any file to half a second of parsing; a node costs ~12 values, the seed 105 in all."""
 MAX_DEPTH = 32
 """The model nests 6 levels deep; 32 leaves room for anything legitimate and stops a `[[[[...`."""
 MAX_ALIAS_NODES = 10_000
