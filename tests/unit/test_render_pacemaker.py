@@ -100,15 +100,18 @@ def test_script_identical_on_every_network_node_without_restarts(seed: Topology,
 
 @pytest.mark.parametrize(("value", "written"), [
     ("net-1", "net-1"), (True, "1"), (False, "0"), (8080, "8080"), ("two words", '"two words"'),
-    ('say "hi"', '"say \\"hi\\""'), ("", '""'),
+    ('say "hi"', '"say \\"hi\\""'), ("", '""'), ("back\\slash", '"back\\\\slash"'), ("a#b", '"a#b"'),
+    ("x' y", '"x\' y"'),
 ])
 def test_fence_param_values_are_quoted_for_crmsh(value: str | int | bool, written: str) -> None:
     assert pacemaker.crm_value(value) == written
 
 
-def test_fence_param_with_newline_is_refused(seed: Topology) -> None:
+@pytest.mark.parametrize("params", [{"plug": "a\nprimitive x"}, {"plug": "caf\u00e9"}, {"a b": "x"}])
+def test_fence_param_the_model_refuses_is_refused_again(seed: Topology, params: dict[str, str]) -> None:
+    """The model refuses these; the renderer does too, for a caller that skipped the model."""
     node = seed.node("net-1").model_copy(
-        update={"fencing": FenceDevice(agent="fence_hastack", params={"plug": "a\nprimitive x"})})
+        update={"fencing": FenceDevice.model_construct(agent="fence_hastack", params=params)})
     with pytest.raises(ValueError):
         pacemaker.fence_params(node, node.fencing)  # type: ignore[arg-type]
 

@@ -19,6 +19,7 @@ comes back (a move is an outage of every router and DHCP server).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hastack.components import corosync
@@ -126,20 +127,39 @@ def _fenced(topo: Topology) -> list[Node]:
     return [n for n in corosync.members(topo) if n.fencing is not None]
 
 
+CRM_PLAIN = re.compile(r"[A-Za-z0-9_.,:/@+-]+")
+"""Characters that mean nothing to crmsh's lexer: such a value is written bare."""
+
+
 def crm_value(value: str | int | bool) -> str:
-    """One crmsh attribute value: booleans as fence agents spell them, quoted when it has spaces."""
+    """One crmsh attribute value, as crmsh will read it back: it splits the file into lines (a
+    trailing backslash continues one) and each line with `shlex.split` (POSIX), and turns non-ASCII
+    into XML character references. So printable ASCII only, and anything but plain characters goes
+    in double quotes, where POSIX shlex gives a meaning to exactly two escapes: \\ and \".
+    The model already refuses the rest; this refuses it again so no caller can bypass it."""
     text = ("1" if value else "0") if isinstance(value, bool) else str(value)
-    if any(c in text for c in "\n\r\\"):
+    if not all(" " <= c <= "~" for c in text):
         raise ValueError(f"fence parameter value {text!r} cannot be written to a crmsh file")
-    if text == "" or any(c.isspace() or c in "\"'#" for c in text):
-        return '"' + text.replace('"', '\\"') + '"'
-    return text
+    if CRM_PLAIN.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def fence_params(node: Node, dev: FenceDevice) -> str:
     params: dict[str, str | int | bool] = dict(dev.params)
     params.setdefault("pcmk_host_list", node.name)
-    return " ".join(f"{k}={crm_value(v)}" for k, v in params.items())
+    return " ".join(f"{crm_key(k)}={crm_value(v)}" for k, v in params.items())
+
+
+def crm_key(key: str) -> str:
+    """A parameter name is a bare token: the model's pattern, checked again here."""
+    if not CRM_KEY.fullmatch(key):
+        raise ValueError(f"fence parameter name {key!r} cannot be written to a crmsh file")
+    return key
+
+
+CRM_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
 
 
 def script(topo: Topology) -> str:

@@ -8,17 +8,108 @@ so that every problem can be reported at once with its file:line.
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import pydantic
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+)
 
+LAX = pydantic.Strict(False)
+"""For the few types whose YAML form is text to convert (addresses, paths) in an otherwise strict model."""
 Role = Literal["controller", "network", "compute", "arbitrator"]
 ServiceName = Literal["keystone", "glance", "placement", "nova", "neutron", "cinder", "heat", "telemetry"]
 HostName = Annotated[str, StringConstraints(pattern=r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
 DnsName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")]
-IsoDuration = Annotated[str, StringConstraints(pattern=r"^PT\d+(\.\d+)?S$")]
-Size = Annotated[str, StringConstraints(pattern=r"^\d+[KMG]$")]
+
+# -- every string that reaches a config file, a script or an argv has a pattern -----------------
+InterfaceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+                                                 min_length=1, max_length=15)]
+"""A Linux interface name (IFNAMSIZ - 1 characters, not '.' or '..'), from a set that no config syntax
+gives a meaning to: the value is written bare into keepalived.conf, where a newline started a
+directive of the attacker's (`notify_master`)."""
+UserName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+"""A POSIX login name; it becomes `user@host` in an ssh argv, where '-oProxyCommand=...' would be an option."""
+LocalPath = Annotated[Path, LAX, BeforeValidator(lambda v: _path_text(v))]
+FenceParamKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+"""A fence agent's instance attribute: crmsh writes `key=value` tokens, so a key can carry no syntax."""
+FREE_TEXT_MAX = 1000
+
+
+def _printable(value: str, what: str, limit: int, *, lines: bool = False) -> str:
+    """No control or invisible characters (with `lines`, tab and newline aside): text the model keeps
+    is never a way to start a line, a directive or an escape in a file it reaches later."""
+    if len(value) > limit:
+        raise ValueError(f"{what} is at most {limit} characters")
+    for ch in value:
+        if not (ch.isprintable() or (lines and ch in "\t\n")):
+            raise ValueError(f"{what} may not contain the character {ch!r}")
+    return value
+
+
+def _path_text(value: object) -> object:
+    return _printable(value, "a path", 4096) if isinstance(value, str) else value
+
+
+FreeText = Annotated[str, AfterValidator(lambda v: _printable(v, "this text", FREE_TEXT_MAX, lines=True))]
+
+
+def _not_a_number(value: object) -> object:
+    """YAML `172818443` or `true` is a number; pydantic would make it 10.77.0.11 or 0.0.0.1. An address
+    in a topology is written as text, so a number there is a mistake, not a notation."""
+    if isinstance(value, bool | int | float):
+        raise ValueError("write the address as text, e.g. 10.0.0.1 (or 10.0.0.0/24 for a network)")
+    return value
+
+
+IPv4 = Annotated[ipaddress.IPv4Address, LAX, BeforeValidator(_not_a_number)]
+IPv4Net = Annotated[ipaddress.IPv4Network, LAX, BeforeValidator(_not_a_number)]
+
+# -- durations and sizes: bounded by what the daemon reading them accepts ------------------------
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def size_bytes(size: str) -> int:
+    return int(size[:-1]) * _UNITS[size[-1]]
+
+
+def _size_between(low: str, high: str) -> Callable[[str], str]:
+    def check(size: str) -> str:
+        if not size_bytes(low) <= size_bytes(size) <= size_bytes(high):
+            raise ValueError(f"must be between {low} and {high}")
+        return size
+    return check
+
+
+def _duration_between(low: float, high: float) -> Callable[[str], str]:
+    def check(iso: str) -> str:
+        if not low <= float(iso[2:-1]) <= high:
+            raise ValueError(f"must be between PT{low:g}S and PT{high:g}S")
+        return iso
+    return check
+
+
+_SizeText = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{0,6}[KMG]$")]
+GcacheSize = Annotated[_SizeText, AfterValidator(_size_between("1M", "1024G"))]
+"""Galera's ring buffer, a file of this size: past a TiB it is a typo, not a disk."""
+BufferPoolSize = Annotated[_SizeText, AfterValidator(_size_between("8M", "1024G"))]
+"""innodb_buffer_pool_size: MariaDB refuses to start below its minimum and cannot allocate a typo."""
+IsoDuration = Annotated[str, StringConstraints(pattern=r"^PT\d{1,4}(\.\d{1,3})?S$"),
+                        AfterValidator(_duration_between(0.1, 3600))]
+"""Galera's EVS periods. Galera keeps them in nanoseconds (64 bits); an hour is already no failure
+detection at all."""
+HAPROXY_MAX_S = 86_400
+"""HAProxy refuses timers past 2^31 - 1 ms (24.8 days); no client, server or Galera connection here
+should idle a day."""
 
 DEFAULT_SERVICES: tuple[ServiceName, ...] = (
     "keystone", "glance", "placement", "nova", "neutron", "cinder", "heat",
@@ -26,19 +117,41 @@ DEFAULT_SERVICES: tuple[ServiceName, ...] = (
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """strict: YAML gives typed scalars, so `true` is not a port, 1e26 not a timeout, 1 not a flag."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _fence_value(value: object) -> str | int | bool:
+    """One fence parameter value. crmsh reads its file line by line, shlex-splits each line and
+    turns every non-ASCII character into an XML character reference: so printable ASCII only (the
+    quoting in `pacemaker.crm_value` handles the rest), and integers a C agent can hold."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -(2**31) <= value < 2**31:
+            raise ValueError("a number here fits in 32 bits")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a fence parameter is text, a whole number or true/false")
+    if len(value) > 512 or not re.fullmatch(r"[\x20-\x7e]*", value):
+        raise ValueError("a fence parameter is at most 512 printable ASCII characters (no newline or tab)")
+    return value
+
+
+FenceValue = Annotated[str | int | bool, PlainValidator(_fence_value, json_schema_input_type=str | int | bool)]
 
 
 class FenceDevice(Strict):
     """A fence agent (any `fence_*` from fence-agents, or the lab's `fence_hastack`) and its options."""
 
-    agent: Annotated[str, StringConstraints(pattern=r"^fence_[a-z0-9_]+$")]
-    params: dict[str, str | int | bool] = Field(default_factory=dict)
+    agent: Annotated[str, StringConstraints(pattern=r"^fence_[a-z0-9_]{1,64}$")]
+    params: dict[FenceParamKey, FenceValue] = Field(default_factory=dict, max_length=64)
 
 
 class Node(Strict):
     name: HostName
-    address: ipaddress.IPv4Address
+    address: IPv4
     roles: Annotated[list[Role], Field(min_length=1)]
     fencing: FenceDevice | None = None
 
@@ -47,23 +160,23 @@ class Node(Strict):
 
 
 class PublicNetwork(Strict):
-    cidr: ipaddress.IPv4Network
-    vip: ipaddress.IPv4Address
-    interface: str = "eth1"
+    cidr: IPv4Net
+    vip: IPv4
+    interface: InterfaceName = "eth1"
 
 
 class Network(Strict):
-    management: ipaddress.IPv4Network
-    vip: ipaddress.IPv4Address
-    interface: str = "eth0"
+    management: IPv4Net
+    vip: IPv4
+    interface: InterfaceName = "eth0"
     public: PublicNetwork | None = None
 
 
 class Ssh(Strict):
-    user: str = "root"
+    user: UserName = "root"
     port: Annotated[int, Field(ge=1, le=65535)] = 22
-    key: Path | None = None
-    known_hosts: Path | None = None
+    key: LocalPath | None = None
+    known_hosts: LocalPath | None = None
     connect_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     max_parallel: Annotated[int, Field(ge=1, le=256)] = 16
 
@@ -72,7 +185,7 @@ class Fencing(Strict):
     """Fencing is on unless switched off *with a written reason* (it is what prevents split brain)."""
 
     enabled: bool = True
-    reason: str | None = None
+    reason: FreeText | None = None
 
 
 class KeepalivedTuning(Strict):
@@ -90,18 +203,18 @@ class HAProxyTuning(Strict):
     check_fastinter_ms: Annotated[int, Field(ge=50, le=60000)] = 200
     check_rise: Annotated[int, Field(ge=1, le=20)] = 2
     check_fall: Annotated[int, Field(ge=1, le=20)] = 2
-    timeout_connect_ms: Annotated[int, Field(ge=100)] = 2000
-    timeout_client_s: Annotated[int, Field(ge=1)] = 90
-    timeout_server_s: Annotated[int, Field(ge=1)] = 90
-    galera_timeout_s: Annotated[int, Field(ge=1)] = 3600
+    timeout_connect_ms: Annotated[int, Field(ge=100, le=120_000)] = 2000
+    timeout_client_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 90
+    timeout_server_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 90
+    galera_timeout_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 3600
 
 
 class GaleraTuning(Strict):
     evs_suspect_timeout: IsoDuration = "PT2S"
     evs_inactive_timeout: IsoDuration = "PT3S"
     evs_keepalive_period: IsoDuration = "PT0.5S"
-    gcache_size: Size = "256M"
-    buffer_pool_size: Size = "64M"
+    gcache_size: GcacheSize = "256M"
+    buffer_pool_size: BufferPoolSize = "64M"
     sst_method: Literal["mariabackup", "rsync"] = "mariabackup"
     pc_recovery: bool = True
 
