@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from hastack.lab.errors import LabError
 
 Progress = Callable[[str], None]
 
-BUILDER_VERSION = "hastack-image-4"
+BUILDER_VERSION = "hastack-image-5"
 IMAGES = Path("/var/lib/hastack/images")
 SCRATCH = Path("/run/hastack/scratch")
 FENCE_AGENT = Path(__file__).with_name("fence_hastack")
@@ -187,6 +188,19 @@ def _wants_links(root: Path) -> set[str]:
             for p in d.iterdir() if p.is_symlink()}
 
 
+def _alias_links(root: Path) -> set[str]:
+    """Alias symlinks (`Alias=` in [Install], e.g. garbd.service -> garb.service) under
+    /etc/systemd/system. They are enablement too: with one left behind, `systemctl is-enabled garb`
+    says "enabled" although nothing wants the unit at boot, so deploy saw nothing to enable and garbd
+    did not come back after its node's power cycle (seen in the lab, 2026-12-04)."""
+    base = root / "etc/systemd/system"
+    if not base.is_dir():
+        return set()
+    return {p.name for p in base.iterdir() if p.is_symlink() and p.suffix in (".service", ".socket", ".timer")
+            and os.readlink(p).startswith(("/lib/systemd/system/", "/usr/lib/systemd/system/"))
+            and Path(os.readlink(p)).name != p.name}
+
+
 def _prepare(root: Path, sources: list[str]) -> None:
     (root / "etc/apt/sources.list").write_text("\n".join(sources) + "\n")
     for stale in (root / "etc/apt/sources.list.d").glob("*"):
@@ -204,11 +218,11 @@ def _prepare(root: Path, sources: list[str]) -> None:
 def _finish(root: Path) -> list[str]:
     """Turn the build root into a shareable image; returns the units it disabled.
 
-    Every enablement link goes, even debootstrap's own timers (apt-daily, fstrim, ...): a lab node
-    runs only what `lab up` (ssh) and the deployment enable on it.
+    Every enablement link (wants, requires, aliases) goes, even debootstrap's own timers (apt-daily,
+    fstrim, ...): a lab node runs only what `lab up` (ssh) and the deployment enable on it.
     """
     base = root / "etc/systemd/system"
-    disabled = sorted(_wants_links(root))
+    disabled = sorted(_wants_links(root) | _alias_links(root))
     for rel in disabled:
         (base / rel).unlink()
     share = root / "usr/share/hastack"
