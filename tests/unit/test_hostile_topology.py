@@ -130,6 +130,7 @@ TUNING_LINE = len(SEED_LINES) + 1
 
 @pytest.mark.parametrize("tuning", [
     {"haproxy": {"timeout_client_s": 1e26}},
+    {"haproxy": {"timeout_client_s": 1e18}},
     {"haproxy": {"timeout_client_s": 10**20}},
     {"haproxy": {"timeout_server_s": 86401}},
     {"haproxy": {"timeout_connect_ms": 10**9}},
