@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -10,7 +12,7 @@ import typer
 from rich.console import Console
 
 from hastack.cli import lab as lab_cli
-from hastack.reports import Report, Severity
+from hastack.reports import Report, ReportError, Severity
 from hastack.topology.load import Loaded, load
 
 DEFAULT_TOPOLOGY = Path("examples/seed.yml")
@@ -34,6 +36,17 @@ def print_reports(reports: list[Report], console: Console = err) -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"error: {message}", style="red", markup=False, highlight=False)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def reported() -> Iterator[None]:
+    """A library's ReportError (an unusable secrets file or output directory, ...) is printed like a
+    topology's reports, exit 1: never a traceback."""
+    try:
+        yield
+    except ReportError as exc:
+        print_reports(exc.reports)
+        fail(f"{len(exc.reports)} error(s); stopped")
 
 
 def load_or_exit(path: Path, *, quiet_ok: bool = False) -> Loaded:
@@ -86,7 +99,8 @@ def render(topology: TopologyArg = DEFAULT_TOPOLOGY,
     from hastack.render import context, render_tree
 
     loaded = load_or_exit(topology)
-    state = render_tree(context(loaded), output)
+    with reported():
+        state = render_tree(context(loaded), output)
     files = sum(len(d.files) for d in state.values())
     out.print(f"rendered {files} files for {len(state)} nodes into {output}/")
 
@@ -96,7 +110,8 @@ def plan_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY) -> None:
     """Show, per host, which files, packages and services a deploy would change. Changes nothing."""
     from hastack.cli.deploy import run_plan
 
-    raise typer.Exit(run_plan(load_or_exit(topology), out))
+    with reported():
+        raise typer.Exit(run_plan(load_or_exit(topology), out))
 
 
 @app.command("deploy")
@@ -106,7 +121,8 @@ def deploy_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY,
     """Bring the whole stack up stage by stage, each gated healthy. Idempotent: a re-run changes nothing."""
     from hastack.cli.deploy import run_deploy
 
-    raise typer.Exit(run_deploy(load_or_exit(topology), out, stage))
+    with reported():
+        raise typer.Exit(run_deploy(load_or_exit(topology), out, stage))
 
 
 @app.command("status")
@@ -142,7 +158,8 @@ def recover_cmd(
 
     if what not in ("galera", "rabbitmq", "pacemaker", "all"):
         fail(f"unknown part '{what}': use galera, rabbitmq, pacemaker or all", 2)
-    raise typer.Exit(run_recover(load_or_exit(topology), out, what, dry_run=dry_run, yes=yes, lost=lost or []))
+    with reported():
+        raise typer.Exit(run_recover(load_or_exit(topology), out, what, dry_run=dry_run, yes=yes, lost=lost or []))
 
 
 @app.command("drill")
@@ -155,7 +172,8 @@ def drill_cmd(
     """Inject a real failure into the deployed lab under load; score gaps, losses and split brain."""
     from hastack.cli.drill import run_drill
 
-    raise typer.Exit(run_drill(load_or_exit(topology), out, scenario, repeat, report))
+    with reported():
+        raise typer.Exit(run_drill(load_or_exit(topology), out, scenario, repeat, report))
 
 
 @app.command("bench")
@@ -168,7 +186,9 @@ def bench_cmd(
     """Each scenario under the reference defaults, then under hastack's tuning, side by side."""
     from hastack.cli.drill import run_bench
 
-    raise typer.Exit(run_bench(load_or_exit(topology), out, scenarios or ["power-off-vip-writer"], repeat, report))
+    with reported():
+        raise typer.Exit(run_bench(load_or_exit(topology), out, scenarios or ["power-off-vip-writer"], repeat,
+                                   report))
 
 
 def main() -> None:

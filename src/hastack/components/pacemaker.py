@@ -161,6 +161,11 @@ def crm_key(key: str) -> str:
 CRM_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
+def fence_secrets(topo: Topology) -> list[str]:
+    """Fence credentials (passwd, password, ...) of every fenced node: the crm file holding them is
+    secret, and deploy masks them in anything it prints."""
+    return [v for n in _fenced(topo) if n.fencing is not None for v in n.fencing.secret_values()]
+
 
 def script(topo: Topology) -> str:
     fencing = [
@@ -196,6 +201,8 @@ class Pacemaker:
 
     def files(self, ctx: Ctx, node: Node) -> list[File]:
         # No restarts: a changed file is applied by deploy (crm configure load update), not by a restart.
+        if fence_secrets(ctx.topo):  # a fence password: root only, and never shown in a plan's diff
+            return [File(SCRIPT, script(ctx.topo), mode=0o600, secret=True)]
         return [File(SCRIPT, script(ctx.topo))]
 
 

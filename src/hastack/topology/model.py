@@ -140,6 +140,10 @@ def _fence_value(value: object) -> str | int | bool:
 
 
 FenceValue = Annotated[str | int | bool, PlainValidator(_fence_value, json_schema_input_type=str | int | bool)]
+FENCE_SECRET = re.compile(r"passw|secret|token|community|key|credential", re.IGNORECASE)
+"""Fence parameter names whose value is a credential (passwd, password, snmp_priv_passwd, community,
+api_key, ...): the crm file that holds them is rendered as a secret. Erring towards more matches
+only hides a diff."""
 
 
 class FenceDevice(Strict):
@@ -147,6 +151,9 @@ class FenceDevice(Strict):
 
     agent: Annotated[str, StringConstraints(pattern=r"^fence_[a-z0-9_]{1,64}$")]
     params: dict[FenceParamKey, FenceValue] = Field(default_factory=dict, max_length=64)
+
+    def secret_values(self) -> list[str]:
+        return [str(v) for k, v in self.params.items() if FENCE_SECRET.search(k)]
 
 
 class Node(Strict):
