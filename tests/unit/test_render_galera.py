@@ -81,11 +81,12 @@ def test_galera_essentials(seed: Topology, ctx_of: CtxOf) -> None:
 
 def test_provider_options_follow_tuning(seed: Topology, ctx_of: CtxOf) -> None:
     topo = with_galera(seed, evs_suspect_timeout="PT5S", evs_inactive_timeout="PT9S",
-                       evs_keepalive_period="PT1S", gcache_size="1G", pc_recovery=False)
+                       evs_keepalive_period="PT1S", evs_install_timeout="PT8S", gcache_size="1G", pc_recovery=False)
     opts = provider_options(server_cnf(ctx_of(topo), topo.controllers[1]))
     assert opts["evs.suspect_timeout"] == "PT5S"
     assert opts["evs.inactive_timeout"] == "PT9S"
     assert opts["evs.keepalive_period"] == "PT1S"
+    assert opts["evs.install_timeout"] == "PT8S"  # garbd gets the same list (test_render_garbd)
     assert opts["gcache.size"] == "1G"
     assert opts["pc.recovery"] == "FALSE"
     assert opts["gmcast.listen_addr"] == "tcp://10.77.0.12:4567"
@@ -196,3 +197,15 @@ def test_check_script_content_length_matches(tmp_path: Path, seed: Topology) -> 
     headers = dict(h.split(b": ", 1) for h in head.split(b"\r\n")[1:])
     length = int(headers[b"Content-Length"])
     assert length == len(body)
+
+
+def test_a_join_may_take_longer_than_galera_derives(seed: Topology, ctx_of: CtxOf) -> None:
+    """Galera derives install_timeout = inactive/2 (1.5 s with PT3S): a controller booting its whole
+    OpenStack answered too late and the survivor went non-Primary. The defaults give 7.5 s, inside
+    Galera's allowed range [keepalive_period, inactive_timeout)."""
+    g = seed.tuning.galera
+    opts = provider_options(server_cnf(ctx_of(seed), seed.controllers[0]))
+    assert opts["evs.install_timeout"] == g.evs_install_timeout == "PT7.5S"
+    keep, install, inactive = (float(v[2:-1]) for v in (g.evs_keepalive_period, g.evs_install_timeout,
+                                                         g.evs_inactive_timeout))
+    assert keep <= install < inactive

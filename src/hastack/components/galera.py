@@ -77,6 +77,7 @@ def evs_options(g: GaleraTuning) -> list[str]:
         f"evs.suspect_timeout={g.evs_suspect_timeout}",
         f"evs.inactive_timeout={g.evs_inactive_timeout}",
         f"evs.keepalive_period={g.evs_keepalive_period}",
+        f"evs.install_timeout={g.evs_install_timeout}",
     ]
 
 

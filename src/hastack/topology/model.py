@@ -218,8 +218,16 @@ class HAProxyTuning(Strict):
 
 class GaleraTuning(Strict):
     evs_suspect_timeout: IsoDuration = "PT2S"
-    evs_inactive_timeout: IsoDuration = "PT3S"
+    evs_inactive_timeout: IsoDuration = "PT8S"
+    """A peer every member suspects (suspect_timeout) is evicted then, on consensus; this hard limit
+    is for a peer only some members suspect. It bounds evs_install_timeout from above, hence 8 s."""
     evs_keepalive_period: IsoDuration = "PT0.5S"
+    evs_install_timeout: IsoDuration = "PT7.5S"
+    """How long a membership change waits for every member to acknowledge the new view (Galera
+    allows [keepalive, inactive_timeout); it derived 1.5 s from PT3S). A controller booting its whole
+    OpenStack on a 2-core lab answered too late: the survivor declared it AND garbd inactive and went
+    non-Primary for 14 s at the heal (seen 2026-12-04). A join may now take 7.5 s, as with Galera's
+    defaults; a member's failure is still caught by suspect_timeout."""
     gcache_size: GcacheSize = "256M"
     buffer_pool_size: BufferPoolSize = "64M"
     sst_method: Literal["mariabackup", "rsync"] = "mariabackup"

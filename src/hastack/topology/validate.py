@@ -175,8 +175,8 @@ def services(t: Topology) -> Iterator[tuple[str, Severity, str, PathKey, str]]:
 @rule
 def timing(t: Topology) -> Iterator[tuple[str, Severity, str, PathKey, str]]:
     g = t.tuning.galera
-    suspect, inactive, keep = (_seconds(g.evs_suspect_timeout), _seconds(g.evs_inactive_timeout),
-                               _seconds(g.evs_keepalive_period))
+    suspect, inactive, keep, install = (_seconds(g.evs_suspect_timeout), _seconds(g.evs_inactive_timeout),
+                                        _seconds(g.evs_keepalive_period), _seconds(g.evs_install_timeout))
     if keep * 3 >= suspect:
         yield ("GALERA-EVS-KEEPALIVE", E, f"evs_keepalive_period {g.evs_keepalive_period} must be below a third "
                f"of evs_suspect_timeout {g.evs_suspect_timeout} (mariadbd refuses to start)",
@@ -184,6 +184,11 @@ def timing(t: Topology) -> Iterator[tuple[str, Severity, str, PathKey, str]]:
     if inactive <= suspect:
         yield ("GALERA-EVS-INACTIVE", E, "evs_inactive_timeout must be longer than evs_suspect_timeout",
                ("tuning", "galera", "evs_inactive_timeout"), "raise evs_inactive_timeout")
+    if not keep <= install < inactive:
+        yield ("GALERA-EVS-INSTALL", E, f"evs_install_timeout {g.evs_install_timeout} must be at least "
+               f"evs_keepalive_period and below evs_inactive_timeout {g.evs_inactive_timeout} (Galera refuses "
+               "to open the connection)", ("tuning", "galera", "evs_install_timeout"),
+               "raise evs_inactive_timeout, or lower evs_install_timeout")
     k = t.tuning.keepalived
     if round(k.advert_int * 100) != k.advert_int * 100:
         yield ("VRRP-ADVERT-RESOLUTION", E, "VRRPv3 adverts are counted in centiseconds",
