@@ -191,4 +191,4 @@ def test_server_create_with_a_controller_powered_off(four_lab: Path) -> None:
                      ["network", "delete", f"{NAME}-net"], ["flavor", "delete", f"{NAME}-flavor"],
                      ["image", "delete", f"{NAME}-image"]):
             osc_quietly(*argv)
-        print(f"healthy again {wait_healthy():.1f} s after the power-on")
+        print(f"healthy again {wait_healthy():.1f} s after the clean-up")
