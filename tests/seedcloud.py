@@ -39,10 +39,11 @@ def on(node: str, command: str, *, stdin: str | None = None, timeout: float = 18
     return res.stdout
 
 
-def clouds_yaml() -> str:
-    secrets = Secrets.load(secrets_path(TOPOLOGY, "seed"))
-    return json.dumps({"clouds": {"hastack": {
-        "auth": {"auth_url": f"http://{VIP}:5000/v3", "username": "admin", "project_name": "admin",
+def clouds_yaml(topology: Path = TOPOLOGY, name: str = "seed", vip: str = VIP, cloud: str = "hastack") -> str:
+    """A clouds.yaml (JSON is YAML) for the admin of the lab of `topology` (whose `name:` is `name`)."""
+    secrets = Secrets.load(secrets_path(topology, name))
+    return json.dumps({"clouds": {cloud: {
+        "auth": {"auth_url": f"http://{vip}:5000/v3", "username": "admin", "project_name": "admin",
                  "user_domain_name": "Default", "project_domain_name": "Default",
                  "password": secrets.password("keystone/admin")},
         "region_name": "RegionOne", "interface": "public", "identity_api_version": 3}}}, indent=2)

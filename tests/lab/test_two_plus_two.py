@@ -27,15 +27,14 @@ from typing import Any
 
 import pytest
 
-from hastack.secrets import Secrets, secrets_path
-from seedlab import ROOT, SEED, hastack
+from seedcloud import CLOUDS, clouds_yaml
+from seedlab import ROOT, hastack, own_lab
 
 pytestmark = pytest.mark.lab
 
 FOUR = ROOT / "examples" / "four-servers.yml"
 VIP = "10.78.0.10"
 CLIENT = "cmp-1"
-CLOUDS = "/root/.config/openstack/clouds.yaml"
 NAME = "hs-four"
 # In this order each drill hits another server: the VIP and the writer start on one controller, so
 # "other" is the second one; the VIP then stays where it is and the writer fails back, so the next
@@ -86,21 +85,8 @@ def wait_healthy(timeout: float = 300) -> float:
 def four_lab() -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    if not os.environ.get("HASTACK_KEEP_LAB"):
-        hastack("lab", "down", str(SEED))
-    up = hastack("lab", "up", str(FOUR))
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        dep = hastack("deploy", str(FOUR))
-        print(dep.stdout[-3000:])
-        assert dep.returncode == 0, dep.stdout + dep.stderr
-        yield FOUR
-    finally:
-        for node in ("ctl-1", "ctl-2", "net-1", "net-2"):  # whatever a failed test left off
-            hastack("lab", "power", node, "on", "-t", str(FOUR))
-        if not os.environ.get("HASTACK_KEEP_LAB"):
-            down = hastack("lab", "down", str(FOUR))
-            assert down.returncode == 0, down.stdout + down.stderr
+    with own_lab(FOUR, ("ctl-1", "ctl-2", "net-1", "net-2")) as topo:
+        yield topo
 
 
 def test_a_fresh_deploy_is_healthy_with_three_brokers(four_lab: Path) -> None:
@@ -140,15 +126,6 @@ def test_every_server_was_powered_off(four_lab: Path) -> None:
     assert sorted(HIT) == ["ctl-1", "ctl-2", "net-1", "net-2"], HIT
 
 
-def clouds_yaml() -> str:
-    secrets = Secrets.load(secrets_path(FOUR, "four"))
-    return json.dumps({"clouds": {"four": {
-        "auth": {"auth_url": f"http://{VIP}:5000/v3", "username": "admin", "project_name": "admin",
-                 "user_domain_name": "Default", "project_domain_name": "Default",
-                 "password": secrets.password("keystone/admin")},
-        "region_name": "RegionOne", "interface": "public", "identity_api_version": 3}}}, indent=2)
-
-
 def vip_holder() -> str:
     _, doc = status_code()
     holders = doc["vip"]["holders"]
@@ -160,7 +137,8 @@ def test_server_create_with_a_controller_powered_off(four_lab: Path) -> None:
     """The controller holding the VIP goes: tokens, the scheduler and conductor on the survivor, RPC
     through the two remaining brokers (ctl and net-1), and the compute node still build a server."""
     wait_healthy()
-    on(CLIENT, f"umask 077 && mkdir -p {Path(CLOUDS).parent} && cat > {CLOUDS}", stdin=clouds_yaml())
+    clouds = clouds_yaml(FOUR, "four", VIP, "four")
+    on(CLIENT, f"umask 077 && mkdir -p {Path(CLOUDS).parent} && cat > {CLOUDS}", stdin=clouds)
     on(CLIENT, f"head -c 1024 /dev/zero > /root/{NAME}.img")
     victim = vip_holder()
     try:
