@@ -171,3 +171,14 @@ def test_lab_bindings_need_the_stats_secret_unless_an_observer_is_given(seed: To
     assert b.network_nodes == ("net-1", "net-2")
     assert isinstance(b.faults, cli.LabFaults)
     assert b.queue_leader is not None
+
+
+def test_exit_codes_tell_lost_from_unhealed_from_slow() -> None:
+    """A test or script may accept "slower than the target" (1) without accepting a run that did not
+    heal (3) or lost something (4)."""
+    assert cli.outcome([], False) == cli.EXIT_OK
+    assert cli.outcome(["db_gap_s", "heal_to_healthy_s"], False) == cli.EXIT_MISSED
+    assert cli.outcome(["db_gap_s"], True) == cli.EXIT_RUN_ERROR
+    for figure in ("db_lost", "messages_lost", "split_brain_samples"):
+        assert cli.outcome(["vip_gap_s", figure], True) == cli.EXIT_LOST
+    assert len({cli.EXIT_OK, cli.EXIT_MISSED, cli.EXIT_ABORTED, cli.EXIT_RUN_ERROR, cli.EXIT_LOST}) == 5

@@ -5,8 +5,11 @@
     scenarios_table(out)                      # `hastack drill --list`
     demo_report(Path("/tmp/r"))               # a made-up run, to look at the report without a lab
 
-Exit codes: 0 every target met, 1 a target missed (or a run reported errors), 2 the drill could
-not start (lab not healthy, no valid target, a workload could not prepare).
+Exit codes, worst first: 4 something was lost (an acknowledged write or a confirmed message missing,
+or a split-brain sample), 3 a run went wrong (the lab did not heal, a workload or the watcher failed),
+2 the drill could not start (lab not healthy, no valid target, a workload could not prepare), 1 a
+timing target missed, 0 every target met. Scripts and tests can then accept "slower than the target"
+without accepting "did not heal" or "lost data".
 
 The lab side plugs in through `Bindings` (see runner.py): `LabFaults(lab)` adapts `hastack.lab.Lab`
 to `FaultApi`; `lab_queue_leader(lab, topo)` finds the test queue's leader; the watcher's observe
@@ -44,7 +47,17 @@ from hastack.drills.workloads import (
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
 
-EXIT_OK, EXIT_MISSED, EXIT_ABORTED = 0, 1, 2
+EXIT_OK, EXIT_MISSED, EXIT_ABORTED, EXIT_RUN_ERROR, EXIT_LOST = 0, 1, 2, 3, 4
+SAFETY_FIGURES = frozenset({"db_lost", "messages_lost", "split_brain_samples"})
+
+
+def outcome(missed: Sequence[str], run_errors: bool) -> int:
+    """The exit code for the figures whose target was missed and whether any run reported errors."""
+    if SAFETY_FIGURES.intersection(missed):
+        return EXIT_LOST
+    if run_errors:
+        return EXIT_RUN_ERROR
+    return EXIT_MISSED if missed else EXIT_OK
 DEFAULT_TIMING, DEFAULT_RATES = Timing(), Rates()
 
 
@@ -169,8 +182,8 @@ def drill(topo: Topology, secrets: Secrets, bindings: Bindings, scenario: str, *
         return EXIT_ABORTED
     verdicts = judge(series.stats, series.scenario.tags)
     con.print(series_table(series, verdicts))
-    missed = any(v.passed is False for v in verdicts) or any(r.errors for r in series.runs)
-    return EXIT_MISSED if missed else EXIT_OK
+    missed = [v.target.figure for v in verdicts if v.passed is False]
+    return outcome(missed, any(r.errors for r in series.runs))
 
 
 def _series(bindings: Bindings, name: str, repeat: int, report_dir: Path | None, con: Console, timing: Timing,
@@ -247,7 +260,9 @@ def bench(topo: Topology, secrets: Secrets, bindings_for: Callable[[Topology], B
         con.print(bench_table(name, [r for r in rows[name] if r.target.listed(by_name(name).tags)]))
     if report_dir is not None:
         report.dump(report.bench_json(rows), report_dir / "bench.json")
-    return EXIT_MISSED if any(r.passed is False for rs in rows.values() for r in rs) else EXIT_OK
+    missed = [r.target.figure for rs in rows.values() for r in rs if r.passed is False]
+    errors = any(r.errors for by_label in results.values() for series in by_label.values() for r in series.runs)
+    return outcome(missed, errors)
 
 
 def bench_table(scenario: str, rows: Sequence[BenchRow]) -> Table:
