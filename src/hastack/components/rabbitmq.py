@@ -2,7 +2,7 @@
 file, users from definitions.
 
 Choices and why:
-- Cluster formation is `classic_config` with every controller as `rabbit@<name>`; names resolve
+- Cluster formation is `classic_config` with every broker as `rabbit@<name>`; names resolve
   through the /etc/hosts that `common` renders, so no DNS is needed. Nodes must start together
   (a node started alone waits for its peers, then gives up).
 - Users, vhosts and permissions are a definitions file that every node loads at boot
@@ -17,8 +17,8 @@ Choices and why:
   (`transport_url()` builds it); the shared convention's "vhost `/<service>`" is that URL path, the
   vhost's name has no slash (a vhost literally named `/nova` would need `...//nova`). The admin
   user `hastack` (secret `rabbit/admin`) has rights on every vhost.
-- The brokers are the controllers plus, when there are only two controllers, a broker on the
-  'arbitrator' node (the seed's four-server layout: net-1). A quorum queue of two members stops
+- The brokers are the controllers plus a broker on any 'arbitrator' that is not a controller (the
+  seed's four-server layout: net-1). A quorum queue of two members stops
   with either, so that third broker is what keeps RPC serving through a controller's loss. It holds
   quorum-queue replicas and votes, but services do NOT list it in `transport_url`: like garbd for
   Galera it is a vote, not a server for clients. Queue leaders follow the declaring client
