@@ -25,8 +25,9 @@ Choices and why:
   (`client-local`), so they stay on the controllers that are sized for the load; the network node
   keeps its CPU for the agents whose failover it must run. Only after a controller dies may Raft
   elect the arbitrator leader of some queues; clients reach them through their own broker.
-- `rabbitmq.queues: quorum` (default): no policies; OpenStack RPC uses quorum queues (oslo.messaging
-  `rabbit_quorum_queue = true`) and a classic mirrored-queue policy must never match those.
+- `rabbitmq.queues: quorum` (default): OpenStack RPC uses quorum queues (oslo.messaging
+  `rabbit_quorum_queue = true`) and a classic mirrored-queue policy must never match those; one
+  policy mirrors oslo.messaging's classic reply and fanout queues only (see TRANSIENT_QUEUES).
   Per-vhost default queue types do not exist in 3.10 (they came in 3.11).
   `rabbitmq.queues: mirrored`: the seed's classic mirrored queues, a policy `ha-mode: all`,
   `ha-sync-mode: automatic` on every vhost (validate warns about their known losses).
@@ -158,14 +159,25 @@ def _perm(user: str, vhost: str) -> dict[str, str]:
 
 
 MIRROR_POLICY = "ha-all"
+TRANSIENT_POLICY = "ha-transient"
+TRANSIENT_QUEUES = r"^(reply_|.+_fanout_)"
+"""oslo.messaging's own classic queues: a caller's reply queue (`reply_<uuid>`) and each server's
+fanout queue (`<topic>_fanout_<uuid>`). The RPC topic queues are quorum queues; these are not, so
+they live on one broker only. When that broker dies, the survivors delete them once they see it go,
+which can be after the client has reconnected elsewhere and declared its queue again: the client
+then waits on a queue that no longer exists and every call it makes times out (nova-compute on
+cmp-1, CI run of 2026-12-04: "The reply ... failed to send after 60 seconds due to a missing queue",
+for ten minutes after a controller's power cycle). Mirrored on every broker, they survive it."""
 
 
 def policies(topo: Topology, vhosts: list[str]) -> list[dict[str, Any]]:
     """With `queues: mirrored`, every queue but the server-named ones (`amq.*`) mirrored on every
-    broker and synchronised automatically when a broker returns (RabbitMQ 3.10 classic mirroring)."""
-    if topo.rabbitmq.queues != "mirrored":
-        return []
-    return [{"vhost": v, "name": MIRROR_POLICY, "pattern": r"^(?!amq\.).*", "apply-to": "queues",
+    broker and synchronised automatically when a broker returns (RabbitMQ 3.10 classic mirroring).
+    With quorum queues, only oslo.messaging's classic reply and fanout queues (see TRANSIENT_QUEUES);
+    the pattern never matches a quorum queue's name."""
+    mirrored = topo.rabbitmq.queues == "mirrored"
+    name, pattern = (MIRROR_POLICY, r"^(?!amq\.).*") if mirrored else (TRANSIENT_POLICY, TRANSIENT_QUEUES)
+    return [{"vhost": v, "name": name, "pattern": pattern, "apply-to": "queues",
              "definition": {"ha-mode": "all", "ha-sync-mode": "automatic"}, "priority": 0} for v in vhosts]
 
 
