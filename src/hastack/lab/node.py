@@ -8,7 +8,6 @@ The upper layer persists across power cycles, like a disk; the network namespace
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -18,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from hastack import safefs
 from hastack.lab import cgroup, net
 from hastack.lab.errors import LabError
 from hastack.lab.image import FENCE_AGENT
@@ -87,11 +87,22 @@ def create_disk(state: LabState, node: NodeState, ident: Identity) -> None:
 
 
 def refresh_fence_agent(node: NodeState) -> None:
-    """The agent in the image is the one of build time; every boot gets the current one."""
-    target = paths(node)["upper"] / "usr/sbin/fence_hastack"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(FENCE_AGENT, target)
-    target.chmod(0o755)
+    """The agent in the image is the one of build time; every boot gets the current one.
+
+    The upper layer is the node's disk: its root may have planted a link at usr, usr/sbin or the
+    agent's own name pointing into the host. Every directory is opened without following links and
+    the file is replaced by rename (safefs), so a planted link stops the refresh or is replaced;
+    nothing outside the node's disk is ever written."""
+    upper = safefs.open_dir(paths(node)["upper"])
+    try:
+        with safefs.subdir(upper, ("usr", "sbin")) as sbin:
+            safefs.write_at(sbin, "fence_hastack", FENCE_AGENT.read_bytes(), 0o755)
+    except safefs.UnsafePath as exc:
+        raise LabError("node-disk-link", f"{node.name}: a symbolic link in its disk at {exc.filename}",
+                       "the node's root replaced a directory by a link; power it off and remove the link "
+                       "from its upper layer") from None
+    finally:
+        os.close(upper)
 
 
 def nspawn_argv(state: LabState, node: NodeState) -> list[str]:
