@@ -15,6 +15,7 @@ import pytest
 
 from conftest import FixedSecrets
 from hastack.components import openstack as os_
+from hastack.components import telemetry
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, StageFailed, StepFailed
@@ -53,6 +54,8 @@ class Cloud:
     mapped: set[str] = field(default_factory=set)
     fail_sync: str = ""
     syncs: list[str] = field(default_factory=list)
+    gnocchi_storage: set[str] = field(default_factory=set)  # hosts whose storage directory is initialised
+    resource_types: bool = False
 
 
 def answer(host: str, argv: tuple[str, ...], out: str = "", code: int = 0, err: str = "") -> Result:
@@ -86,7 +89,13 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
             return answer(h, argv, "".join(f"{x}\n" for x in sorted(cloud.mapped)))
         if "compute_nodes" in q:
             return answer(h, argv, "".join(f"{x}\n" for x in sorted(cloud.compute_nodes)))
+        if "gnocchi.resource_type" in q:
+            return answer(h, argv, f"{int(cloud.resource_types)}\n")
         raise AssertionError(q)
+
+    def test_file(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
+        assert argv == ("test", "-f", telemetry.STORAGE_MARKER)
+        return answer(h, argv, code=0 if h in cloud.gnocchi_storage else 1)
 
     def file_states(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
         paths = argv[4:]
@@ -106,6 +115,17 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
         cloud.syncs.append(shlex.join(cmd))
         if cloud.fail_sync and cloud.fail_sync in shlex.join(cmd):
             return answer(h, argv, code=1, err="OperationalError: (pymysql.err.OperationalError) ...")
+        if cmd == telemetry.STORAGE_INIT:
+            cloud.gnocchi_storage.add(h)
+            return answer(h, argv)
+        if cmd == telemetry.RESOURCE_TYPES:
+            # like ceilometer-upgrade: it needs Gnocchi's API through the VIP, so a started gnocchi-api
+            assert cloud.units.get((h, "gnocchi-api"), (False, False))[0], "ceilometer-upgrade before gnocchi-api"
+            first_time = cloud.syncs.count(shlex.join(cmd)) == 1
+            assert not (first_time and cloud.units.get((h, "ceilometer-agent-notification"))), \
+                "an agent started before its resource types exist"
+            cloud.resource_types = True
+            return answer(h, argv)
         if cmd[:3] == ("nova-manage", "cell_v2", "discover_hosts"):
             new = cloud.compute_nodes - cloud.mapped
             cloud.mapped |= new
@@ -170,7 +190,8 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
           on_prefix("sh", "-c", HTTP_CODES, times=None, respond=http_codes),
           on_prefix(*TOKEN_REQUEST, times=None, respond=token),
           on_regex(r"keystone-manage bootstrap", times=None, respond=bootstrap),
-          on_prefix("python3", TOOL, times=None, respond=admin_tool))
+          on_prefix("python3", TOOL, times=None, respond=admin_tool),
+          on_prefix("test", "-f", times=None, respond=test_file))
     return s
 
 
@@ -525,6 +546,29 @@ def test_four_servers_without_nova_converges_too(no_nova: Topology) -> None:
     assert not any("discover_hosts" in shlex.join(c.argv) for c in s.calls if c.kind == "run")
     assert {e.service for e in expectations(four)} == {"network", "volumev3", "orchestration"}
     assert run(four, s).changes == 0
+
+
+def test_telemetry_storage_on_every_controller_and_resource_types_once(four: Topology) -> None:
+    """Gnocchi's per-controller storage initialised on each controller before its API; ceilometer's
+    resource types created once, on the first controller, after Gnocchi answers and before any
+    ceilometer agent; neither again on a re-run, but again when the resource types are gone."""
+    cloud = Cloud()
+    s = script_cloud(four, cloud)
+    run(four, s)
+    assert cloud.gnocchi_storage == {"ctl-1", "ctl-2"}
+    ups = [c.host for c in s.calls if c.kind == "run" and c.argv[4:] == telemetry.RESOURCE_TYPES]
+    assert ups == ["ctl-1"] and cloud.resource_types
+    for n in ("ctl-1", "ctl-2"):
+        calls = [shlex.join(c.argv) for c in s.calls if c.kind == "run" and c.host == n]
+        init = next(i for i, c in enumerate(calls) if "gnocchi-upgrade --skip-index" in c)
+        api = next(i for i, c in enumerate(calls) if c.startswith("systemctl start") and "gnocchi-api" in c)
+        assert init < api
+    before = len(s.calls)
+    assert run(four, s).changes == 0
+    assert not [c for c in s.calls[before:] if c.kind == "run" and c.argv[0] == "runuser"]
+    cloud.resource_types = False  # the gnocchi database was re-created
+    run(four, s)
+    assert [c.host for c in s.calls[before:] if c.kind == "run" and c.argv[4:] == telemetry.RESOURCE_TYPES] == ["ctl-1"]
 
 
 class ProbeOnly:

@@ -109,7 +109,7 @@ def test_only_running_services_get_listeners(seed: Topology, no_nova: Topology, 
     four_names = {s.split()[1] for s in sections(ctx_of(no_nova), no_nova.controllers[0]) if s.startswith("listen")}
     assert "nova_api" not in four_names and "nova_metadata" not in four_names
     assert four_names == {"stats", "galera", "keystone", "glance_api", "placement_api", "neutron_server",
-                          "cinder_api", "heat_api", "heat_api_cfn"}
+                          "cinder_api", "heat_api", "heat_api_cfn", "gnocchi_api", "aodh_api"}
 
 
 def test_every_api_checks_the_service_on_every_controller(seed: Topology, ctx_of: CtxOf) -> None:
@@ -136,6 +136,16 @@ def every_service(tmp_path: Path) -> Topology:
     loaded = load(path)
     assert loaded.topology is not None, [r.render() for r in loaded.reports]
     return loaded.topology
+
+
+def test_gnocchi_is_served_by_one_controller_at_a_time(four: Topology, ctx_of: CtxOf) -> None:
+    """Gnocchi's file storage is per controller: the first healthy one serves, the others are backups.
+    Every other API is balanced over every controller."""
+    secs = sections(ctx_of(four), four.controllers[1])
+    assert [s[1:] for s in servers(secs["listen gnocchi_api"])] == [
+        ["ctl-1", "10.78.0.11:8041", "check"], ["ctl-2", "10.78.0.12:8041", "check", "backup"]]
+    others = [a for a in haproxy.apis(four) if a.name != "gnocchi_api"]
+    assert others and all("backup" not in s for a in others for s in servers(secs[f"listen {a.name}"]))
 
 
 def test_every_catalog_port_is_served_on_the_vip(tmp_path: Path, ctx_of: CtxOf) -> None:

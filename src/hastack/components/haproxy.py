@@ -58,6 +58,9 @@ class Api:
     """The systemd unit that serves it on each controller (its log: /var/log/<log_dir>/<unit>.log)."""
     log_dir: str = ""
     """The project's log directory where it is not the service's name (telemetry is gnocchi and aodh)."""
+    one_node: bool = False
+    """Served by the first healthy controller only, the others as backups (like the Galera writer):
+    for an API whose data lives on the node that received it (Gnocchi's file storage)."""
 
     @property
     def log(self) -> str:
@@ -83,7 +86,7 @@ APIS: tuple[Api, ...] = (
     Api("heat_api_cfn", "heat", 8000, "/healthcheck", 200, "Heat CloudFormation-compatible API",
         unit="heat-api-cfn"),
     Api("gnocchi_api", "telemetry", telemetry.GNOCCHI_PORT, "/healthcheck", 200, "Gnocchi metric API",
-        unit=telemetry.GNOCCHI_API.unit, log_dir="gnocchi"),
+        unit=telemetry.GNOCCHI_API.unit, log_dir="gnocchi", one_node=True),
     Api("aodh_api", "telemetry", telemetry.AODH_PORT, "/healthcheck", 200, "Aodh alarming API",
         unit=telemetry.AODH_API.unit, log_dir="aodh"),
 )

@@ -8,7 +8,12 @@ aodh use the same vhost and account for their own traffic (the broker defines on
 
 Not highly available yet, and said plainly:
 - Gnocchi's `file` storage is per controller (like Glance's file store): measures written through
-  one controller are not on the others. A real deployment needs shared storage (Ceph, S3, Swift).
+  one controller are not on the others. So HAProxy sends Gnocchi's API to one controller at a time
+  (the others are backups, like the Galera writer): reads see what was written while that node
+  serves. When it dies, the survivor takes new measures at once (the indexer, i.e. resources and
+  metrics, is in Galera and complete), but the dead node's measures are out of reach until it
+  returns. A real deployment needs shared storage (Ceph, S3, Swift, or this directory on NFS).
+  Every controller's storage directory is initialised by deploy (`gnocchi-upgrade --skip-index`).
 - No tooz coordination backend is configured: every controller's central polling agent polls
   every resource (duplicate samples) and every aodh evaluator evaluates every alarm (duplicate
   notifications). Nothing is lost when a controller dies, but partitioning the work needs a group
@@ -31,6 +36,14 @@ CEILOMETER_UNITS = ("ceilometer-agent-central", "ceilometer-agent-notification")
 GNOCCHI_UNITS = ("gnocchi-api", "gnocchi-metricd")
 AODH_UNITS = ("aodh-api", "aodh-evaluator", "aodh-notifier", "aodh-listener")
 COMPUTE_UNIT = "ceilometer-agent-compute"
+STORAGE_DIR = "/var/lib/gnocchi"
+STORAGE_MARKER = f"{STORAGE_DIR}/tmp/gnocchi-config"
+"""What gnocchi-upgrade leaves in a file storage once its sacks exist (gnocchi.incoming.file)."""
+STORAGE_INIT = ("gnocchi-upgrade", "--skip-index", "--skip-archive-policies-creation")
+"""Initialise this node's storage and incoming sacks only (the indexer is the schema step's)."""
+RESOURCE_TYPES = ("ceilometer-upgrade",)
+"""Creates or updates ceilometer's resource types in Gnocchi (through the catalog, as ceilometer)."""
+RESOURCE_TYPES_PACKAGE = "python3-ceilometer"
 
 GNOCCHI_API = os_.Uwsgi(
     unit="gnocchi-api", init_name="gnocchi-api", ini="/etc/gnocchi/gnocchi-api-uwsgi.ini", port=GNOCCHI_PORT,
@@ -68,7 +81,7 @@ def gnocchi_conf(ctx: Ctx) -> os_.Sections:
         {"indexer": {"url": os_.db_url(ctx, "gnocchi", "gnocchi")}},
         os_.keystone_authtoken(ctx, "gnocchi"),
         {"metricd": {"workers": ctx.topo.openstack.api_workers}},
-        {"storage": {"driver": "file", "file_basepath": "/var/lib/gnocchi"}},
+        {"storage": {"driver": "file", "file_basepath": STORAGE_DIR}},
     )
 
 

@@ -52,6 +52,11 @@ PACKAGES: tuple[str, ...] = (
     "neutron-linuxbridge-agent",
     "cinder-api", "cinder-scheduler",
     "heat-api", "heat-api-cfn", "heat-engine",
+    # Telemetry (ceilometer's compute agent is left out: it pulls libvirt, and the lab's computes run
+    # the fake driver, which it has nothing to inspect on)
+    "ceilometer-agent-central", "ceilometer-agent-notification", "gnocchi-api", "gnocchi-metricd",
+    "aodh-api", "aodh-evaluator", "aodh-notifier", "aodh-listener",
+    "python3-gnocchiclient", "python3-aodhclient",
 )
 
 # dpkg settings kept in the image: no docs/man/locales (smaller image, nothing runs from them).

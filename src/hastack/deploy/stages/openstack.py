@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hastack.components import api_watchdog, haproxy, heat, keystone, neutron
+from hastack.components import api_watchdog, haproxy, heat, keystone, neutron, telemetry
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.components.registry import component
@@ -443,13 +443,45 @@ class OpenStackStage:
         started together with the APIs, they lost that race on a fresh lab (2026-11-27)."""
         units = service_units(d.topo, node, skip=("keystone",))
         served = {a.unit for a in haproxy.apis(d.topo)}
+        if d.topo.runs("telemetry"):
+            await self.gnocchi_storage(d, node)
         await ensure_units(d, node.name, [u for u in units if u in served])
         await wait_http(d, node.name, api_urls(d.topo, str(node.address)), f"every API on {node.name}")
         await wait_http(d, node.name, api_urls(d.topo, str(d.topo.network.vip)),
                         f"every API through the VIP, before the daemons on {node.name}")
+        if d.topo.runs("telemetry") and node.name == first(d):
+            await self.resource_types(d, node.name)
         await ensure_units(d, node.name, [u for u in units if u not in served])
         if api_watchdog.COMPONENT.applies(d.topo, node):  # only once every API answers: no restart mid-deploy
             await ensure_units(d, node.name, [api_watchdog.UNIT])
+
+    async def gnocchi_storage(self, d: Deploy, node: Node) -> None:
+        """This controller's own Gnocchi storage directory (see components/telemetry.py), once."""
+        probe = await d.run(node.name, ["test", "-f", telemetry.STORAGE_MARKER], "look for Gnocchi's storage",
+                            check=False)
+        if probe.exit_status == 0:
+            return
+        await d.run(node.name, ["runuser", "-u", "gnocchi", "--", *telemetry.STORAGE_INIT],
+                    "initialise Gnocchi's storage", timeout=300)
+        d.changed(node.name, f"initialised Gnocchi's storage in {telemetry.STORAGE_DIR}")
+
+    async def resource_types(self, d: Deploy, host: str) -> None:
+        """ceilometer-upgrade, before ceilometer's agents start (without its resource types Gnocchi
+        refuses their samples): once per ceilometer version, like the schemas. It reaches Gnocchi
+        through the catalog, so every API must answer on the VIP first (the caller's gate)."""
+        pkg = telemetry.RESOURCE_TYPES_PACKAGE
+        version = f"{pkg}={(await d.fact(host, packages([pkg]), 'read package versions'))[pkg].version}\n"
+        stamp_path = f"{STAMP_DIR}/gnocchi-resource-types"
+        t = d.transports[host]
+        have = await d.run(host, ["mariadb", "--batch", "--skip-column-names", "-e",
+                                  "SELECT COUNT(*) FROM gnocchi.resource_type WHERE name = 'image'"],
+                           "read Gnocchi's resource types")
+        if await t.get(stamp_path) == version.encode() and have.stdout.strip() not in ("", "0"):
+            return  # the same ceilometer made them, and they are still there (not a re-created database)
+        await d.run(host, ["runuser", "-u", "ceilometer", "--", *telemetry.RESOURCE_TYPES],
+                    "ceilometer-upgrade (Gnocchi resource types)", timeout=600)
+        await t.put(stamp_path, version.encode(), owner="root", group="root", mode=0o644)
+        d.changed(host, "created ceilometer's resource types in Gnocchi")
 
     async def agent_node(self, d: Deploy, node: Node) -> None:
         """A network or compute node: its units, then (when any started) its own rows up, so the
