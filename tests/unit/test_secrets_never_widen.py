@@ -226,3 +226,19 @@ def test_library_raises_reports_not_oserrors(tmp_path: Path) -> None:
     with pytest.raises(ReportError) as err:
         render_tree(context(load(topology(tmp_path))), tmp_path / "f")
     assert [r.code for r in err.value.reports] == ["RENDER-OUTPUT"]
+
+
+def test_the_admin_tools_state_ignores_a_planted_temporary_file(tmp_path: Path) -> None:
+    """openstack-admin's remembered passwords: 0600, and a file or link left under the old fixed
+    temporary name (`state.tmp`, 0644, or a link to another file) is neither reused nor followed."""
+    from hastack.deploy.stages import openstack_admin as tool
+
+    path = tmp_path / "state"
+    other = tmp_path / "other"
+    other.write_text("keep\n")
+    (tmp_path / "state.tmp").symlink_to(other)
+    tool.save_known({"nova": "abc"}, str(path))
+    assert path.stat().st_mode & 0o777 == 0o600 and not path.is_symlink()
+    assert other.read_text() == "keep\n"
+    assert json.loads(path.read_text()) == {"nova": "abc"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "state", "state.tmp"]

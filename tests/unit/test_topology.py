@@ -32,10 +32,23 @@ def test_invalid_examples_report_their_codes_at_their_lines(path: Path) -> None:
     assert all(r.location and r.location.file == str(path) for r in loaded.reports)
 
 
-@pytest.mark.parametrize("name", ["seed.yml", "four-servers.yml"])
+@pytest.mark.parametrize("name", ["seed.yml", "four-servers.yml", "four-servers-mirrored.yml"])
 def test_examples_are_valid(name: str) -> None:
     loaded = load(EXAMPLES / name)
     assert loaded.ok, [r.render() for r in loaded.reports]
+
+
+def test_the_mirrored_example_differs_only_in_its_queues_and_addresses() -> None:
+    """Its figures compare with four-servers.yml's only if the clouds are otherwise the same."""
+    quorum = load(EXAMPLES / "four-servers.yml").topology
+    mirrored_loaded = load(EXAMPLES / "four-servers-mirrored.yml")
+    mirrored = mirrored_loaded.topology
+    assert quorum and mirrored
+    assert [r.code for r in mirrored_loaded.reports] == ["RABBIT-MIRRORED"]
+    assert mirrored.rabbitmq.queues == "mirrored" and quorum.rabbitmq.queues == "quorum"
+    assert [(n.name, n.roles) for n in mirrored.nodes] == [(n.name, n.roles) for n in quorum.nodes]
+    assert mirrored.openstack == quorum.openstack
+    assert [n.name for n in mirrored.brokers] == ["ctl-1", "ctl-2", "net-1"]
 
 
 def test_seed_votes(seed: Topology) -> None:

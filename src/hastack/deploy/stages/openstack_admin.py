@@ -20,9 +20,11 @@ client); the logic takes an `Http` callable, so tests drive it without a cloud.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -343,13 +345,21 @@ def load_known(path: str = STATE) -> dict[str, str]:
 
 
 def save_known(known: dict[str, str], path: str = STATE) -> None:
-    """Atomically, 0600 from the first byte."""
+    """Atomically, 0600 from the first byte, under a fresh unpredictable name: a file or link planted
+    under the temporary name is refused (O_EXCL | O_NOFOLLOW), never reused or followed (this tool
+    runs alone on a node, so it cannot use hastack.safefs)."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(known, fh, sort_keys=True)
-    os.replace(tmp, path)
+    tmp = f"{path}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            json.dump(known, fh, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - runs on a node
