@@ -135,6 +135,10 @@ class Lab:
                 if lstate.shape(old) != lstate.shape(st):
                     raise LabError("lab-differs", f"lab {self.name} is up with another topology or image",
                                    f"hastack lab down {old.topology}, then up again")
+                if any(old.nodes[n].fences != st.nodes[n].fences for n in st.nodes):
+                    for n in st.nodes:  # a lab recorded before the switch checked callers, or fencing changed
+                        old.nodes[n].fences = st.nodes[n].fences
+                    lstate.write(old)
                 return old
             net.check_range_free(st)
             st.created = time.time()

@@ -8,16 +8,26 @@ Protocol: one JSON object per line each way.
   {"op": "list"}                          -> {"ok": true, "nodes": {"ctl-1": "on", ...}}
   {"op": "status"|"on"|"off"|"reboot", "node": N} -> {"ok": true, "state": "on"|"off"}
   errors                                  -> {"ok": false, "error": "..."}
+
+Who may ask: the socket is 0600 root on the host and bind-mounted read-only into every node, so
+every node's root can connect. The caller is identified by the kernel (SO_PEERCRED: its pid, then
+the cgroup that pid lives in): a host process may switch any node; a node may only read states and
+switch its own Pacemaker peers (`NodeState.fences`), so a node's root cannot power off a controller.
+Each connection has its own thread and a read deadline, and power changes take one lock: a client
+that connects and sends nothing delays nobody's fencing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +36,39 @@ from hastack.lab import cgroup, node, state
 from hastack.lab.errors import LabError
 
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container asked for a reboot
+READ_DEADLINE_S = 5.0  # a request line must arrive within this; fence agents send theirs at once
+SWITCHING = ("on", "off", "reboot", "reset")
+
+
+def cgroup_of(pid: int) -> str:
+    """The cgroup v2 path of a process as this (host) process sees it, e.g. /hastack/four/ctl-1/payload/..."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return ""
+
+
+def caller(st: state.LabState, cgroup_path: str) -> str | None:
+    """The lab node a cgroup path belongs to; None for the host. A process in another lab's (or an
+    unknown) cgroup under the labs' tree is refused outright."""
+    for name, ns in st.nodes.items():
+        base = "/" + ns.cgroup
+        if cgroup_path == base or cgroup_path.startswith(base + "/"):
+            return name
+    labs_root = "/" + st.cgroup.rsplit("/", 1)[0]
+    if cgroup_path.startswith(labs_root + "/") and not cgroup_path.startswith("/" + st.cgroup + "/"):
+        raise LabError("power-denied", f"a process of another lab ({cgroup_path}) asked this lab's switch")
+    return None
+
+
+def allowed(st: state.LabState, who: str | None, req: dict[str, Any]) -> None:
+    """Raise unless `who` (None: the host) may make this request."""
+    op, target = req.get("op"), str(req.get("node", ""))
+    if who is None or op not in SWITCHING:
+        return
+    if target not in st.nodes[who].fences:
+        raise LabError("power-denied", f"{who} may not switch {target or 'that'}",
+                       f"a node may switch only its Pacemaker peers: {', '.join(st.nodes[who].fences) or 'none'}")
 
 
 class Switch:
@@ -33,6 +76,7 @@ class Switch:
 
     def __init__(self, lab: str) -> None:
         self.lab = lab
+        self.lock = threading.RLock()  # one power change at a time, whichever connection asks
 
     def _node(self, st: state.LabState, name: str) -> state.NodeState:
         if name not in st.nodes:
@@ -66,7 +110,16 @@ class Switch:
             ns.power = "on"
         return "on"
 
-    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, req: dict[str, Any], peer_pid: int | None = None) -> dict[str, Any]:
+        """Answer one request; `peer_pid` is the caller's pid from the kernel (None: trusted, in-process)."""
+        if peer_pid is not None:
+            st = state.read(self.lab)
+            assert st is not None
+            allowed(st, caller(st, cgroup_of(peer_pid)), req)
+        with self.lock:
+            return self._handle(req)
+
+    def _handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op, name = req.get("op"), str(req.get("node", ""))
         if op == "list":
             return {"ok": True, "nodes": self.listing()}
@@ -95,7 +148,8 @@ class Switch:
             if pid == 0:
                 return
             if os.waitstatus_to_exitcode(status) == REBOOT_EXIT:
-                self._rebooted(pid)
+                with self.lock:
+                    self._rebooted(pid)
 
     def _rebooted(self, pid: int) -> None:
         st = state.read(self.lab)
@@ -108,24 +162,36 @@ class Switch:
                 print(f"reboot of {name} failed: {exc}", flush=True)
 
 
+def peer_pid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, _uid, _gid = struct.unpack("3i", creds)
+    return int(pid)
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
+    timeout = READ_DEADLINE_S  # StreamRequestHandler sets it on the connection: a silent client is dropped
 
     def handle(self) -> None:
-        line = self.rfile.readline(65536)
         try:
+            line = self.rfile.readline(65536)
             req = json.loads(line.decode() or "{}")
             if not isinstance(req, dict):
                 raise ValueError("a request is a JSON object")
-            answer = self.server.switch.handle(req)
+            answer = self.server.switch.handle(req, peer_pid(self.connection))
+        except TimeoutError:
+            return  # sent nothing in time: nothing to answer
         except LabError as exc:
             answer = {"ok": False, "error": str(exc)}
         except (ValueError, OSError) as exc:
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        self.wfile.write((json.dumps(answer) + "\n").encode())
+        with contextlib.suppress(OSError):
+            self.wfile.write((json.dumps(answer) + "\n").encode())
 
 
-class _Server(socketserver.UnixStreamServer):
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
     def __init__(self, path: str, switch: Switch) -> None:
         self.switch = switch
         super().__init__(path, _Handler)

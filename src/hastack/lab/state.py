@@ -79,6 +79,7 @@ class NodeState:
     cgroup: str  # relative path, the same in every cgroup hierarchy used
     power: str = "off"  # what the switch last set: "on" | "off"
     pid: int | None = None  # the node's systemd-nspawn (launcher) process
+    fences: list[str] = field(default_factory=list)  # the nodes this node may switch: its Pacemaker peers
 
 
 @dataclass
@@ -111,6 +112,15 @@ class LabState:
         return cls(**data)
 
 
+def fence_peers(topo: Topology, name: str) -> list[str]:
+    """What the power switch lets a node switch: the other members of its Pacemaker cluster (the
+    network nodes, when fencing is on). Nobody else: a node's root must not power off a controller."""
+    members = [n.name for n in topo.network_nodes]
+    if not topo.fencing.enabled or name not in members:
+        return []
+    return [m for m in members if m != name]
+
+
 def plan(topo: Topology, topology_path: Path, rootfs: Path) -> LabState:
     """Every name the lab will use on this host, derived from the topology (pure)."""
     name = topo.name
@@ -119,7 +129,8 @@ def plan(topo: Topology, topology_path: Path, rootfs: Path) -> LabState:
     nodes = {
         n.name: NodeState(name=n.name, address=f"{n.address}/{prefix}", netns=f"hastack-{name}-{n.name}",
                           veth_host=ifname("v", name, n.name), veth_node=topo.network.interface,
-                          dir=str(LABS / name / "nodes" / n.name), cgroup=f"{cg}/{n.name}")
+                          dir=str(LABS / name / "nodes" / n.name), cgroup=f"{cg}/{n.name}",
+                          fences=fence_peers(topo, n.name))
         for n in topo.nodes
     }
     return LabState(name=name, topology=str(topology_path.resolve()), rootfs=str(rootfs),
