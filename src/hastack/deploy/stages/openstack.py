@@ -17,7 +17,10 @@ Order, and why:
 6. every other service, controller by controller (a controller's cold start is ~65 CPU-s on a
    2-core lab: starting all of them at once starves Galera, RabbitMQ and corosync), each gated on
    its APIs answering on the node's own address, then through HAProxy on the VIP; then the L2
-   agents of the network nodes, then the computes, then `nova-manage cell_v2 discover_hosts`;
+   agents of the network nodes, then the computes, then `nova-manage cell_v2 discover_hosts`.
+   With telemetry, each controller's Gnocchi storage is initialised before its APIs start, and
+   ceilometer's resource types are created in Gnocchi (first controller, once per version) after
+   the APIs answer and before ceilometer's agents start;
 7. gate through the VIP: a token; nova's scheduler and conductor on every controller and
    nova-compute on every compute up; the L2 agents alive; cinder's scheduler and heat's engine up.
 The network nodes' L3/DHCP/metadata agents come with the Pacemaker group in the next stage, whose
