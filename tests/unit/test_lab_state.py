@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,16 @@ def test_a_management_net_the_host_already_routes_is_refused() -> None:
     assert net.busy_route(routes, lab_net, "hs-seed") is None
     routes.append({"dst": "10.0.0.0/8", "dev": "wg0"})
     assert net.busy_route(routes, lab_net, "hs-seed") == "10.0.0.0/8 dev wg0"
+
+
+def test_a_state_written_by_newer_or_older_code_still_loads(seed: Topology) -> None:
+    """The power switch reads the state on every request: a field it does not know (a newer hastack
+    wrote it) or one that is missing (an older one did) must not make it stop answering."""
+    st = state.plan(seed, Path("seed.yml"), Path("/rootfs"))
+    doc = json.loads(st.to_json())
+    doc["future_field"] = 1
+    doc["nodes"]["net-1"]["future_node_field"] = "x"
+    del doc["nodes"]["net-2"]["fences"]
+    back = state.LabState.from_json(json.dumps(doc))
+    assert back.nodes["net-1"].fences == ["net-2"] and back.nodes["net-2"].fences == []
+    assert back.nodes["ctl-1"] == st.nodes["ctl-1"]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import configparser
 import re
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from hastack.components import keystone, neutron, openstack
+from hastack.components import keystone, neutron, openstack, telemetry
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
 from hastack.topology.model import Topology
@@ -441,3 +443,47 @@ def test_mirrored_queues_switch_the_services_to_classic_ha_queues(four: Topology
         "heartbeat_timeout_threshold": openstack.HEARTBEAT_TIMEOUT_S, "heartbeat_rate": openstack.HEARTBEAT_RATE,
         "rabbit_interval_max": openstack.RABBIT_INTERVAL_MAX_S}}
     assert openstack.rabbit_options(four)["oslo_messaging_rabbit"]["rabbit_quorum_queue"] is True
+
+
+def test_ceilometer_waits_for_keystone_and_gnocchi_before_it_starts(four: Topology, ctx_of: Callable[[Topology], Ctx],
+                                                                   tmp_path: Path) -> None:
+    """Its Gnocchi publisher is built once at start and lost for good if Keystone does not answer
+    then: the unit starts the agent only once both answer through the VIP (bounded, then it fails
+    and systemd retries). The script is run here with a fake curl, date and sleep."""
+    ctl = render(ctx_of(four))["ctl-1"]
+    dropin = ctl[telemetry.WAIT_DROPIN].data.decode()
+    assert f"ExecStartPre={telemetry.WAIT_SCRIPT}\n" in dropin
+    timeout = int(re.search(r"TimeoutStartSec=(\d+)", dropin).group(1))  # type: ignore[union-attr]
+    assert timeout > telemetry.WAIT_S
+    assert telemetry.NOTIFICATION_UNIT in ctl[telemetry.WAIT_DROPIN].restarts
+    script = ctl[telemetry.WAIT_SCRIPT]
+    assert script.mode == 0o755
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, body in (("curl", 'echo "$@" >> "$LOG"; case "$*" in *"$UP"*) printf 200;; *) printf 000; exit 7;; esac'),
+                       ("sleep", "exit 0"),
+                       ("date", 'n=$(cat "$CLOCK"); echo $((n + 100)) > "$CLOCK"; echo "$n"')):
+        (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_ / name).chmod(0o755)
+    (tmp_path / "s").write_bytes(script.data)
+
+    def run_it(up: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "clock").write_text("1000\n")
+        (tmp_path / "log").write_text("")
+        env = {"PATH": f"{bin_}:/usr/bin:/bin", "LOG": str(tmp_path / "log"), "CLOCK": str(tmp_path / "clock"),
+               "UP": up}
+        return subprocess.run(["sh", str(tmp_path / "s")], env=env, capture_output=True, text=True, timeout=30)
+
+    both = run_it("http://10.78.0.10:")  # Keystone and Gnocchi answer
+    assert both.returncode == 0
+    assert (tmp_path / "log").read_text().split("\n")[:2] == [
+        "-s -o /dev/null -w %{http_code} --max-time 5 -- http://10.78.0.10:5000/v3",
+        "-s -o /dev/null -w %{http_code} --max-time 5 -- http://10.78.0.10:8041/healthcheck"]
+    only_keystone = run_it(":5000/")
+    assert only_keystone.returncode == 1 and "8041" in only_keystone.stderr
+
+
+def test_ceilometer_events_go_to_gnocchi(four: Topology, ctx_of: Callable[[Topology], Ctx]) -> None:
+    """Debian's default sends events to a queue nothing consumes (it only grows)."""
+    text = render(ctx_of(four))["ctl-1"][telemetry.EVENT_PIPELINE].data.decode()
+    assert "- gnocchi://" in text and "notifier://" not in text.split("---", 1)[1]

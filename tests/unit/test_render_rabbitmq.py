@@ -149,7 +149,7 @@ def test_transport_url_names_every_broker(seed: Topology, ctx_of: CtxOf) -> None
 def test_four_servers_skips_absent_services(no_nova: Topology, ctx_of: CtxOf) -> None:
     names = [u["name"] for u in defs(ctx_of(no_nova))["users"]]
     assert "nova" not in names and "placement" not in names
-    assert names == ["hastack", "keystone", "glance", "neutron", "cinder", "heat"]
+    assert names == ["hastack", "keystone", "glance", "neutron", "cinder", "heat", "telemetry"]
 
 
 def test_plugins(seed: Topology, ctx_of: CtxOf) -> None:

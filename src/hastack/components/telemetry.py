@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from hastack.components import openstack as os_
 from hastack.components import rabbitmq
-from hastack.components.base import Ctx, File
+from hastack.components.base import HEADER, Ctx, File
 from hastack.topology.model import Node, Topology
 
 CEILOMETER = "/etc/ceilometer/ceilometer.conf"
@@ -44,6 +44,11 @@ STORAGE_INIT = ("gnocchi-upgrade", "--skip-index", "--skip-archive-policies-crea
 RESOURCE_TYPES = ("ceilometer-upgrade",)
 """Creates or updates ceilometer's resource types in Gnocchi (through the catalog, as ceilometer)."""
 RESOURCE_TYPES_PACKAGE = "python3-ceilometer"
+NOTIFICATION_UNIT = "ceilometer-agent-notification"
+WAIT_DROPIN = f"/etc/systemd/system/{NOTIFICATION_UNIT}.service.d/hastack-wait-for-apis.conf"
+WAIT_SCRIPT = "/usr/local/sbin/hastack-ceilometer-wait"
+WAIT_S = 600
+EVENT_PIPELINE = "/etc/ceilometer/event_pipeline.yaml"
 
 GNOCCHI_API = os_.Uwsgi(
     unit="gnocchi-api", init_name="gnocchi-api", ini="/etc/gnocchi/gnocchi-api-uwsgi.ini", port=GNOCCHI_PORT,
@@ -96,6 +101,57 @@ def aodh_conf(ctx: Ctx) -> os_.Sections:
     )
 
 
+def wait_dropin() -> str:
+    """Why ceilometer's notification agent waits for Keystone and Gnocchi before it starts.
+
+    The agent builds its Gnocchi publisher once, when it starts, and that asks Keystone for a token.
+    If Keystone does not answer then, ceilometer logs "Unable to load publisher gnocchi://" and runs
+    on with a sink that has no publisher: every sample is consumed from RabbitMQ and dropped, for the
+    life of the process, with nothing else in the log. Seen in the four-server lab (2026-12-04): both
+    controllers' agents started while their own node was booting (the VIP's Keystone timed out on the
+    loaded host), and no sample reached Gnocchi again until they were restarted. So the unit starts
+    the agent only once Keystone and Gnocchi answer through the VIP; a wait that runs out fails the
+    start, and Restart=on-failure tries again."""
+    return (f"# {HEADER}\n[Service]\nExecStartPre={WAIT_SCRIPT}\nTimeoutStartSec={WAIT_S + 60}\n"
+            "RestartSec=10\n")
+
+
+def wait_script(ctx: Ctx) -> str:
+    """The VIP is a validated IPv4 address and the ports are constants: nothing here comes from text."""
+    urls = " ".join(f"http://{ctx.vip}:{port}{path}" for port, path in
+                    ((os_.KEYSTONE_PORT, "/v3"), (GNOCCHI_PORT, "/healthcheck")))
+    return (f"#!/bin/sh\n# {HEADER}\n"
+            f"# Until Keystone and Gnocchi answer through the VIP (see {WAIT_DROPIN}); at most {WAIT_S} s.\n"
+            f"end=$(( $(date +%s) + {WAIT_S} ))\n"
+            "while :; do\n"
+            "    ok=1\n"
+            f"    for u in {urls}; do\n"
+            "        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -- \"$u\") || code=000\n"
+            "        [ \"$code\" = 200 ] || { ok=0; break; }\n"
+            "    done\n"
+            "    [ $ok = 1 ] && exit 0\n"
+            "    if [ \"$(date +%s)\" -ge \"$end\" ]; then echo \"still no answer from $u ($code)\" >&2; exit 1; fi\n"
+            "    sleep 2\n"
+            "done\n")
+
+
+EVENT_PIPELINE_YAML = """# {header}
+# Events go to Gnocchi (resource ends, e.g. a deleted image), not to the `event.sample` queue that
+# Debian's default names: nothing consumes that queue (Panko is gone), so it would only grow.
+---
+sources:
+    - name: event_source
+      events:
+          - "*"
+      sinks:
+          - event_sink
+sinks:
+    - name: event_sink
+      publishers:
+          - gnocchi://
+"""
+
+
 def _on_compute(topo: Topology, node: Node) -> bool:
     return node.has("compute") and topo.runs("nova") and topo.openstack.compute_driver == "libvirt"
 
@@ -117,6 +173,11 @@ class Telemetry:
         ceilo = [u for u in self.units(ctx.topo, node) if u.startswith("ceilometer")]
         out = [os_.config_file(CEILOMETER, ceilometer_conf(ctx), "ceilometer", ceilo)]
         if node.has("controller"):
+            notify = (NOTIFICATION_UNIT,)
+            out += [File(WAIT_DROPIN, wait_dropin(), restarts=notify),
+                    File(WAIT_SCRIPT, wait_script(ctx), mode=0o755),
+                    File(EVENT_PIPELINE, EVENT_PIPELINE_YAML.format(header=HEADER), group="ceilometer",
+                         mode=0o640, restarts=notify)]
             workers = ctx.topo.openstack.api_workers
             out += [os_.config_file(GNOCCHI, gnocchi_conf(ctx), "gnocchi", GNOCCHI_UNITS),
                     *os_.uwsgi_files(GNOCCHI_API, node, workers),

@@ -103,6 +103,8 @@ class Lab:
             self._disks(st)
         with _timed(times, "power switch", say):
             if not self._switch_answers(st):
+                # Crashed, hung, or running code older than the recorded state: replaced, never doubled.
+                cgroup.kill(st.power_cgroup)
                 pid = power.start(st)
                 with lstate.update(self.name) as cur:
                     cur.power_pid = pid
@@ -136,9 +138,12 @@ class Lab:
                     raise LabError("lab-differs", f"lab {self.name} is up with another topology or image",
                                    f"hastack lab down {old.topology}, then up again")
                 if any(old.nodes[n].fences != st.nodes[n].fences for n in st.nodes):
-                    for n in st.nodes:  # a lab recorded before the switch checked callers, or fencing changed
+                    # Recorded before the switch checked its callers, or fencing changed: record who may
+                    # fence whom, and restart the switch so that the running one is this code's.
+                    for n in st.nodes:
                         old.nodes[n].fences = st.nodes[n].fences
                     lstate.write(old)
+                    cgroup.kill(old.power_cgroup)
                 return old
             net.check_range_free(st)
             st.created = time.time()

@@ -14,7 +14,7 @@ import ipaddress
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from hastack.topology.model import Topology
@@ -108,8 +108,13 @@ class LabState:
     @classmethod
     def from_json(cls, text: str) -> LabState:
         data = json.loads(text)
-        data["nodes"] = {k: NodeState(**v) for k, v in data.get("nodes", {}).items()}
-        return cls(**data)
+        # Fields this code does not know (a newer hastack wrote the file) are ignored, not fatal: the
+        # power switch reads this file on every request and must keep answering across upgrades.
+        node_fields = {f.name for f in fields(NodeState)}
+        data["nodes"] = {k: NodeState(**{f: x for f, x in v.items() if f in node_fields})
+                         for k, v in data.get("nodes", {}).items()}
+        lab_fields = {f.name for f in fields(cls)}
+        return cls(**{f: x for f, x in data.items() if f in lab_fields})
 
 
 def fence_peers(topo: Topology, name: str) -> list[str]:
