@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.stages.galera import sql_quote
 from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.deploy.wait import GateTimeout, until
-from hastack.facts import file_state, packages
+from hastack.facts import Package, file_state, packages
 from hastack.topology.model import Node, ServiceName, Topology
 
 COMPONENTS: tuple[ServiceName, ...] = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "heat",
@@ -97,6 +98,12 @@ TOKEN_REQUEST = ("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-t
 
 API_TIMEOUT = 300.0
 """A cold controller's APIs answer after ~25 s alone; on a loaded 2-core lab give them minutes."""
+
+
+def version_stamp(pkgs: Mapping[str, Package], names: Sequence[str]) -> bytes:
+    """What a stamp file under STAMP_DIR holds: `pkg=version` of each package whose code made the
+    state it stands for (a schema, Gnocchi's resource types), so a new version runs the step again."""
+    return (" ".join(f"{p}={pkgs[p].version}" for p in names) + "\n").encode()
 
 
 def ctx_of(d: Deploy) -> Ctx:
@@ -353,11 +360,11 @@ class OpenStackStage:
         pkgs = await d.fact(host, packages(names), "read package versions")
         t = d.transports[host]
         for svc in services:
-            version = " ".join(f"{p}={pkgs[p].version}" for p in SCHEMA_PACKAGES[svc]) + "\n"
+            version = version_stamp(pkgs, SCHEMA_PACKAGES[svc])
             stamp_path = f"{STAMP_DIR}/schema-{svc}"
             empty = [db.name for db in os_.DATABASES[svc] if not tables.get(db.name)]
             stamp = await t.get(stamp_path)
-            if not empty and stamp == version.encode():
+            if not empty and stamp == version:
                 continue
             why = f"empty database {', '.join(empty)}" if empty else "package version changed"
             for step in (s for s in steps if s.service == svc):
@@ -367,7 +374,7 @@ class OpenStackStage:
                                 check=False)
                 if r.exit_status not in step.ok_codes:
                     raise StepFailed(host, label, f"exit code {r.exit_status} is not one of {step.ok_codes}", r)
-            await t.put(stamp_path, version.encode(), owner="root", group="root", mode=0o644)
+            await t.put(stamp_path, version, owner="root", group="root", mode=0o644)
             d.changed(host, f"synced the {svc} schema ({why})")
 
     # -- 4. keystone -----------------------------------------------------------------------------
@@ -472,18 +479,19 @@ class OpenStackStage:
         """ceilometer-upgrade, before ceilometer's agents start (without its resource types Gnocchi
         refuses their samples): once per ceilometer version, like the schemas. It reaches Gnocchi
         through the catalog, so every API must answer on the VIP first (the caller's gate)."""
-        pkg = telemetry.RESOURCE_TYPES_PACKAGE
-        version = f"{pkg}={(await d.fact(host, packages([pkg]), 'read package versions'))[pkg].version}\n"
+        names = (telemetry.RESOURCE_TYPES_PACKAGE,)
+        pkgs = await d.fact(host, packages(names), "read package versions")
+        version = version_stamp(pkgs, names)
         stamp_path = f"{STAMP_DIR}/gnocchi-resource-types"
         t = d.transports[host]
         have = await d.run(host, ["mariadb", "--batch", "--skip-column-names", "-e",
                                   "SELECT COUNT(*) FROM gnocchi.resource_type WHERE name = 'image'"],
                            "read Gnocchi's resource types")
-        if await t.get(stamp_path) == version.encode() and have.stdout.strip() not in ("", "0"):
+        if await t.get(stamp_path) == version and have.stdout.strip() not in ("", "0"):
             return  # the same ceilometer made them, and they are still there (not a re-created database)
         await d.run(host, ["runuser", "-u", "ceilometer", "--", *telemetry.RESOURCE_TYPES],
                     "ceilometer-upgrade (Gnocchi resource types)", timeout=600)
-        await t.put(stamp_path, version.encode(), owner="root", group="root", mode=0o644)
+        await t.put(stamp_path, version, owner="root", group="root", mode=0o644)
         d.changed(host, "created ceilometer's resource types in Gnocchi")
 
     async def agent_node(self, d: Deploy, node: Node) -> None:
