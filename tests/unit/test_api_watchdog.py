@@ -7,10 +7,23 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from hastack.agents.api_watchdog import Api, Judge, active_for, answers, check_round, parse_show
+from hastack.agents.api_watchdog import (
+    Api,
+    Judge,
+    LogGuard,
+    active_for,
+    answers,
+    check_round,
+    guard_hits,
+    in_unit,
+    logged_by,
+    parse_show,
+    read_tail,
+)
 from hastack.components import api_watchdog, haproxy
 from hastack.components.registry import desired
 from hastack.topology.model import Topology
@@ -139,3 +152,65 @@ def test_telemetry_apis_read_the_log_their_uwsgi_writes() -> None:
 
     logs = {a.unit: a.log for a in haproxy.APIS if a.service == "telemetry"}
     assert logs == {spec.unit: dict(spec.lines)["logto"] for spec in (telemetry.GNOCCHI_API, telemetry.AODH_API)}
+
+
+# Two lines of ceilometer's notification agent as it wrote them in the four-server lab (2026-12-04),
+# after a controller's power cycle: worker 1592 gave up on its Gnocchi publisher.
+CEILOMETER_LOG = """2026-12-04 15:43:12.701 1313 INFO ceilometer.notification [-] Starting
+2026-12-04 15:43:46.204 1592 ERROR ceilometer.pipeline.base [-] Unable to load publisher gnocchi://: \
+keystoneauth1.exceptions.connection.ConnectTimeout: Request to http://10.78.0.10:5000/v3/auth/tokens timed out
+2026-12-04 15:43:46.615 1592 ERROR ceilometer.pipeline.base Traceback (most recent call last):
+Unable to load publisher (a continuation line without a PID is not a hit)
+2026-12-04 16:01:02.000 2210 ERROR ceilometer.pipeline.base [-] Unable to load publisher gnocchi://: again
+"""
+
+
+def test_log_lines_with_the_text_give_their_pids() -> None:
+    hits = logged_by(CEILOMETER_LOG.splitlines(), "Unable to load publisher")
+    assert [pid for pid, _ in hits] == [1592, 2210]
+    assert "ConnectTimeout" in hits[0][1]
+
+
+def test_a_guard_fires_only_for_a_process_of_the_current_run(tmp_path) -> None:
+    log = tmp_path / "agent.log"
+    log.write_text(CEILOMETER_LOG)
+    guard = LogGuard("ceilometer-agent-notification", str(log), "Unable to load publisher")
+    assert guard_hits(guard, alive=lambda pid, unit: False) == []  # an earlier run's PIDs: gone
+    hits = guard_hits(guard, alive=lambda pid, unit: pid == 2210 and unit == guard.unit)
+    assert len(hits) == 1 and hits[0].endswith("again")
+    missing = LogGuard(guard.unit, str(tmp_path / "none.log"), guard.text)
+    assert guard_hits(missing, alive=lambda pid, unit: True) == []
+
+
+def test_the_tail_reader_keeps_the_end_of_a_large_log(tmp_path) -> None:
+    log = tmp_path / "big.log"
+    log.write_text("x" * 5000 + "\nlast line\n")
+    assert read_tail(str(log), size=100)[-1] == "last line"
+    assert len("".join(read_tail(str(log), size=100))) < 100
+
+
+def test_in_unit_reads_the_process_cgroup() -> None:
+    import os
+
+    assert not in_unit(os.getpid(), "hastack-no-such-unit")
+    assert not in_unit(2**22 + 7, "anything")  # above pid_max's default: no such process
+    own = Path(f"/proc/{os.getpid()}/cgroup").read_text().splitlines()[-1].rsplit("/", 1)[-1]
+    if own.endswith(".service"):
+        assert in_unit(os.getpid(), own.removesuffix(".service"))
+
+
+def test_telemetry_renders_the_ceilometer_publisher_guard(seed: Topology) -> None:
+    from conftest import FixedSecrets, load_example
+    from hastack.components import telemetry
+    from hastack.components.base import Ctx
+
+    four = load_example("four-servers.yml")
+    assert four.runs("telemetry") and not seed.runs("telemetry")
+    guard = {"unit": telemetry.NOTIFICATION_UNIT, "log": telemetry.NOTIFICATION_LOG,
+             "text": telemetry.PUBLISHER_FAILED}
+    for topo, expected in ((four, [guard]), (seed, [])):
+        state = desired(Ctx(topo, FixedSecrets(None)))
+        for node in topo.controllers:
+            conf = json.loads({f.path: f for f in state[node.name].files}[api_watchdog.CONF].data)
+            assert conf["log_guards"] == expected
+    assert telemetry.NOTIFICATION_LOG.endswith(f"{telemetry.NOTIFICATION_UNIT}.log")

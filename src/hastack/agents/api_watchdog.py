@@ -13,6 +13,16 @@ refused, reset, empty reply; any HTTP status counts as an answer) to `failures` 
 were waiting on (state, wchan, TCP peers) and the last lines of the service's log, so the cause
 can be read in the journal afterwards (`journalctl -u hastack-api-watchdog`).
 
+Second rule, for a daemon that is alive but useless: a log guard names a unit, its log file and a
+fixed text that the daemon logs when it gave up on something it never retries. When a line of the
+log carries that text and the PID of a process still in the unit's cgroup (oslo.log writes the PID
+as the third field), the unit is restarted. The case that needs it: ceilometer's notification
+agent loads its Gnocchi publisher once, at start, and that needs a Keystone token; if Keystone does
+not answer then (a controller's boot, measured in CI and in the lab on 2026-12-04: the token request
+timed out 34 s after the agent's own wait for Keystone had passed), the agent logs "Unable to load
+publisher gnocchi://" and consumes and drops every sample for its lifetime. The restart is what an
+operator would do; the unit's own wait for the APIs then runs again.
+
 This file is copied to the node and run by the node's own Python 3 (standard library only).
 """
 
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import subprocess
 import sys
 import time
@@ -38,6 +49,54 @@ class Api:
     unit: str
     url: str
     log: str = ""
+
+
+@dataclass(frozen=True)
+class LogGuard:
+    unit: str
+    log: str
+    text: str
+    """A fixed string (not a pattern): what the daemon logs when it gave up for good."""
+
+
+OSLO_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? (\d+) ")
+"""oslo.log's default format: date, time, PID, level, logger."""
+TAIL_BYTES = 256 * 1024
+
+
+def logged_by(lines: Iterable[str], text: str) -> list[tuple[int, str]]:
+    """(PID, line) of each oslo.log line that carries `text`."""
+    out = []
+    for line in lines:
+        m = OSLO_LINE.match(line)
+        if m and text in line:
+            out.append((int(m.group(1)), line.rstrip("\n")))
+    return out
+
+
+def read_tail(path: str, size: int = TAIL_BYTES) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def in_unit(pid: int, unit: str) -> bool:
+    """Whether the process is in the unit's cgroup now (a PID of an earlier run is gone or elsewhere)."""
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+    return any(line.endswith(f"/{unit}.service") for line in cgroups.splitlines())
+
+
+def guard_hits(guard: LogGuard, tail: Callable[[str], list[str]] = read_tail,
+               alive: Callable[[int, str], bool] = in_unit) -> list[str]:
+    """The log lines that say a process of the unit's current run gave up: non-empty means restart."""
+    return [line for pid, line in logged_by(tail(guard.log), guard.text) if alive(pid, guard.unit)]
 
 
 @dataclass
@@ -145,13 +204,24 @@ def check_round(apis: Iterable[Api], judge: Judge, timeout: float,
     return due
 
 
+def restart(unit: str, *, wait: bool = True) -> None:
+    """A guarded unit may wait minutes in its ExecStartPre (for the APIs): its restart is queued, not
+    waited for, so the APIs' checks go on meanwhile."""
+    rc = subprocess.run(["systemctl", "restart", *([] if wait else ["--no-block"]), f"{unit}.service"],
+                        check=False).returncode
+    print(f"{unit}: restart {'done' if rc == 0 else f'failed (exit {rc})'}", flush=True)
+
+
 def main() -> int:
     conf = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else CONF).read_text())
     apis = [Api(a["unit"], a["url"], a.get("log", "")) for a in conf["apis"]]
+    guards = [LogGuard(g["unit"], g["log"], g["text"]) for g in conf.get("log_guards", [])]
     judge = Judge(conf["failures"], conf["grace_s"])
     silence = conf["failures"] * conf["interval_s"]
     print(f"watching {len(apis)} API(s): restart after ~{silence} s without an HTTP answer, "
           f"{conf['grace_s']} s after a unit starts", flush=True)
+    for g in guards:
+        print(f"guarding {g.unit}: restart when its current run logs {g.text!r} in {g.log}", flush=True)
     while True:
         started = time.monotonic()
         for api, age in check_round(apis, judge, conf["timeout_s"]):
@@ -159,8 +229,13 @@ def main() -> int:
                   f"while active for {age:.0f} s: restarting it", flush=True)
             for line in evidence(api.unit, api.log):
                 print(f"{api.unit}:   {line}", flush=True)
-            rc = subprocess.run(["systemctl", "restart", f"{api.unit}.service"], check=False).returncode
-            print(f"{api.unit}: restart {'done' if rc == 0 else f'failed (exit {rc})'}", flush=True)
+            restart(api.unit)
+        for guard in guards:
+            hits = guard_hits(guard)
+            if hits:
+                print(f"{guard.unit}: its running process logged {guard.text!r}: restarting it", flush=True)
+                print(f"{guard.unit}:   log: {hits[-1][:400]}", flush=True)
+                restart(guard.unit, wait=False)
         time.sleep(max(0.0, conf["interval_s"] - (time.monotonic() - started)))
 
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from hastack.agents import api_watchdog as agent
-from hastack.components import haproxy
+from hastack.components import haproxy, telemetry
 from hastack.components.base import HEADER, Ctx, File
 from hastack.topology.model import Node, Topology
 
@@ -25,8 +25,9 @@ def config(topo: Topology, node: Node) -> str:
     w = topo.tuning.api_watchdog
     apis = [{"unit": a.unit, "url": f"http://{node.address}:{a.port}{a.check_uri}", "log": a.log}
             for a in haproxy.apis(topo)]
+    guards = [{"unit": g.unit, "log": g.log, "text": g.text} for g in telemetry.log_guards(topo)]
     return json.dumps({"interval_s": w.interval_s, "timeout_s": w.timeout_s, "failures": w.failures,
-                       "grace_s": w.grace_s, "apis": apis}, indent=1) + "\n"
+                       "grace_s": w.grace_s, "apis": apis, "log_guards": guards}, indent=1) + "\n"
 
 
 def unit_file() -> str:
