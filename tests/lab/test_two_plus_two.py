@@ -42,6 +42,11 @@ NAME = "hs-four"
 POWER_OFFS = ("power-off-other-controller", "power-off-vip-writer", "power-off-passive-network",
               "power-off-active-network")
 HIT: list[str] = []
+HOLD_S = 40
+"""How long each server stays off. A quorum queue whose leader died took 7-8 s to elect another in the
+lab and once 28 s in CI (Ra's failure detection, issue 13): the claim tested is that writes and
+publishes serve again while the server is still off, so the hold must cover that, as in issue 11's
+own 40 s."""
 
 
 def run(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -104,22 +109,37 @@ def test_a_fresh_deploy_is_healthy_with_three_brokers(four_lab: Path) -> None:
 @pytest.mark.parametrize("scenario", POWER_OFFS)
 def test_each_server_powered_off_loses_nothing(four_lab: Path, scenario: str, tmp_path: Path) -> None:
     wait_healthy()
-    res = hastack("drill", scenario, "-t", str(four_lab), "--report", str(tmp_path), timeout=1200)
+    res = hastack("drill", scenario, "-t", str(four_lab), "--report", str(tmp_path), "--hold", str(HOLD_S),
+                  timeout=1200)
     print(res.stdout[-4000:], res.stderr[-2000:])
     assert res.returncode in (0, 1), res.stdout + res.stderr  # 1 = a timing target missed (3: not healed, 4: lost)
     HIT.extend(re.findall(rf"{scenario}: target (\S+)", res.stdout))
     runs = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json") if "scores" in p.read_text()]
-    figures = [r["scores"]["figures"] for r in runs if "scores" in r]
-    assert figures, f"no run report in {sorted(tmp_path.rglob('*'))}"
-    for f in figures:
+    runs = [r for r in runs if "scores" in r]
+    assert runs, f"no run report in {sorted(tmp_path.rglob('*'))}"
+    for r in runs:
+        f = r["scores"]["figures"]
         print(scenario, {k: f[k] for k in ("db_gap_s", "publish_gap_s", "consume_gap_s", "keystone_gap_s",
                                            "networks_gap_s", "heal_to_healthy_s")})
         assert f["db_acked"] > 0 and f["db_lost"] == 0
         assert f["messages_confirmed"] > 0 and f["messages_lost"] == 0
         assert f["split_brain_samples"] == 0
-        # the fault is held 20 s: a shorter longest gap means publishes succeeded while the server was off
-        assert f["publish_gap_s"] is not None and f["publish_gap_s"] < 15, f
+        resumed = served_while_off(r["recording"])
+        print(scenario, "successes in the second half of the time the server was off:", resumed)
+        assert all(resumed.values()), resumed
         assert f["heal_to_healthy_s"] is not None
+
+
+def served_while_off(recording: dict[str, Any]) -> dict[str, int]:
+    """Successes of each stream asserted to go on without the server (writes through the VIP,
+    publishes with confirms) in the second half of the time it was off: a write acknowledged in the
+    instant after the fault, before the server really went, does not count, and a stream that came
+    back only with the server has none."""
+    t = {e["kind"]: e["t"] for e in recording["events"] if e["kind"] in ("fault", "heal")}
+    since = t["heal"] - (t["heal"] - t["fault"]) / 2
+    return {stream: sum(1 for s in recording["samples"]
+                        if s["stream"] == stream and s["ok"] and since <= s["t"] < t["heal"])
+            for stream in ("db", "publish")}
 
 
 @pytest.fixture(scope="module")

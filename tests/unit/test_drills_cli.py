@@ -45,6 +45,19 @@ def test_drill_prints_the_targets_writes_the_report_and_sets_the_exit_code(seed:
     assert json.loads((tmp_path / "power-off-vip-writer-summary.json").read_text())["runs"] == 2
 
 
+def test_hold_replaces_the_scenarios_time_between_fault_and_heal(seed: Topology, tmp_path: Path) -> None:
+    def held(hold_s: float | None, where: Path) -> float:
+        lab = FakeLab()
+        cli.drill(seed, SECRETS, lab.bindings(), "power-off-vip-writer", report_dir=where, out=console(),
+                  timing=FAST, make_workloads=lambda i: [FakeWorkload(lab)], hold_s=hold_s)
+        events = json.loads((where / "power-off-vip-writer-run1.json").read_text())["recording"]["events"]
+        t = {e["kind"]: e["t"] for e in events if e["kind"] in ("fault", "heal")}
+        return t["heal"] - t["fault"]
+
+    assert held(None, tmp_path / "default") < 0.6  # the scenario's own 0.2 s (see fast_scenarios)
+    assert held(0.8, tmp_path / "held") >= 0.8
+
+
 def test_drill_that_cannot_start_exits_2(seed: Topology) -> None:
     lab = FakeLab()
     lab.down.add("ctl-2")

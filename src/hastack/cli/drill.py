@@ -29,14 +29,15 @@ def _ctx(loaded: Loaded) -> Ctx:
     return context(loaded)
 
 
-def run_drill(loaded: Loaded, console: Console, scenario: str | None, repeat: int, report_dir: Path | None) -> int:
+def run_drill(loaded: Loaded, console: Console, scenario: str | None, repeat: int, report_dir: Path | None,
+              hold_s: float | None = None) -> int:
     if scenario is None:
         console.print(drills.scenarios_table())
         return 0
     ctx = _ctx(loaded)
     lab = Lab.load(loaded.path)
     return drills.drill(ctx.topo, ctx.secrets, _bindings(loaded, lab, ctx.topo), scenario, repeat=repeat,
-                        report_dir=report_dir, out=console)
+                        report_dir=report_dir, out=console, hold_s=hold_s)
 
 
 def run_bench(loaded: Loaded, console: Console, scenarios: list[str], repeat: int, report_dir: Path | None) -> int:

@@ -168,12 +168,14 @@ def drill_cmd(
     topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")] = DEFAULT_TOPOLOGY,
     repeat: Annotated[int, typer.Option("--repeat", min=1, max=50)] = 1,
     report: Annotated[Path | None, typer.Option("--report", help="write JSON + HTML timeline here")] = None,
+    hold: Annotated[float | None, typer.Option(
+        "--hold", min=1, max=600, help="seconds between the fault and the heal (default: the scenario's)")] = None,
 ) -> None:
     """Inject a real failure into the deployed lab under load; score gaps, losses and split brain."""
     from hastack.cli.drill import run_drill
 
     with reported():
-        raise typer.Exit(run_drill(load_or_exit(topology), out, scenario, repeat, report))
+        raise typer.Exit(run_drill(load_or_exit(topology), out, scenario, repeat, report, hold))
 
 
 @app.command("bench")
