@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import string
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from hastack.components import pacemaker
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.topology.load import load_text
+from hostile import IFACE, KEYS, TRICKY, USER, VALUES, crm_text, mostly, topology
 
 SEED = (EXAMPLES / "seed.yml").read_text()
 SEED_LINES = SEED.splitlines()
@@ -187,42 +187,6 @@ def crmsh_fence_params(script: str) -> dict[str, dict[str, str]]:
             params = tokens[tokens.index("params") + 1:tokens.index("op")]
             out[tokens[1]] = dict(p.split("=", 1) for p in params)
     return out
-
-
-def crm_text(value: str | int | bool) -> str:
-    return ("1" if value else "0") if isinstance(value, bool) else str(value)
-
-
-HOSTILE = st.text(alphabet=st.sampled_from(list(string.printable) + ["\x00", "\x1b", "\u2028", "\u00e9", "\x85"]),
-                  max_size=20)
-TRICKY = st.text(alphabet=st.sampled_from(string.printable[:-5]), max_size=20)
-"""Printable ASCII: what the model allows in a fence value or a reason, quotes, '#' and backslashes included."""
-
-
-def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Three parts valid (yet syntax-laden), one part hostile: each example is a mix, and enough
-    of them load to exercise the renderers."""
-    return st.one_of(valid, valid, valid, HOSTILE)
-
-
-IFACE = mostly(st.from_regex(r"[A-Za-z0-9_.-]{1,15}", fullmatch=True))
-USER = mostly(st.from_regex(r"[a-z_][a-z0-9_-]{0,8}", fullmatch=True))
-KEYS = mostly(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True))
-VALUES = st.one_of(mostly(TRICKY), st.integers(-(2**40), 2**40), st.booleans())
-
-
-def topology(interface: str, public: str, user: str, params: dict[str, Any], reason: str) -> dict[str, Any]:
-    return {
-        "name": "h", "network": {"management": "10.0.0.0/24", "vip": "10.0.0.10", "interface": interface,
-                                 "public": {"cidr": "192.0.2.0/24", "vip": "192.0.2.10", "interface": public}},
-        "ssh": {"user": user},
-        "fencing": {"enabled": True, "reason": reason},
-        "nodes": [{"name": f"c{i}", "address": f"10.0.0.1{i}", "roles": ["controller"]} for i in (1, 2)]
-        + [{"name": "c3", "address": "10.0.0.13", "roles": ["controller", "arbitrator"]}]
-        + [{"name": f"n{i}", "address": f"10.0.0.2{i}", "roles": ["network"],
-            "fencing": {"agent": "fence_ipmilan", "params": params}} for i in (1, 2)],
-        "openstack": {"services": ["keystone", "neutron"]},
-    }
 
 
 BENIGN = topology("eth0", "eth1", "root", {"ipaddr": "192.0.2.1"}, "x")
