@@ -39,13 +39,15 @@ pytestmark = pytest.mark.image
 image = pytest.importorskip("hastack.lab.image")
 
 CHECK = "/hastack-check"
+KEEPALIVED_T = ["keepalived", "-t", "-l", "-D", "-f", keepalived.CONF]
+"""Run as the command itself, not from a shell: `keepalived -t` ends by SIGTERM, which only the
+namespace's PID 1 ignores (the existing infra test runs it the same way)."""
 CHECKS = f"""
 set -u
 cd {CHECK}
 fail=0
 check() {{ "$@" 2>&1 || {{ echo "!! exit $?: $*"; fail=1; }}; }}
 echo '== haproxy'; check haproxy -c -f {haproxy.CONF}
-echo '== keepalived'; check keepalived -t -l -D -f {keepalived.CONF}
 echo '== corosync'; check sh -c 'corosync -t || {{ rc=$?; cat /var/log/corosync/corosync.log; exit $rc; }}'
 echo '== crm'
 cibadmin --empty > cib.xml
@@ -129,13 +131,14 @@ def test_accepted_hostile_topologies_pass_the_real_checkers(tmp_path_factory: py
                    [f"{topo.node(n).address}/{prefix}" for n in ("c1", "n1")])
     try:
         done = image.run_in_image(["sh", "-c", CHECKS], binds=binds, netns=ns, timeout=120)
+        kept = image.run_in_image(KEEPALIVED_T, binds=binds, netns=ns, timeout=60)
     finally:
         delete(ns)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
-    sections = dict(re.findall(r"^== (\w+)\n(.*?)(?=^== |\Z)", done.stdout, re.S | re.M))
-    assert "Configuration file is valid" in sections["haproxy"] and "[ALERT]" not in out, out
-    assert sections["keepalived"].strip() == "", out  # it names every unknown keyword it skipped
+    assert "Configuration file is valid" in out and "[ALERT]" not in out, out
+    # keepalived names every unknown keyword it skipped, and says nothing about a good file
+    assert kept.returncode == 0 and (kept.stdout + kept.stderr).strip() == "", kept.stdout + kept.stderr
 
     cib = (work / "cib.xml").read_text()
     expected = {k: crm_text(v) for k, v in params.items()}
@@ -161,8 +164,8 @@ def test_the_checkers_are_real(tmp_path: Path) -> None:
     (bad / "keepalived.conf").write_text(conf.replace("    nopreempt\n", "    nopreempt\n    no_such_directive 1\n"))
     ns = netns_for(["eth0", "eth1"], ["10.0.0.11/24"])
     try:
-        done = image.run_in_image(["keepalived", "-t", "-l", "-D", "-f", keepalived.CONF],
-                                  binds={str(bad): str(Path(keepalived.CONF).parent)}, netns=ns, timeout=60)
+        done = image.run_in_image(KEEPALIVED_T, binds={str(bad): str(Path(keepalived.CONF).parent)}, netns=ns,
+                                  timeout=60)
     finally:
         delete(ns)
     assert done.returncode != 0 or "no_such_directive" in done.stdout + done.stderr, done.stdout + done.stderr

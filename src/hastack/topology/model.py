@@ -32,11 +32,26 @@ HostName = Annotated[str, StringConstraints(pattern=r"^[a-z]([a-z0-9-]{0,61}[a-z
 DnsName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")]
 
 # -- every string that reaches a config file, a script or an argv has a pattern -----------------
+RESERVED_INTERFACES = frozenset({"all", "default"})
+"""Names the kernel refuses (`RTNETLINK answers: Invalid argument`): they are the per-protocol
+/proc/sys/net/*/conf/ entries. Found by the image tier's hostile-topology test: keepalived accepted
+`interface all`, and no host can have it."""
+
+
+def _usable_interface(name: str) -> str:
+    if name.startswith("-"):
+        raise ValueError(f"interface {name!r} starts with '-': in a command line it would read as an option")
+    if name in RESERVED_INTERFACES:
+        raise ValueError(f"interface {name!r} is a name Linux reserves (/proc/sys/net/ipv4/conf/{name})")
+    return name
+
+
 InterfaceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
-                                                 min_length=1, max_length=15)]
-"""A Linux interface name (IFNAMSIZ - 1 characters, not '.' or '..'), from a set that no config syntax
-gives a meaning to: the value is written bare into keepalived.conf, where a newline started a
-directive of the attacker's (`notify_master`)."""
+                                                 min_length=1, max_length=15),
+                          AfterValidator(_usable_interface)]
+"""A Linux interface name (IFNAMSIZ - 1 characters, not '.' or '..', not a reserved one), from a set
+that no config syntax gives a meaning to: the value is written bare into keepalived.conf, where a
+newline started a directive of the attacker's (`notify_master`)."""
 UserName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
 """A POSIX login name; it becomes `user@host` in an ssh argv, where '-oProxyCommand=...' would be an option."""
 LocalPath = Annotated[Path, LAX, BeforeValidator(lambda v: _path_text(v))]
