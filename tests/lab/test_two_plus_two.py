@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from hastack.components import telemetry
 from seedcloud import CLOUDS, clouds_yaml
 from seedlab import ROOT, hastack, own_lab
 
@@ -174,6 +175,25 @@ def sample_in_gnocchi(name: str, timeout: float = 180) -> float:
         raise AssertionError(f"no image.size measure for {name} in Gnocchi after {timeout:.0f}s: {last}")
     finally:
         osc_quietly("image", "delete", image)
+
+
+def test_the_watchdog_restarts_a_notification_agent_that_gave_up(four_lab: Path) -> None:
+    """The log guard on real daemons: a line in ceilometer's own log, with the PID of the running
+    agent, saying its publisher failed (what a boot-time Keystone timeout makes it write) gets the
+    unit restarted by hastack-api-watchdog; the next test then needs the new agent's samples."""
+    node, unit = "ctl-2", telemetry.NOTIFICATION_UNIT
+    show = f"systemctl show -p MainPID --value {unit}.service"
+    pid = on(node, show).strip()
+    assert pid not in ("", "0"), f"{unit} is not running on {node}"
+    on(node, f"printf '%s %s ERROR ceilometer.pipeline.base [-] {telemetry.PUBLISHER_FAILED} gnocchi://: "
+             f"written by the lab test\\n' \"$(date '+%F %T.000')\" {pid} >> {telemetry.NOTIFICATION_LOG}")
+    t0 = time.monotonic()
+    while (now := on(node, show).strip()) in (pid, "0", ""):
+        assert time.monotonic() - t0 < 60, f"{unit} on {node} still runs as {pid}"
+        time.sleep(1)
+    print(f"{unit} restarted by the watchdog {time.monotonic() - t0:.1f} s after the line (pid {pid} -> {now})")
+    journal = on(node, "journalctl -u hastack-api-watchdog -b --no-pager -n 50")
+    assert f"{unit}: its running process logged" in journal and "written by the lab test" in journal, journal
 
 
 def test_a_telemetry_sample_reaches_gnocchi_through_the_vip(four_cloud: Path) -> None:
