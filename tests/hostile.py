@@ -24,7 +24,7 @@ def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 VALID_IFACE = st.from_regex(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}", fullmatch=True).filter(
-    lambda n: n not in (".", "..", "all", "default"))
+    lambda n: n not in (".", "..", "all", "default", "lo"))
 VALID_USER = st.from_regex(r"[a-z_][a-z0-9_-]{0,8}", fullmatch=True)
 VALID_KEYS = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
 VALID_VALUES = st.one_of(TRICKY, st.integers(-(2**40), 2**40), st.booleans())

@@ -48,7 +48,7 @@ INJECTED = json.dumps('eth0\n    notify_master "/bin/touch /tmp/x"\n#')
 
 
 @pytest.mark.parametrize("name", [INJECTED, '"eth 0"', '"."', '".."', '"eth0;reboot"', '"abcdefghijklmnop"', '""',
-                                  '"all"', '"default"', '"-x"', '"--help"',
+                                  '"all"', '"default"', '"lo"', '"-x"', '"--help"',
                                   '"eth0/1"', '"eth0\\t"', "0", "true"])
 def test_interface_must_be_a_linux_interface_name(name: str) -> None:
     text = with_value("interface: eth0", f"interface: {name}")

@@ -43,13 +43,15 @@ def _usable_interface(name: str) -> str:
         raise ValueError(f"interface {name!r} starts with '-': in a command line it would read as an option")
     if name in RESERVED_INTERFACES:
         raise ValueError(f"interface {name!r} is a name Linux reserves (/proc/sys/net/ipv4/conf/{name})")
+    if name == "lo":
+        raise ValueError("interface 'lo' is the loopback: no VIP or cluster traffic can reach another node there")
     return name
 
 
 InterfaceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
                                                  min_length=1, max_length=15),
                           AfterValidator(_usable_interface)]
-"""A Linux interface name (IFNAMSIZ - 1 characters, not '.' or '..', not a reserved one), from a set
+"""A Linux interface name (IFNAMSIZ - 1 characters, not '.' or '..', not a reserved one nor the loopback), from a set
 that no config syntax gives a meaning to: the value is written bare into keepalived.conf, where a
 newline started a directive of the attacker's (`notify_master`)."""
 UserName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
