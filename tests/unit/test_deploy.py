@@ -4,6 +4,7 @@ order, on which host; a failure in one stage stops the next."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +208,32 @@ def test_the_gate_changes_nothing_when_every_vhost_runs(seed: Topology) -> None:
     d = make(seed, s)
     asyncio.run(RabbitMQStage().vhosts_everywhere(d, "ctl-1"))
     assert d.changes == 0
+
+
+def test_a_plan_writes_no_secrets_file_and_names_what_deploy_would_generate(seed: Topology, tmp_path: Path) -> None:
+    """Issue 15: `hastack plan` "changes nothing", the secrets file included."""
+    from hastack.deploy.run import plan
+    from hastack.secrets import Secrets
+
+    path = tmp_path / "secrets.yml"
+
+    def planned(secrets: Secrets) -> tuple[int, list[str]]:
+        ctx = Ctx(seed, secrets)
+        want = desired(ctx)
+        s = Script().serve_file_state()
+        for node, d in want.items():
+            s.add(on_fact(packages(d.packages), host=node, stdout="", times=None),
+                  on_fact(units(d.units), host=node, times=None,
+                          stdout="\n".join(INACTIVE.format(u=u) for u in d.units)))
+        result = asyncio.run(plan(ctx, dict(s.fleet(*want))))
+        assert result.errors == {}
+        assert s.puts() == []  # nothing written on any host
+        return sum(len(h.changed_files) for h in result.hosts.values()), result.new_secrets
+
+    changes, new = planned(Secrets.load(path))
+    assert changes > 0 and {"corosync/authkey", "db/glance"} <= set(new)
+    assert not path.exists()
+    kept = Secrets.load(path)
+    desired(Ctx(seed, kept))
+    kept.save()  # what deploy does
+    assert path.exists() and planned(Secrets.load(path))[1] == []

@@ -58,6 +58,10 @@ def run_plan(loaded: Loaded, console: Console) -> int:
             console.print(f"  ↻ restart {u} (rolling)", markup=False)
     for host, msg in result.errors.items():
         console.print(f"[red]{host}: cannot read: {msg}[/]")
+    if result.new_secrets:
+        console.print(f"{len(result.new_secrets)} secret(s) to generate ({', '.join(result.new_secrets[:6])}"
+                      f"{', ...' if len(result.new_secrets) > 6 else ''}): deploy creates them, the plan wrote none",
+                      markup=False, highlight=False)
     total = sum(len(h.changed_files) + len(h.packages) + len(h.stopped) for h in result.hosts.values())
     console.print(f"plan: {total} change(s); nothing was changed")
     return 3 if result.errors else 0

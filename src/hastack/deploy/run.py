@@ -57,6 +57,8 @@ async def deploy(ctx: Ctx, transports: dict[str, Transport], emit: Callable[[Eve
 class PlanResult:
     hosts: dict[str, HostPlan]
     errors: dict[str, str]
+    new_secrets: list[str] = field(default_factory=list)
+    """Secrets the deploy would generate (none are written by the plan)."""
 
 
 async def plan(ctx: Ctx, transports: dict[str, Transport]) -> PlanResult:
@@ -72,5 +74,6 @@ async def plan(ctx: Ctx, transports: dict[str, Transport]) -> PlanResult:
     results = await asyncio.gather(*(one(n) for n in want))
     hosts = {n: r for n, r in zip(want, results, strict=True) if isinstance(r, HostPlan)}
     errors = {n: r for n, r in zip(want, results, strict=True) if isinstance(r, str)}
-    ctx.secrets.save()
-    return PlanResult(hosts, errors)
+    # A plan changes nothing, the secrets file included: secrets it had to invent for the render
+    # are named in the result, and deploy generates (and keeps) its own.
+    return PlanResult(hosts, errors, ctx.secrets.unsaved())
