@@ -100,8 +100,8 @@ def stonith_ids(cib: str) -> set[str]:
 
 # No shrinking: each example runs four real tools (seconds), and the failing example is printed whole.
 # Derandomized: CI sees the same examples every run (a new failure is a change of ours, not luck);
-# HASTACK_HOSTILE_EXAMPLES=200 explores further by hand.
-@settings(max_examples=int(os.environ.get("HASTACK_HOSTILE_EXAMPLES", "10")), deadline=None, derandomize=True,
+# HASTACK_HOSTILE_EXAMPLES=200 explores further by hand (100 passed in 109 s on 2026-12-04).
+@settings(max_examples=int(os.environ.get("HASTACK_HOSTILE_EXAMPLES", "25")), deadline=None, derandomize=True,
           phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(VALID_IFACE, VALID_IFACE, VALID_USER, st.dictionaries(VALID_KEYS, VALID_VALUES, max_size=4), TRICKY)
