@@ -35,7 +35,7 @@ from hastack.topology.load import load_text
 from hostile import TRICKY, VALID_IFACE, VALID_KEYS, VALID_USER, VALID_VALUES, crm_text, topology
 from scratchnet import delete, ip
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.skipif(os.geteuid() != 0, reason="the lab image needs root")]
 image = pytest.importorskip("hastack.lab.image")
 
 CHECK = "/hastack-check"
@@ -55,14 +55,6 @@ export CIB_file=cib.xml; check crm -o core.check_frequency=never configure load 
 echo '== verify'; check crm_verify -V -x cib.xml
 exit $fail
 """
-
-
-@pytest.fixture(scope="module", autouse=True)
-def rootfs() -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("the lab image needs root")
-    path: Path = image.ensure_image()
-    return path
 
 
 def netns_for(interfaces: list[str], addresses: list[str]) -> str:
