@@ -34,8 +34,8 @@ DnsName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}
 # -- every string that reaches a config file, a script or an argv has a pattern -----------------
 RESERVED_INTERFACES = frozenset({"all", "default"})
 """Names the kernel refuses (`RTNETLINK answers: Invalid argument`): they are the per-protocol
-/proc/sys/net/*/conf/ entries. Found by the image tier's hostile-topology test: keepalived accepted
-`interface all`, and no host can have it."""
+/proc/sys/net/*/conf/ entries. Found by the image tier's hostile-topology test: the model accepted
+`interface: all`, and the test could not create such an interface for keepalived to use."""
 
 
 def _usable_interface(name: str) -> str:
