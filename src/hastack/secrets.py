@@ -66,6 +66,16 @@ class Secrets:
             self._new.add(name)
         return self._values[name]
 
+    def get(self, name: str) -> str | None:
+        """A stored value, or None: for secrets made elsewhere (pki.py) that may need renewing."""
+        return self._values.get(name)
+
+    def put(self, name: str, value: str) -> None:
+        """Store a value made elsewhere (a new or renewed certificate); saved like a generated one."""
+        if self._values.get(name) != value:
+            self._values[name] = value
+            self._new.add(name)
+
     def unsaved(self) -> list[str]:
         """Names generated in this process and not written yet (a plan reports them, deploy saves them)."""
         return sorted(self._new)

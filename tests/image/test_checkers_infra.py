@@ -137,7 +137,8 @@ def test_vip_follows_haproxy(node_files: Callable[[str, str], Path], netns: Netn
     topo = EXAMPLES["seed"]
     node = topo.controllers[0]
     root = node_files("seed", node.name)
-    binds = {str(root / "etc/haproxy"): "/etc/haproxy", str(root / "etc/keepalived"): "/etc/keepalived"}
+    binds = {str(root / "etc/haproxy"): "/etc/haproxy", str(root / "etc/keepalived"): "/etc/keepalived",
+             str(root / "usr/local/share/ca-certificates"): "/usr/local/share/ca-certificates"}
     password = ctx("seed").secrets.password(haproxy.STATS_SECRET)
     argv = [f"{TOOLS}/vip.sh", str(node.address), str(topo.network.vip), topo.network.interface, password]
     done = run(argv, binds, netns=netns(topo, node))

@@ -104,7 +104,8 @@ def test_accepted_hostile_topologies_pass_the_real_checkers(tmp_path_factory: py
     state = desired(Ctx(topo, FixedSecrets(None)))
     work = tmp_path_factory.mktemp("hostile")
     binds = {}
-    for node, paths in (("c1", (haproxy.CONF, keepalived.CONF)), ("n1", (corosync.CONF, corosync.AUTHKEY))):
+    wanted = (("c1", (haproxy.CONF, haproxy.CERT, keepalived.CONF)), ("n1", (corosync.CONF, corosync.AUTHKEY)))
+    for node, paths in wanted:
         files = {f.path: f for f in state[node].files}
         for path in paths:
             host = work / node / path.lstrip("/")

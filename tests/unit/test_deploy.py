@@ -134,7 +134,8 @@ def test_files_stage_writes_only_what_differs_and_restarts_readers(seed: Topolog
     states = {same.path: FileState.of(same.path, same.data, owner=same.owner, group=same.group, mode=same.mode),
               other.path: FileState.of(other.path, b"old", owner=other.owner, group=other.group, mode=other.mode)}
     s.add(*host_facts(d, node, states), on("systemctl", "daemon-reload", host=node),
-          on_prefix("sysctl", host=node, times=None))
+          on_prefix("sysctl", host=node, times=None),
+          on("update-ca-certificates", host=node, times=None))
     asyncio.run(FilesStage().host(d, seed.node(node)))
     written = {c.path for c in s.puts(node)}
     assert written == {f.path for f in files} - {same.path}
@@ -164,7 +165,8 @@ def test_a_second_run_changes_nothing(seed: Topology) -> None:
     s.add(on_fact(packages(want.packages), host=node, times=2,
                   stdout="".join(f"{p}\tii \t1.0\n" for p in want.packages)),
           on_fact(units(want.units), host=node, times=2, stdout="\n".join(ACTIVE.format(u=u) for u in want.units)),
-          on("systemctl", "daemon-reload", host=node, times=None), on_prefix("sysctl", host=node, times=None))
+          on("systemctl", "daemon-reload", host=node, times=None), on_prefix("sysctl", host=node, times=None),
+          on("update-ca-certificates", host=node, times=None))
     asyncio.run(FilesStage().host(d, seed.node(node)))
     first = d.changes
     asyncio.run(FilesStage().host(d, seed.node(node)))

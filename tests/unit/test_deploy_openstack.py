@@ -369,7 +369,7 @@ def test_identity_spec_names_only_the_vip(seed: Topology) -> None:
     s = script_cloud(seed, Cloud())
     spec = OpenStackStage().identity_spec(make(seed, s))
     urls = [u for svc in spec["services"] for u in svc["endpoints"].values()]
-    assert urls and all(u.startswith("http://10.77.0.10:") for u in urls)
+    assert urls and all(u.startswith("https://10.77.0.10:") for u in urls)
     assert {svc["type"] for svc in spec["services"]} >= {"identity", "compute", "network", "volumev3",
                                                           "orchestration", "cloudformation", "image", "placement"}
     names = {u["name"]: u for u in spec["users"]}
@@ -489,7 +489,7 @@ def test_tool_setup_fixes_a_wrong_endpoint_a_duplicate_and_a_password(seed: Topo
     glance = next(u for u in ks.users if u["name"] == "glance")
     ks.passwords[glance["id"]] = "old"
     changed = tool.setup(ks, spec)
-    assert sorted(changed) == sorted(["updated the public endpoint of nova: http://10.77.0.10:8774/v2.1",
+    assert sorted(changed) == sorted(["updated the public endpoint of nova: https://10.77.0.10:8774/v2.1",
                                       "deleted a duplicate public endpoint of nova (http://10.77.0.11:8774/v2.1)",
                                       "reset the password of user glance"])
     assert tool.setup(ks, spec) == []

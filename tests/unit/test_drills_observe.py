@@ -109,7 +109,7 @@ def test_one_observation_of_the_lab(seed: Topology) -> None:
     finally:
         o.close()
     assert seen == {"vip": ["ctl-1"], "agents": ["net-1"], "galera_writer": "ctl-2"}
-    assert urls == ["http://10.77.0.11:8404/stats;csv"]
+    assert urls == ["https://10.77.0.11:8404/stats;csv"]
     assert sorted(set(lab.asked)) == ["ctl-1", "ctl-2", "ctl-3", "net-1", "net-2"]
 
 

@@ -90,7 +90,7 @@ def test_stats_on_own_address_with_auth_and_monitor(seed: Topology, ctx_of: CtxO
     ctx = ctx_of(seed)
     node = seed.controllers[1]
     stats = sections(ctx, node)["listen stats"]
-    assert lines(stats, "bind") == [f"bind {node.address}:8404"]
+    assert lines(stats, "bind") == [f"bind {node.address}:8404 ssl crt /etc/haproxy/hastack.pem"]
     assert "monitor-uri /healthz" in stats
     assert f"stats auth hastack:{ctx.secrets.password('haproxy/stats')}" in stats
     f = files(ctx, node)[haproxy.CONF]
@@ -119,7 +119,8 @@ def test_every_api_checks_the_service_on_every_controller(seed: Topology, ctx_of
         assert "mode http" in body and "option httpchk" in body
         assert f"http-check send meth GET uri {api.check_uri}" in body
         assert f"http-check expect status {api.status}" in body
-        assert lines(body, "bind") == [f"bind {seed.network.vip}:{api.port}"]
+        assert lines(body, "bind") == [f"bind {seed.network.vip}:{api.port} ssl crt /etc/haproxy/hastack.pem"]
+        assert "http-request set-header X-Forwarded-Proto https" in body
         srv = servers(body)
         assert [s[2] for s in srv] == [f"{n.address}:{api.port}" for n in seed.controllers]
         assert all("check" in s and "backup" not in s for s in srv)
@@ -184,8 +185,9 @@ def test_check_timing_follows_tuning(seed: Topology, ctx_of: CtxOf) -> None:
 def test_public_vip_for_public_apis_only(seed: Topology, ctx_of: CtxOf) -> None:
     topo = with_public(seed)
     secs = sections(ctx_of(topo), topo.controllers[0])
-    assert lines(secs["listen keystone"], "bind") == ["bind 10.77.0.10:5000", "bind 192.0.2.10:5000"]
-    assert lines(secs["listen nova_metadata"], "bind") == ["bind 10.77.0.10:8775"]
+    tls = " ssl crt /etc/haproxy/hastack.pem"
+    assert lines(secs["listen keystone"], "bind") == [f"bind 10.77.0.10:5000{tls}", f"bind 192.0.2.10:5000{tls}"]
+    assert lines(secs["listen nova_metadata"], "bind") == [f"bind 10.77.0.10:8775{tls}"]
     assert lines(secs["listen galera"], "bind") == ["bind 10.77.0.10:3306"]
 
 

@@ -95,7 +95,7 @@ def test_tracks_own_haproxy_by_own_address(seed: Topology, ctx_of: CtxOf) -> Non
         text = code(conf(ctx, node))
         script = block(text, "vrrp_script haproxy")
         [cmd] = values(script, "script")
-        assert f"http://{node.address}:8404/healthz" in cmd
+        assert f"--cacert /usr/local/share/ca-certificates/hastack-ca.crt https://{node.address}:8404/healthz" in cmd
         assert cmd.startswith('"/usr/bin/curl ') and " -sf " in cmd
         assert block(block(text, "vrrp_instance hastack_vip"), "track_script").split() == ["haproxy"]
         gd = block(text, "global_defs")

@@ -210,7 +210,7 @@ def test_bootstrap_keeps_the_password_out_of_argv(ctx: Ctx) -> None:
     argv, env = keystone.bootstrap(ctx)
     pw = ctx.secrets.password("keystone/admin")
     assert pw not in " ".join(argv) and env == {"OS_BOOTSTRAP_PASSWORD": pw}
-    assert f"http://{ctx.vip}:5000/v3" in argv and ctx.topo.openstack.region in argv
+    assert f"https://{ctx.vip}:5000/v3" in argv and ctx.topo.openstack.region in argv
 
 
 # -- the shared agent identity ---------------------------------------------------------------------
@@ -474,11 +474,11 @@ def test_ceilometer_waits_for_keystone_and_gnocchi_before_it_starts(four: Topolo
                "UP": up}
         return subprocess.run(["sh", str(tmp_path / "s")], env=env, capture_output=True, text=True, timeout=30)
 
-    both = run_it("http://10.78.0.10:")  # Keystone and Gnocchi answer
+    both = run_it("https://10.78.0.10:")  # Keystone and Gnocchi answer
     assert both.returncode == 0
     assert (tmp_path / "log").read_text().split("\n")[:2] == [
-        "-s -o /dev/null -w %{http_code} --max-time 5 -- http://10.78.0.10:5000/v3",
-        "-s -o /dev/null -w %{http_code} --max-time 5 -- http://10.78.0.10:8041/healthcheck"]
+        "-s -o /dev/null -w %{http_code} --max-time 5 -- https://10.78.0.10:5000/v3",
+        "-s -o /dev/null -w %{http_code} --max-time 5 -- https://10.78.0.10:8041/healthcheck"]
     only_keystone = run_it(":5000/")
     assert only_keystone.returncode == 1 and "8041" in only_keystone.stderr
 

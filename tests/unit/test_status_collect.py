@@ -222,7 +222,7 @@ def test_the_token_is_kept_between_rounds(seed: Topology) -> None:
     for _ in range(2):
         view = asyncio.run(client_view(seed, None, "admin-pw", fetch=api, sql=sql_ok, tokens=tokens))
         assert view.catalog is not None and view.catalog.checked
-    assert [c for c in api.calls if c[1].endswith("/v3/auth/tokens")] == [("POST", "http://10.77.0.10:5000/v3/auth/tokens")]
+    assert [c for c in api.calls if c[1].endswith("/v3/auth/tokens")] == [("POST", "https://10.77.0.10:5000/v3/auth/tokens")]
 
 
 def test_healthy_from_inside_a_running_loop(monkeypatch: pytest.MonkeyPatch) -> None:

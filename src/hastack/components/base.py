@@ -9,11 +9,12 @@ from __future__ import annotations
 import configparser
 import io
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Protocol
 
 import jinja2
 
+from hastack import pki
 from hastack.secrets import Secrets
 from hastack.topology.model import Node, Topology
 
@@ -48,6 +49,11 @@ class Ctx:
     @property
     def vip(self) -> str:
         return str(self.topo.network.vip)
+
+    @cached_property
+    def tls(self) -> pki.Material:
+        """The CA and the VIP's certificate (made on first use, kept with the secrets)."""
+        return pki.material(self.secrets, self.topo.name, pki.names(self.topo))
 
 
 @dataclass

@@ -12,6 +12,10 @@ Why it looks like this:
   shutdown-sessions` cuts clients off a failed writer at once (they reconnect to the next), and
   `on-marked-up shutdown-backup-sessions` moves them back when the first node returns, so two
   writers never run side by side (that would trade failover for certification conflicts).
+- TLS (`network.tls`, the default): every API listener and the stats page terminate TLS with the
+  certificate of the cluster's own CA (pki.py) and set `X-Forwarded-Proto`, so the services'
+  version documents link to https. Backends stay plain HTTP on the management network: the
+  controllers' own addresses, which only the cluster's nodes reach.
 - A `stats` listener on the node's own address serves `/stats` (user `hastack`, secret
   `haproxy/stats`) and `monitor-uri /healthz`, which keepalived's track script probes. /healthz
   reports this HAProxy alive, not its backends: every controller sees the same backends, so their
@@ -27,6 +31,9 @@ from hastack.components.base import Ctx, File, template
 from hastack.topology.model import Node, ServiceName, Topology
 
 CONF = "/etc/haproxy/haproxy.cfg"
+CERT = "/etc/haproxy/hastack.pem"
+"""The VIP's certificate and key (pki.py), 0600 root: HAProxy reads it as root before it drops
+privileges, on every start and reload."""
 SYSCTL = "/etc/sysctl.d/60-hastack-haproxy.conf"
 STATS_PORT = 8404
 MONITOR_URI = "/healthz"
@@ -127,7 +134,8 @@ def config(ctx: Ctx, node: Node) -> str:
         stats_password=ctx.secrets.password(STATS_SECRET), galera=topo.controllers,
         check_port=galera.CHECK_PORT, check_timeout_ms=max(CHECK_TIMEOUT_MS, h.check_inter_ms),
         galera_check_timeout_ms=GALERA_CHECK_TIMEOUT_MS, listeners=listeners(topo),
-        controllers=topo.controllers,
+        controllers=topo.controllers, tls=topo.network.tls, scheme=topo.api_scheme,
+        ssl=f" ssl crt {CERT}" if topo.network.tls else "",
     )
 
 
@@ -146,6 +154,8 @@ class HAProxy:
     def files(self, ctx: Ctx, node: Node) -> list[File]:
         return [
             File(CONF, config(ctx, node), group="haproxy", mode=0o640, secret=True, restarts=(UNIT,)),
+            *([File(CERT, ctx.tls.haproxy_pem, mode=0o600, secret=True, restarts=(UNIT,))]
+              if ctx.topo.network.tls else []),
             # systemd-sysctl re-applies /etc/sysctl.d; HAProxy then binds addresses it does not hold.
             File(SYSCTL, template("haproxy/60-hastack-haproxy.conf.j2"), restarts=("systemd-sysctl", UNIT)),
         ]

@@ -24,6 +24,7 @@ Choices and why:
 
 from __future__ import annotations
 
+from hastack import pki
 from hastack.components import haproxy
 from hastack.components.base import Ctx, File, template
 from hastack.topology.model import Node, Topology
@@ -59,8 +60,9 @@ def check_interval(topo: Topology) -> int:
 
 def check_command(topo: Topology, node: Node) -> str:
     """curl gives up before keepalived's timeout (= interval), so a hung HAProxy reads as a failure."""
-    url = f"http://{node.address}:{haproxy.STATS_PORT}{haproxy.MONITOR_URI}"
-    return f"/usr/bin/curl -sf -o /dev/null -m {check_interval(topo) * 0.8:g} {url}"
+    url = f"{topo.api_scheme}://{node.address}:{haproxy.STATS_PORT}{haproxy.MONITOR_URI}"
+    ca = f" --cacert {pki.CA_PATH}" if topo.network.tls else ""
+    return f"/usr/bin/curl -sf -o /dev/null -m {check_interval(topo) * 0.8:g}{ca} {url}"
 
 
 def config(topo: Topology, node: Node) -> str:

@@ -67,8 +67,7 @@ def endpoints(topo: Topology) -> list[Endpoint]:
     HAProxy also listens there, but the catalog keeps the management VIP so every client inside the
     deployment resolves the same URLs.
     """
-    vip = topo.network.vip
-    return [Endpoint(name, kind, iface, f"http://{vip}:{port}{path}")
+    return [Endpoint(name, kind, iface, topo.vip_url(port, path))
             for svc, name, kind, port, path in CATALOG if topo.runs(svc)
             for iface in INTERFACES]
 
@@ -94,6 +93,7 @@ def conf(ctx: Ctx) -> os_.Sections:
         {"fernet_tokens": {"key_repository": FERNET_DIR, "max_active_keys": FERNET_KEYS}},
         {"oslo_policy": {"policy_dirs": "/etc/keystone/policy.d"}},
         {"token": {"provider": "fernet"}},
+        os_.proxy_headers(),
         os_.notifications(ctx),
     )
 

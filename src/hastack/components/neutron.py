@@ -34,6 +34,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+from hastack import pki
 from hastack.components import nova
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx, File
@@ -176,11 +177,14 @@ def l2_conf(topo: Topology, node: Node) -> tuple[str, os_.Sections]:
 
 
 def metadata_conf(ctx: Ctx) -> os_.Sections:
-    """The metadata agent reaches nova's metadata API through the VIP."""
+    """The metadata agent reaches nova's metadata API through the VIP (over TLS, trusting the
+    cluster's CA, unless the topology turned TLS off)."""
+    tls = {"auth_ca_cert": pki.CA_PATH} if ctx.topo.network.tls else {}
     return {"DEFAULT": {
         "nova_metadata_host": ctx.vip,
         "nova_metadata_port": nova.METADATA_PORT,
-        "nova_metadata_protocol": "http",
+        "nova_metadata_protocol": ctx.topo.api_scheme,
+        **tls,
         "metadata_proxy_shared_secret": ctx.secrets.password("metadata/secret"),
         "metadata_workers": ctx.topo.openstack.api_workers,
     }}

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from hastack import pki
 from hastack.components import memcached, rabbitmq
 from hastack.components.base import HEADER, Ctx, File, ini
 from hastack.topology.model import Node, ServiceName, Topology
@@ -71,8 +72,22 @@ def config_file(path: str, sections: Sections, group: str, restarts: Iterable[st
 
 # -- addresses ---------------------------------------------------------------------------------------
 def url(ctx: Ctx, port: int, path: str = "") -> str:
-    """An API URL on the VIP (HAProxy spreads it over every controller's own address)."""
-    return f"http://{ctx.vip}:{port}{path}"
+    """An API URL on the VIP (HAProxy spreads it over every controller's own address): https
+    unless the topology turned TLS off."""
+    return ctx.topo.vip_url(port, path)
+
+
+def tls_trust(ctx: Ctx) -> dict[str, Any]:
+    """keystoneauth's session option naming the cluster's CA (the system store has it too: this
+    keeps a service working even where a library bundles its own CA list)."""
+    return {"cafile": pki.CA_PATH} if ctx.topo.network.tls else {}
+
+
+def proxy_headers() -> Sections:
+    """Every API sits behind HAProxy, which sets X-Forwarded-Proto: oslo.middleware's
+    HTTPProxyToWSGI (in each service's pipeline) then makes the version documents and links say
+    the scheme the client used, so keystoneauth's discovery stays on https."""
+    return {"oslo_middleware": {"enable_proxy_headers_parsing": True}}
 
 
 def auth_url(ctx: Ctx) -> str:
@@ -172,6 +187,7 @@ def password_auth(ctx: Ctx, user: str) -> dict[str, Any]:
         "project_name": SERVICE_PROJECT,
         "username": user,
         "password": ctx.secrets.password(f"keystone/{user}"),
+        **tls_trust(ctx),
     }
 
 
@@ -186,9 +202,10 @@ def keystone_authtoken(ctx: Ctx, user: str) -> Sections:
     The cache is ENCRYPTed with the shared `memcache/secret`: memcached has no authentication, and
     the cached entries are token validations (roles, catalog) anyone on the network could read or
     plant otherwise. Service tokens must carry the `service` role (the fix for OSSA-2023-003):
-    deploy gives every service user that role.
+    deploy gives every service user that role. Every service that checks tokens serves an API
+    behind HAProxy, so this is also where it learns to read X-Forwarded-Proto (`proxy_headers`).
     """
-    return {"keystone_authtoken": {
+    return {**proxy_headers(), "keystone_authtoken": {
         "www_authenticate_uri": auth_url(ctx),
         **password_auth(ctx, user),
         "region_name": ctx.topo.openstack.region,

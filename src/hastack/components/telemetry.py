@@ -131,7 +131,7 @@ def wait_dropin() -> str:
 
 def wait_script(ctx: Ctx) -> str:
     """The VIP is a validated IPv4 address and the ports are constants: nothing here comes from text."""
-    urls = " ".join(f"http://{ctx.vip}:{port}{path}" for port, path in
+    urls = " ".join(ctx.topo.vip_url(port, path) for port, path in
                     ((os_.KEYSTONE_PORT, "/v3"), (GNOCCHI_PORT, "/healthcheck")))
     return (f"#!/bin/sh\n# {HEADER}\n"
             f"# Until Keystone and Gnocchi answer through the VIP (see {WAIT_DROPIN}); at most {WAIT_S} s.\n"

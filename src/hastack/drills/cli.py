@@ -30,6 +30,7 @@ from typing import Protocol
 from rich.console import Console
 from rich.table import Table
 
+from hastack import pki
 from hastack.drills import demo, profiles, report
 from hastack.drills.observe import Completed, LabObserver, LabRun
 from hastack.drills.runner import Bindings, DrillAborted, DrillSeries, Status, Timing, run_series
@@ -149,7 +150,7 @@ def lab_bindings(lab: LabLike, topo: Topology, secrets: Secrets, status: Status,
     if observe is None:
         if "haproxy/stats" not in secrets.names():
             raise KeyError("secret haproxy/stats is missing: deploy the topology first")
-        observe = LabObserver(lab, topo, secrets.password("haproxy/stats"), cuts)
+        observe = LabObserver(lab, topo, secrets.password("haproxy/stats"), cuts, ca_pem=pki.ca_cert(secrets))
     return Bindings(LabFaults(lab), observe, status, tuple(n.name for n in topo.controllers),
                     tuple(n.name for n in topo.network_nodes), lab_queue_leader(lab, topo))
 
@@ -159,7 +160,7 @@ def lab_bindings(lab: LabLike, topo: Topology, secrets: Secrets, status: Status,
 def workloads_for(topo: Topology, secrets: Secrets, rates: Rates = DEFAULT_RATES) -> Callable[[int], list[Workload]]:
     """Fresh workloads per run, each run with its own id prefix: ids stay unique across runs, series
     and invocations (the drill table and queue outlive a run). At most 64 characters (the `run` column)."""
-    ep, creds = Endpoints.from_topology(topo), Credentials.from_secrets(secrets)
+    ep, creds = Endpoints.from_topology(topo, pki.ca_cert(secrets)), Credentials.from_secrets(secrets)
     prefix = f"{topo.name[:24]}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{token_hex(3)}"
     counter = itertools.count()
 

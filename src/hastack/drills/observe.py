@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import io
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -79,12 +80,14 @@ class LabObserver:
     """Callable: one observation of the whole lab, every node asked at once."""
 
     def __init__(self, lab: LabRun, topo: Topology, stats_password: str,
-                 cuts: Callable[[], Iterable[Iterable[str]]], timeout: float = 1.0) -> None:
+                 cuts: Callable[[], Iterable[Iterable[str]]], timeout: float = 1.0, ca_pem: str | None = None) -> None:
         self.lab, self.topo, self.timeout, self.cuts = lab, topo, timeout, cuts
         self.vip = str(topo.network.vip)
         self.auth = (haproxy.STATS_USER, stats_password)
         self.pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="drill-observe")
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.3, timeout)), trust_env=False)
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca_pem) if ca_pem else True
+        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.3, timeout)), verify=verify,
+                                 trust_env=False)
 
     def _ask(self, node: str, argv: list[str]) -> str | None:
         try:
@@ -107,7 +110,7 @@ class LabObserver:
         """Ask the VIP holder's HAProxy first; during a VIP move any other sees the same backends."""
         for node in [*holders, *(n.name for n in self.topo.controllers if n.name not in holders)]:
             try:
-                resp = self.http.get(f"http://{self.lab.address(node)}:{haproxy.STATS_PORT}/stats;csv",
+                resp = self.http.get(f"{self.topo.api_scheme}://{self.lab.address(node)}:{haproxy.STATS_PORT}/stats;csv",
                                      auth=self.auth)
             except Exception:  # try the next holder
                 continue

@@ -22,6 +22,7 @@ import contextlib
 import ipaddress
 import itertools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -74,6 +75,9 @@ class Endpoints:
     """An HTTP listener of HAProxy on the VIP: a connect that sends nothing costs HAProxy nothing and
     never reaches a backend (a probe of the TCP-mode 3306 listener would open a MariaDB connection
     per probe and log an aborted handshake for each)."""
+    scheme: str = "http"
+    """https when the topology has TLS on the VIP: the clients then verify it with `ca_pem`."""
+    ca_pem: str | None = field(default=None, repr=False)
     quorum_queue: bool = True
     """The test queue's type follows the topology's `rabbitmq.queues`: a quorum queue, or a classic
     queue that the brokers' `ha-all` policy mirrors (what OpenStack's own queues are there)."""
@@ -86,11 +90,22 @@ class Endpoints:
                 raise UnsafeTarget(f"{addr} is outside {net}: drills only reach the topology's own network")
 
     @classmethod
-    def from_topology(cls, topo: Topology) -> Endpoints:
+    def from_topology(cls, topo: Topology, ca_pem: str | None = None) -> Endpoints:
         return cls(vip=str(topo.network.vip), controllers={n.name: str(n.address) for n in topo.controllers},
                    network=str(topo.network.management),
                    neutron_port=NEUTRON_PORT if topo.runs("neutron") else None,
+                   scheme=topo.api_scheme, ca_pem=ca_pem,
                    quorum_queue=topo.rabbitmq.queues == "quorum")
+
+    def url(self, port: int, path: str) -> str:
+        return f"{self.scheme}://{self.vip}:{port}{path}"
+
+    def http_client(self, timeout: float, workers: int) -> httpx.Client:
+        """Connections kept alive (one TLS handshake per worker, not per request), no proxies from
+        the environment, the VIP's certificate checked against the cluster's CA."""
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=self.ca_pem) if self.ca_pem else True
+        return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.5, timeout)), verify=verify,
+                            limits=httpx.Limits(max_connections=workers), trust_env=False)
 
 
 @dataclass(frozen=True)
@@ -241,12 +256,11 @@ class KeystoneTokens:
     def __init__(self, ep: Endpoints, creds: Credentials, run_id: str, rate: float = 10.0,
                  timeout: float = 2.0, workers: int = 4) -> None:
         self.ep, self.run_id, self.rate, self.workers = ep, run_id, rate, workers
-        self.url = f"http://{ep.vip}:{ep.keystone_port}/v3/auth/tokens"
+        self.url = ep.url(ep.keystone_port, "/v3/auth/tokens")
         self.body = token_request(creds)
         self.scope = self.body["auth"]["scope"]
         self.held: str | None = None
-        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.5, timeout)),
-                                   limits=httpx.Limits(max_connections=workers), trust_env=False)
+        self.client = ep.http_client(timeout, workers)
 
     def prepare(self) -> None:
         self.held = self.login()
@@ -296,10 +310,9 @@ class NeutronNetworks:
                  timeout: float = 2.0, workers: int = 3) -> None:
         assert ep.neutron_port is not None
         self.run_id, self.rate, self.workers = run_id, rate, workers
-        self.url = f"http://{ep.vip}:{ep.neutron_port}/v2.0/networks"
+        self.url = ep.url(ep.neutron_port, "/v2.0/networks")
         self.keystone = KeystoneTokens(ep, creds, run_id, timeout=timeout, workers=1)
-        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.5, timeout)),
-                                   limits=httpx.Limits(max_connections=workers), trust_env=False)
+        self.client = ep.http_client(timeout, workers)
         self.token: str | None = None
 
     def prepare(self) -> None:

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -61,10 +62,11 @@ Fetch = Callable[[str, str, Mapping[str, str], bytes | None, float], Response]
 
 
 def urllib_fetch(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                 timeout: float = HTTP_TIMEOUT) -> Response:
-    """Plain urllib, no proxies from the environment (the VIP is on the management network)."""
+                 timeout: float = HTTP_TIMEOUT, *, tls: ssl.SSLContext | None = None) -> Response:
+    """Plain urllib, no proxies from the environment (the VIP is on the management network);
+    https verified with `tls` (the cluster's CA) or the system's trust store."""
     req = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls))
     try:
         with opener.open(req, timeout=timeout) as r:
             return Response(r.status, r.read(), {k.lower(): v for k, v in r.headers.items()})
@@ -72,6 +74,19 @@ def urllib_fetch(method: str, url: str, headers: Mapping[str, str], body: bytes 
         return Response(e.code, e.read() or b"", {k.lower(): v for k, v in e.headers.items()})
     except (OSError, ValueError) as e:
         raise FetchError(str(getattr(e, "reason", None) or e)) from None
+
+
+def trusting(ca_pem: str | None) -> Fetch:
+    """A fetch that verifies the VIP's certificate against the cluster's CA (secrets `tls/ca.crt`):
+    without it (nothing rendered from here yet) https fails verification, reported as such."""
+    if ca_pem is None:
+        return urllib_fetch
+    context = ssl.create_default_context(cadata=ca_pem)
+
+    def fetch(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+              timeout: float = HTTP_TIMEOUT) -> Response:
+        return urllib_fetch(method, url, headers, body, timeout, tls=context)
+    return fetch
 
 
 # -- the APIs through the VIP -----------------------------------------------------------------
@@ -96,7 +111,7 @@ class ApiCheck:
 
 
 def api_urls(topo: Topology) -> list[tuple[haproxy.Api, str]]:
-    return [(a, f"http://{topo.network.vip}:{a.port}{a.check_uri}") for a in haproxy.apis(topo)]
+    return [(a, topo.vip_url(a.port, a.check_uri)) for a in haproxy.apis(topo)]
 
 
 def check_api(fetch: Fetch, api: haproxy.Api, url: str) -> ApiCheck:
@@ -337,5 +352,5 @@ async def _catalog(topo: Topology, apis: Sequence[ApiCheck], password: str | Non
     if password is None:
         return None, f"no Keystone admin password ({ADMIN_SECRET}) in the secrets file"
     port = next(a.port for a in haproxy.apis(topo) if a.name == keystone.name)
-    auth_url = f"http://{topo.network.vip}:{port}"
+    auth_url = topo.vip_url(port)
     return await asyncio.to_thread(read_catalog, fetch, auth_url, password, topo.openstack.region, tokens), ""

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hastack import pki
 from hastack.components import haproxy, pacemaker, rabbitmq
 from hastack.facts import UnitState
 from hastack.secrets import Secrets, SecretsFileError, secrets_path, state_dir
@@ -69,12 +70,12 @@ def credentials(topo: Topology, topology_file: Path) -> Credentials:
     probe = get(client_mod.PROBE_SECRET)
     return Credentials(rabbit=(rabbitmq.ADMIN_USER, rabbit) if rabbit else None,
                        db_probe=(client_mod.PROBE_USER, probe) if probe else None,
-                       keystone_admin=get(client_mod.ADMIN_SECRET))
+                       keystone_admin=get(client_mod.ADMIN_SECRET), ca_cert=pki.ca_cert(secrets))
 
 
 async def default_client(topo: Topology, creds: Credentials, tokens: TokenCache) -> ClientView:
     return await client_mod.client_view(topo, creds.db_probe[1] if creds.db_probe else None, creds.keystone_admin,
-                                        tokens=tokens)
+                                        fetch=client_mod.trusting(creds.ca_cert), tokens=tokens)
 
 
 class Collector:

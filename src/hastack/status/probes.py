@@ -54,6 +54,8 @@ class Credentials:
     rabbit: tuple[str, str] | None = field(default=None, repr=False)
     db_probe: tuple[str, str] | None = field(default=None, repr=False)
     keystone_admin: str | None = field(default=None, repr=False)
+    ca_cert: str | None = None
+    """The cluster CA's certificate (PEM, public): what the VIP's https is verified with."""
 
 
 # -- readers without a fact -----------------------------------------------------------------

@@ -194,6 +194,10 @@ class Network(Strict):
     vip: IPv4
     interface: InterfaceName = "eth0"
     public: PublicNetwork | None = None
+    tls: bool = True
+    """HAProxy terminates TLS on every API frontend and on the stats pages, with a certificate from
+    the cluster's own CA (pki.py); the Keystone catalog and every service say https. `false` serves
+    plain HTTP (a lab behind its own firewall, or TLS terminated by something in front)."""
 
 
 class Ssh(Strict):
@@ -334,6 +338,14 @@ class Topology(Strict):
     tuning: Tuning = Tuning()
 
     # -- views used by every component ------------------------------------------------
+    @property
+    def api_scheme(self) -> str:
+        return "https" if self.network.tls else "http"
+
+    def vip_url(self, port: int, path: str = "") -> str:
+        """An API URL on the VIP: what every client, service and catalog entry uses."""
+        return f"{self.api_scheme}://{self.network.vip}:{port}{path}"
+
     def with_role(self, role: Role) -> list[Node]:
         return [n for n in self.nodes if n.has(role)]
 

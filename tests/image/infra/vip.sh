@@ -8,15 +8,16 @@ sysctl -q -w net.ipv4.ip_nonlocal_bind=1
 has_vip() { ip -4 -o addr show dev "$dev" | grep -q " $vip/"; }
 lacks_vip() { ! has_vip; }
 wait_for() { for _ in $(seq 150); do "$1" && return 0; sleep 0.1; done; return 1; }
-code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+# TLS on the VIP (the default): the stats page too, verified with the cluster's CA.
+code() { curl -s -o /dev/null -w '%{http_code}' --cacert /usr/local/share/ca-certificates/hastack-ca.crt "$@"; }
 haproxy -f /etc/haproxy/haproxy.cfg -db > /tmp/haproxy.log 2>&1 &
 hap=$!
 keepalived -n -l -D -f /etc/keepalived/keepalived.conf > /tmp/keepalived.log 2>&1 &
 ka=$!
 if wait_for has_vip; then echo "VIP-ACQUIRED"; else echo "VIP-NOT-ACQUIRED"; fi
-echo "HEALTHZ $(code "http://$node:8404/healthz")"
-echo "STATS-NOAUTH $(code "http://$node:8404/stats")"
-echo "STATS-AUTH $(code -u "hastack:$password" "http://$node:8404/stats")"
+echo "HEALTHZ $(code "https://$node:8404/healthz")"
+echo "STATS-NOAUTH $(code "https://$node:8404/stats")"
+echo "STATS-AUTH $(code -u "hastack:$password" "https://$node:8404/stats")"
 kill -9 "$hap"
 if wait_for lacks_vip; then echo "VIP-RELEASED"; else echo "VIP-KEPT"; fi
 kill "$ka"; wait "$ka" 2>/dev/null

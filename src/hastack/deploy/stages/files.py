@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hastack import pki
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.plan.gather import HostPlan, host_plan
 from hastack.topology.model import Node
@@ -56,3 +57,5 @@ class FilesStage:
         for p in changed:
             if p.startswith("/etc/sysctl.d/"):
                 await d.run(plan.host, ["sysctl", "-q", "-p", p], f"apply {p}")
+        if pki.CA_PATH in changed:
+            await d.run(plan.host, ["update-ca-certificates"], "trust the cluster's CA")

@@ -127,8 +127,14 @@ def service_units(topo: Topology, node: Node, *, skip: tuple[str, ...] = ()) -> 
 
 
 def api_urls(topo: Topology, address: str) -> list[tuple[str, int]]:
-    """(URL, expected status) of every API of the topology on one address: HAProxy's own checks."""
+    """(URL, expected status) of every API of the topology on one controller's own address (plain
+    HTTP, as HAProxy's checks ask it)."""
     return [(f"http://{address}:{a.port}{a.check_uri}", a.status) for a in haproxy.apis(topo)]
+
+
+def vip_api_urls(topo: Topology) -> list[tuple[str, int]]:
+    """The same pages through HAProxy on the VIP (https unless the topology turned TLS off)."""
+    return [(topo.vip_url(a.port, a.check_uri), a.status) for a in haproxy.apis(topo)]
 
 
 # -- units ------------------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ async def install_tool(d: Deploy, host: str) -> None:
 
 
 def auth_spec(d: Deploy) -> dict[str, Any]:
-    return {"auth_url": f"http://{d.topo.network.vip}:{os_.KEYSTONE_PORT}/v3",
+    return {"auth_url": d.topo.vip_url(os_.KEYSTONE_PORT, "/v3"),
             "admin_password": d.secrets.password("keystone/admin"), "region": d.topo.openstack.region}
 
 
@@ -273,12 +279,12 @@ class OpenStackStage:
         await d.each(ctls, lambda n: self.key_dirs(d, n))
         await self.schemas(d, host)
         await d.rolling(ctls, lambda n: self.keystone(d, n))
-        await wait_http(d, host, [(f"http://{d.topo.network.vip}:{os_.KEYSTONE_PORT}/v3", 200)],
+        await wait_http(d, host, [(d.topo.vip_url(os_.KEYSTONE_PORT, "/v3"), 200)],
                         "Keystone through the VIP")
         await self.bootstrap(d, host)
         await self.identity(d, host)
         await d.rolling(ctls, lambda n: self.controller(d, n))
-        await wait_http(d, host, api_urls(d.topo, str(d.topo.network.vip)), "every API through HAProxy on the VIP")
+        await wait_http(d, host, vip_api_urls(d.topo), "every API through HAProxy on the VIP")
         others = [n for n in d.topo.network_nodes if not n.has("controller")]
         await d.rolling(others, lambda n: self.agent_node(d, n))
         await d.rolling([n for n in d.topo.computes if not n.has("controller")], lambda n: self.agent_node(d, n))
@@ -388,7 +394,7 @@ class OpenStackStage:
         body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
             "name": "admin", "domain": {"id": "default"}, "password": d.secrets.password("keystone/admin")}}},
             "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
-        url = f"http://{d.topo.network.vip}:{os_.KEYSTONE_PORT}/v3/auth/tokens"
+        url = d.topo.vip_url(os_.KEYSTONE_PORT, "/v3/auth/tokens")
 
         async def probe() -> tuple[bool, object]:
             res = await d.run(host, [*TOKEN_REQUEST, url], "ask for an admin token", stdin=json.dumps(body).encode(),
@@ -457,7 +463,7 @@ class OpenStackStage:
             await self.gnocchi_storage(d, node)
         await ensure_units(d, node.name, [u for u in units if u in served])
         await wait_http(d, node.name, api_urls(d.topo, str(node.address)), f"every API on {node.name}")
-        await wait_http(d, node.name, api_urls(d.topo, str(d.topo.network.vip)),
+        await wait_http(d, node.name, vip_api_urls(d.topo),
                         f"every API through the VIP, before the daemons on {node.name}")
         if d.topo.runs("telemetry") and node.name == first(d):
             await self.resource_types(d, node.name)
