@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hastack import pki
 from hastack.secrets import Secrets, secrets_path
+from hastack.topology.load import load
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGY = ROOT / "examples" / "seed.yml"
@@ -39,13 +41,17 @@ def on(node: str, command: str, *, stdin: str | None = None, timeout: float = 18
     return res.stdout
 
 
-def clouds_yaml(topology: Path = TOPOLOGY, name: str = "seed", vip: str = VIP, cloud: str = "hastack") -> str:
-    """A clouds.yaml (JSON is YAML) for the admin of the lab of `topology` (whose `name:` is `name`)."""
-    secrets = Secrets.load(secrets_path(topology, name))
+def clouds_yaml(topology: Path = TOPOLOGY, cloud: str = "hastack") -> str:
+    """A clouds.yaml (JSON is YAML) for the admin of the lab of `topology`: Keystone on the VIP, over
+    https verified with the cluster's CA (every node has it) unless the topology turned TLS off."""
+    topo = load(topology).topology
+    assert topo is not None
+    secrets = Secrets.load(secrets_path(topology, topo.name))
     return json.dumps({"clouds": {cloud: {
-        "auth": {"auth_url": f"http://{vip}:5000/v3", "username": "admin", "project_name": "admin",
+        "auth": {"auth_url": topo.vip_url(5000, "/v3"), "username": "admin", "project_name": "admin",
                  "user_domain_name": "Default", "project_domain_name": "Default",
                  "password": secrets.password("keystone/admin")},
+        **({"cacert": pki.CA_PATH} if topo.network.tls else {}),
         "region_name": "RegionOne", "interface": "public", "identity_api_version": 3}}}, indent=2)
 
 

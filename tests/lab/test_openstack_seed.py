@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import re
 import shlex
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from hastack import pki
+from hastack.components import haproxy
+from hastack.secrets import Secrets, secrets_path
+from hastack.topology.load import load
 from seedcloud import (
     AGENT_HOST,
     CLOUDS,
@@ -57,11 +63,53 @@ def test_catalog_names_only_the_vip(cloud: str) -> None:
     assert {"identity", "image", "placement", "compute", "network", "volumev3", "orchestration",
             "cloudformation"} <= types
     for e in endpoints:
-        assert e["URL"].startswith(f"http://{VIP}:"), e
+        assert e["URL"].startswith(f"https://{VIP}:"), e
         assert e["Region"] == "RegionOne"
     # exactly one endpoint per service and interface
     keys = [(e["Service Name"], e["Interface"]) for e in endpoints]
     assert len(keys) == len(set(keys))
+
+
+def hrefs(doc: Any) -> list[str]:
+    if isinstance(doc, dict):
+        return [v for k, v in doc.items() if k == "href" and isinstance(v, str)] + \
+            [h for v in doc.values() for h in hrefs(v)]
+    return [h for v in doc for h in hrefs(v)] if isinstance(doc, list) else []
+
+
+def test_the_vip_serves_tls_from_the_clusters_ca_and_the_services_link_https(cloud: str) -> None:
+    """From the operator's machine, verified with the CA in the secrets file (nothing else trusts
+    it): every API's version document links only https (HAProxy's X-Forwarded-Proto, read by each
+    service's proxy middleware, or keystoneauth's discovery would leave TLS); each controller's stats
+    page is TLS too. On a node the system store trusts the CA (curl without options), and plain HTTP
+    on an API port gets no API answer."""
+    topo = load(TOPOLOGY).topology
+    assert topo is not None
+    secrets = Secrets.load(secrets_path(TOPOLOGY, topo.name))
+    ca = pki.ca_cert(secrets)
+    assert ca is not None
+    verify = ssl.create_default_context(cadata=ca)
+    with httpx.Client(verify=verify, trust_env=False, timeout=10) as client:
+        for api in haproxy.apis(topo):
+            r = client.get(f"https://{VIP}:{api.port}/")
+            assert r.status_code < 500, (api.name, r.status_code)
+            if "json" in r.headers.get("content-type", ""):
+                links = hrefs(r.json())
+                assert all(h == "" or h.startswith(f"https://{VIP}:") for h in links), (api.name, links)
+        stats = client.get(f"https://{CONTROLLERS['ctl-2']}:8404/stats",
+                           auth=(haproxy.STATS_USER, secrets.password(haproxy.STATS_SECRET)))
+        assert stats.status_code == 200
+    with httpx.Client(trust_env=False, timeout=10) as untrusting, pytest.raises(httpx.ConnectError):
+        untrusting.get(f"https://{VIP}:5000/v3")
+    codes = on(cloud, f"for s in https http; do curl -s -o /dev/null -w '%{{http_code}} ' $s://{VIP}:5000/v3; done")
+    assert codes.split()[0] == "200" and codes.split()[1] != "200", codes
+
+
+def test_the_admin_openrc_on_a_controller_works_over_tls(cloud: str) -> None:
+    out = on("ctl-1", "stat -c '%a' /root/admin-openrc && . /root/admin-openrc && "
+                      "openstack token issue -f value -c expires >/dev/null && echo TOKEN && "
+                      'echo "$OS_AUTH_URL"')
+    assert out.split() == ["600", "TOKEN", f"https://{VIP}:5000/v3"], out
 
 
 def test_a_token_from_one_controller_validates_on_every_other(cloud: str) -> None:

@@ -147,7 +147,7 @@ def served_while_off(recording: dict[str, Any]) -> dict[str, int]:
 def four_cloud(four_lab: Path) -> Path:
     """The compute node as the operator's client: clouds.yaml with the admin credentials (0600)."""
     on(CLIENT, f"umask 077 && mkdir -p {Path(CLOUDS).parent} && cat > {CLOUDS}",
-       stdin=clouds_yaml(FOUR, "four", VIP, "four"))
+       stdin=clouds_yaml(FOUR, "four"))
     on(CLIENT, f"head -c 1024 /dev/zero > /root/{NAME}.img")
     return four_lab
 

@@ -14,7 +14,7 @@ from cryptography import x509
 
 from conftest import FixedSecrets
 from hastack import pki
-from hastack.components import haproxy, keepalived, neutron
+from hastack.components import haproxy, keepalived, keystone, neutron
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.secrets import Secrets, mask
@@ -158,3 +158,13 @@ def test_tls_off_is_plain_http_everywhere_and_makes_no_ca(seed: Topology) -> Non
 def test_the_metadata_agent_reaches_nova_over_tls(seed: Topology) -> None:
     conf = neutron.metadata_conf(Ctx(seed, FixedSecrets(None)))["DEFAULT"]
     assert conf["nova_metadata_protocol"] == "https" and conf["auth_ca_cert"] == pki.CA_PATH
+
+
+def test_the_admin_openrc_points_the_client_at_the_vip_over_tls(seed: Topology) -> None:
+    ctx = Ctx(seed, FixedSecrets(None))
+    f = keystone.openrc(ctx)
+    text = f.data.decode()
+    assert (f.path, f.mode, f.secret) == ("/root/admin-openrc", 0o600, True)
+    assert f"export OS_AUTH_URL='https://{seed.network.vip}:5000/v3'\n" in text
+    assert f"export OS_CACERT='{pki.CA_PATH}'\n" in text
+    assert "OS_CACERT" not in keystone.openrc(Ctx(no_tls(seed), FixedSecrets(None))).data.decode()

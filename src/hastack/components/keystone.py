@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from hastack import pki
 from hastack.components import openstack as os_
-from hastack.components.base import Ctx, File
+from hastack.components.base import HEADER, Ctx, File
 from hastack.topology.model import Node, ServiceName, Topology
 
 CONF = "/etc/keystone/keystone.conf"
@@ -25,6 +26,9 @@ CREDENTIAL_DIR = "/etc/keystone/credential-keys"
 FERNET_KEYS = 3
 CREDENTIAL_KEYS = 2
 UNIT = "keystone"
+OPENRC = "/root/admin-openrc"
+"""The cloud admin's credentials for the `openstack` client on a controller (`. /root/admin-openrc`):
+0600, the Keystone URL on the VIP, and the cluster's CA when TLS is on."""
 
 # Debian's ini also loads uWSGI's apparmor plugin with `apparmor-profile = keystone`. No package
 # defines a profile of that name (keystone's own profile is named after keystone-wsgi-public and is
@@ -98,6 +102,18 @@ def conf(ctx: Ctx) -> os_.Sections:
     )
 
 
+def openrc(ctx: Ctx) -> File:
+    """Every value is either generated (alphanumeric password) or validated by the topology model
+    (address, region pattern), so nothing here needs shell quoting beyond the plain single quotes."""
+    env = {"OS_AUTH_URL": ctx.topo.vip_url(os_.KEYSTONE_PORT, "/v3"), "OS_IDENTITY_API_VERSION": "3",
+           "OS_USERNAME": "admin", "OS_PASSWORD": ctx.secrets.password("keystone/admin"),
+           "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": os_.DOMAIN, "OS_PROJECT_DOMAIN_NAME": os_.DOMAIN,
+           "OS_REGION_NAME": ctx.topo.openstack.region, "OS_INTERFACE": "public",
+           **({"OS_CACERT": pki.CA_PATH} if ctx.topo.network.tls else {})}
+    body = "".join(f"export {k}='{v}'\n" for k, v in env.items())
+    return File(OPENRC, f"# {HEADER}\n{body}", mode=0o600, secret=True)
+
+
 def key_files(ctx: Ctx) -> list[File]:
     """Raw key text, no newline (as keystone-manage writes it), 0600 keystone:keystone."""
     keys = [(f"{FERNET_DIR}/{i}", f"fernet/{i}") for i in range(FERNET_KEYS)]
@@ -123,6 +139,7 @@ class Keystone:
             os_.config_file(CONF, conf(ctx), "keystone", (UNIT,)),
             *os_.uwsgi_files(UWSGI, node, ctx.topo.openstack.api_workers),
             *key_files(ctx),
+            openrc(ctx),
         ]
 
 
