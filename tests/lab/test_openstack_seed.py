@@ -102,7 +102,8 @@ def test_the_vip_serves_tls_from_the_clusters_ca_and_the_services_link_https(clo
         assert stats.status_code == 200
     with httpx.Client(trust_env=False, timeout=10) as untrusting, pytest.raises(httpx.ConnectError):
         untrusting.get(f"https://{VIP}:5000/v3")
-    codes = on(cloud, f"for s in https http; do curl -s -o /dev/null -w '%{{http_code}} ' $s://{VIP}:5000/v3; done; true")
+    each = f"curl -s -o /dev/null -w '%{{http_code}} ' $s://{VIP}:5000/v3"
+    codes = on(cloud, f"for s in https http; do {each}; done; true")
     assert codes.split()[0] == "200" and codes.split()[1] != "200", codes
 
 

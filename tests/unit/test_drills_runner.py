@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +33,8 @@ class FakeLab:
         self.raise_on: dict[str, BaseException] = {}
         self.vip = ["ctl-1"]
         self.writer: str | None = "ctl-1"
+        self.writer_follows_mariadb = False
+        """A killed writer hands the sessions to the next controller (like HAProxy's backups)."""
         self.vip_follows_keepalived = False
         """A restarted keepalived hands the VIP to the next controller (like nopreempt backups)."""
 
@@ -49,8 +52,8 @@ class FakeLab:
             self.polls_since_heal = 0
         return None
 
-    def cut(self, node: str, /) -> object:
-        self._call("cut", node)
+    def cut(self, node: str, peers: Sequence[str] | None = None, /) -> object:
+        self._call("cut", node, *(peers or ()))
         self.down.add(node)
         return None
 
@@ -70,6 +73,9 @@ class FakeLab:
 
     def kill_service(self, node: str, unit: str, signal: str, /) -> object:
         self._call("kill_service", node, unit, signal)
+        if unit == "mariadb" and self.writer_follows_mariadb and self.writer == node:
+            order = ["ctl-1", "ctl-2", "ctl-3"]
+            self.writer = order[(order.index(node) + 1) % 3]
         if unit == "keepalived" and self.vip_follows_keepalived and self.vip == [node]:
             order = ["ctl-1", "ctl-2", "ctl-3"]
             self.vip = [order[(order.index(node) + 1) % 3]]
@@ -275,3 +281,31 @@ def test_repeat_gives_fresh_workloads_and_statistics() -> None:
     assert st.min is not None and st.max is not None and st.min <= (st.median or 0) <= st.max
     with pytest.raises(ValueError):
         run_series(quick("power-off-vip-writer"), lab.bindings(), make, 0, timing=FAST)
+
+
+def test_a_second_fault_strikes_the_new_writer_and_both_are_healed_latest_first() -> None:
+    lab = FakeLab()
+    lab.writer_follows_mariadb = True
+    s = quick("kill-galera-writer-twice")
+    assert s.then is not None
+    s = replace(s, then=replace(s.then, after_s=0.1))
+    run = run_drill(s, lab.bindings(), [FakeWorkload(lab)], timing=FAST)
+    assert lab.calls == [("kill_service", "ctl-1", "mariadb", "KILL"), ("kill_service", "ctl-2", "mariadb", "KILL"),
+                         ("start_service", "ctl-2", "mariadb"), ("start_service", "ctl-1", "mariadb")]
+    assert run.errors == ()
+    assert [e.node for e in run.recording.events if e.kind == "fault"] == ["ctl-1", "ctl-2"]
+
+
+def test_a_second_fault_whose_target_did_not_move_is_an_error_not_a_repeat() -> None:
+    lab = FakeLab()
+    s = quick("kill-galera-writer-twice")
+    assert s.then is not None
+    run = run_drill(replace(s, then=replace(s.then, after_s=0.1)), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
+    assert lab.calls == [("kill_service", "ctl-1", "mariadb", "KILL"), ("start_service", "ctl-1", "mariadb")]
+    assert any("second fault not struck" in e for e in run.errors)
+
+
+def test_a_partition_names_the_peers_seen_before_the_fault() -> None:
+    lab = FakeLab()
+    run_drill(quick("partition-vip-controller"), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
+    assert lab.calls == [("cut", "ctl-1", "ctl-2", "ctl-3", "net-1", "net-2"), ("heal", "ctl-1")]

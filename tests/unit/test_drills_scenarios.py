@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from hastack.drills.scenarios import SCENARIOS, Action, SelectorError, World, by_name, resolve
@@ -15,8 +17,8 @@ class RecordingFaults:
         self.calls.append(("power", node, action))
         return None
 
-    def cut(self, node: str, /) -> object:
-        self.calls.append(("cut", node))
+    def cut(self, node: str, peers: Sequence[str] | None = None, /) -> object:
+        self.calls.append(("cut", node) if peers is None else ("cut", node, *peers))
         return None
 
     def heal(self, node: str, /) -> object:
@@ -48,7 +50,10 @@ def test_every_issue_scenario_exists_with_a_heal() -> None:
     names = {s.name for s in SCENARIOS}
     assert names == {"power-off-vip-writer", "cut-vip-writer", "kill-galera-writer", "kill-queue-leader",
                      "kill-haproxy-vip", "kill-memcached", "power-off-active-network", "cut-active-network",
-                     "freeze-vip-controller", "soak", "power-off-other-controller", "power-off-passive-network"}
+                     "freeze-vip-controller", "soak", "power-off-other-controller", "power-off-passive-network",
+                     "kill-keepalived-vip", "stop-keepalived-vip", "stop-galera-writer", "kill-galera-writer-twice",
+                     "kill-corosync-active-network", "kill-pacemaker-active-network", "partition-network-nodes",
+                     "partition-vip-controller"}
     for s in SCENARIOS:
         assert bool(s.fault and s.heal) != (s.name == "soak"), s.name  # the soak alone injects nothing
         assert all(a.unit for a in (*s.fault, *s.heal) if a.op in ("kill", "start")), s.name
@@ -131,3 +136,33 @@ def test_every_server_of_the_four_server_figure_can_be_targeted() -> None:
     assert picked == ["ctl-2", "ctl-1", "net-1", "net-2"]
     with pytest.raises(SelectorError):
         resolve("passive_network", World(("ctl-1",), ("net-1",), ("ctl-1",), ("net-1",), "ctl-1"))
+
+
+def test_partitions_cut_the_node_from_its_peers_only() -> None:
+    faults = RecordingFaults()
+    by_name("partition-network-nodes").fault[0].apply(faults, "net-2", WORLD)
+    by_name("partition-vip-controller").fault[0].apply(faults, "ctl-1", WORLD)
+    assert faults.calls == [("cut", "net-2", "net-1"), ("cut", "ctl-1", "ctl-2", "ctl-3", "net-1", "net-2")]
+    assert "partition ctl-1 from the rest" in by_name("partition-vip-controller").fault[0].describe("ctl-1")
+    with pytest.raises(ValueError):  # without the world a partition has no peers: nothing is cut
+        Action("cut", peers="cluster").apply(faults, "ctl-1")
+    assert len(faults.calls) == 2
+
+
+def test_frozen_daemons_are_continued_then_started() -> None:
+    for name, unit in (("stop-galera-writer", "mariadb"), ("stop-keepalived-vip", "keepalived")):
+        s = by_name(name)
+        assert [(a.op, a.unit, a.signal) for a in s.fault] == [("kill", unit, "STOP")]
+        assert [(a.op, a.unit) for a in s.heal][:2] == [("kill", unit), ("start", unit)]
+        assert s.heal[0].signal == "CONT"
+
+
+def test_a_killed_cluster_stack_is_brought_back_even_after_a_fence() -> None:
+    for name in ("kill-corosync-active-network", "kill-pacemaker-active-network", "partition-network-nodes"):
+        ops = [(a.op, a.unit) for a in by_name(name).heal]
+        assert ops[-3:] == [("power_on", None), ("start", "corosync"), ("start", "pacemaker")], name
+
+
+def test_the_double_fault_strikes_the_next_writer_within_the_hold() -> None:
+    s = by_name("kill-galera-writer-twice")
+    assert s.then is not None and s.then.target == "writer" and s.then.after_s < s.hold_s

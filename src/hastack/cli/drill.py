@@ -10,6 +10,7 @@ from rich.console import Console
 
 from hastack.components.base import Ctx
 from hastack.drills import cli as drills
+from hastack.drills.campaign import NEMESES
 from hastack.drills.runner import Bindings
 from hastack.lab import Lab
 from hastack.status import healthy
@@ -63,3 +64,35 @@ def run_bench(loaded: Loaded, console: Console, scenarios: list[str], repeat: in
 
     return drills.bench(ctx.topo, ctx.secrets, lambda topo: _bindings(loaded, lab, topo), deploy_as,
                         scenarios, repeat=repeat, report_dir=report_dir, out=console)
+
+
+STATE_SCRIPT = r"""journalctl --since "$1" --until "$2" --no-pager -o short-iso-precise | tail -n 20000
+echo "== cluster state at $(date -u +%FT%TZ)"
+command -v crm_mon >/dev/null && crm_mon -1 2>&1 | head -n 60
+command -v mysql >/dev/null && mysql -N -e "SHOW GLOBAL STATUS WHERE Variable_name IN
+  ('wsrep_cluster_status','wsrep_cluster_size','wsrep_local_state_comment','wsrep_cluster_state_uuid',
+   'wsrep_last_committed','wsrep_ready')" 2>&1
+command -v rabbitmqctl >/dev/null && rabbitmqctl -q cluster_status 2>&1 | head -n 40
+ip -o -4 addr show | awk '{print $2, $4}'
+true
+"""
+"""A failed cycle's evidence from one node: its journal of the window, then what its clusters say now."""
+
+
+def run_campaign(loaded: Loaded, console: Console, cycles: int, seed: int, nemeses: list[str] | None,
+                 report_dir: Path) -> int:
+    ctx = _ctx(loaded)
+    lab = Lab.load(loaded.path)
+
+    def logs(since: float, until: float, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for n in ctx.topo.nodes:
+            try:
+                res = lab.run(n.name, ["sh", "-c", STATE_SCRIPT, "sh", f"@{since:.0f}", f"@{until:.0f}"], timeout=90)
+                text = res.stdout + res.stderr
+            except Exception as exc:  # a node that is off or hung: say so in its file
+                text = f"could not read {n.name}: {exc}\n"
+            (directory / f"{n.name}.log").write_text(text)
+
+    return drills.campaign(ctx.topo, ctx.secrets, _bindings(loaded, lab, ctx.topo), cycles=cycles, seed=seed,
+                           nemeses=nemeses or NEMESES, report_dir=report_dir, logs=logs, out=console)

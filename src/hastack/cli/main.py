@@ -178,6 +178,24 @@ def drill_cmd(
         raise typer.Exit(run_drill(load_or_exit(topology), out, scenario, repeat, report, hold))
 
 
+@app.command("campaign")
+def campaign_cmd(
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")] = DEFAULT_TOPOLOGY,
+    cycles: Annotated[int, typer.Option("--cycles", min=1, max=10000, help="drills to run")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="the random order of the nemeses")] = 1,
+    nemesis: Annotated[list[str] | None, typer.Option(
+        "--nemesis", help="a scenario in the mix (repeat it; default: every campaign nemesis)")] = None,
+    report: Annotated[Path, typer.Option("--report", help="campaign.json, index.html and failed cycles")] = Path(
+        "campaign-report"),
+) -> None:
+    """Run many drills in a row, each fault drawn from the nemeses; stop at the first lost write, lost
+    message, split brain or failed heal, and keep its evidence."""
+    from hastack.cli.drill import run_campaign
+
+    with reported():
+        raise typer.Exit(run_campaign(load_or_exit(topology), out, cycles, seed, nemesis, report))
+
+
 @app.command("bench")
 def bench_cmd(
     scenarios: Annotated[list[str] | None, typer.Argument(help="scenarios (default: power-off-vip-writer)")] = None,

@@ -32,8 +32,9 @@ from rich.table import Table
 
 from hastack import pki
 from hastack.drills import demo, profiles, report
+from hastack.drills.campaign import NEMESES, Campaign, Cycle, run_campaign, schedule, summary
 from hastack.drills.observe import Completed, LabObserver, LabRun
-from hastack.drills.runner import Bindings, DrillAborted, DrillSeries, Status, Timing, run_series
+from hastack.drills.runner import Bindings, DrillAborted, DrillRun, DrillSeries, Status, Timing, run_series
 from hastack.drills.scenarios import SCENARIOS, by_name
 from hastack.drills.scoring import BenchRow, Stat, Verdict, bench_rows, judge
 from hastack.drills.workloads import (
@@ -85,8 +86,8 @@ class LabFaults:
     def power(self, node: str, action: str, /) -> object:
         return self.lab.power(node, action)
 
-    def cut(self, node: str, /) -> object:
-        self.lab.cut(node)
+    def cut(self, node: str, peers: Sequence[str] | None = None, /) -> object:
+        self.lab.cut(node, list(peers) if peers is not None else None)
         return None
 
     def heal(self, node: str, /) -> object:
@@ -278,6 +279,75 @@ def bench_table(scenario: str, rows: Sequence[BenchRow]) -> Table:
         ratio = "-" if r.ratio is None else ("inf" if r.ratio == float("inf") else f"{r.ratio:.1f}x")
         t.add_row(r.target.label, f"<= {_num(r.target.limit, u)} {u}", _stat(r.hastack, u), _stat(r.reference, u),
                   ratio, _verdict(r.passed))
+    return t
+
+
+# -- campaign --------------------------------------------------------------------------------------------
+
+Logs = Callable[[float, float, Path], None]
+"""(wall-clock start, end, directory): keep every node's daemon logs of that window and its cluster state."""
+
+
+def campaign(topo: Topology, secrets: Secrets, bindings: Bindings, *, cycles: int, seed: int,
+             nemeses: Sequence[str] = NEMESES, report_dir: Path, logs: Logs | None = None,
+             out: Console | None = None, timing: Timing = DEFAULT_TIMING, rates: Rates = DEFAULT_RATES,
+             make_workloads: MakeWorkloads | None = None) -> int:
+    """`hastack campaign`: cycles of drills drawn from the nemeses; campaign.json and index.html in
+    `report_dir` are rewritten after every cycle (an interrupted campaign keeps its evidence), and a
+    failed cycle leaves its full recording, timeline and the daemons' logs beside them."""
+    con = out or Console()
+    make = make_workloads or workloads_for(topo, secrets, rates)
+    planned = tuple(schedule(nemeses, cycles, seed))
+    done: list[Cycle] = []
+    timelines: dict[int, str] = {}
+    title = f"hastack campaign: {topo.name}, {cycles} cycles"
+
+    def keep(cycle: Cycle, run: DrillRun | None) -> None:
+        done.append(cycle)
+        if not cycle.ok:
+            if run is not None:
+                _, page = report.write_run(run, report_dir, f"cycle{cycle.index + 1}")
+                timelines[cycle.index] = page.name
+            if logs is not None:
+                logs(cycle.started_wall - 10, cycle.started_wall + cycle.seconds + 5,
+                     report_dir / f"cycle{cycle.index + 1}-logs")
+        data = Campaign(seed, planned, tuple(done)).to_json()
+        report.dump(data, report_dir / "campaign.json")
+        (report_dir / "index.html").write_text(report.campaign_page(data, title, timelines))
+        f = cycle.figures
+        con.print(f"  cycle {cycle.index + 1}: {cycle.nemesis} on {cycle.target or '-'}: "
+                  f"{'ok' if cycle.ok else 'FAILED'}, heal {_num(_float(f.get('heal_to_healthy_s')), 's')} s, "
+                  f"{f.get('db_acked', 0)} writes, {f.get('messages_confirmed', 0)} messages", highlight=False,
+                  markup=False)
+
+    result = run_campaign({s.name: s for s in SCENARIOS}, bindings, make, cycles=cycles, seed=seed,
+                          nemeses=nemeses, keep=keep, timing=timing,
+                          say=lambda s: con.print(f"  {s}", highlight=False, markup=False))
+    con.print(campaign_table(result))
+    con.print(f"  report: {report_dir / 'index.html'}", highlight=False)
+    bad = result.first_failure()
+    if bad is None:
+        return EXIT_OK
+    if bad.aborted:
+        return EXIT_ABORTED
+    safety = {"db_lost", "messages_lost", "split_brain_samples"}
+    if any(bad.figures.get(k) for k in safety) or bad.figures.get("db_lost", 0) is None:
+        return EXIT_LOST
+    return EXIT_RUN_ERROR
+
+
+def _float(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) else None
+
+
+def campaign_table(result: Campaign) -> Table:
+    t = Table("nemesis", "cycles", "lost writes", "lost messages", "duplicates", "split-brain samples",
+              "heal median", "heal worst", "failed", title=f"campaign, seed {result.seed}: {len(result.cycles)} of "
+              f"{len(result.planned)} cycles")
+    for r in summary(result.cycles):
+        t.add_row(r.nemesis, str(r.cycles), f"{r.lost_writes:g}", f"{r.lost_messages:g}", f"{r.duplicates:g}",
+                  f"{r.split_brain:g}", _num(r.heal_median_s, "s"), _num(r.heal_worst_s, "s"),
+                  f"[red]{r.violations}[/]" if r.violations else "0")
     return t
 
 

@@ -458,3 +458,45 @@ def html_page(run: DrillRun, label: str = "") -> str:
 <div class="panel">{figures_table(run)}</div>
 </body></html>
 """
+
+
+# -- campaigns -------------------------------------------------------------------------------------------
+
+def campaign_page(data: dict[str, Any], title: str, timelines: dict[int, str]) -> str:
+    """The campaign's summary (data is Campaign.to_json()): the table per nemesis, then every cycle,
+    a failed one linked to its timeline page (`timelines`: cycle index -> file name)."""
+    def num(v: object, unit: str = "") -> str:
+        return "-" if not isinstance(v, int | float) else (f"{v:.1f} {unit}".strip() if unit else f"{v:g}")
+
+    rows = "".join(
+        f"<tr><td>{_e(r['nemesis'])}</td><td>{r['cycles']}</td><td>{num(r['lost_writes'])}</td>"
+        f"<td>{num(r['lost_messages'])}</td><td>{num(r['duplicates'])}</td><td>{num(r['split_brain'])}</td>"
+        f"<td>{num(r['heal_median_s'], 's')}</td><td>{num(r['heal_worst_s'], 's')}</td>"
+        f"<td class=\"{'bad' if r['violations'] else ''}\">{r['violations']}</td></tr>" for r in data["summary"])
+    cycles = []
+    for c in data["cycles"]:
+        f = c["figures"]
+        link = timelines.get(c["index"])
+        why = "; ".join(c["violations"]) or c["aborted"]
+        verdict = "ok" if c["ok"] else (f'<a href="{_e(link)}">{_e(why)}</a>' if link else _e(why))
+        cycles.append(
+            f"<tr><td>{c['index'] + 1}</td><td>{_e(c['nemesis'])}</td><td>{_e(c['target'])}</td>"
+            f"<td>{num(f.get('db_gap_s'), 's')}</td><td>{num(f.get('publish_gap_s'), 's')}</td>"
+            f"<td>{num(f.get('keystone_gap_s'), 's')}</td><td>{num(f.get('heal_to_healthy_s'), 's')}</td>"
+            f"<td>{num(f.get('db_acked'))}</td><td>{num(f.get('messages_confirmed'))}</td>"
+            f"<td class=\"{'' if c['ok'] else 'bad'}\">{verdict}</td></tr>")
+    verdict = "every cycle kept every promise" if data["ok"] else "stopped at a failed cycle"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title><style>{CSS}
+td.bad {{ color: {FAIL}; font-weight: bold; }}</style></head>
+<body>
+<h1>{_e(title)}</h1>
+<p class="sub">seed {data['seed']} · {data['ran']} of {len(data['planned'])} planned cycles · {verdict}</p>
+<div class="panel"><table><tr><th>nemesis</th><th>cycles</th><th>lost writes</th><th>lost messages</th>
+<th>duplicates</th><th>split-brain samples</th><th>heal median</th><th>heal worst</th><th>failed</th></tr>
+{rows}</table></div>
+<div class="panel"><table><tr><th>#</th><th>nemesis</th><th>target</th><th>DB gap</th><th>publish gap</th>
+<th>Keystone gap</th><th>heal</th><th>writes acked</th><th>messages confirmed</th><th>verdict</th></tr>
+{''.join(cycles)}</table></div>
+</body></html>
+"""

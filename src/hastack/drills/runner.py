@@ -11,6 +11,7 @@ the scenario's own time bound even if the runner itself hangs.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -119,6 +120,9 @@ class Drill:
         self.stop = threading.Event()
         self.errors: list[str] = []
         self.target = ""
+        self.second = ""
+        """The target of the scenario's `then` fault, once struck."""
+        self.world: World | None = None
 
     def precheck(self) -> None:
         ok, detail = wait_healthy(self.b.status, self.timing.precheck_timeout_s, self.timing.poll_s)
@@ -132,7 +136,8 @@ class Drill:
         if self.s.target == "vip_writer":
             self.align_vip_with_writer()
         try:
-            self.target = resolve(self.s.target, world(self.b, self.s))
+            self.world = world(self.b, self.s)
+            self.target = resolve(self.s.target, self.world)
         except SelectorError as exc:
             raise DrillAborted(f"{self.s.name}: {exc}") from exc
 
@@ -169,30 +174,37 @@ class Drill:
         except Exception as exc:  # a crashed workload shows as a note and a gap
             self.rec.event("note", f"workload {w.name} stopped: {short_error(exc)}", ok=False)
 
-    def act(self, kind: str, actions: Sequence[Action]) -> bool:
+    def act(self, kind: str, actions: Sequence[Action], node: str | None = None) -> bool:
         """Apply actions in order, recording each; returns False if one raised (the rest still run
         when healing, not when injecting: a half-injected fault is healed, not made worse)."""
         ok = True
+        node = self.target if node is None else node
         for a in actions:
-            text = a.describe(self.target)
+            text = a.describe(node)
             self.say(f"{kind}: {text}")
-            self.rec.event(kind, text, node=self.target)
+            self.rec.event(kind, text, node=node)
             try:
-                a.apply(self.b.faults, self.target)
+                a.apply(self.b.faults, node, self.world)
             except Exception as exc:  # recorded; healing must go on
                 self.errors.append(f"{kind} '{text}' failed: {short_error(exc)}")
-                self.rec.event("error", self.errors[-1], node=self.target, ok=False)
+                self.rec.event("error", self.errors[-1], node=node, ok=False)
                 ok = False
                 if kind == "fault":
                     return False
         return ok
 
     def phases(self) -> None:
+        then = self.s.then
         try:
             time.sleep(self.s.baseline_s)
             if self.act("fault", self.s.fault):
-                time.sleep(self.s.hold_s)
+                if then is not None:
+                    time.sleep(then.after_s)
+                    self.strike_again()
+                time.sleep(max(0.0, self.s.hold_s - (then.after_s if then else 0.0)))
         finally:
+            if then is not None and self.second:
+                self.act("heal", then.heal, self.second)
             self.act("heal", self.s.heal)
         self.say("waiting for status to be healthy")
         ok, detail = wait_healthy(self.b.status, self.s.healthy_timeout_s, self.timing.poll_s, self.rec)
@@ -201,6 +213,22 @@ class Drill:
         else:
             self.errors.append(f"not healthy {self.s.healthy_timeout_s:.0f} s after the heal: {detail}")
         time.sleep(self.s.settle_s)
+
+    def strike_again(self) -> None:
+        """The scenario's second fault, on a target seen now (never the first one again)."""
+        then = self.s.then
+        assert then is not None
+        try:
+            now = world(self.b, dataclasses.replace(self.s, target=then.target))
+            node = resolve(then.target, now)
+            if node == self.target:
+                raise SelectorError(f"{then.target} is still {node} {then.after_s:g} s after the first fault")
+        except (SelectorError, DrillAborted) as exc:
+            self.errors.append(f"second fault not struck: {exc}")
+            self.rec.event("error", self.errors[-1], ok=False)
+            return
+        self.second = node
+        self.act("fault", then.fault, node)
 
     def finish(self, threads: list[threading.Thread]) -> None:
         self.rec.event("stop")

@@ -28,7 +28,7 @@ class FaultApi(Protocol):
     """
 
     def power(self, node: str, action: str, /) -> object: ...
-    def cut(self, node: str, /) -> object: ...
+    def cut(self, node: str, peers: Sequence[str] | None = None, /) -> object: ...
     def heal(self, node: str, /) -> object: ...
     def freeze(self, node: str, /) -> object: ...
     def thaw(self, node: str, /) -> object: ...
@@ -37,6 +37,10 @@ class FaultApi(Protocol):
 
 
 Op = Literal["power_off", "power_on", "cut", "heal", "freeze", "thaw", "kill", "start"]
+Peers = Literal["all", "cluster", "network_peers"]
+"""Whom a cut separates the node from: `all` (its link: every node and the clients on the host),
+`cluster` (every other controller and network node, while the clients on the host still reach
+it: a partition inside the cluster), `network_peers` (the other network nodes only)."""
 
 
 @dataclass(frozen=True)
@@ -44,17 +48,20 @@ class Action:
     op: Op
     unit: str | None = None
     signal: str = "KILL"
+    peers: Peers = "all"
 
     def describe(self, node: str) -> str:
+        cut = {"all": f"cut {node} off the network", "cluster": f"partition {node} from the rest of the cluster",
+               "network_peers": f"partition {node} from the other network nodes"}[self.peers]
         texts = {
             "power_off": f"power off {node}", "power_on": f"power on {node}",
-            "cut": f"cut {node} off the network", "heal": f"restore {node}'s links",
+            "cut": cut, "heal": f"restore {node}'s links",
             "freeze": f"freeze {node}", "thaw": f"thaw {node}",
             "kill": f"kill -{self.signal} {self.unit} on {node}", "start": f"start {self.unit} on {node}",
         }
         return texts[self.op]
 
-    def apply(self, faults: FaultApi, node: str) -> None:
+    def apply(self, faults: FaultApi, node: str, world: World | None = None) -> None:
         if self.op in ("kill", "start") and not self.unit:
             raise ValueError(f"action {self.op} needs a unit")
         match self.op:
@@ -62,8 +69,12 @@ class Action:
                 faults.power(node, "off")
             case "power_on":
                 faults.power(node, "on")
-            case "cut":
+            case "cut" if self.peers == "all":
                 faults.cut(node)
+            case "cut":
+                if world is None:
+                    raise ValueError("a partition needs to know the cluster's nodes")
+                faults.cut(node, peers_of(self.peers, world, node))
             case "heal":
                 faults.heal(node)
             case "freeze":
@@ -90,6 +101,14 @@ class World:
     agents: tuple[str, ...]
     writer: str | None
     queue_leader: str | None = None
+
+
+def peers_of(peers: Peers, world: World, node: str) -> list[str]:
+    group = world.network_nodes if peers == "network_peers" else world.controllers + world.network_nodes
+    out = [n for n in group if n != node]
+    if not out:
+        raise SelectorError(f"{node} has no peer to be partitioned from")
+    return out
 
 
 class SelectorError(Exception):
@@ -142,12 +161,24 @@ def resolve(selector: Selector, world: World) -> str:
 
 
 @dataclass(frozen=True)
+class Then:
+    """A second fault in quick succession: `after_s` after the first, on a target chosen from a new
+    look at the lab (the first target excluded), e.g. the writer HAProxy moved the sessions to."""
+
+    target: Selector
+    fault: tuple[Action, ...]
+    heal: tuple[Action, ...]
+    after_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     title: str
     target: Selector
     fault: tuple[Action, ...]
     heal: tuple[Action, ...]
+    then: Then | None = None
     hold_s: float = 20.0
     """From the fault to the heal: long enough for every failover (the slowest measured is the
     reference profile's ~10 s corosync token on 3 votes) and a stable period after it."""
@@ -167,6 +198,16 @@ def _kill(unit: str) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
 
 
 MARIADB, RABBITMQ, HAPROXY, MEMCACHED = "mariadb", "rabbitmq-server", "haproxy", "memcached"
+KEEPALIVED, COROSYNC, PACEMAKER = "keepalived", "corosync", "pacemaker"
+
+
+def _frozen(unit: str) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
+    """SIGSTOP every process of the unit (a hung daemon whose sockets stay open), then SIGCONT."""
+    return (Action("kill", unit, "STOP"),), (Action("kill", unit, "CONT"), Action("start", unit))
+
+
+FENCED_BACK = (Action("power_on"), Action("start", COROSYNC), Action("start", PACEMAKER))
+"""A network node its peer fenced comes back with its cluster stack (idempotent when it was not)."""
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("power-off-vip-writer", "power off the controller holding the VIP and the Galera writer",
@@ -193,6 +234,25 @@ SCENARIOS: tuple[Scenario, ...] = (
              (Action("cut"),), (Action("heal"), Action("power_on")), tags=("agents",)),
     Scenario("freeze-vip-controller", "freeze the controller holding the VIP for 30 s", "vip",
              (Action("freeze"),), (Action("thaw"),), hold_s=30.0, tags=("vip",)),
+    # The fault campaign's nemeses (hastack campaign): daemons killed or frozen, partitions inside the
+    # cluster, two faults in quick succession.
+    Scenario("kill-keepalived-vip", "kill -9 keepalived on the VIP holder", "vip", *_kill(KEEPALIVED),
+             hold_s=15.0, tags=("vip",)),
+    Scenario("stop-keepalived-vip", "SIGSTOP keepalived on the VIP holder, SIGCONT 20 s later", "vip",
+             *_frozen(KEEPALIVED), tags=("vip",)),
+    Scenario("stop-galera-writer", "SIGSTOP MariaDB on the Galera writer, SIGCONT 20 s later", "writer",
+             *_frozen(MARIADB), tags=("writer",)),
+    Scenario("kill-galera-writer-twice", "kill -9 MariaDB on the writer, then on the next writer 8 s later",
+             "writer", *_kill(MARIADB), then=Then("writer", *_kill(MARIADB), after_s=8.0), hold_s=25.0,
+             tags=("writer",)),
+    Scenario("kill-corosync-active-network", "kill -9 corosync on the network node running the agents",
+             "agents", (Action("kill", COROSYNC, "KILL"),), FENCED_BACK, tags=("agents",)),
+    Scenario("kill-pacemaker-active-network", "kill -9 Pacemaker on the network node running the agents",
+             "agents", (Action("kill", PACEMAKER, "KILL"),), FENCED_BACK, tags=("agents",)),
+    Scenario("partition-network-nodes", "partition the agents' network node from the other (both stay up)",
+             "agents", (Action("cut", peers="network_peers"),), (Action("heal"), *FENCED_BACK), tags=("agents",)),
+    Scenario("partition-vip-controller", "partition the VIP holder from the cluster (clients still reach it)",
+             "vip", (Action("cut", peers="cluster"),), (Action("heal"),), tags=("vip", "writer")),
     # No fault: the tuning must not buy speed with false failovers (0 VIP moves, 0 Galera
     # membership changes, 0 Pacemaker moves under the workloads).
     Scenario("soak", "no fault: 10 minutes under every workload", "none", (), (), hold_s=600.0,
