@@ -8,6 +8,7 @@ and `heat_stack_user`. Instances reach the CFN API (metadata, wait conditions) t
 
 from __future__ import annotations
 
+from hastack import pki
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx, File
 from hastack.topology.model import Node, Topology
@@ -34,8 +35,11 @@ CFN = os_.Uwsgi(
 
 def conf(ctx: Ctx) -> os_.Sections:
     topo = ctx.topo
+    # [trustee] takes the auth plugin's options only (no session options such as cafile): heat's own
+    # keystone client, configured in [clients_keystone], makes the calls.
     trustee = {k: v for k, v in os_.password_auth(ctx, "heat").items()
-               if k not in ("project_name", "project_domain_name")}
+               if k not in ("project_name", "project_domain_name", "cafile")}
+    ca = {"ca_file": pki.CA_PATH} if topo.network.tls else {}
     return os_.merge(
         {"DEFAULT": {
             "heat_metadata_server_url": os_.url(ctx, CFN_PORT),
@@ -48,8 +52,8 @@ def conf(ctx: Ctx) -> os_.Sections:
         }},
         os_.messaging(ctx, "heat"),
         os_.oslo_cache(ctx),
-        {"clients": {"endpoint_type": "internalURL"}},
-        {"clients_keystone": {"auth_uri": os_.auth_url(ctx)}},
+        {"clients": {"endpoint_type": "internalURL", **ca}},
+        {"clients_keystone": {"auth_uri": os_.auth_url(ctx), **ca}},
         os_.database(ctx, "heat", "heat"),
         {"ec2authtoken": {"auth_uri": os_.auth_url(ctx) + "/v3"}},
         os_.keystone_authtoken(ctx, "heat"),

@@ -196,7 +196,7 @@ def client_section(ctx: Ctx, user: str, **extra: Any) -> dict[str, Any]:
     return {**password_auth(ctx, user), "region_name": ctx.topo.openstack.region, **extra}
 
 
-def keystone_authtoken(ctx: Ctx, user: str) -> Sections:
+def keystone_authtoken(ctx: Ctx, user: str, *, proxied: bool = True) -> Sections:
     """keystonemiddleware: tokens validated through the VIP, cached in every controller's memcached.
 
     The cache is ENCRYPTed with the shared `memcache/secret`: memcached has no authentication, and
@@ -205,7 +205,7 @@ def keystone_authtoken(ctx: Ctx, user: str) -> Sections:
     deploy gives every service user that role. Every service that checks tokens serves an API
     behind HAProxy, so this is also where it learns to read X-Forwarded-Proto (`proxy_headers`).
     """
-    return {**proxy_headers(), "keystone_authtoken": {
+    return {**(proxy_headers() if proxied else {}), "keystone_authtoken": {
         "www_authenticate_uri": auth_url(ctx),
         **password_auth(ctx, user),
         "region_name": ctx.topo.openstack.region,

@@ -25,7 +25,9 @@ UWSGI = os_.Uwsgi(
 def conf(ctx: Ctx) -> os_.Sections:
     return os_.merge(
         {"api": {"auth_strategy": "keystone"}},
-        os_.keystone_authtoken(ctx, "placement"),
+        # Placement's WSGI app has no HTTPProxyToWSGI (nor the option): its version document links
+        # relatively, so it needs no X-Forwarded-Proto.
+        os_.keystone_authtoken(ctx, "placement", proxied=False),
         os_.database(ctx, "placement", "placement", section="placement_database"),
     )
 
