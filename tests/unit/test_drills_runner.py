@@ -86,6 +86,11 @@ class FakeLab:
         self.polls_since_heal = 0
         return None
 
+    def recover(self, /) -> object:
+        self._call("recover")
+        self.polls_since_heal = 0
+        return None
+
     def observe(self) -> dict[str, Any]:
         vip = [n for n in self.vip if n not in self.down] or ["ctl-2"]
         writer = self.writer if self.writer not in self.down else "ctl-2"

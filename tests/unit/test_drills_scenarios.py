@@ -41,6 +41,10 @@ class RecordingFaults:
         self.calls.append(("start_service", node, unit))
         return None
 
+    def recover(self, /) -> object:
+        self.calls.append(("recover",))
+        return None
+
 
 WORLD = World(controllers=("ctl-1", "ctl-2", "ctl-3"), network_nodes=("net-1", "net-2"), vip=("ctl-1",),
               agents=("net-2",), writer="ctl-1", queue_leader="ctl-3")
@@ -53,7 +57,7 @@ def test_every_issue_scenario_exists_with_a_heal() -> None:
                      "freeze-vip-controller", "soak", "power-off-other-controller", "power-off-passive-network",
                      "kill-keepalived-vip", "stop-keepalived-vip", "stop-galera-writer", "kill-galera-writer-twice",
                      "kill-corosync-active-network", "kill-pacemaker-active-network", "partition-network-nodes",
-                     "partition-vip-controller"}
+                     "partition-vip-controller", "power-off-all-controllers"}
     for s in SCENARIOS:
         assert bool(s.fault and s.heal) != (s.name == "soak"), s.name  # the soak alone injects nothing
         assert all(a.unit for a in (*s.fault, *s.heal) if a.op in ("kill", "start")), s.name
@@ -166,3 +170,16 @@ def test_a_killed_cluster_stack_is_brought_back_even_after_a_fence() -> None:
 def test_the_double_fault_strikes_the_next_writer_within_the_hold() -> None:
     s = by_name("kill-galera-writer-twice")
     assert s.then is not None and s.then.target == "writer" and s.then.after_s < s.hold_s
+
+
+def test_a_full_power_loss_powers_every_controller_and_heals_with_recover() -> None:
+    faults = RecordingFaults()
+    s = by_name("power-off-all-controllers")
+    for a in s.fault:
+        a.apply(faults, "", WORLD)
+    for a in s.heal:
+        a.apply(faults, "", WORLD)
+    assert faults.calls == [*(("power", c, "off") for c in WORLD.controllers),
+                            *(("power", c, "on") for c in WORLD.controllers), ("recover",)]
+    with pytest.raises(ValueError):
+        Action("power_off_all").apply(RecordingFaults(), "")

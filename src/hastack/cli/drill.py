@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from pathlib import Path
 
@@ -21,7 +22,19 @@ from hastack.transport.ssh import connect_all
 
 def _bindings(loaded: Loaded, lab: Lab, topo: Topology) -> Bindings:
     ctx = _ctx(loaded)
-    return drills.lab_bindings(lab, topo, ctx.secrets, lambda: healthy(loaded.path), lambda: lab.state.cuts)
+    return drills.lab_bindings(lab, topo, ctx.secrets, lambda: healthy(loaded.path), lambda: lab.state.cuts,
+                               recover=lambda: _recover(loaded))
+
+
+def _recover(loaded: Loaded) -> int:
+    """`hastack recover all --yes`, its output kept and shown only when it fails."""
+    from hastack.cli.deploy import run_recover
+
+    buf = io.StringIO()
+    code = run_recover(loaded, Console(file=buf, width=200), "all", dry_run=False, yes=True, lost=[])
+    if code != 0:
+        raise RuntimeError(f"hastack recover all exited {code}: {buf.getvalue()[-600:]}")
+    return code
 
 
 def _ctx(loaded: Loaded) -> Ctx:

@@ -80,8 +80,9 @@ class LabLike(LabRun, Protocol):
 class LabFaults:
     """`FaultApi` over the lab: `start_service` added, a failed systemctl raised instead of ignored."""
 
-    def __init__(self, lab: LabLike) -> None:
+    def __init__(self, lab: LabLike, recover: Callable[[], object] | None = None) -> None:
         self.lab = lab
+        self._recover = recover
 
     def power(self, node: str, action: str, /) -> object:
         return self.lab.power(node, action)
@@ -107,6 +108,11 @@ class LabFaults:
 
     def start_service(self, node: str, unit: str, /) -> object:
         return _checked(self.lab.run(node, ["systemctl", "start", unit], timeout=180), f"start {unit} on {node}")
+
+    def recover(self, /) -> object:
+        if self._recover is None:
+            raise RuntimeError("this lab binding cannot run hastack recover")
+        return self._recover()
 
 
 def _checked(res: Completed, what: str) -> Completed:
@@ -144,7 +150,8 @@ def lab_queue_leader(lab: LabLike, topo: Topology, vhost: str = RABBIT_VHOST,
 
 
 def lab_bindings(lab: LabLike, topo: Topology, secrets: Secrets, status: Status,
-                 cuts: Callable[[], Iterable[Iterable[str]]], observe: Observe | None = None) -> Bindings:
+                 cuts: Callable[[], Iterable[Iterable[str]]], observe: Observe | None = None,
+                 recover: Callable[[], object] | None = None) -> Bindings:
     """Everything a drill needs, from a lab: its faults, the reference observer (unless the lab brings a
     better one), the test queue's leader. `cuts` is the lab's current cut list (`lambda: lab.state.cuts`);
     `status` is `hastack status` as (healthy, summary)."""
@@ -152,7 +159,7 @@ def lab_bindings(lab: LabLike, topo: Topology, secrets: Secrets, status: Status,
         if "haproxy/stats" not in secrets.names():
             raise KeyError("secret haproxy/stats is missing: deploy the topology first")
         observe = LabObserver(lab, topo, secrets.password("haproxy/stats"), cuts, ca_pem=pki.ca_cert(secrets))
-    return Bindings(LabFaults(lab), observe, status, tuple(n.name for n in topo.controllers),
+    return Bindings(LabFaults(lab, recover), observe, status, tuple(n.name for n in topo.controllers),
                     tuple(n.name for n in topo.network_nodes), lab_queue_leader(lab, topo))
 
 

@@ -34,9 +34,13 @@ class FaultApi(Protocol):
     def thaw(self, node: str, /) -> object: ...
     def kill_service(self, node: str, unit: str, signal: str, /) -> object: ...
     def start_service(self, node: str, unit: str, /) -> object: ...
+    def recover(self, /) -> object:
+        """`hastack recover all --yes`: what an operator runs after a full power loss."""
+        ...
 
 
-Op = Literal["power_off", "power_on", "cut", "heal", "freeze", "thaw", "kill", "start"]
+Op = Literal["power_off", "power_on", "cut", "heal", "freeze", "thaw", "kill", "start",
+             "power_off_all", "power_on_all", "recover"]
 Peers = Literal["all", "cluster", "network_peers"]
 """Whom a cut separates the node from: `all` (its link: every node and the clients on the host),
 `cluster` (every other controller and network node, while the clients on the host still reach
@@ -58,6 +62,8 @@ class Action:
             "cut": cut, "heal": f"restore {node}'s links",
             "freeze": f"freeze {node}", "thaw": f"thaw {node}",
             "kill": f"kill -{self.signal} {self.unit} on {node}", "start": f"start {self.unit} on {node}",
+            "power_off_all": "power off every controller", "power_on_all": "power on every controller",
+            "recover": "hastack recover all --yes",
         }
         return texts[self.op]
 
@@ -81,6 +87,13 @@ class Action:
                 faults.freeze(node)
             case "thaw":
                 faults.thaw(node)
+            case "power_off_all" | "power_on_all":
+                if world is None:
+                    raise ValueError("a full power loss needs to know the controllers")
+                for n in world.controllers:
+                    faults.power(n, "off" if self.op == "power_off_all" else "on")
+            case "recover":
+                faults.recover()
             case "kill":
                 faults.kill_service(node, str(self.unit), self.signal)
             case "start":
@@ -251,6 +264,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              "agents", (Action("kill", PACEMAKER, "KILL"),), FENCED_BACK, tags=("agents",)),
     Scenario("partition-network-nodes", "partition the agents' network node from the other (both stay up)",
              "agents", (Action("cut", peers="network_peers"),), (Action("heal"), *FENCED_BACK), tags=("agents",)),
+    Scenario("power-off-all-controllers", "power off every controller at once, then hastack recover all",
+             "none", (Action("power_off_all"),), (Action("power_on_all"), Action("recover")),
+             healthy_timeout_s=600.0, tags=("outage",)),
     Scenario("partition-vip-controller", "partition the VIP holder from the cluster (clients still reach it)",
              "vip", (Action("cut", peers="cluster"),), (Action("heal"),), tags=("vip", "writer")),
     # No fault: the tuning must not buy speed with false failovers (0 VIP moves, 0 Galera
