@@ -15,8 +15,8 @@ CtxOf = Callable[[Topology], Ctx]
 
 
 def conf(ctx: Ctx, node: Node) -> str:
-    [f] = keepalived.COMPONENT.files(ctx, node)
-    assert f.path == "/etc/keepalived/keepalived.conf" and f.restarts == ("keepalived",)
+    [f] = [f for f in keepalived.COMPONENT.files(ctx, node) if f.path == keepalived.CONF]
+    assert f.restarts == ("keepalived",)
     return f.data.decode()
 
 

@@ -14,6 +14,9 @@ Choices and why:
   whose HAProxy answers takes over. keepalived 2.2.7 runs track scripts at whole-second intervals
   only (`check_interval` is rounded up, see `check_interval()`): with fall 2 a dead HAProxy on a
   live node moves the VIP in ~2 s (measured 1.6 s); a dead node or link still moves it in ~0.3 s.
+- keepalived dies or freezes: a drop-in removes its VIPs when its process ends, however it ended,
+  and restarts it (`dropin`); the VIP guard (agents/vip_guard.py) kills a frozen keepalived so the
+  drop-in does the rest. Without them the VIP stays on the old master beside the new one.
 - No `authentication`: it does not exist in VRRPv3 (RFC 5798); keepalived 2.2.7 says "VRRP version 3
   does not support authentication" and `keepalived -t` fails. The `keepalived/auth` secret is unused.
 - The public VIP, when configured, moves in the same instance (`dev <public interface>`): nodes
@@ -24,13 +27,20 @@ Choices and why:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hastack import pki
+from hastack.agents import vip_guard as guard
 from hastack.components import haproxy
-from hastack.components.base import Ctx, File, template
+from hastack.components.base import HEADER, Ctx, File, template
 from hastack.topology.model import Node, Topology
 
 CONF = "/etc/keepalived/keepalived.conf"
 UNIT = "keepalived"
+DROPIN = "/etc/systemd/system/keepalived.service.d/hastack.conf"
+GUARD_UNIT = "hastack-vip-guard"
+GUARD_UNIT_FILE = f"/etc/systemd/system/{GUARD_UNIT}.service"
+GUARD_PROGRAM = "/usr/local/lib/hastack/vip-guard"
 INSTANCE = "hastack_vip"
 SCRIPT_USER = "nobody"
 TOP_PRIORITY = 200
@@ -49,6 +59,24 @@ def vips(topo: Topology) -> list[str]:
     if net.public is not None:
         out.append(f"{net.public.vip}/{net.public.cidr.prefixlen} dev {net.public.interface}")
     return out
+
+
+def dropin(topo: Topology) -> str:
+    """keepalived killed (kill -9, the OOM killer, the guard) leaves its VIPs on the interface while a
+    backup takes them: the VIP would be on two nodes until someone restarts it. systemd runs
+    ExecStopPost however the service ended, so the addresses go with the process, and it is back
+    (as a backup: nopreempt) a second later. `-`: an address already gone is not an error."""
+    dels = "".join(f"ExecStopPost=-/bin/ip -4 addr del {v}\n" for v in vips(topo))
+    return f"# {HEADER}\n[Service]\nRestart=on-failure\nRestartSec=1\n{dels}"
+
+
+def guard_unit() -> str:
+    return (f"# {HEADER}\n"
+            "[Unit]\nDescription=hastack: kill a frozen keepalived so its VIP is released (vip_guard)\n"
+            f"After={UNIT}.service\n\n"
+            f"[Service]\nType=simple\nExecStart=/usr/bin/python3 {GUARD_PROGRAM}\n"
+            "Restart=always\nRestartSec=2\n\n"
+            "[Install]\nWantedBy=multi-user.target\n")
 
 
 def check_interval(topo: Topology) -> int:
@@ -84,10 +112,16 @@ class Keepalived:
         return ["keepalived", "curl"]
 
     def units(self, topo: Topology, node: Node) -> list[str]:
+        # The guard is started by the VIP stage after keepalived; status reads keepalived itself.
         return [UNIT]
 
     def files(self, ctx: Ctx, node: Node) -> list[File]:
-        return [File(CONF, config(ctx.topo, node), restarts=(UNIT,))]
+        return [
+            File(CONF, config(ctx.topo, node), restarts=(UNIT,)),
+            File(DROPIN, dropin(ctx.topo), restarts=(UNIT,)),
+            File(GUARD_PROGRAM, Path(guard.__file__).read_bytes(), mode=0o755, restarts=(GUARD_UNIT,)),
+            File(GUARD_UNIT_FILE, guard_unit(), restarts=(GUARD_UNIT,)),
+        ]
 
 
 COMPONENT = Keepalived()

@@ -6,6 +6,7 @@ restart and the other controllers keep serving meanwhile.
 
 from __future__ import annotations
 
+from hastack.components import keepalived
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
 from hastack.deploy.wait import GateTimeout, until
@@ -33,6 +34,7 @@ class VipStage:
         await d.rolling(ctls, lambda n: self.unit(d, n, "memcached"))
         await d.rolling(ctls, lambda n: self.haproxy(d, n))
         await d.rolling(ctls, lambda n: self.unit(d, n, "keepalived"))
+        await d.each(ctls, lambda n: self.unit(d, n, keepalived.GUARD_UNIT))
         await self.gate(d)
 
     async def unit(self, d: Deploy, node: Node, unit: str) -> None:
