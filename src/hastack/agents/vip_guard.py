@@ -5,8 +5,8 @@ keepalived has no liveness watchdog of its own. A master whose keepalived is fro
 debugger, a cgroup freeze of that service) sends no more adverts: within 3 advert intervals a backup
 takes the VIP, while the frozen master still has the address on its interface. The VIP is then on
 two nodes: both answer ARP for it, and when the frozen one continues it is still master with the
-higher priority and takes the VIP back (a second move). The campaign's `stop-keepalived-vip` found
-this on 2026-12-04.
+higher priority and takes the VIP back (a second move). The campaign's `stop-keepalived-vip`
+nemesis checks it.
 
 Rule: every POLL_S, if every process of keepalived's unit is stopped (state T or t in
 /proc/<pid>/stat), kill the unit with SIGKILL. The unit's drop-in (components/keepalived.py) then
