@@ -63,7 +63,8 @@ def test_a_frozen_unit_is_killed_and_a_running_or_partly_stopped_one_is_not(
     wait_state(sleepers[1].pid, "T")
     assert guard.look(cgroup, lambda: kills.append("kill")) and kills == ["kill"]
     assert not guard.look(tmp_path / "missing", lambda: kills.append("kill"))  # no unit: nothing to do
-    assert kills == ["kill"]
+    assert guard.look((tmp_path / "missing", cgroup), lambda: kills.append("kill"))  # the first tree that has it
+    assert kills == ["kill", "kill"]
 
 
 def test_keepalived_releases_its_vips_whenever_it_stops_and_comes_back(seed: Topology) -> None:

@@ -28,8 +28,10 @@ from pathlib import Path
 
 POLL_S = 0.1
 UNIT = "keepalived.service"
-CGROUP = Path("/sys/fs/cgroup/system.slice") / UNIT
-"""Where systemd keeps the unit's processes (cgroup v2; a container sees its own tree there)."""
+CGROUPS = tuple(Path(root) / "system.slice" / UNIT for root in
+                ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"))
+"""Where systemd keeps the unit's processes: cgroup v2 (Debian 12's default), the hybrid layout's
+unified tree, or the legacy name=systemd tree (what this project's lab containers see)."""
 
 
 def state_of(stat: str) -> str:
@@ -42,11 +44,14 @@ def all_stopped(states: Iterable[str]) -> bool:
     return bool(seen) and all(s in ("T", "t") for s in seen)
 
 
-def unit_pids(cgroup: Path) -> list[int]:
-    try:
-        return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
-    except (OSError, ValueError):
-        return []
+def unit_pids(cgroup: Path | tuple[Path, ...]) -> list[int]:
+    """The unit's processes from the first of the places that has them."""
+    for c in (cgroup,) if isinstance(cgroup, Path) else cgroup:
+        try:
+            return [int(p) for p in (c / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return []
 
 
 def states(pids: Iterable[int]) -> list[str]:
@@ -59,7 +64,7 @@ def states(pids: Iterable[int]) -> list[str]:
     return out
 
 
-def look(cgroup: Path, kill: Callable[[], None]) -> bool:
+def look(cgroup: Path | tuple[Path, ...], kill: Callable[[], None]) -> bool:
     """One look: True when keepalived was found frozen and killed."""
     if all_stopped(states(unit_pids(cgroup))):
         kill()
@@ -75,7 +80,7 @@ def kill_unit() -> None:
 
 def main() -> int:
     while True:
-        if look(CGROUP, kill_unit):
+        if look(CGROUPS, kill_unit):
             time.sleep(5)  # let systemd restart it before looking again
         time.sleep(POLL_S)
 
