@@ -33,7 +33,7 @@ def _recover(loaded: Loaded) -> int:
     buf = io.StringIO()
     code = run_recover(loaded, Console(file=buf, width=200), "all", dry_run=False, yes=True, lost=[])
     if code != 0:
-        raise RuntimeError(f"hastack recover all exited {code}: {buf.getvalue()[-600:]}")
+        raise RuntimeError(f"hastack recover all exited {code}: {buf.getvalue()[-1500:]}")
     return code
 
 

@@ -22,6 +22,8 @@ from hastack.drills.scenarios import Action, FaultApi, Scenario, SelectorError, 
 from hastack.drills.scoring import Figure, Scores, Stat, aggregate, score
 from hastack.drills.workloads import Observe, Sampler, Workload, placement
 
+ACTION_ERROR_CHARS = 2000
+"""A failed fault or heal action (e.g. `hastack recover`'s own failure report) is kept this long."""
 Status = Callable[[], tuple[bool, str]]
 """`hastack status` as a callable: (healthy, one-line summary). Read-only, may be slow-ish."""
 Say = Callable[[str], None]
@@ -185,8 +187,8 @@ class Drill:
             self.rec.event(kind, text, node=node)
             try:
                 a.apply(self.b.faults, node, self.world)
-            except Exception as exc:  # recorded; healing must go on
-                self.errors.append(f"{kind} '{text}' failed: {short_error(exc)}")
+            except Exception as exc:  # recorded; healing must go on (a few per run: kept long enough to act on)
+                self.errors.append(f"{kind} '{text}' failed: {short_error(exc, ACTION_ERROR_CHARS)}")
                 self.rec.event("error", self.errors[-1], node=node, ok=False)
                 ok = False
                 if kind == "fault":

@@ -119,10 +119,10 @@ class Recording:
         )
 
 
-def short_error(exc: BaseException) -> str:
+def short_error(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
     """`Kind: message`, one line and bounded: errors are data in the report, not tracebacks."""
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return text[:MAX_ERROR_CHARS]
+    return text[:limit]
 
 
 class Recorder:
