@@ -172,7 +172,8 @@ def test_the_campaign_command_writes_its_evidence_and_a_failed_cycle_in_full(tmp
     assert [d.name for _, _, d in windows] == ["cycle1-logs"] and windows[0][0] < windows[0][1]
     page = (tmp_path / "bad" / "index.html").read_text()
     assert "stopped at a failed cycle" in page and 'href="kill-memcached-cycle1-run1.html"' in page
-    assert (tmp_path / "bad" / "kill-memcached-cycle1-run1.json").exists()
+    raw = json.loads(gzip.decompress((tmp_path / "bad" / "kill-memcached-cycle1-run1.json.gz").read_bytes()))
+    assert raw["recording"]["samples"] and not (tmp_path / "bad" / "kill-memcached-cycle1-run1.json").exists()
 
 
 def test_the_campaign_page_escapes_what_it_shows() -> None:

@@ -19,6 +19,7 @@ callable and the status callable come from the lab and status packages.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import itertools
 import json
 import time
@@ -312,8 +313,10 @@ def campaign(topo: Topology, secrets: Secrets, bindings: Bindings, *, cycles: in
     def keep(cycle: Cycle, run: DrillRun | None) -> None:
         done.append(cycle)
         if not cycle.ok:
-            if run is not None:
-                _, page = report.write_run(run, report_dir, f"cycle{cycle.index + 1}")
+            if run is not None:  # every raw sample of a long cycle is megabytes of JSON: kept gzipped
+                raw, page = report.write_run(run, report_dir, f"cycle{cycle.index + 1}")
+                raw.with_name(raw.name + ".gz").write_bytes(gzip.compress(raw.read_bytes()))
+                raw.unlink()
                 timelines[cycle.index] = page.name
             if logs is not None:
                 logs(cycle.started_wall - 10, cycle.started_wall + cycle.seconds + 5,
