@@ -485,7 +485,9 @@ def campaign_page(data: dict[str, Any], title: str, timelines: dict[int, str]) -
             f"<td>{num(f.get('keystone_gap_s'), 's')}</td><td>{num(f.get('heal_to_healthy_s'), 's')}</td>"
             f"<td>{num(f.get('db_acked'))}</td><td>{num(f.get('messages_confirmed'))}</td>"
             f"<td class=\"{'' if c['ok'] else 'bad'}\">{verdict}</td></tr>")
-    verdict = "every cycle kept every promise" if data["ok"] else "stopped at a failed cycle"
+    failed = any(not c["ok"] for c in data["cycles"])
+    verdict = ("every cycle kept every promise" if data["ok"] else "stopped at a failed cycle" if failed
+               else "interrupted before its end; every cycle that ran kept every promise")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title><style>{CSS}
 td.bad {{ color: {FAIL}; font-weight: bold; }}</style></head>
