@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -189,6 +190,11 @@ def material(secrets: Secrets, cluster: str, names: list[str]) -> Material:
         server_key, server_cert = _unb64(key), _unb64(crt)
     secrets.also_mask([ca_key, server_key])
     return Material(ca_cert, server_cert, server_key)
+
+
+def verify(ca_pem: str | None) -> ssl.SSLContext | bool:
+    """What an httpx client verifies the VIP with: the cluster's CA, or the system store without one."""
+    return ssl.create_default_context(cadata=ca_pem) if ca_pem else True
 
 
 def ca_cert(secrets: Secrets) -> str | None:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import io
-import ssl
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import httpx
 
+from hastack import pki
 from hastack.components import haproxy, pacemaker
 from hastack.topology.model import Topology
 
@@ -85,8 +85,7 @@ class LabObserver:
         self.vip = str(topo.network.vip)
         self.auth = (haproxy.STATS_USER, stats_password)
         self.pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="drill-observe")
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca_pem) if ca_pem else True
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.3, timeout)), verify=verify,
+        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.3, timeout)), verify=pki.verify(ca_pem),
                                  trust_env=False)
 
     def _ask(self, node: str, argv: list[str]) -> str | None:

@@ -22,7 +22,6 @@ import contextlib
 import ipaddress
 import itertools
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import httpx
 import pymysql
 
+from hastack import pki
 from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Placement, Recorder, short_error
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
@@ -103,8 +103,7 @@ class Endpoints:
     def http_client(self, timeout: float, workers: int) -> httpx.Client:
         """Connections kept alive (one TLS handshake per worker, not per request), no proxies from
         the environment, the VIP's certificate checked against the cluster's CA."""
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=self.ca_pem) if self.ca_pem else True
-        return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.5, timeout)), verify=verify,
+        return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.5, timeout)), verify=pki.verify(self.ca_pem),
                             limits=httpx.Limits(max_connections=workers), trust_env=False)
 
 
