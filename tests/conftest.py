@@ -69,6 +69,20 @@ def ctx_of() -> Callable[[Topology], Ctx]:
     return lambda topo: Ctx(topo, FixedSecrets(None))
 
 
+# -- image tier ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def lab_image() -> Path:
+    """The lab's Debian image, built once and cached (`hastack.lab.image`): the image tier runs the real
+    checkers inside it, which needs root."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab image needs root")
+    from hastack.lab import image
+
+    path: Path = image.ensure_image()
+    return path
+
+
 # -- lab tier: one deployed seed lab for the whole session -------------------------------------------
 # Three controllers cost minutes of CPU to boot: modules share it, heal what they break and wait for
 # health; the most destructive (full power loss, recovery) live in the module that sorts last.

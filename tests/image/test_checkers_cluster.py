@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -36,21 +35,13 @@ from hastack.components.registry import desired
 from hastack.topology.model import Topology
 from scratchnet import ip, scratch_netns
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.usefixtures("lab_image")]
 image = pytest.importorskip("hastack.lab.image")
 
 GUEST = "/hastack-check"
 SEED = load_example("seed.yml")
 NET1 = f"{SEED.node('net-1').address}/{SEED.network.management.prefixlen}"
 NO_META_CHECK = ["-o", "core.check_frequency=never"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def rootfs() -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("the lab image needs root")
-    path: Path = image.ensure_image()
-    return path
 
 
 def write_node(topo: Topology, node: str, dest: Path) -> Path:

@@ -26,7 +26,6 @@ daemons' own users must read them, and the real modes are the unit tests' busine
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -42,7 +41,7 @@ from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.topology.model import Node, Topology
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.usefixtures("lab_image")]
 image = pytest.importorskip("hastack.lab.image")
 
 SCRIPTS = Path(__file__).with_name("infra")
@@ -54,14 +53,6 @@ RABBIT_SCHEMAS = ["rabbit", "rabbitmq_management", "rabbitmq_management_agent"]
 
 Run = subprocess.CompletedProcess[str]
 NetnsFactory = Callable[[Topology, Node], str]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def rootfs() -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("the lab image needs root")
-    path: Path = image.ensure_image()
-    return path
 
 
 def ctx(example: str) -> Ctx:
