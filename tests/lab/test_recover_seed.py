@@ -4,6 +4,8 @@ controller stopped, and the whole control plane back after a power loss of every
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pymysql
 import pytest
 
 from hastack.secrets import Secrets, secrets_path
-from seedlab import CONTROLLERS, VIP, hastack, on, sql
+from seedlab import CONTROLLERS, ROOT, VIP, hastack, on, sql
 
 pytestmark = pytest.mark.lab
 
@@ -71,18 +73,34 @@ def test_clean_stop_in_turn_bootstraps_the_last_one_out(seed_lab: Path) -> None:
     all_present(seed_lab, markers)
 
 
+LATE_S = 10
+"""The last controller comes back this long after `recover` started, so recover begins with one node it
+cannot reach and must reach it once it is up (a booting node refuses SSH for a moment: recover used to
+keep that first refusal for its whole run and gave up after 300 s)."""
+
+
 def test_power_loss_of_every_controller(seed_lab: Path) -> None:
     markers = [write(seed_lab, f"pl{i}") for i in range(5)]
     for n in CONTROLLERS:
         assert hastack("lab", "power", "-t", str(seed_lab), n, "off").returncode == 0
     t0 = time.monotonic()
-    for n in CONTROLLERS:
+    *first, last = CONTROLLERS
+    for n in first:
         assert hastack("lab", "power", "-t", str(seed_lab), n, "on").returncode == 0
-    res = hastack("recover", "all", str(seed_lab), "--yes", timeout=1800)
-    assert res.returncode == 0, res.stdout + res.stderr
-    print(res.stdout)
+    recover = subprocess.Popen([sys.executable, "-m", "hastack.cli.main", "recover", "all", str(seed_lab), "--yes"],
+                               cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(LATE_S)  # the fault's timing, not a wait for a state
+        assert hastack("lab", "power", "-t", str(seed_lab), last, "on").returncode == 0
+        out, _ = recover.communicate(timeout=1800)
+    finally:
+        if recover.poll() is None:
+            recover.kill()
+    assert recover.returncode == 0, out
+    print(out)
     print(f"power-on to recovered: {time.monotonic() - t0:.1f}s")
-    assert re.search(r"decision: .*(ctl-\d)", res.stdout)
+    assert re.search(r"decision: .*(ctl-\d)", out)
     all_present(seed_lab, markers)
     holders = [n for n in CONTROLLERS if f"{VIP}/" in on(seed_lab, n, "ip", "-4", "-o", "addr")]
     assert len(holders) == 1

@@ -97,10 +97,33 @@ def test_tracks_own_haproxy_by_own_address(seed: Topology, ctx_of: CtxOf) -> Non
         [cmd] = values(script, "script")
         assert f"--cacert /usr/local/share/ca-certificates/hastack-ca.crt https://{node.address}:8404/healthz" in cmd
         assert cmd.startswith('"/usr/bin/curl ') and " -sf " in cmd
-        assert block(block(text, "vrrp_instance hastack_vip"), "track_script").split() == ["haproxy"]
+        assert block(block(text, "vrrp_instance hastack_vip"), "track_script").split() == ["haproxy", "quorum"]
         gd = block(text, "global_defs")
         assert re.search(r"^\s*enable_script_security\s*$", gd, re.M)
         assert values(gd, "script_user") == ["nobody"]
+
+
+def test_quorum_track_counts_galera_votes(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:
+    """Seed: three controllers, a majority is 2. Four servers: two controllers and garbd on net-1 (the
+    arbitrator), so a controller that sees only net-1 keeps its claim to the VIP."""
+    for topo, expect in ((seed, {"ctl-1": ["10.77.0.12:4567", "10.77.0.13:4567"]}),
+                         (four, {"ctl-1": ["10.78.0.12:4567", "10.78.0.21:4567"],
+                                 "ctl-2": ["10.78.0.11:4567", "10.78.0.21:4567"]})):
+        for name, peers in expect.items():
+            text = code(conf(ctx_of(topo), topo.node(name)))
+            script = block(text, "vrrp_script quorum")
+            [cmd] = values(script, "script")
+            assert cmd.strip('"').split() == ["/usr/bin/python3", keepalived.QUORUM_PROGRAM, "2", *peers]
+            assert values(script, "interval") == ["1"] and values(script, "fall") == ["2"]
+            assert "init_fail" not in script  # a lone first controller after a full outage may start
+
+
+def test_quorum_program_is_shipped_root_owned_and_executable(seed: Topology, ctx_of: CtxOf) -> None:
+    """keepalived's script security runs it as `nobody` only from a path no one else can write."""
+    [f] = [f for f in keepalived.COMPONENT.files(ctx_of(seed), seed.controllers[0])
+           if f.path == keepalived.QUORUM_PROGRAM]
+    assert f.mode == 0o755 and f.data.startswith(b"#!/usr/bin/python3")
+    assert f.restarts == ()  # keepalived runs it anew every second
 
 
 def test_public_vip_moves_with_the_internal_one(seed: Topology, ctx_of: CtxOf) -> None:

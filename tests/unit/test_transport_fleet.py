@@ -118,6 +118,46 @@ def test_unreachable_transport_and_fleet() -> None:
         run(down.get("/etc/hosts"))
 
 
+def test_unreachable_connects_again_after_a_pause_and_then_stays_connected() -> None:
+    """A node still booting when the command started: refused first, reached later (recover after a
+    full power loss), at most one new attempt per `retry_after` s while it stays down."""
+    now = [0.0]
+    script = Script(on("true", host="ctl-3", times=None))
+    attempts: list[float] = []
+    up = [False]
+    made: list[FakeTransport] = []
+
+    async def reconnect() -> Transport:
+        attempts.append(now[0])
+        if not up[0]:
+            raise HostUnreachable("ctl-3", f"connection refused (attempt {len(attempts)})")
+        made.append(script.transport("ctl-3"))
+        return made[-1]
+
+    down = Unreachable(HostUnreachable("ctl-3", "connection refused"), reconnect, retry_after=5.0,
+                       clock=lambda: now[0])
+
+    async def go() -> None:
+        with pytest.raises(HostUnreachable, match="connection refused$"):
+            await down.run(["true"])  # too soon: the first error, no new attempt
+        now[0] = 5.0
+        with pytest.raises(HostUnreachable, match="attempt 1"):
+            await down.run(["true"])
+        now[0] = 7.0
+        with pytest.raises(HostUnreachable, match="attempt 1"):
+            await down.run(["true"])  # 2 s after the last attempt: cached
+        up[0] = True
+        now[0] = 10.0
+        assert (await down.run(["true"])).exit_status == 0
+        now[0] = 10.1
+        assert (await down.run(["true"])).exit_status == 0  # the same connection, no new attempt
+        await down.close()
+
+    run(go())
+    assert attempts == [5.0, 10.0]
+    assert len(made) == 1 and made[0].closed
+
+
 def test_cancelling_run_all_cancels_every_host() -> None:
     finished: list[str] = []
 

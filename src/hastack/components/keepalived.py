@@ -14,6 +14,12 @@ Choices and why:
   whose HAProxy answers takes over. keepalived 2.2.7 runs track scripts at whole-second intervals
   only (`check_interval` is rounded up, see `check_interval()`): with fall 2 a dead HAProxy on a
   live node moves the VIP in ~2 s (measured 1.6 s); a dead node or link still moves it in ~0.3 s.
+- A quorum track (agents/vip_quorum.py): a controller that sees less than a majority of Galera's
+  votes (itself included) goes to FAULT, so a VIP holder cut off from the others gives the VIP up
+  instead of holding it beside the new master for as long as the partition lasts. It reacts in
+  `check_fall` runs of 1 s; VRRP's own takeover on the other side takes 3 x advert_int, so a
+  partition still shows both holders for about 1-2 s (the price of a 0.3 s failover: a lease
+  longer than the check would remove it and slow every failover to match).
 - keepalived dies or freezes: a drop-in removes its VIPs when its process ends, however it ended,
   and restarts it (`dropin`); the VIP guard (agents/vip_guard.py) kills a frozen keepalived so the
   drop-in does the rest. Without them the VIP stays on the old master beside the new one.
@@ -31,7 +37,8 @@ from pathlib import Path
 
 from hastack import pki
 from hastack.agents import vip_guard as guard
-from hastack.components import haproxy
+from hastack.agents import vip_quorum as quorum
+from hastack.components import galera, haproxy
 from hastack.components.base import HEADER, Ctx, File, template
 from hastack.topology.model import Node, Topology
 
@@ -41,6 +48,7 @@ DROPIN = "/etc/systemd/system/keepalived.service.d/hastack.conf"
 GUARD_UNIT = "hastack-vip-guard"
 GUARD_UNIT_FILE = f"/etc/systemd/system/{GUARD_UNIT}.service"
 GUARD_PROGRAM = "/usr/local/lib/hastack/vip-guard"
+QUORUM_PROGRAM = "/usr/local/lib/hastack/vip-quorum"
 INSTANCE = "hastack_vip"
 SCRIPT_USER = "nobody"
 TOP_PRIORITY = 200
@@ -93,10 +101,26 @@ def check_command(topo: Topology, node: Node) -> str:
     return f"/usr/bin/curl -sf -o /dev/null -m {check_interval(topo) * 0.8:g}{ca} {url}"
 
 
+def voters(topo: Topology) -> list[Node]:
+    """Galera's votes: every controller, and the arbitrators that run garbd."""
+    return topo.controllers + topo.garbd_nodes
+
+
+def quorum_command(topo: Topology, node: Node) -> str:
+    """Each vote is probed on Galera's group port: the one port every vote must reach anyway (a
+    firewall that drops it breaks Galera too), and its kernel answers whether mariadbd or garbd runs
+    or not. Addresses are validated IPs and the port an int: nothing here needs quoting."""
+    votes = voters(topo)
+    need = len(votes) // 2 + 1
+    peers = " ".join(f"{n.address}:{galera.GALERA_PORT}" for n in votes if n.name != node.name)
+    return f"/usr/bin/python3 {QUORUM_PROGRAM} {need} {peers}".rstrip()
+
+
 def config(topo: Topology, node: Node) -> str:
     return template(
         "keepalived/keepalived.conf.j2", node=node, k=topo.tuning.keepalived, script_user=SCRIPT_USER,
         check_command=check_command(topo, node), check_interval=check_interval(topo), instance=INSTANCE,
+        quorum_command=quorum_command(topo, node),
         interface=topo.network.interface, priority=priority(topo, node),
         peers=[n for n in topo.controllers if n.name != node.name], vips=vips(topo),
     )
@@ -121,6 +145,7 @@ class Keepalived:
             File(DROPIN, dropin(ctx.topo), restarts=(UNIT,)),
             File(GUARD_PROGRAM, Path(guard.__file__).read_bytes(), mode=0o755, restarts=(GUARD_UNIT,)),
             File(GUARD_UNIT_FILE, guard_unit(), restarts=(GUARD_UNIT,)),
+            File(QUORUM_PROGRAM, Path(quorum.__file__).read_bytes(), mode=0o755),
         ]
 
 

@@ -9,6 +9,7 @@ AssertionError) and propagates at once, after the other hosts' work is cancelled
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, overload
@@ -56,26 +57,54 @@ class Unreachable:
 
     `connect_all` returns one of these instead of dropping the host, so that every later
     many-host call reports that host as failed instead of silently skipping it.
+
+    With `reconnect`, a call made `retry_after` s or more after the last attempt connects again,
+    and once that works every call goes to the new connection. A host that was still booting when
+    the command started (its kernel refusing port 22 for the moment sshd takes to listen) is then
+    reached when it is up, instead of being reported down for the whole run: `hastack recover`
+    after a full power loss polled a cached "connection refused" for 300 s while the node's sshd
+    had listened since 0.3 s after its boot (campaign cycle, 2026-12-04). A host that stays down
+    costs one connection attempt per `retry_after` s, not one per call.
     """
 
-    def __init__(self, error: HostUnreachable):
+    def __init__(self, error: HostUnreachable, reconnect: Callable[[], Awaitable[Transport]] | None = None,
+                 *, retry_after: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.host = error.host
         self.error = error
+        self._reconnect = reconnect
+        self._retry_after = retry_after
+        self._clock = clock
+        self._tried = clock()
+        self._live: Transport | None = None
+
+    async def _transport(self) -> Transport:
+        if self._live is not None:
+            return self._live
+        if self._reconnect is not None and self._clock() - self._tried >= self._retry_after:
+            self._tried = self._clock()
+            try:
+                self._live = await self._reconnect()
+                return self._live
+            except HostUnreachable as exc:
+                self.error = exc
+                self._tried = self._clock()
+        raise self.error
 
     async def run(
         self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None,
         check: bool = False,
     ) -> Result:
-        raise self.error
+        return await (await self._transport()).run(argv, stdin=stdin, timeout=timeout, check=check)
 
     async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
-        raise self.error
+        await (await self._transport()).put(path, data, owner=owner, group=group, mode=mode)
 
     async def get(self, path: str) -> bytes | None:
-        raise self.error
+        return await (await self._transport()).get(path)
 
     async def close(self) -> None:
-        return None
+        if self._live is not None:
+            await self._live.close()
 
 
 def unreachable(transports: Mapping[str, Transport]) -> dict[str, HostUnreachable]:

@@ -174,7 +174,8 @@ async def connect_all(topo: Topology, topology_file: Path, *, names: Iterable[st
     """Connect to the topology's nodes (or `names`) in parallel, in topology order.
 
     A node that cannot be reached is not dropped: it maps to an `Unreachable` transport whose
-    every call raises the connection error, so each later many-host call reports it.
+    every call raises the connection error, so each later many-host call reports it, until a
+    later call finds it up (`Unreachable` connects again, at most every few seconds).
     """
     wanted = None if names is None else set(names)
     nodes = [n for n in topo.nodes if wanted is None or n.name in wanted]
@@ -184,11 +185,14 @@ async def connect_all(topo: Topology, topology_file: Path, *, names: Iterable[st
     gate = asyncio.Semaphore(topo.ssh.max_parallel)
 
     async def one(node: Node) -> Transport:
-        async with gate:
-            try:
+        async def again() -> Transport:
+            async with gate:
                 return await connect(node, topo.ssh, base_dir)
-            except HostUnreachable as exc:
-                return Unreachable(exc)
+
+        try:
+            return await again()
+        except HostUnreachable as exc:
+            return Unreachable(exc, again)
 
     return dict(zip([n.name for n in nodes], await asyncio.gather(*(one(n) for n in nodes)), strict=True))
 
