@@ -26,6 +26,9 @@ from hastack.components.base import Ctx, File, template
 from hastack.topology.model import GaleraTuning, Node, Topology
 
 CONF = "/etc/mysql/mariadb.conf.d/99-hastack-galera.cnf"
+PROBE_USER = PROBE_DB = "hastack_probe"
+PROBE_SECRET = "db/hastack_probe"
+"""hastack's own SQL account and schema, reached through the VIP: status, drills and tests write here."""
 CHECK_CNF = "/etc/mysql/hastack-clustercheck.cnf"
 CHECK_SCRIPT = "/usr/local/lib/hastack/galera-check"
 CHECK_SOCKET = "hastack-galera-check.socket"

@@ -32,6 +32,7 @@ import httpx
 import pymysql
 
 from hastack import pki
+from hastack.components import galera, rabbitmq
 from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Placement, Recorder, short_error
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
@@ -40,7 +41,7 @@ T = TypeVar("T")
 
 KEYSTONE_PORT, DB_PORT, AMQP_PORT, NEUTRON_PORT = 5000, 3306, 5672, 9696
 DB_TABLE = "drill_writes"
-RABBIT_VHOST, RABBIT_QUEUE = "drills", "hastack.drill"
+RABBIT_VHOST, RABBIT_QUEUE = rabbitmq.DRILLS_VHOST, "hastack.drill"
 
 
 class Workload(Protocol):
@@ -115,13 +116,13 @@ class Credentials:
     keystone_user: str = "admin"
     keystone_project: str = "admin"
     keystone_domain: str = "Default"
-    db_user: str = "hastack_probe"
-    db_name: str = "hastack_probe"
-    rabbit_user: str = "hastack"
+    db_user: str = galera.PROBE_USER
+    db_name: str = galera.PROBE_DB
+    rabbit_user: str = rabbitmq.ADMIN_USER
     rabbit_vhost: str = RABBIT_VHOST
     rabbit_queue: str = RABBIT_QUEUE
 
-    SECRETS = ("keystone/admin", "db/hastack_probe", "rabbit/admin")
+    SECRETS = ("keystone/admin", galera.PROBE_SECRET, rabbitmq.ADMIN_SECRET)
 
     @classmethod
     def from_secrets(cls, secrets: Secrets) -> Credentials:

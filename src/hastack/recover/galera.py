@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+from hastack.facts.galera import NIL_UUID
+
+ZERO_UUID = NIL_UUID
+"""A grastate.dat that never saw a cluster."""
 
 
 @dataclass(frozen=True)

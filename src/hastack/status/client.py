@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hastack.components import haproxy
+from hastack.components import galera, haproxy
 from hastack.secrets import write_private
 from hastack.topology.model import Topology
 
@@ -38,8 +38,7 @@ TOKEN_TIMEOUT = 5.0
 """Keystone checks the password with bcrypt: slow by design, slower on a loaded controller."""
 TOKEN_REUSE_S = 600.0
 SQL_TIMEOUT = 2
-PROBE_USER = "hastack_probe"
-PROBE_SECRET = "db/hastack_probe"
+PROBE_USER, PROBE_SECRET = galera.PROBE_USER, galera.PROBE_SECRET
 ADMIN_SECRET = "keystone/admin"
 
 

@@ -13,11 +13,10 @@ from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import GaleraStatus, galera_status, grastate
+from hastack.facts.galera import NIL_UUID
 from hastack.topology.model import Node
 
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-PROBE_USER, PROBE_DB, PROBE_SECRET = "hastack_probe", "hastack_probe", "db/hastack_probe"
-"""hastack's own account and schema, reached through the VIP: status, drills and tests write here."""
+
 def sql_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
@@ -65,8 +64,8 @@ class GaleraStage:
                              "MariaDB runs but no node is in a primary component; run `hastack recover galera`")
         for n in ctls:
             gs = await d.fact(n.name, grastate(), "read grastate.dat")
-            uuid = gs.uuid if gs is not None else ZERO_UUID
-            if uuid != ZERO_UUID:
+            uuid = gs.uuid if gs is not None else NIL_UUID
+            if uuid != NIL_UUID:
                 raise StepFailed(n.name, "bootstrap Galera",
                                  f"every controller is stopped but {n.name} was in cluster {uuid}: bootstrapping "
                                  "a new one here could lose writes; run `hastack recover galera`")
@@ -82,7 +81,7 @@ class GaleraStage:
         res = await d.run(host, ["mariadb", "-N", "-B", "-e", "SELECT CONCAT(User,'@',Host) FROM mysql.user"],
                           "list SQL users")
         have = set(res.stdout.split())
-        probe = galera.DbUser(PROBE_USER, "%", PROBE_SECRET, f"ALL PRIVILEGES ON `{PROBE_DB}`.*")
+        probe = galera.DbUser(galera.PROBE_USER, "%", galera.PROBE_SECRET, f"ALL PRIVILEGES ON `{galera.PROBE_DB}`.*")
         for u in [*galera.DB_USERS, probe]:
             if f"{u.name}@{u.host}" in have:
                 continue
@@ -90,7 +89,7 @@ class GaleraStage:
             who = f"{sql_quote(u.name)}@{sql_quote(u.host)}"
             sql = f"CREATE USER {who} IDENTIFIED BY {pw};\nGRANT {u.grants} TO {who};\n"
             if u is probe:
-                sql = f"CREATE DATABASE IF NOT EXISTS `{PROBE_DB}`;\n" + sql
+                sql = f"CREATE DATABASE IF NOT EXISTS `{galera.PROBE_DB}`;\n" + sql
             await d.run(host, ["mariadb"], f"create SQL user {u.name}", stdin=sql.encode())
             d.changed(host, f"created SQL user {u.name}")
 
