@@ -16,8 +16,12 @@ CONTROLLERS = ("ctl-1", "ctl-2", "ctl-3")
 VIP = "10.77.0.10"
 
 
+HASTACK = (sys.executable, "-m", "hastack.cli.main")
+"""The command line of `hastack` in this checkout."""
+
+
 def hastack(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hastack.cli.main", *args], cwd=ROOT, text=True,
+    return subprocess.run([*HASTACK, *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 

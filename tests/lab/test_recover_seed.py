@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pymysql
 import pytest
 
 from hastack.secrets import Secrets, secrets_path
-from seedlab import CONTROLLERS, ROOT, VIP, hastack, on, sql
+from seedlab import CONTROLLERS, HASTACK, ROOT, VIP, hastack, on, sql
 
 pytestmark = pytest.mark.lab
 
@@ -87,7 +86,7 @@ def test_power_loss_of_every_controller(seed_lab: Path) -> None:
     *first, last = CONTROLLERS
     for n in first:
         assert hastack("lab", "power", "-t", str(seed_lab), n, "on").returncode == 0
-    recover = subprocess.Popen([sys.executable, "-m", "hastack.cli.main", "recover", "all", str(seed_lab), "--yes"],
+    recover = subprocess.Popen([*HASTACK, "recover", "all", str(seed_lab), "--yes"],
                                cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL)
     try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hastack.recover.galera import ZERO_UUID, Position, plan
+from hastack.facts.galera import NIL_UUID
+from hastack.recover.galera import Position, plan
 
 U = "fe8bc110-e9bf-11f1-8c99-5b3c36ad21e6"
 
@@ -58,7 +59,7 @@ def test_refuses_unknown_positions_and_mixed_clusters() -> None:
 
 
 def test_a_never_clustered_set_is_left_to_deploy() -> None:
-    p = plan([stopped("ctl-1", -1, uuid=ZERO_UUID), stopped("ctl-2", -1, uuid=ZERO_UUID)])
+    p = plan([stopped("ctl-1", -1, uuid=NIL_UUID), stopped("ctl-2", -1, uuid=NIL_UUID)])
     assert p.action == "refuse" and "hastack deploy" in p.reason
 
 

@@ -13,9 +13,6 @@ from dataclasses import dataclass, field
 
 from hastack.facts.galera import NIL_UUID
 
-ZERO_UUID = NIL_UUID
-"""A grastate.dat that never saw a cluster."""
-
 
 @dataclass(frozen=True)
 class Position:
@@ -101,7 +98,7 @@ def plan(positions: list[Position], lost: list[str] | None = None, gcache_writes
     if unknown:
         p.reason = f"position of {', '.join(unknown)} is unknown ({'; '.join(x.error for x in alive if x.error)})"
         return p
-    uuids = {x.uuid for x in alive if x.uuid and x.uuid != ZERO_UUID}
+    uuids = {x.uuid for x in alive if x.uuid and x.uuid != NIL_UUID}
     if not uuids:
         p.reason = "no node has ever been in a cluster: this is a new cluster, run `hastack deploy`"
         return p
