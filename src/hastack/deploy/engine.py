@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
 from hastack.components.base import Desired
+from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import Fact, gather
 from hastack.secrets import Secrets
 from hastack.topology.model import Node, Topology
@@ -115,6 +116,14 @@ class Deploy:
             raise StepFailed(host, step, "", exc.result) from exc
         except HostError as exc:
             raise StepFailed(host, step, exc.message) from exc
+
+    async def wait(self, host: str, step: str, probe: Callable[[], Awaitable[tuple[bool, object]]], *, what: str,
+                   timeout: float, interval: float = 0.5) -> object:
+        """Bounded polling (`deploy.wait.until`) whose timeout fails this step on this host."""
+        try:
+            return await until(probe, what=what, timeout=timeout, interval=interval)
+        except GateTimeout as exc:
+            raise StepFailed(host, step, str(exc)) from exc
 
     def changed(self, host: str, message: str) -> None:
         self.changes += 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 from hastack.components import galera
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
-from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import GaleraStatus, galera_status, grastate
 from hastack.facts.galera import NIL_UUID
 from hastack.topology.model import Node
@@ -31,10 +30,8 @@ async def wait_synced(d: Deploy, host: str, timeout: float = 180) -> None:
         s = await wsrep(d, host)
         return s.synced, s.state if s.available else f"not answering: {s.error}"
 
-    try:
-        await until(probe, what=f"{host} to be Synced in the primary component", timeout=timeout)
-    except GateTimeout as exc:
-        raise StepFailed(host, "wait for Galera Synced", str(exc)) from exc
+    await d.wait(host, "wait for Galera Synced", probe,
+                 what=f"{host} to be Synced in the primary component", timeout=timeout)
 
 
 class GaleraStage:
@@ -111,10 +108,7 @@ class GaleraStage:
             size = (await wsrep(d, first)).cluster_size
             return size == votes, f"wsrep_cluster_size={size}, expected {votes}"
 
-        try:
-            await until(probe, what="every Galera vote in the cluster", timeout=120)
-        except GateTimeout as exc:
-            raise StepFailed(first, "gate: Galera cluster size", str(exc)) from exc
+        await d.wait(first, "gate: Galera cluster size", probe, what="every Galera vote in the cluster", timeout=120)
         for n in d.topo.controllers:
             if not (await wsrep(d, n.name)).synced:
                 raise StepFailed(n.name, "gate: Galera Synced", "node is not Synced in the primary component")

@@ -401,10 +401,8 @@ class OpenStackStage:
                               check=False)
             return res.stdout.strip() in ("201", "401"), res.stdout.strip() or f"curl exit {res.exit_status}"
 
-        try:
-            return str(await until(probe, what="Keystone to answer a token request", timeout=120, interval=2))
-        except GateTimeout as exc:
-            raise StepFailed(host, "ask for an admin token", str(exc)) from exc
+        return str(await d.wait(host, "ask for an admin token", probe, what="Keystone to answer a token request",
+                                timeout=120, interval=2))
 
     async def bootstrap(self, d: Deploy, host: str) -> None:
         if await self.admin_token(d, host) == "201":
@@ -528,10 +526,8 @@ class OpenStackStage:
             have = await rows("SELECT host FROM nova.compute_nodes WHERE deleted = 0", "read nova compute nodes")
             return set(computes) <= have, f"compute nodes: {sorted(have)}"
 
-        try:
-            await until(registered, what="every compute registered in nova", timeout=240, interval=3)
-        except GateTimeout as exc:
-            raise StepFailed(host, "wait for compute nodes", str(exc)) from exc
+        await d.wait(host, "wait for compute nodes", registered,
+                     what="every compute registered in nova", timeout=240, interval=3)
         res = await d.run(host, ["runuser", "-u", "nova", "--", "nova-manage", "cell_v2", "discover_hosts",
                                  "--verbose"], "nova-manage cell_v2 discover_hosts", timeout=300)
         for name in re.findall(r"Creating host mapping for compute host '([^']+)'", res.stdout):

@@ -10,7 +10,6 @@ from hastack.components import corosync, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.stages.openstack import network_agents_gate
 from hastack.deploy.systemd import ensure_disabled, ensure_running
-from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import CrmMon, crm_mon
 from hastack.topology.model import Node
 
@@ -92,10 +91,8 @@ class PacemakerStage:
             ok = bool(st.dc) and st.with_quorum and online == want
             return ok, f"dc={st.dc or None} quorate={st.with_quorum} online={sorted(online)}"
 
-        try:
-            await until(probe, what="a DC, quorum and every network node online", timeout=120, interval=1)
-        except GateTimeout as exc:
-            raise StepFailed(host, "wait for the cluster", str(exc)) from exc
+        await d.wait(host, "wait for the cluster", probe,
+                     what="a DC, quorum and every network node online", timeout=120, interval=1)
 
     async def configure(self, d: Deploy, host: str) -> None:
         res = await d.run(host, ["cibadmin", "-Q", "-o", "resources"], "read the CIB")
@@ -120,9 +117,6 @@ class PacemakerStage:
             failed = [f.op_key for f in st.failures]
             return ok, f"agents on {list(where)}, fencing started {started}, failed actions {failed}"
 
-        try:
-            await until(probe, what="fencing started and the agent group on exactly one node", timeout=180,
-                        interval=1)
-        except GateTimeout as exc:
-            raise StepFailed(host, "gate: Pacemaker", str(exc)) from exc
+        await d.wait(host, "gate: Pacemaker", probe,
+                     what="fencing started and the agent group on exactly one node", timeout=180, interval=1)
         await network_agents_gate(d)  # and Neutron sees them alive, once, under the shared identity

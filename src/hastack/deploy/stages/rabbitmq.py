@@ -8,7 +8,6 @@ import json
 from hastack.components import rabbitmq
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
-from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import RabbitCluster, cluster_status
 from hastack.topology.model import Node
 
@@ -65,10 +64,8 @@ class RabbitMQStage:
             running = sorted(s.running_nodes)
             return running == want and not s.partitioned, f"running={running} partitions={s.partitions}"
 
-        try:
-            await until(probe, what="every broker running in one cluster, no partitions", timeout=180, interval=1)
-        except GateTimeout as exc:
-            raise StepFailed(host, "gate: RabbitMQ cluster", str(exc)) from exc
+        await d.wait(host, "gate: RabbitMQ cluster", probe,
+                     what="every broker running in one cluster, no partitions", timeout=180, interval=1)
         res = await d.run(host, ["rabbitmqctl", "-q", "list_users", "--formatter", "json"], "list RabbitMQ users")
         users = {u.get("user") for u in json.loads(res.stdout or "[]")}
         if "guest" in users:
@@ -100,10 +97,8 @@ class RabbitMQStage:
             left = await stopped()
             return not left, f"stopped: {left}"
 
-        try:
-            await until(probe, what="every vhost running on every broker", timeout=60, interval=1)
-        except GateTimeout as exc:
-            raise StepFailed(host, "gate: RabbitMQ vhosts", str(exc)) from exc
+        await d.wait(host, "gate: RabbitMQ vhosts", probe,
+                     what="every vhost running on every broker", timeout=60, interval=1)
 
 
 VHOSTS = ("rabbitmqctl", "-q", "list_vhosts", "name", "cluster_state", "--formatter", "json")

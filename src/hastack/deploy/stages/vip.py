@@ -7,9 +7,8 @@ restart and the other controllers keep serving meanwhile.
 from __future__ import annotations
 
 from hastack.components import keepalived
-from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.engine import Deploy
 from hastack.deploy.systemd import ensure_running
-from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import HAProxyStats, addresses, show_stat
 from hastack.topology.model import Node
 
@@ -47,20 +46,16 @@ class VipStage:
             stats = await haproxy_stats(d, node.name)
             return stats.available and bool(stats.rows), stats.error or f"{len(stats.rows)} rows"
 
-        try:
-            await until(probe, what=f"HAProxy on {node.name} to answer on its stats socket", timeout=30)
-        except GateTimeout as exc:
-            raise StepFailed(node.name, "gate: HAProxy", str(exc)) from exc
+        await d.wait(node.name, "gate: HAProxy", probe,
+                     what=f"HAProxy on {node.name} to answer on its stats socket", timeout=30)
 
     async def gate(self, d: Deploy) -> None:
         async def one_holder() -> tuple[bool, object]:
             holders = await vip_holders(d)
             return len(holders) == 1, holders
 
-        try:
-            holders = await until(one_holder, what="the VIP on exactly one controller", timeout=60)
-        except GateTimeout as exc:
-            raise StepFailed(d.topo.controllers[0].name, "gate: VIP", str(exc)) from exc
+        holders = await d.wait(d.topo.controllers[0].name, "gate: VIP", one_holder,
+                               what="the VIP on exactly one controller", timeout=60)
         d.info(str(holders), f"VIP {d.topo.network.vip} is on {holders}")
         for n in d.topo.controllers:
             await self.galera_writer(d, n)
@@ -71,7 +66,5 @@ class VipStage:
             up = (await haproxy_stats(d, node.name)).up_servers("galera")
             return bool(up), f"galera servers up: {list(up)}"
 
-        try:
-            await until(probe, what=f"a Galera writer UP in HAProxy on {node.name}", timeout=60)
-        except GateTimeout as exc:
-            raise StepFailed(node.name, "gate: HAProxy Galera backend", str(exc)) from exc
+        await d.wait(node.name, "gate: HAProxy Galera backend", probe,
+                     what=f"a Galera writer UP in HAProxy on {node.name}", timeout=60)
