@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from conftest import FixedSecrets
+from hastack.agents import openstack_admin as tool
 from hastack.components import openstack as os_
 from hastack.components import telemetry
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, StageFailed, StepFailed
-from hastack.deploy.stages import openstack_admin as tool
 from hastack.deploy.stages.openstack import (
     HTTP_CODES,
     KEY_DIRS,

@@ -231,7 +231,7 @@ def test_library_raises_reports_not_oserrors(tmp_path: Path) -> None:
 def test_the_admin_tools_state_ignores_a_planted_temporary_file(tmp_path: Path) -> None:
     """openstack-admin's remembered passwords: 0600, and a file or link left under the old fixed
     temporary name (`state.tmp`, 0644, or a link to another file) is neither reused nor followed."""
-    from hastack.deploy.stages import openstack_admin as tool
+    from hastack.agents import openstack_admin as tool
 
     path = tmp_path / "state"
     other = tmp_path / "other"

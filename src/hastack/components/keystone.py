@@ -13,7 +13,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hastack import pki
 from hastack.components import openstack as os_
@@ -62,6 +62,26 @@ CATALOG: tuple[tuple[ServiceName, str, str, int, str], ...] = (
     ("telemetry", "aodh", "alarming", 8042, ""),
 )
 INTERFACES = ("public", "internal", "admin")
+DEFAULT_DOMAIN = "Default"
+
+
+def project_scope(project: str, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
+    return {"project": {"name": project, "domain": {"name": domain}}}
+
+
+def password_auth(user: str, password: str, project: str, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
+    """The body of `POST /v3/auth/tokens`: a project-scoped token by password (user and project in `domain`).
+    The one copy every in-package client uses (deploy's gate, status, the drills' workload); the
+    node-side `agents/openstack_admin.py` runs alone and keeps its own."""
+    who = {"name": user, "domain": {"name": domain}, "password": password}
+    return {"auth": {"identity": {"methods": ["password"], "password": {"user": who}},
+                     "scope": project_scope(project, domain)}}
+
+
+def token_auth(token: str, project: str, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
+    """A new project-scoped token from a held one (`methods: token`), as a long-running service renews."""
+    return {"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
+                     "scope": project_scope(project, domain)}}
 
 
 def endpoints(topo: Topology) -> list[Endpoint]:

@@ -32,7 +32,7 @@ import httpx
 import pymysql
 
 from hastack import pki
-from hastack.components import galera, rabbitmq
+from hastack.components import galera, keystone, rabbitmq
 from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Placement, Recorder, short_error
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
@@ -257,8 +257,7 @@ class KeystoneTokens:
                  timeout: float = 2.0, workers: int = 4) -> None:
         self.ep, self.run_id, self.rate, self.workers = ep, run_id, rate, workers
         self.url = ep.url(ep.keystone_port, "/v3/auth/tokens")
-        self.body = token_request(creds)
-        self.scope = self.body["auth"]["scope"]
+        self.creds, self.body = creds, token_request(creds)
         self.held: str | None = None
         self.client = ep.http_client(timeout, workers)
 
@@ -281,7 +280,7 @@ class KeystoneTokens:
         if held is None:  # the last login was refused: log in again, as a real client would
             self.held = held = self.login()
         try:
-            self._issue({"auth": {"identity": {"methods": ["token"], "token": {"id": held}}, "scope": self.scope}})
+            self._issue(keystone.token_auth(held, self.creds.keystone_project, self.creds.keystone_domain))
         except RuntimeError as exc:
             if str(exc) == "HTTP 401":
                 self.held = None
@@ -342,10 +341,7 @@ class NeutronNetworks:
 
 
 def token_request(c: Credentials) -> dict[str, Any]:
-    domain = {"name": c.keystone_domain}
-    user = {"name": c.keystone_user, "domain": domain, "password": c.keystone_password}
-    return {"auth": {"identity": {"methods": ["password"], "password": {"user": user}},
-                     "scope": {"project": {"name": c.keystone_project, "domain": domain}}}}
+    return keystone.password_auth(c.keystone_user, c.keystone_password, c.keystone_project, c.keystone_domain)
 
 
 # -- Galera through the VIP ------------------------------------------------------------------------------

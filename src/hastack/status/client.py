@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hastack.components import galera, haproxy
+from hastack.components import galera, haproxy, keystone
 from hastack.secrets import write_private
 from hastack.topology.model import Topology
 
@@ -192,10 +192,7 @@ LISTS: dict[str, str] = {"compute": "/os-services", "network": "/v2.0/agents", "
 
 
 def token_request(password: str) -> bytes:
-    user = {"name": "admin", "domain": {"name": "Default"}, "password": password}
-    scope = {"project": {"name": "admin", "domain": {"name": "Default"}}}
-    return json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": user}},
-                                "scope": scope}}).encode()
+    return json.dumps(keystone.password_auth("admin", password, "admin")).encode()
 
 
 def endpoints(token_doc: Any, region: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ Order, and why:
 4. Keystone on every controller, one at a time, each gated on its own address; then
    `keystone-manage bootstrap` once, and only when the admin user cannot get a token;
 5. projects, roles, users, grants and the catalog, from ONE Python process on the first
-   controller (`openstack_admin.py`; the CLI costs ~1.6 s per call);
+   controller (`agents/openstack_admin.py`; the CLI costs ~1.6 s per call);
 6. every other service, controller by controller (a controller's cold start is ~65 CPU-s on a
    2-core lab: starting all of them at once starves Galera, RabbitMQ and corosync), each gated on
    its APIs answering on the node's own address, then through HAProxy on the VIP; then the L2
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hastack.agents import openstack_admin
 from hastack.components import api_watchdog, haproxy, heat, keystone, neutron, telemetry
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
@@ -55,7 +56,7 @@ COMPONENTS: tuple[ServiceName, ...] = ("keystone", "glance", "placement", "nova"
 """The OpenStack components whose units this stage starts (the others belong to earlier stages)."""
 
 TOOL = "/usr/local/lib/hastack/openstack-admin"
-TOOL_SOURCE = Path(__file__).with_name("openstack_admin.py")
+TOOL_SOURCE = Path(openstack_admin.__file__)
 STAMP_DIR = "/var/lib/hastack"
 
 SCHEMA_PACKAGES: dict[ServiceName, tuple[str, ...]] = {
@@ -391,9 +392,7 @@ class OpenStackStage:
 
     async def admin_token(self, d: Deploy, host: str) -> str:
         """HTTP status of an admin token request through the VIP: 201 yes, 401 no such admin."""
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"id": "default"}, "password": d.secrets.password("keystone/admin")}}},
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+        body = keystone.password_auth("admin", d.secrets.password("keystone/admin"), "admin")
         url = d.topo.vip_url(os_.KEYSTONE_PORT, "/v3/auth/tokens")
 
         async def probe() -> tuple[bool, object]:
