@@ -13,9 +13,9 @@ from typing import Any
 from recordings import RECORDED, load
 
 from hastack.status.bundle import BUNDLE_ARGV, parse_bundle
-from hastack.status.client import ApiCheck, Catalog, ClientView, ServiceRow, SqlCheck
+from hastack.status.client import ClientView
 from hastack.status.collect import HostRead, assemble
-from hastack.status.model import ClusterState, HostView
+from hastack.status.model import ApiCheck, Catalog, ClusterState, HostView, ServiceRow, SqlCheck
 from hastack.status.probes import Credentials, read_host, tasks_for
 from hastack.topology.load import load as load_topology
 from hastack.topology.model import Topology

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from hastack.components import galera, haproxy, keepalived
 from hastack.components.base import Ctx
 from hastack.drills import profiles
-from hastack.topology.load import SourceMap
+from hastack.topology.yamldoc import SourceMap
 from hastack.topology.model import Topology
 from hastack.topology.validate import validate
 

@@ -16,9 +16,10 @@ from recordings import load
 import hastack.status as status_pkg
 from hastack.status import collect as collect_mod
 from hastack.status import probes, rabbit
-from hastack.status.client import ClientView, FetchError, Response, SqlCheck, TokenCache, client_view
+from hastack.status.client import ClientView, FetchError, Response, TokenCache, client_view
 from hastack.status.collect import Collector, credentials
-from hastack.status.verdict import evaluate
+from hastack.status.model import SqlCheck
+from hastack.status.rules import evaluate
 from hastack.topology.model import Node, Topology
 from hastack.transport.base import HostUnreachable, Result, Transport
 from hastack.transport.fake import Script, on_prefix

@@ -10,7 +10,7 @@ import status_cases as sc
 from rich.console import Console
 
 from hastack.status.render import tables, to_json, to_prometheus
-from hastack.status.verdict import evaluate
+from hastack.status.rules import evaluate
 
 SAMPLE = re.compile(r'^(hastack_[a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)*)\} (-?[0-9.e+]+|NaN)$')
 

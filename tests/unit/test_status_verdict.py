@@ -12,11 +12,22 @@ from recordings import answer, load
 
 from hastack.facts import CrmMon, GaleraStatus, UnitState, crm_mon, galera_status, grastate
 from hastack.facts.rabbitmq import Alarm
-from hastack.status.client import ApiCheck, Catalog, ServiceRow, SqlCheck
-from hastack.status.model import ClusterState, GaleraNode, HostView, PacemakerNode, RabbitNode, UnitCheck
+from hastack.status.model import (
+    ApiCheck,
+    Catalog,
+    ClusterState,
+    GaleraNode,
+    HostView,
+    PacemakerNode,
+    RabbitNode,
+    ServiceRow,
+    SqlCheck,
+    UnitCheck,
+)
 from hastack.status.probes import FailCount, Problem
 from hastack.status.rabbit import QueueRow, RabbitFacts
-from hastack.status.verdict import Finding, Level, Verdict, evaluate
+from hastack.status.rules import evaluate
+from hastack.status.verdict import Finding, Level, Verdict
 
 
 def verdict(s: ClusterState) -> Verdict:
@@ -499,7 +510,7 @@ def test_the_seed_lab_with_every_openstack_service() -> None:
 
 
 def test_a_restarted_heat_engine_leaves_a_stale_record_that_is_not_a_fault() -> None:
-    from hastack.status.client import ServiceRow
+    from hastack.status.model import ServiceRow
     from hastack.status.rules_openstack import _services
 
     rows = tuple(ServiceRow("orchestration", "heat-engine", host, up)

@@ -16,7 +16,8 @@ from rich.console import Console
 from hastack.status.collect import Collector
 from hastack.status.model import ClusterState
 from hastack.status.render import tables, to_json, to_prometheus
-from hastack.status.verdict import Verdict, evaluate
+from hastack.status.rules import evaluate
+from hastack.status.verdict import Verdict
 from hastack.topology.load import Loaded
 
 

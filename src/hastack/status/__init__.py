@@ -17,7 +17,8 @@ from pathlib import Path
 
 from hastack.status.collect import Collector, read_cluster
 from hastack.status.model import ClusterState
-from hastack.status.verdict import Finding, Level, Verdict, evaluate
+from hastack.status.rules import evaluate
+from hastack.status.verdict import Finding, Level, Verdict
 
 __all__ = ["ClusterState", "Collector", "Finding", "Level", "Verdict", "evaluate", "healthy", "healthy_async",
            "read_cluster"]

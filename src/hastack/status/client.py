@@ -31,6 +31,7 @@ from typing import Any
 
 from hastack.components import galera, haproxy, keystone
 from hastack.secrets import write_private
+from hastack.status.model import ApiCheck, Catalog, ServiceRow, SqlCheck
 from hastack.topology.model import Topology
 
 HTTP_TIMEOUT = 2.0
@@ -91,24 +92,6 @@ def trusting(ca_pem: str | None) -> Fetch:
 # -- the APIs through the VIP -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ApiCheck:
-    name: str
-    """HAProxy listener name (keystone, nova_api, ...)."""
-    service: str
-    title: str
-    url: str
-    expected: int
-    status: int | None = None
-    """The HTTP status the VIP answered; None when nothing answered."""
-    error: str = ""
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == self.expected
-
-
 def api_urls(topo: Topology) -> list[tuple[haproxy.Api, str]]:
     return [(a, topo.vip_url(a.port, a.check_uri)) for a in haproxy.apis(topo)]
 
@@ -123,15 +106,6 @@ def check_api(fetch: Fetch, api: haproxy.Api, url: str) -> ApiCheck:
 
 
 # -- SQL through the VIP ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SqlCheck:
-    answered: bool
-    node: str = ""
-    """The hostname of the server HAProxy sent the connection to."""
-    error: str = ""
-    seconds: float = 0.0
 
 
 def check_sql(vip: str, password: str) -> SqlCheck:
@@ -164,27 +138,6 @@ def _sql_error(exc: Exception) -> str:
 
 
 # -- Keystone: the service and agent lists ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServiceRow:
-    """One nova/cinder service, neutron agent or heat engine as its API lists it."""
-
-    kind: str
-    """The catalog type: compute, network, volumev3, orchestration."""
-    binary: str
-    host: str
-    up: bool
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class Catalog:
-    checked: bool
-    error: str = ""
-    rows: tuple[ServiceRow, ...] = ()
-    errors: tuple[str, ...] = ()
-    """A list that could not be read (the service's API failed), one line each."""
 
 
 LISTS: dict[str, str] = {"compute": "/os-services", "network": "/v2.0/agents", "volumev3": "/os-services",

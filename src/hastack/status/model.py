@@ -9,9 +9,58 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hastack.facts import CrmMon, GaleraStatus, GraState, HAProxyStats, RabbitCluster, UnitState
-from hastack.status.client import ApiCheck, Catalog, SqlCheck
 from hastack.status.probes import FailCount, MemcachedStats, Problem
 from hastack.status.rabbit import QueueRow, RabbitFacts
+
+# -- what the client saw through the VIP (status.client fills these in) --------------------------
+
+
+@dataclass(frozen=True)
+class ApiCheck:
+    name: str
+    """HAProxy listener name (keystone, nova_api, ...)."""
+    service: str
+    title: str
+    url: str
+    expected: int
+    status: int | None = None
+    """The HTTP status the VIP answered; None when nothing answered."""
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == self.expected
+
+
+@dataclass(frozen=True)
+class SqlCheck:
+    answered: bool
+    node: str = ""
+    """The hostname of the server HAProxy sent the connection to."""
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """One nova/cinder service, neutron agent or heat engine as its API lists it."""
+
+    kind: str
+    """The catalog type: compute, network, volumev3, orchestration."""
+    binary: str
+    host: str
+    up: bool
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Catalog:
+    checked: bool
+    error: str = ""
+    rows: tuple[ServiceRow, ...] = ()
+    errors: tuple[str, ...] = ()
+    """A list that could not be read (the service's API failed), one line each."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The rules, one function per layer: ClusterState -> findings (see verdict.py for the levels).
+"""The rules, one function per layer: ClusterState -> findings (see verdict.py for the levels),
+and `evaluate`, which runs them all into a Verdict.
 
 A host that could not be read is reported once, by `hosts`; the layers then name it among
 what is missing but do not invent its state.
@@ -6,12 +7,12 @@ what is missing but do not invent its state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from hastack.status import rules_openstack, rules_pacemaker, rules_rabbit
 from hastack.status.model import ClusterState, GaleraNode, HAProxyNode, PacemakerView, UnitCheck
 from hastack.status.rules_base import DEGRADED, DOWN, INFO, UNKNOWN, recover, unit_word
-from hastack.status.verdict import Finding
+from hastack.status.verdict import Finding, Verdict
 
 FLOW_CONTROL_LIMIT = 0.1
 """Replication paused more than a tenth of the time: a node cannot keep up with the writes."""
@@ -284,3 +285,14 @@ def _agents_split(p: PacemakerView) -> Iterator[Finding]:
 def openstack(s: ClusterState) -> Iterator[Finding]:
     yield from rules_openstack.apis(s)
     yield from rules_openstack.catalog(s)
+
+
+Rule = Callable[[ClusterState], Iterable[Finding]]
+
+
+def rules() -> Sequence[Rule]:
+    return (hosts, galera, rabbitmq, vip, haproxy, memcached, pacemaker, openstack)
+
+
+def evaluate(state: ClusterState) -> Verdict:
+    return Verdict(tuple(f for rule in rules() for f in rule(state)))

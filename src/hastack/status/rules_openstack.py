@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from hastack.status.client import ServiceRow
-from hastack.status.model import ClusterState
+from hastack.status.model import ClusterState, ServiceRow
 from hastack.status.rules_base import DEGRADED, DOWN, INFO, UNKNOWN
 from hastack.status.verdict import Finding
 

@@ -27,10 +27,7 @@ Precedence: 2 > 3 > 1 > 0 (what is known to be down is said even when other part
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-
-from hastack.status.model import ClusterState
 
 
 class Level(enum.IntEnum):
@@ -96,15 +93,3 @@ class Verdict:
     def codes(self) -> list[str]:
         return [f.code for f in self.findings]
 
-
-Rule = Callable[[ClusterState], Iterable[Finding]]
-
-
-def rules() -> Sequence[Rule]:
-    from hastack.status import rules as r
-
-    return (r.hosts, r.galera, r.rabbitmq, r.vip, r.haproxy, r.memcached, r.pacemaker, r.openstack)
-
-
-def evaluate(state: ClusterState) -> Verdict:
-    return Verdict(tuple(f for rule in rules() for f in rule(state)))

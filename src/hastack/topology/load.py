@@ -10,7 +10,7 @@ import difflib
 import os
 import stat
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +20,10 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from hastack.reports import Location, Report, Severity
 from hastack.topology import yamldoc
 from hastack.topology.model import Topology
-from hastack.topology.yamldoc import PathKey
+from hastack.topology.validate import validate
+from hastack.topology.yamldoc import PathKey, SourceMap
 
 __all__ = ["Loaded", "PathKey", "SourceMap", "load", "load_text", "parse_yaml"]
-
-
-@dataclass
-class SourceMap:
-    """Positions of values (and of keys) in the YAML text, by their path from the root."""
-
-    file: str
-    values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-
-    def at(self, path: PathKey, *, key: bool = False) -> Location:
-        """The nearest known position: the value itself, else its closest ancestor."""
-        table = self.keys if key else self.values
-        probe = tuple(path)
-        while probe:
-            if probe in table:
-                line, col = table[probe]
-                return Location(self.file, line + 1, col + 1)
-            if probe in self.values:
-                line, col = self.values[probe]
-                return Location(self.file, line + 1, col + 1)
-            probe = probe[:-1]
-        return Location(self.file, 1, 1)
 
 
 @dataclass
@@ -146,8 +124,6 @@ def load_text(text: str, file: str) -> Loaded:
         topo = Topology.model_validate(data)
     except ValidationError as err:
         return Loaded(None, _pydantic_reports(err, smap), smap, path)
-    from hastack.topology.validate import validate
-
     return Loaded(topo, validate(topo, smap), smap, path)
 
 

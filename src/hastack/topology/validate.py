@@ -9,8 +9,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 from hastack.reports import Report, Severity
-from hastack.topology.load import PathKey, SourceMap
 from hastack.topology.model import Topology
+from hastack.topology.yamldoc import PathKey, SourceMap
 
 Rule = Callable[[Topology], Iterator[tuple[str, Severity, str, PathKey, str]]]
 E, W = Severity.ERROR, Severity.WARNING

@@ -32,6 +32,8 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import ScalarNode
 
+from hastack.reports import Location
+
 PathKey = tuple[str | int, ...]
 Pos = tuple[int, int]
 """0-based line and column, as the parser marks them."""
@@ -69,6 +71,29 @@ class Positions:
 
     values: dict[PathKey, Pos] = field(default_factory=dict)
     keys: dict[PathKey, Pos] = field(default_factory=dict)
+
+
+@dataclass
+class SourceMap:
+    """Positions of values (and of keys) in the YAML text, by their path from the root."""
+
+    file: str
+    values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+
+    def at(self, path: PathKey, *, key: bool = False) -> Location:
+        """The nearest known position: the value itself, else its closest ancestor."""
+        table = self.keys if key else self.values
+        probe = tuple(path)
+        while probe:
+            if probe in table:
+                line, col = table[probe]
+                return Location(self.file, line + 1, col + 1)
+            if probe in self.values:
+                line, col = self.values[probe]
+                return Location(self.file, line + 1, col + 1)
+            probe = probe[:-1]
+        return Location(self.file, 1, 1)
 
 
 @dataclass
