@@ -7,9 +7,9 @@ from collections.abc import Callable
 from hastack.components import galera, haproxy, keepalived
 from hastack.components.base import Ctx
 from hastack.drills import profiles
-from hastack.topology.yamldoc import SourceMap
 from hastack.topology.model import Topology
 from hastack.topology.validate import validate
+from hastack.topology.yamldoc import SourceMap
 
 
 def test_reference_sets_the_common_defaults(seed: Topology) -> None:

@@ -9,19 +9,25 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
 from hastack.drills import workloads as wl
-from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Recorder
+from hastack.drills.samples import REDELIVERED, SKIPPED, STALE, Recorder, Sample
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
 
 LOOP = wl.Endpoints(vip="127.0.0.1", controllers={"ctl-1": "127.0.0.1"}, network="10.77.0.0/24")
 CREDS = wl.Credentials(keystone_password="ks-secret-value", db_password="db-secret", rabbit_password="rb-secret")
 
+
+
+def served(samples: Sequence[Sample]) -> list[Sample]:
+    """The operations a worker ran: on a loaded machine (a lab beside the unit tier) the pacer may
+    also record "all workers busy" skips, which say nothing about the client under test."""
+    return [s for s in samples if s.flag != SKIPPED]
 
 def test_endpoints_refuse_addresses_outside_the_topology(seed: Topology) -> None:
     ep = wl.Endpoints.from_topology(seed)
@@ -61,16 +67,22 @@ def test_paced_starts_operations_at_the_rate_and_stops_at_the_duration() -> None
     assert 10 <= len(samples) <= 31  # count-bounded: rate x duration + 1
     assert len({s.id for s in samples}) == len(samples)
     assert all(s.ok and s.node == "n" for s in samples)
-    assert elapsed < 1.0
+    assert elapsed < 5.0  # it stops at the duration (0.3 s); the rest is room for a loaded machine
 
 
 def test_paced_stops_on_the_event() -> None:
+    """The fifth operation sets the event; without the stop the pacer would run 30 s (1501
+    operations). The bounds leave room for a loaded machine, not for ignoring the event."""
     rec, stop = Recorder(), threading.Event()
-    threading.Timer(0.1, stop.set).start()
+
+    def op(op_id: str) -> None:
+        if int(op_id) >= 4:
+            stop.set()
+
     t0 = time.monotonic()
-    wl.paced(rec, stop, 30.0, stream="vip", rate=50, workers=2, op=lambda _: None, ids=str)
-    assert time.monotonic() - t0 < 1.0
-    assert rec.count("vip") <= 8
+    wl.paced(rec, stop, 30.0, stream="vip", rate=50, workers=2, op=op, ids=str)
+    assert time.monotonic() - t0 < 10.0
+    assert 5 <= rec.count("vip") <= 100
 
 
 def test_a_stalled_client_records_skips_not_an_unbounded_queue() -> None:
@@ -159,7 +171,7 @@ def test_vip_probe_connects_and_fails_fast_when_nothing_listens() -> None:
         rec = Recorder()
         probe.run(rec, threading.Event(), 0.1)
         assert rec.count("vip") >= 5
-        assert all(s.ok for s in rec.snapshot().samples)
+        assert all(s.ok for s in served(rec.snapshot().samples))
     finally:
         srv.close()
     rec = Recorder()
@@ -213,7 +225,7 @@ def test_keystone_tokens_are_issued_with_a_scoped_password_request(keystone: tup
     ep = wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", keystone_port=port)
     rec = Recorder()
     wl.KeystoneTokens(ep, CREDS, "r", rate=50).run(rec, threading.Event(), 0.1)
-    samples = rec.snapshot().stream("keystone")
+    samples = served(rec.snapshot().stream("keystone"))
     assert samples and all(s.ok for s in samples)
     body = handler.bodies[0]["auth"]
     assert body["identity"]["password"]["user"] == {"name": "admin", "domain": {"name": "Default"},
@@ -227,7 +239,7 @@ def test_keystone_refusals_are_failures_without_the_password(keystone: tuple[typ
     ep = wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", keystone_port=port)
     rec = Recorder()
     wl.KeystoneTokens(ep, CREDS, "r", rate=50).run(rec, threading.Event(), 0.06)
-    samples = rec.snapshot().stream("keystone")
+    samples = served(rec.snapshot().stream("keystone"))
     assert samples and all(not s.ok and s.error == "RuntimeError: HTTP 401" for s in samples)
 
 
@@ -238,7 +250,7 @@ def test_network_list_holds_one_login_and_lists_with_its_token(keystone: tuple[t
     w = wl.NeutronNetworks(ep, CREDS, "r", rate=50)
     w.prepare()
     w.run(rec, threading.Event(), 0.1)
-    samples = rec.snapshot().stream("networks")
+    samples = served(rec.snapshot().stream("networks"))
     assert len(samples) >= 3 and all(s.ok for s in samples)
     assert len(handler.bodies) == 1 and set(handler.gets) == {"/v2.0/networks"}
 
@@ -249,7 +261,7 @@ def test_a_failing_network_list_is_a_failure(keystone: tuple[type[_Keystone], in
     ep = wl.Endpoints("127.0.0.1", {}, "10.77.0.0/24", keystone_port=port, neutron_port=port)
     rec = Recorder()
     wl.NeutronNetworks(ep, CREDS, "r", rate=50).run(rec, threading.Event(), 0.06)
-    samples = rec.snapshot().stream("networks")
+    samples = served(rec.snapshot().stream("networks"))
     assert samples and all(not s.ok and s.error == "RuntimeError: HTTP 503" for s in samples)
 
 

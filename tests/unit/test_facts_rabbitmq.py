@@ -61,7 +61,7 @@ def test_quorum_and_classic_queues() -> None:
     assert q.available and q.complete and q.vhost == "/nova"
     quorum = q.of_type("quorum")
     assert [x.name for x in quorum] == ["scheduler", "conductor"]
-    assert all(x.leader == "rabbit@ctl-1" and sorted(x.members) == list(NODES) and not x.offline_members
+    assert all(x.leader == "rabbit@ctl-1" and sorted(x.members) == list(NODES) and not x.offline
                for x in quorum)
     (reply,) = q.of_type("classic")
     assert (reply.leader, reply.members, reply.online) == ("", (), ())
@@ -69,7 +69,7 @@ def test_quorum_and_classic_queues() -> None:
 
 def test_a_quorum_member_offline() -> None:
     q = answer(queues("/nova"), "rabbitmqctl", "list_queues-member-down")
-    assert {x.name: x.offline_members for x in q.of_type("quorum")} == {
+    assert {x.name: x.offline for x in q.of_type("quorum")} == {
         "scheduler": ("rabbit@ctl-3",), "conductor": ("rabbit@ctl-3",)}
 
 

@@ -11,7 +11,7 @@ import status_cases as sc
 from recordings import answer, load
 
 from hastack.facts import CrmMon, GaleraStatus, UnitState, crm_mon, galera_status, grastate
-from hastack.facts.rabbitmq import Alarm
+from hastack.facts.rabbitmq import Alarm, Queue
 from hastack.status.model import (
     ApiCheck,
     Catalog,
@@ -25,7 +25,7 @@ from hastack.status.model import (
     UnitCheck,
 )
 from hastack.status.probes import FailCount, Problem
-from hastack.status.rabbit import QueueRow, RabbitFacts
+from hastack.status.rabbit import RabbitFacts
 from hastack.status.rules import evaluate
 from hastack.status.verdict import Finding, Level, Verdict
 
@@ -312,11 +312,11 @@ def test_a_broker_outside_the_cluster(healthy: ClusterState) -> None:
 
 def test_quorum_queue_rules(healthy: ClusterState) -> None:
     members = ("rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3")
-    queues = (QueueRow("nova", "scheduler", "quorum", "", members, members[:2]),
-              QueueRow("nova", "conductor", "quorum", "rabbit@ctl-1", members, members[:1]),
-              QueueRow("nova", "compute", "quorum", "rabbit@ctl-1", members, members[:2]),
-              QueueRow("heat", "engine", "quorum", "rabbit@ctl-1", members[:2], members[:2]),
-              QueueRow("nova", "reply_x", "classic"))
+    queues = (Queue("scheduler", "quorum", "", members, members[:2], vhost="nova"),
+              Queue("conductor", "quorum", "rabbit@ctl-1", members, members[:1], vhost="nova"),
+              Queue("compute", "quorum", "rabbit@ctl-1", members, members[:2], vhost="nova"),
+              Queue("engine", "quorum", "rabbit@ctl-1", members[:2], members[:2], vhost="heat"),
+              Queue("reply_x", "classic", vhost="nova"))
     v = verdict(with_rabbit(healthy, queues=queues))
     assert "nova/scheduler" in one(v, "RABBIT-QUEUE-NO-LEADER").message
     assert "nova/conductor" in one(v, "RABBIT-QUEUE-BELOW-QUORUM").message

@@ -98,15 +98,35 @@ def cluster_status() -> Fact[RabbitCluster]:
 
 @dataclass(frozen=True)
 class Queue:
+    """A queue as `rabbitmqctl list_queues` or the management API lists it (quorum queues carry
+    their replicas). The one queue type: status and the drills read the same rows."""
+
     name: str
     type: str
     leader: str = ""
     members: tuple[str, ...] = ()
     online: tuple[str, ...] = ()
+    vhost: str = ""
 
     @property
-    def offline_members(self) -> tuple[str, ...]:
+    def quorum(self) -> bool:
+        return self.type == "quorum"
+
+    @property
+    def offline(self) -> tuple[str, ...]:
         return tuple(m for m in self.members if m not in self.online)
+
+    @property
+    def has_leader(self) -> bool:
+        return bool(self.leader) and self.leader in self.online
+
+    @property
+    def below_quorum(self) -> bool:
+        return len(self.online) < len(self.members) // 2 + 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.vhost}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -128,9 +148,10 @@ def _names(value: object) -> tuple[str, ...]:
     return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
-def _queue(q: dict[str, Any]) -> Queue:
+def queue_row(q: dict[str, Any], vhost: str = "") -> Queue:
+    """One queue object of `list_queues --formatter json` or of `GET /api/queues` (which says its vhost)."""
     return Queue(str(q["name"]), str(q.get("type", "")), str(q.get("leader") or ""),
-                 _names(q.get("members")), _names(q.get("online")))
+                 _names(q.get("members")), _names(q.get("online")), str(q.get("vhost", vhost)))
 
 
 def _rows(text: str) -> list[dict[str, Any]]:
@@ -152,7 +173,7 @@ def parse_queues(vhost: str, text: str) -> Queues:
         doc = _rows(text)
     if not isinstance(doc, list):
         raise ValueError("not a list_queues document")
-    return Queues(True, vhost, tuple(_queue(q) for q in doc))
+    return Queues(True, vhost, tuple(queue_row(q, vhost) for q in doc))
 
 
 def queues(vhost: str = "/") -> Fact[Queues]:
@@ -162,7 +183,7 @@ def queues(vhost: str = "/") -> Fact[Queues]:
         rows = _rows(r.stdout)
         if not rows:
             return Queues(False, vhost, error=_unavailable(r))
-        return Queues(True, vhost, tuple(_queue(q) for q in rows), error=_unavailable(r), complete=False)
+        return Queues(True, vhost, tuple(queue_row(q, vhost) for q in rows), error=_unavailable(r), complete=False)
 
     argv = ("rabbitmqctl", "-q", "list_queues", "--vhost", vhost, "--formatter", "json", *QUEUE_COLUMNS)
     return Fact(f"rabbitmq_queues {vhost}", argv, parse, 70.0)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hastack.facts import CrmMon, GaleraStatus, GraState, HAProxyStats, RabbitCluster, UnitState
+from hastack.facts.rabbitmq import Queue
 from hastack.status.probes import FailCount, MemcachedStats, Problem
-from hastack.status.rabbit import QueueRow, RabbitFacts
+from hastack.status.rabbit import RabbitFacts
 
 # -- what the client saw through the VIP (status.client fills these in) --------------------------
 
@@ -179,7 +180,7 @@ class RabbitNode:
 class RabbitView:
     expected: tuple[str, ...]
     nodes: tuple[RabbitNode, ...]
-    queues: tuple[QueueRow, ...] | None = None
+    queues: tuple[Queue, ...] | None = None
     queues_from: str = ""
     queues_error: str = ""
     queues_slow: bool = False
@@ -208,7 +209,7 @@ class RabbitView:
         return tuple(n.name for n in self.nodes if n.serving and n.facts is not None and n.facts.view_slow)
 
     @property
-    def quorum_queues(self) -> tuple[QueueRow, ...]:
+    def quorum_queues(self) -> tuple[Queue, ...]:
         return tuple(q for q in self.queues or () if q.quorum)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from hastack.components import rabbitmq
 from hastack.facts import RabbitCluster, cluster_status
 from hastack.facts.base import first_line
-from hastack.facts.rabbitmq import Alarm
+from hastack.facts.rabbitmq import Alarm, Queue, queue_row
 from hastack.status.bundle import Section, Task
 from hastack.topology.model import Node
 
@@ -40,38 +40,6 @@ NO_ACCOUNT = "no management API account (secret rabbit/admin)"
 
 
 @dataclass(frozen=True)
-class QueueRow:
-    """A queue as the management API lists it (quorum queues carry their replicas)."""
-
-    vhost: str
-    name: str
-    type: str
-    leader: str = ""
-    members: tuple[str, ...] = ()
-    online: tuple[str, ...] = ()
-
-    @property
-    def quorum(self) -> bool:
-        return self.type == "quorum"
-
-    @property
-    def offline(self) -> tuple[str, ...]:
-        return tuple(m for m in self.members if m not in self.online)
-
-    @property
-    def has_leader(self) -> bool:
-        return bool(self.leader) and self.leader in self.online
-
-    @property
-    def below_quorum(self) -> bool:
-        return len(self.online) < len(self.members) // 2 + 1
-
-    @property
-    def label(self) -> str:
-        return f"{self.vhost}/{self.name}"
-
-
-@dataclass(frozen=True)
 class RabbitFacts:
     """One controller's broker. `local` None: not known (e.g. the rabbitmqctl fallback failed)."""
 
@@ -82,7 +50,7 @@ class RabbitFacts:
     view_error: str = ""
     view_slow: bool = False
     alarms: tuple[Alarm, ...] = ()
-    queues: tuple[QueueRow, ...] | None = None
+    queues: tuple[Queue, ...] | None = None
     queues_error: str = ""
     queues_slow: bool = False
 
@@ -123,17 +91,12 @@ def parse_mgmt_nodes(text: str) -> RabbitCluster:
     )
 
 
-def _names(value: object) -> tuple[str, ...]:
-    return tuple(str(v) for v in value) if isinstance(value, list) else ()
-
-
-def parse_mgmt_queues(text: str) -> tuple[QueueRow, ...]:
+def parse_mgmt_queues(text: str) -> tuple[Queue, ...]:
     """GET /api/queues: every vhost at once."""
     doc = json.loads(text)
     if not isinstance(doc, list):
         raise ValueError("GET /api/queues did not return a list")
-    return tuple(QueueRow(str(q.get("vhost", "")), str(q["name"]), str(q.get("type", "")), str(q.get("leader") or ""),
-                          _names(q.get("members")), _names(q.get("online"))) for q in doc)
+    return tuple(queue_row(q) for q in doc)
 
 
 def parse_alarms(text: str) -> tuple[Alarm, ...]:
@@ -160,7 +123,7 @@ def _view(sections: Mapping[str, Section]) -> tuple[RabbitCluster | None, str, b
     return parse_mgmt_nodes(s.result.stdout), "", False
 
 
-def _queues(sections: Mapping[str, Section]) -> tuple[tuple[QueueRow, ...] | None, str, bool]:
+def _queues(sections: Mapping[str, Section]) -> tuple[tuple[Queue, ...] | None, str, bool]:
     s = sections.get("rabbit_queues")
     if s is None:
         return None, NO_ACCOUNT, False
