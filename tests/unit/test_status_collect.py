@@ -4,18 +4,20 @@ the client's view of the VIP; the secrets status may read; `healthy()` for drill
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import status_cases as sc
 from recordings import load
 
 import hastack.status as status_pkg
+from hastack.status import StatusSession, probes, rabbit
 from hastack.status import collect as collect_mod
-from hastack.status import probes, rabbit
 from hastack.status.client import ClientView, FetchError, Response, TokenCache, client_view
 from hastack.status.collect import Collector, credentials
 from hastack.status.model import SqlCheck
@@ -265,3 +267,67 @@ def test_a_refused_kept_token_is_replaced_in_the_same_round(seed: Topology, tmp_
     view = asyncio.run(client_view(seed, None, "admin-pw", fetch=fetch, sql=sql_ok, tokens=stale))
     assert view.catalog is not None and view.catalog.checked and not view.catalog.errors
     assert len(view.catalog.rows) == 3 and stale.token == "tok"
+
+
+# -- the drills' status session ------------------------------------------------------------------------
+
+
+class _CountingCollector:
+    """Stands in for Collector: counts rounds, records close, answers a recorded state."""
+
+    made = 0
+
+    def __init__(self, state: Any) -> None:
+        type(self).made += 1
+        self.state, self.rounds, self.closed = state, 0, False
+        self.loops: set[int] = set()
+
+    async def collect(self) -> Any:
+        self.rounds += 1
+        self.loops.add(id(asyncio.get_running_loop()))
+        return self.state
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_a_status_session_keeps_one_collector_across_polls_and_threads() -> None:
+    """Drills poll status every second through a heal: one collector (one SSH connection per host)
+    for the whole session, on one event loop, whichever thread asks; closed with the session."""
+    made: list[_CountingCollector] = []
+
+    def factory() -> Any:
+        made.append(_CountingCollector(sc.state("healthy")))
+        return made[-1]
+
+    topo, _ = sc.topology("healthy")
+    session = StatusSession(topo, "unused.yml", collector=factory)
+    first = session()
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        later = list(pool.map(lambda _: session(), range(6)))
+    assert len(made) == 1 and made[0].rounds == 7 and len(made[0].loops) == 1
+    assert all(r == first for r in later)
+    assert isinstance(first[0], bool) and first[1]
+    session.close()
+    assert made[0].closed
+    session.close()  # twice is harmless
+    with pytest.raises(RuntimeError, match="closed"):
+        session()
+
+
+def test_a_status_session_judges_the_topology_it_was_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """bench drills a tuned topology: the session's collector is built from that topology, not re-read
+    from the file (which here does not even exist)."""
+    topo, _ = sc.topology("healthy")
+    tuned = topo.model_copy(update={"name": "tuned"})
+    built: list[tuple[Any, Any]] = []
+
+    def fake_collector(t: Any, path: Any) -> Any:
+        built.append((t, path))
+        return _CountingCollector(sc.state("healthy"))
+
+    monkeypatch.setattr(status_pkg, "Collector", fake_collector)
+    with StatusSession(tuned, tmp_path / "missing.yml") as session:
+        session()
+        session()
+    assert built == [(tuned, tmp_path / "missing.yml")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 from pathlib import Path
@@ -14,15 +15,18 @@ from hastack.drills import cli as drills
 from hastack.drills.campaign import NEMESES
 from hastack.drills.runner import Bindings
 from hastack.lab import Lab
-from hastack.status import healthy
+from hastack.status import StatusSession
 from hastack.topology.load import Loaded
 from hastack.topology.model import Topology
 from hastack.transport.ssh import connect_all
 
 
-def _bindings(loaded: Loaded, lab: Lab, topo: Topology) -> Bindings:
+def _bindings(loaded: Loaded, lab: Lab, topo: Topology, stack: contextlib.ExitStack) -> Bindings:
+    """The lab's bindings for `topo` (the tuned topology in bench): status judges that topology, with
+    connections kept across its polls and closed when `stack` closes."""
     ctx = _ctx(loaded)
-    return drills.lab_bindings(lab, topo, ctx.secrets, lambda: healthy(loaded.path), lambda: lab.state.cuts,
+    status = stack.enter_context(StatusSession(topo, loaded.path))
+    return drills.lab_bindings(lab, topo, ctx.secrets, status, lambda: lab.state.cuts,
                                recover=lambda: _recover(loaded))
 
 
@@ -50,8 +54,9 @@ def run_drill(loaded: Loaded, console: Console, scenario: str | None, repeat: in
         return 0
     ctx = _ctx(loaded)
     lab = Lab.load(loaded.path)
-    return drills.drill(ctx.topo, ctx.secrets, _bindings(loaded, lab, ctx.topo), scenario, repeat=repeat,
-                        report_dir=report_dir, out=console, hold_s=hold_s)
+    with contextlib.ExitStack() as stack:
+        return drills.drill(ctx.topo, ctx.secrets, _bindings(loaded, lab, ctx.topo, stack), scenario, repeat=repeat,
+                            report_dir=report_dir, out=console, hold_s=hold_s)
 
 
 def run_bench(loaded: Loaded, console: Console, scenarios: list[str], repeat: int, report_dir: Path | None) -> int:
@@ -75,8 +80,9 @@ def run_bench(loaded: Loaded, console: Console, scenarios: list[str], repeat: in
 
         asyncio.run(go())
 
-    return drills.bench(ctx.topo, ctx.secrets, lambda topo: _bindings(loaded, lab, topo), deploy_as,
-                        scenarios, repeat=repeat, report_dir=report_dir, out=console)
+    with contextlib.ExitStack() as stack:
+        return drills.bench(ctx.topo, ctx.secrets, lambda topo: _bindings(loaded, lab, topo, stack), deploy_as,
+                            scenarios, repeat=repeat, report_dir=report_dir, out=console)
 
 
 STATE_SCRIPT = r"""journalctl --since "$1" --until "$2" --no-pager -o short-iso-precise | tail -n 20000
@@ -107,5 +113,6 @@ def run_campaign(loaded: Loaded, console: Console, cycles: int, seed: int, nemes
                 text = f"could not read {n.name}: {exc}\n"
             (directory / f"{n.name}.log").write_text(text)
 
-    return drills.campaign(ctx.topo, ctx.secrets, _bindings(loaded, lab, ctx.topo), cycles=cycles, seed=seed,
-                           nemeses=nemeses or NEMESES, report_dir=report_dir, logs=logs, out=console)
+    with contextlib.ExitStack() as stack:
+        return drills.campaign(ctx.topo, ctx.secrets, _bindings(loaded, lab, ctx.topo, stack), cycles=cycles,
+                               seed=seed, nemeses=nemeses or NEMESES, report_dir=report_dir, logs=logs, out=console)
