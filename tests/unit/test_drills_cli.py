@@ -13,6 +13,7 @@ from test_drills_runner import FakeLab, FakeWorkload
 
 from hastack.drills import cli, scenarios
 from hastack.drills.runner import Timing
+from hastack.facts.rabbitmq import queues
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
 
@@ -157,12 +158,14 @@ def test_lab_faults_start_units_and_raise_on_a_failed_systemctl() -> None:
         f.kill_service("ctl-2", "mariadb", "KILL")
 
 
-def test_queue_leader_from_rabbitmqctl_json() -> None:
-    out = json.dumps([{"name": "other", "leader": "rabbit@ctl-1"}, {"name": "hastack.drill", "leader": "rabbit@ctl-3"}])
-    assert cli.parse_queue_leader(out) == "ctl-3"
-    assert cli.parse_queue_leader("[]") is None
-    assert cli.parse_queue_leader("not json") is None
-    assert cli.parse_queue_leader(json.dumps([{"name": "hastack.drill", "leader": ""}])) is None
+@pytest.mark.parametrize(("listed", "leader"), [
+    ([{"name": "other", "leader": "rabbit@ctl-1"}, {"name": "hastack.drill", "leader": "rabbit@ctl-3"}], "ctl-3"),
+    ([], None),
+    ([{"name": "hastack.drill", "leader": ""}], None),
+])
+def test_queue_leader_from_rabbitmqctl_json(seed: Topology, listed: list[dict[str, str]], leader: str | None) -> None:
+    lab = ScriptedLab({"ctl-1": subprocess.CompletedProcess([], 0, json.dumps(listed), "")})
+    assert cli.lab_queue_leader(lab, seed)() == leader
 
 
 def test_queue_leader_asks_the_next_broker_when_one_is_down(seed: Topology) -> None:
@@ -171,8 +174,7 @@ def test_queue_leader_asks_the_next_broker_when_one_is_down(seed: Topology) -> N
                        "ctl-2": subprocess.CompletedProcess([], 0, answer, "")})
     assert cli.lab_queue_leader(lab, seed)() == "ctl-2"
     assert [c[1] for c in lab.calls] == ["ctl-1", "ctl-2"]
-    assert lab.calls[0][2:] == ("rabbitmqctl", "-q", "list_queues", "-p", "drills", "name", "leader",
-                                "--formatter", "json")
+    assert lab.calls[0][2:] == queues("drills").argv
 
 
 def test_lab_bindings_need_the_stats_secret_unless_an_observer_is_given(seed: Topology) -> None:

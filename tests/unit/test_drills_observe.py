@@ -6,42 +6,36 @@ import subprocess
 import threading
 
 import httpx
+from recordings import load
 
 from hastack.drills import observe as ob
+from hastack.facts.system import FIND_PROCESS, addresses, process_running
 from hastack.topology.model import Topology
+from hastack.transport.base import Result
 
-IP_HOLDER = """1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever
-2: eth0    inet 10.77.0.11/24 brd 10.77.0.255 scope global eth0\\       valid_lft forever preferred_lft forever
-2: eth0    inet 10.77.0.10/32 scope global eth0\\       valid_lft forever preferred_lft forever
-"""
-IP_OTHER = """1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever
-2: eth0    inet 10.77.0.12/24 brd 10.77.0.255 scope global eth0\\       valid_lft forever preferred_lft forever
-"""
-HEADER = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis," \
-         "status,weight,act,bck,chkfail,chkdown,lastchg,downtime\n"
+IP_HOLDER = load("ip", "vip-held").stdout  # `ip -j -4 addr show` on a controller holding 10.77.0.10
+IP_OTHER = load("ip", "vip-elsewhere").stdout
+STATS_HEALTHY = load("haproxy", "show_stat-healthy").stdout  # the writer is ctl-1
+STATS_WRITER_DOWN = load("haproxy", "show_stat-writer-down").stdout  # ctl-1 DOWN: the writer is ctl-2
 
 
-def row(px: str, sv: str, status: str, act: str, bck: str) -> str:
-    return f"{px},{sv},0,0,0,0,,0,0,0,,0,,0,0,0,0,{status},1,{act},{bck},0,0,5,0\n"
-
-
-def stats(*rows: str) -> str:
-    return HEADER + row("galera", "FRONTEND", "OPEN", "", "") + "".join(rows) + \
-        row("galera", "BACKEND", "UP", "1", "2") + row("keystone", "ctl-1", "UP", "1", "0")
-
-
-def test_vip_address_is_found_only_as_a_whole_address() -> None:
-    assert ob.has_address(IP_HOLDER, "10.77.0.10")
-    assert not ob.has_address(IP_OTHER, "10.77.0.10")
-    assert not ob.has_address(IP_HOLDER, "10.77.0.1")  # a prefix of 10.77.0.10/11 is not the address
+def test_the_observer_reads_through_the_facts_parsers() -> None:
+    """The same commands and parsers as status and deploy (facts/), run through the lab."""
+    lab = ScriptedLab({("ctl-1", "ip"): IP_HOLDER, ("net-1", "sh"): "/proc/812/cmdline\n"})
+    assert ob.lab_fact(lab, "ctl-1", addresses()).holds("10.77.0.10")
+    assert lab.argvs == [["ip", "-j", "-4", "addr", "show"]]
+    assert ob.lab_fact(lab, "net-1", ob.AGENTS_RUNNING) is True
+    assert ob.lab_fact(lab, "net-2", ob.AGENTS_RUNNING) is False
+    assert lab.argvs[-1][-1] == ob.AGENT_PATTERN  # the pattern is an argument, not part of the script
 
 
 def test_writer_is_the_first_up_active_server_else_the_first_up_backup() -> None:
-    assert ob.galera_writer(stats(row("galera", "ctl-1", "UP", "1", "0"), row("galera", "ctl-2", "UP", "0", "1"))) \
-        == "ctl-1"
-    assert ob.galera_writer(stats(row("galera", "ctl-1", "DOWN", "1", "0"), row("galera", "ctl-2", "DOWN", "0", "1"),
-                                  row("galera", "ctl-3", "UP 1/2", "0", "1"))) == "ctl-3"
-    assert ob.galera_writer(stats(row("galera", "ctl-1", "DOWN", "1", "0"))) is None
+    """HAProxy's `/stats;csv` is `show stat`'s CSV: the facts parser reads both."""
+    assert ob.galera_writer(STATS_HEALTHY) == "ctl-1"
+    assert ob.galera_writer(STATS_WRITER_DOWN) == "ctl-2"
+    down = "\n".join(line.replace(",UP,", ",DOWN,") if line.startswith("galera,ctl-") else line
+                     for line in STATS_WRITER_DOWN.splitlines())
+    assert ob.galera_writer(down) is None
     assert ob.galera_writer("") is None
 
 
@@ -58,13 +52,13 @@ def test_agents_pattern_matches_only_agent_processes() -> None:
         b"/usr/bin/python3\0/usr/bin/neutron-dhcp-agent\0--config-file\0/etc/neutron/neutron.conf\0": True,
         b"systemctl\0show\0-p\0Id\0--\0neutron-l3-agent\0neutron-dhcp-agent\0": False,
         b"python3\0-c\0import sys\0neutron-metadata-agent\0": False,
-        b"sh\0-c\0" + ob.FIND_AGENTS[2].encode() + b"\0": False,
+        b"sh\0-c\0" + FIND_PROCESS.encode() + b"\0sh\0" + ob.AGENT_PATTERN.encode() + b"\0": False,
+        b"grep\0-l\0-a\0-E\0-e\0" + ob.AGENT_PATTERN.encode() + b"\0": False,
         b"neutron-linuxbridge-agent (/usr/bin/python3 /usr/bin/neutron-linuxbridge-agent)": False,
     }
     for cmdline, agent in cases.items():
         res = subprocess.run(["grep", "-c", "-a", "-E", ob.AGENT_PATTERN], input=cmdline, capture_output=True)
         assert (res.stdout.strip() == b"1") is agent, cmdline
-    assert ob.FIND_AGENTS[:2] == ["sh", "-c"]
 
 
 class ScriptedLab:
@@ -72,11 +66,13 @@ class ScriptedLab:
         self.outputs = outputs
         self.lock = threading.Lock()
         self.asked: list[str] = []
+        self.argvs: list[list[str]] = []
 
     def run(self, name: str, argv: list[str], timeout: float = 120,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
         with self.lock:
             self.asked.append(name)
+            self.argvs.append(argv)
         out = self.outputs.get((name, argv[0]), "")
         if isinstance(out, Exception):
             raise out
@@ -92,8 +88,7 @@ def observer(seed: Topology, lab: ScriptedLab, cuts: list[list[str]], seen_urls:
     def handler(request: httpx.Request) -> httpx.Response:
         seen_urls.append(str(request.url))
         assert request.headers["authorization"].startswith("Basic ")
-        return httpx.Response(200, text=stats(row("galera", "ctl-1", "DOWN", "1", "0"),
-                                              row("galera", "ctl-2", "UP", "0", "1")))
+        return httpx.Response(200, text=STATS_WRITER_DOWN)
 
     o.http = httpx.Client(transport=httpx.MockTransport(handler))
     return o
@@ -124,3 +119,17 @@ def test_a_cut_controller_does_not_count_as_holding_the_vip(seed: Topology) -> N
         o.close()
     assert seen["vip"] == ["ctl-2"]
     assert seen["agents"] == ["net-1", "net-2"]  # agents on both: the split brain the score counts
+
+
+def test_process_running_finds_a_real_process_by_its_command_line() -> None:
+    """The fact's own script and argv, run on this machine against a process started here."""
+    marker = str(40000 + threading.get_ident() % 9999)
+    fact = process_running(f"^sleep[^/]{marker}")
+    with subprocess.Popen(["sleep", marker]) as proc:
+        try:
+            res = subprocess.run(list(fact.argv), capture_output=True, text=True, timeout=10)
+            assert fact.parse(Result("here", fact.argv, res.returncode, res.stdout, res.stderr)) is True
+        finally:
+            proc.kill()
+    res = subprocess.run(list(fact.argv), capture_output=True, text=True, timeout=10)
+    assert fact.parse(Result("here", fact.argv, res.returncode, res.stdout, res.stderr)) is False

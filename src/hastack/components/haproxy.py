@@ -45,6 +45,8 @@ raise its limit that far: 4096 (~8.2k fds) fits the 20000 hard limit lab nodes i
 plenty for a control plane's API and database traffic."""
 CHECK_TIMEOUT_MS = 2000
 # Above the check script's own MariaDB timeout, so a hung server yields its 503, not a check timeout.
+GALERA_PROXY = "galera"
+"""The listener for SQL (templates/haproxy: `listen galera`): one writer, the others backups."""
 GALERA_CHECK_TIMEOUT_MS = (galera.CHECK_DB_TIMEOUT_S + 1) * 1000
 UNIT = "haproxy"
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import itertools
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from rich.table import Table
 from hastack import pki
 from hastack.drills import demo, profiles, report
 from hastack.drills.campaign import NEMESES, Campaign, Cycle, run_campaign, schedule, summary
-from hastack.drills.observe import Completed, LabObserver, LabRun
+from hastack.drills.observe import Completed, LabObserver, LabRun, lab_fact
 from hastack.drills.runner import Bindings, DrillAborted, DrillRun, DrillSeries, Status, Timing, run_series
 from hastack.drills.scenarios import SCENARIOS, by_name
 from hastack.drills.scoring import BenchRow, Stat, Verdict, bench_rows, judge
@@ -48,6 +47,7 @@ from hastack.drills.workloads import (
     Workload,
     standard,
 )
+from hastack.facts.rabbitmq import queues
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
 
@@ -122,29 +122,22 @@ def _checked(res: Completed, what: str) -> Completed:
     return res
 
 
-def parse_queue_leader(stdout: str, queue: str = RABBIT_QUEUE) -> str | None:
-    """`rabbitmqctl list_queues name leader --formatter json` -> the leader's node name (`rabbit@ctl-1` ->
-    `ctl-1`), or None when the queue is missing or has no leader."""
-    try:
-        rows = json.loads(stdout or "[]")
-    except ValueError:
-        return None
-    for row in rows if isinstance(rows, list) else []:
-        if isinstance(row, dict) and row.get("name") == queue and isinstance(row.get("leader"), str):
-            return str(row["leader"]).split("@", 1)[-1] or None
-    return None
-
-
 def lab_queue_leader(lab: LabLike, topo: Topology, vhost: str = RABBIT_VHOST,
                      queue: str = RABBIT_QUEUE) -> Callable[[], str | None]:
-    """Ask each broker in turn (the first may be the one that is down)."""
-    argv = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "leader", "--formatter", "json"]
+    """The node leading the drills' queue (`rabbit@ctl-1` -> `ctl-1`), or None when it is missing or
+    has no leader. Asks each broker in turn (the first may be the one that is down), through the
+    queues fact (`facts.rabbitmq`), as status does."""
+    fact = queues(vhost)
 
     def leader() -> str | None:
         for n in topo.brokers:
-            res = lab.run(n.name, argv, timeout=30)
-            if res.returncode == 0:
-                return parse_queue_leader(res.stdout, queue)
+            try:
+                listed = lab_fact(lab, n.name, fact, timeout=30)
+            except Exception:  # a node off or hung, output that is not a queue list: ask the next
+                continue
+            if listed.available:
+                found = next((q for q in listed.queues if q.name == queue), None)
+                return found.leader.split("@", 1)[-1] or None if found is not None and found.leader else None
         return None
 
     return leader

@@ -1,6 +1,8 @@
 """A reference `observe` callable for the watcher, over the lab's public API (`run`, `address`,
-cuts), and the pure parsers it uses. The lab may replace it with something cheaper; the contract
-is `workloads.Observe`: {"vip": [nodes], "agents": [nodes], "galera_writer": node | None}.
+cuts). What it reads is parsed by `facts/` (the same parsers status and deploy use, tested on
+recorded output): `lab_fact` runs a fact's command through the lab. The lab may replace it with
+something cheaper; the contract is `workloads.Observe`:
+{"vip": [nodes], "agents": [nodes], "galera_writer": node | None}.
 
 What each field means, and why:
 - vip: controllers with the VIP configured *and* a link that is not cut. A fully cut controller
@@ -19,24 +21,28 @@ Each node is asked in parallel with a short timeout; a node that does not answer
 from __future__ import annotations
 
 import concurrent.futures
-import csv
-import io
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from hastack import pki
 from hastack.components import haproxy, pacemaker
+from hastack.facts.base import Fact
+from hastack.facts.haproxy import parse_show_stat
+from hastack.facts.system import addresses, process_running
 from hastack.topology.model import Topology
+from hastack.transport.base import Result
+
+T = TypeVar("T")
 
 _AGENTS = "|".join(pacemaker.AGENT_UNITS)
 AGENT_PATTERN = f"^(({_AGENTS}) |/usr/bin/python3[^/]*/usr/bin/({_AGENTS}))"
 """An agent process itself: its command line *starts* with the agent (oslo's process title
 `neutron-l3-agent (...)`, or python3 running /usr/bin/neutron-l3-agent). Anchored, so a process
-that merely names an agent in its arguments (systemctl, a status probe, this grep) never counts:
-unanchored, `hastack status` polling the node showed up as the agents running on both nodes."""
-FIND_AGENTS = ["sh", "-c", f"grep -l -a -E '{AGENT_PATTERN}' /proc/[0-9]*/cmdline 2>/dev/null | head -n 1"]
+that merely names an agent in its arguments (systemctl, a status probe, this probe's own grep) never
+counts: unanchored, `hastack status` polling the node showed up as the agents running on both nodes."""
+AGENTS_RUNNING = process_running(AGENT_PATTERN)
 
 
 class Completed(Protocol):
@@ -52,23 +58,19 @@ class LabRun(Protocol):
     def address(self, name: str) -> str: ...
 
 
-def has_address(ip_addr_output: str, address: str) -> bool:
-    """`ip -o -4 addr show` lists `... inet 10.77.0.10/32 ...` for each configured address."""
-    for line in ip_addr_output.splitlines():
-        words = line.split()
-        if any(w == "inet" and nxt.split("/")[0] == address for w, nxt in zip(words, words[1:], strict=False)):
-            return True
-    return False
+def lab_fact(lab: LabRun, node: str, fact: Fact[T], timeout: float | None = None) -> T:
+    """Run a fact's command on a lab node and parse it with the fact's own parser. Raises what the
+    lab raises (node off, timeout) and what the parser raises (output it cannot use)."""
+    res = lab.run(node, list(fact.argv), timeout=fact.timeout if timeout is None else timeout)
+    return fact.parse(Result(node, fact.argv, res.returncode, res.stdout, res.stderr))
 
 
-def galera_writer(stats_csv: str, proxy: str = "galera") -> str | None:
-    rows = [r for r in csv.DictReader(io.StringIO(stats_csv.lstrip("# ")))
-            if r.get("pxname") == proxy and r.get("svname") not in ("FRONTEND", "BACKEND")]
-    up = [r for r in rows if (r.get("status") or "").startswith("UP")]
-    active = [r for r in up if r.get("act") == "1"]
-    backup = [r for r in up if r.get("bck") == "1"]
-    chosen = active or backup
-    return chosen[0]["svname"] if chosen else None
+def galera_writer(stats_csv: str) -> str | None:
+    """HAProxy's stats CSV (`/stats;csv` is `show stat`'s format) -> the server it sends writes to."""
+    try:
+        return parse_show_stat(stats_csv).serving(haproxy.GALERA_PROXY)
+    except ValueError:
+        return None
 
 
 def fully_cut(cuts: Iterable[Iterable[str]]) -> set[str]:
@@ -88,21 +90,20 @@ class LabObserver:
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.3, timeout)), verify=pki.verify(ca_pem),
                                  trust_env=False)
 
-    def _ask(self, node: str, argv: list[str]) -> str | None:
+    def _read(self, node: str, fact: Fact[T]) -> T | None:
         try:
-            res = self.lab.run(node, argv, timeout=self.timeout)
-        except Exception:  # node off (LabError), hung (TimeoutExpired): it holds nothing we can see
+            return lab_fact(self.lab, node, fact, self.timeout)
+        except Exception:  # node off (LabError), hung (TimeoutExpired), no answer: it holds nothing we can see
             return None
-        return res.stdout if res.returncode == 0 else None
 
     def __call__(self) -> Mapping[str, Any]:
         ctls = [n.name for n in self.topo.controllers]
         nets = [n.name for n in self.topo.network_nodes]
-        ip = self.pool.map(lambda n: self._ask(n, ["ip", "-o", "-4", "addr", "show"]), ctls)
-        agents = self.pool.map(lambda n: self._ask(n, FIND_AGENTS), nets)
+        ip = self.pool.map(lambda n: self._read(n, addresses()), ctls)
+        agents = self.pool.map(lambda n: self._read(n, AGENTS_RUNNING), nets)
         cut = fully_cut(self.cuts())
-        vip = [n for n, out in zip(ctls, ip, strict=True) if out and has_address(out, self.vip) and n not in cut]
-        running = [n for n, out in zip(nets, agents, strict=True) if out and out.strip()]
+        vip = [n for n, a in zip(ctls, ip, strict=True) if a is not None and a.holds(self.vip) and n not in cut]
+        running = [n for n, up in zip(nets, agents, strict=True) if up]
         return {"vip": vip, "agents": running, "galera_writer": self._writer(vip)}
 
     def _writer(self, holders: list[str]) -> str | None:

@@ -191,7 +191,7 @@ def galera_view(topo: Topology, facts: Facts, client: ClientView) -> GaleraView:
         nodes.append(GaleraNode(n.name, f is not None and f.galera is not None, f.galera if f else None,
                                 f.grastate if f and f.grastate_read else None, _unit(f, "mariadb")))
     garbd = tuple(UnitCheck(n.name, "garbd", _unit(facts.get(n.name), "garbd")) for n in topo.garbd_nodes)
-    writers = {n.name: f.haproxy.serving("galera") for n in topo.controllers
+    writers = {n.name: f.haproxy.serving(haproxy.GALERA_PROXY) for n in topo.controllers
                if (f := facts.get(n.name)) is not None and f.haproxy is not None and f.haproxy.available}
     return GaleraView(topo.galera_votes, tuple(nodes), garbd, writers, client.sql)
 
@@ -241,7 +241,7 @@ def haproxy_view(topo: Topology, facts: Facts, client: ClientView) -> HAProxyVie
         nodes.append(HAProxyNode(n.name, f is not None and f.haproxy is not None, f.haproxy if f else None,
                                  _unit(f, haproxy.UNIT)))
     os_view = openstack_view(topo, facts, client)
-    watched = ("galera", *(a.name for a in haproxy.apis(topo) if os_view.deployed(a.service)))
+    watched = (haproxy.GALERA_PROXY, *(a.name for a in haproxy.apis(topo) if os_view.deployed(a.service)))
     return HAProxyView(tuple(nodes), watched)
 
 
