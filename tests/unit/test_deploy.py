@@ -16,8 +16,9 @@ from hastack.deploy.stages.files import FilesStage
 from hastack.deploy.stages.galera import GaleraStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.facts import FileState, file_state, galera_status, grastate, packages, render_file_state, units
+from hastack.facts.galera import sql_accounts
 from hastack.topology.model import Topology
-from hastack.transport.fake import Expect, Script, on, on_fact, on_prefix, on_regex
+from hastack.transport.fake import Expect, Script, on, on_fact, on_prefix
 
 SYNCED = "wsrep_cluster_status\tPrimary\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON\nwsrep_cluster_size\t3\n"
 ACTIVE = "Id={u}.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n"
@@ -51,7 +52,7 @@ def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed
           *status_cmd("ctl-3", [None], SYNCED))
     s.add(*(on_fact(grastate(), host=h, exit_status=66) for h in ("ctl-1", "ctl-2", "ctl-3")))
     s.add(on("galera_new_cluster", host="ctl-1"))
-    s.add(on_regex("SELECT CONCAT", host="ctl-1", stdout="root@localhost\n"))
+    s.add(on_fact(sql_accounts(), host="ctl-1", stdout="root@localhost\n"))
     s.add(on("mariadb", host="ctl-1", times=3))  # CREATE USER x3, SQL on stdin
     s.add(unit("ctl-1", "mariadb", True, None))
     for h in ("ctl-2", "ctl-3"):
@@ -93,7 +94,7 @@ def test_no_bootstrap_when_a_primary_exists(seed: Topology) -> None:
     s.add(*status_cmd("ctl-1", [], None), *status_cmd("ctl-2", [], SYNCED), *status_cmd("ctl-3", [], SYNCED))
     d = make(seed, s)
     with pytest.raises(StageFailed):  # ctl-1 stays down in this script: its start fails the stage
-        s.add(on_regex("SELECT CONCAT", host="ctl-2", stdout="sst@localhost clustercheck@localhost hastack_probe@%\n"))
+        s.add(on_fact(sql_accounts(), host="ctl-2", stdout="sst@localhost\nclustercheck@localhost\nhastack_probe@%\n"))
         s.add(unit("ctl-1", "mariadb", False), on("systemctl", "enable", "--quiet", "mariadb", host="ctl-1"),
               on("systemctl", "start", "mariadb", host="ctl-1", exit_status=1, stderr="WSREP: failed to open gcomm"))
         asyncio.run(GaleraStage().run(d))
@@ -174,21 +175,10 @@ def test_a_second_run_changes_nothing(seed: Topology) -> None:
 
 
 # -- RabbitMQ: vhosts left stopped on a broker of a new cluster ------------------------------------
-def test_stopped_vhosts_read_from_the_lab() -> None:
-    from recordings import load
-
-    from hastack.deploy.stages.rabbitmq import VHOSTS, stopped_vhosts
-
-    rec = load("rabbitmqctl", "lab-vhosts-stopped")
-    assert rec.argv == VHOSTS
-    assert stopped_vhosts(rec.stdout) == [
-        ("rabbit@ctl-1", "cinder"), ("rabbit@ctl-1", "drills"), ("rabbit@ctl-1", "neutron"),
-        ("rabbit@ctl-2", "drills"), ("rabbit@ctl-2", "heat"), ("rabbit@ctl-2", "nova")]
-    assert stopped_vhosts('[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running"}}]') == []
-
-
 def test_the_gate_starts_a_vhost_where_it_is_stopped_then_waits_for_it(seed: Topology) -> None:
-    from hastack.deploy.stages.rabbitmq import VHOSTS
+    from hastack.facts.rabbitmq import stopped_vhosts
+
+    VHOSTS = stopped_vhosts().argv
 
     down = '[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running","rabbit@ctl-2":"stopped"}}]'
     up = '[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running","rabbit@ctl-2":"running"}}]'
@@ -203,7 +193,9 @@ def test_the_gate_starts_a_vhost_where_it_is_stopped_then_waits_for_it(seed: Top
 
 
 def test_the_gate_changes_nothing_when_every_vhost_runs(seed: Topology) -> None:
-    from hastack.deploy.stages.rabbitmq import VHOSTS
+    from hastack.facts.rabbitmq import stopped_vhosts
+
+    VHOSTS = stopped_vhosts().argv
 
     up = '[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running","rabbit@ctl-2":"running"}}]'
     s = Script().add(on(*VHOSTS, host="ctl-1", stdout=up))

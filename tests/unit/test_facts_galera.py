@@ -6,7 +6,7 @@ import pytest
 from recordings import answer
 
 from hastack.facts import galera_status, galera_variables, grastate, wsrep_recover
-from hastack.facts.galera import parse_grastate, parse_recovered, parse_variables
+from hastack.facts.galera import parse_grastate, parse_recovered, parse_variables, sql_accounts
 from hastack.transport.base import CommandError, Result
 
 UUID = "fe8bc110-e9bf-11f1-8c99-5b3c36ad21e6"
@@ -96,3 +96,9 @@ def test_wsrep_recover_with_gtid_and_last_line_wins() -> None:
 def test_wsrep_recover_without_position_is_an_error() -> None:
     with pytest.raises(ValueError, match="no 'WSREP: Recovered position'"):
         parse_recovered("[ERROR] Aborting\n")
+
+
+def test_sql_accounts_read_from_the_lab() -> None:
+    accounts = answer(sql_accounts(), "mariadb", "sql_accounts-deployed")
+    assert {"keystone@%", "neutron@%", "hastack_probe@%", "clustercheck@localhost"} <= accounts
+    assert all("@" in a for a in accounts)

@@ -6,7 +6,7 @@ import pytest
 from recordings import answer, load
 
 from hastack.facts import crm_mon
-from hastack.facts.pacemaker import parse_crm_mon
+from hastack.facts.pacemaker import parse_crm_mon, parse_resource_ids, resource_ids
 from hastack.transport.base import Result
 
 AGENTS = ("neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent")
@@ -112,3 +112,16 @@ def test_not_crm_mon_output() -> None:
     fact = crm_mon()
     m = fact.parse(Result("net-1", fact.argv, 127, "", "sh: 1: crm_mon: not found\n"))
     assert not m.available and "not found" in m.error
+
+
+def test_resource_ids_read_from_the_lab() -> None:
+    """Resources and their nesting, never their operations or attribute sets."""
+    ids = answer(resource_ids(), "cibadmin", "resources-deployed")
+    assert {"fence-net-1", "fence-net-2", "neutron-agents", "neutron-l3-agent"} <= ids
+    assert not any(i.endswith("-monitor-60s") or "instance_attributes" in i for i in ids)
+
+
+def test_resource_ids_of_an_empty_cib_and_of_garbage() -> None:
+    assert parse_resource_ids("<resources/>") == frozenset()
+    with pytest.raises(ValueError):
+        parse_resource_ids("<cib/>")

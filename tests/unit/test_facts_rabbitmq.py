@@ -6,7 +6,8 @@ import pytest
 from recordings import answer
 
 from hastack.facts import cluster_status, queues
-from hastack.facts.rabbitmq import Alarm, parse_cluster_status
+from hastack.facts.rabbitmq import Alarm, parse_cluster_status, parse_stopped_vhosts, stopped_vhosts, users
+from hastack.transport.base import CommandError, Result
 
 NODES = ("rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3")
 
@@ -82,3 +83,25 @@ def test_rows_before_a_failure_are_kept_but_flagged() -> None:
 def test_an_unknown_vhost_lists_nothing() -> None:
     q = answer(queues("/nova"), "rabbitmqctl", "lab-vhost-missing")
     assert q.available and q.complete and q.queues == ()
+
+
+def test_stopped_vhosts_read_from_the_lab() -> None:
+    """A new cluster's brokers booted together: some vhosts stayed stopped on some brokers."""
+    assert answer(stopped_vhosts(), "rabbitmqctl", "lab-vhosts-stopped") == [
+        ("rabbit@ctl-1", "cinder"), ("rabbit@ctl-1", "drills"), ("rabbit@ctl-1", "neutron"),
+        ("rabbit@ctl-2", "drills"), ("rabbit@ctl-2", "heat"), ("rabbit@ctl-2", "nova")]
+    assert parse_stopped_vhosts('[{"name":"nova","cluster_state":{"rabbit@ctl-1":"running"}}]') == []
+    with pytest.raises(ValueError):
+        parse_stopped_vhosts('{"not": "a list"}')
+
+
+def test_users_read_from_the_lab() -> None:
+    """hastack's deploy removes `guest`: the lab's brokers list only the accounts it made."""
+    names = answer(users(), "rabbitmqctl", "list_users-deployed")
+    assert names == {"hastack", "keystone", "neutron"}
+
+
+def test_users_failing_rabbitmqctl_is_an_error() -> None:
+    fact = users()
+    with pytest.raises(CommandError):
+        fact.parse(Result("ctl-1", fact.argv, 69, "", "Error: unable to perform an operation on node"))

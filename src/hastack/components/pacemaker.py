@@ -68,8 +68,12 @@ their ownership (seen in the lab, e.g. after a copy without numeric ids): deploy
 before starting pacemaker. Files cannot express directories, hence this list."""
 
 
+def fence_id_prefix() -> str:
+    return "fence-"
+
+
 def fence_id(node: Node) -> str:
-    return f"fence-{node.name}"
+    return f"{fence_id_prefix()}{node.name}"
 
 
 def agent_id(unit: str) -> str:

@@ -106,6 +106,14 @@ def galera_status() -> Fact[GaleraStatus]:
     return Fact("galera_status", _mariadb("SHOW GLOBAL STATUS LIKE 'wsrep_%'"), parse_galera_status, 15.0)
 
 
+def sql_accounts() -> Fact[frozenset[str]]:
+    """Every SQL account as `user@host` (`mysql.user`). Galera replicates accounts, so one node says."""
+    def parse(r: Result) -> frozenset[str]:
+        return frozenset(line.strip() for line in require_exit(r).stdout.splitlines() if line.strip())
+
+    return Fact("sql_accounts", _mariadb("SELECT CONCAT(User,'@',Host) FROM mysql.user"), parse, 15.0)
+
+
 def galera_variables() -> Fact[dict[str, str]]:
     """wsrep_* server variables (cluster address, node name, provider options...)."""
     return Fact("galera_variables", _mariadb("SHOW GLOBAL VARIABLES LIKE 'wsrep_%'"),

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from hastack.facts.base import Fact, first_line
+from hastack.facts.base import Fact, first_line, require_exit
 from hastack.transport.base import Result
 
 
@@ -213,3 +213,18 @@ def crm_mon() -> Fact[CrmMon]:
         return parse_crm_mon(r.stdout)
 
     return Fact("crm_mon", CRM_MON, parse, 30.0)
+
+
+def parse_resource_ids(text: str) -> frozenset[str]:
+    """The ids of the resources configured in the CIB's `<resources>` section (`cibadmin -Q -o
+    resources`): primitives, groups, clones and bundles, nested ones included; not their operations."""
+    root = ET.fromstring(text)
+    if root.tag != "resources":
+        raise ValueError(f"expected <resources>, got <{root.tag}>")
+    kinds = {"primitive", "group", "clone", "master", "bundle"}
+    return frozenset(el.get("id", "") for el in root.iter() if el.tag in kinds and el.get("id"))
+
+
+def resource_ids() -> Fact[frozenset[str]]:
+    return Fact("cib_resource_ids", ("cibadmin", "-Q", "-o", "resources"),
+                lambda r: parse_resource_ids(require_exit(r).stdout), 30.0)

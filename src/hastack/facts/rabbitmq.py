@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from hastack.facts.base import Fact, first_line
+from hastack.facts.base import Fact, first_line, require_exit
 from hastack.transport.base import Result
 
 QUEUE_COLUMNS = ("name", "type", "leader", "members", "online")
@@ -187,3 +187,32 @@ def queues(vhost: str = "/") -> Fact[Queues]:
 
     argv = ("rabbitmqctl", "-q", "list_queues", "--vhost", vhost, "--formatter", "json", *QUEUE_COLUMNS)
     return Fact(f"rabbitmq_queues {vhost}", argv, parse, 70.0)
+
+
+def _json_list(text: str, what: str) -> list[dict[str, Any]]:
+    doc = json.loads(text or "[]")
+    if not isinstance(doc, list) or not all(isinstance(row, dict) for row in doc):
+        raise ValueError(f"not a {what} document")
+    return doc
+
+
+def users() -> Fact[frozenset[str]]:
+    """The broker's user names (`list_users`): deploy checks that `guest` is gone."""
+    def parse(r: Result) -> frozenset[str]:
+        return frozenset(str(u.get("user", "")) for u in _json_list(require_exit(r).stdout, "list_users"))
+
+    return Fact("rabbitmq_users", ("rabbitmqctl", "-q", "list_users", "--formatter", "json"), parse, 70.0)
+
+
+def parse_stopped_vhosts(text: str) -> list[tuple[str, str]]:
+    """(broker, vhost) for every vhost not running on a broker, from `list_vhosts name cluster_state`."""
+    return sorted((broker, str(row["name"])) for row in _json_list(text, "list_vhosts")
+                  for broker, state in (row.get("cluster_state") or {}).items() if state != "running")
+
+
+def stopped_vhosts() -> Fact[list[tuple[str, str]]]:
+    """Where each vhost is not running. A vhost can stay stopped on a broker that was still joining
+    when another added it (deploy starts it there with `restart_vhost`)."""
+    return Fact("rabbitmq_stopped_vhosts",
+                ("rabbitmqctl", "-q", "list_vhosts", "name", "cluster_state", "--formatter", "json"),
+                lambda r: parse_stopped_vhosts(require_exit(r).stdout), 70.0)

@@ -12,7 +12,7 @@ from hastack.components import galera
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
 from hastack.facts import GaleraStatus, galera_status, grastate
-from hastack.facts.galera import NIL_UUID
+from hastack.facts.galera import NIL_UUID, sql_accounts
 from hastack.topology.model import Node
 
 
@@ -75,9 +75,7 @@ class GaleraStage:
 
     async def users(self, d: Deploy, host: str) -> None:
         """SST and health-check accounts, created once on one node (Galera replicates them)."""
-        res = await d.run(host, ["mariadb", "-N", "-B", "-e", "SELECT CONCAT(User,'@',Host) FROM mysql.user"],
-                          "list SQL users")
-        have = set(res.stdout.split())
+        have = await d.fact(host, sql_accounts(), "list SQL users")
         probe = galera.DbUser(galera.PROBE_USER, "%", galera.PROBE_SECRET, f"ALL PRIVILEGES ON `{galera.PROBE_DB}`.*")
         for u in [*galera.DB_USERS, probe]:
             if f"{u.name}@{u.host}" in have:

@@ -11,6 +11,7 @@ from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.stages.openstack import network_agents_gate
 from hastack.deploy.systemd import ensure_disabled, ensure_running
 from hastack.facts import CrmMon, crm_mon
+from hastack.facts.pacemaker import resource_ids
 from hastack.topology.model import Node
 
 
@@ -95,10 +96,13 @@ class PacemakerStage:
                      what="a DC, quorum and every network node online", timeout=120, interval=1)
 
     async def configure(self, d: Deploy, host: str) -> None:
-        res = await d.run(host, ["cibadmin", "-Q", "-o", "resources"], "read the CIB")
+        ids = await d.fact(host, resource_ids(), "read the CIB")
         changed = pacemaker.SCRIPT in d.changed_paths.get(host, set())
-        expected = f'id="{pacemaker.GROUP}"' if pacemaker.group_units(d.topo) else 'id="fence-'
-        if changed or expected not in res.stdout:
+        if pacemaker.group_units(d.topo):
+            configured = pacemaker.GROUP in ids
+        else:  # fencing only: any fence device of ours
+            configured = any(i.startswith(pacemaker.fence_id_prefix()) for i in ids)
+        if changed or not configured:
             await d.run(host, ["crm", "configure", "load", "update", pacemaker.SCRIPT], "apply the Pacemaker "
                         "configuration", timeout=120)
             d.changed(host, "applied the Pacemaker configuration")

@@ -3,12 +3,11 @@ join one cluster, and load users and vhosts from the rendered definitions (no `g
 
 from __future__ import annotations
 
-import json
-
 from hastack.components import rabbitmq
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import ensure_running
 from hastack.facts import RabbitCluster, cluster_status
+from hastack.facts.rabbitmq import stopped_vhosts, users
 from hastack.topology.model import Node
 
 
@@ -66,9 +65,7 @@ class RabbitMQStage:
 
         await d.wait(host, "gate: RabbitMQ cluster", probe,
                      what="every broker running in one cluster, no partitions", timeout=180, interval=1)
-        res = await d.run(host, ["rabbitmqctl", "-q", "list_users", "--formatter", "json"], "list RabbitMQ users")
-        users = {u.get("user") for u in json.loads(res.stdout or "[]")}
-        if "guest" in users:
+        if "guest" in await d.fact(host, users(), "list RabbitMQ users"):
             raise StepFailed(host, "gate: no guest user", "the default 'guest' account exists")
         await self.vhosts_everywhere(d, host)
 
@@ -82,8 +79,7 @@ class RabbitMQStage:
         starts it; the gate then waits for every vhost to run everywhere."""
 
         async def stopped() -> list[tuple[str, str]]:
-            res = await d.run(host, list(VHOSTS), "list RabbitMQ vhosts and where they run")
-            return stopped_vhosts(res.stdout)
+            return await d.fact(host, stopped_vhosts(), "list RabbitMQ vhosts and where they run")
 
         down = await stopped()
         if not down:
@@ -100,12 +96,3 @@ class RabbitMQStage:
         await d.wait(host, "gate: RabbitMQ vhosts", probe,
                      what="every vhost running on every broker", timeout=60, interval=1)
 
-
-VHOSTS = ("rabbitmqctl", "-q", "list_vhosts", "name", "cluster_state", "--formatter", "json")
-
-
-def stopped_vhosts(text: str) -> list[tuple[str, str]]:
-    """(broker, vhost) for every vhost not running on a broker, from `list_vhosts name cluster_state`."""
-    rows = json.loads(text or "[]")
-    return sorted((broker, row["name"]) for row in rows
-                  for broker, state in (row.get("cluster_state") or {}).items() if state != "running")
