@@ -21,7 +21,6 @@ from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, StageFailed, StepFailed
 from hastack.deploy.stages.openstack import (
-    HTTP_CODES,
     KEY_DIRS,
     LISTENERS,
     TOKEN_REQUEST,
@@ -33,6 +32,8 @@ from hastack.deploy.stages.openstack import (
     wait_http,
 )
 from hastack.facts.files import FILE_STATE_SCRIPT, FileState, render_file_state
+from hastack.facts.galera import MARIADB_QUERY
+from hastack.facts.system import HTTP_CODES
 from hastack.topology.model import Topology
 from hastack.transport.base import Result
 from hastack.transport.fake import Script, on_prefix, on_regex
@@ -178,7 +179,7 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
             return answer(h, argv, json.dumps({"changed": changed}) + "\n")
         return answer(h, argv, json.dumps({"ok": True, "missing": [], "seen": {}}) + "\n")
 
-    s.add(on_prefix("mariadb", "--batch", "--skip-column-names", "-e", times=None, respond=sql_query),
+    s.add(on_prefix(*MARIADB_QUERY, times=None, respond=sql_query),
           on_prefix("mariadb", "--batch", "--skip-column-names", times=None, respond=sql_read),
           on_prefix("mariadb", times=None, respond=sql_write),
           on_prefix("sh", "-c", FILE_STATE_SCRIPT, times=None, respond=file_states),
@@ -584,6 +585,9 @@ class ProbeOnly:
             return answer(host, tuple(argv), "".join(f"{200 if ':5000/' in u else '000'} {u}\n" for u in argv[4:]))
         assert argv[2] == LISTENERS and not check
         return answer(host, tuple(argv), "10.77.0.11:9696: pid 9, neutron-api.service ActiveState=active\n")
+
+    async def fact(self, host: str, fact: Any, step: str) -> Any:
+        return fact.parse(await self.run(host, list(fact.argv), step))
 
 
 def test_an_api_that_never_answers_fails_its_gate_with_who_listens() -> None:

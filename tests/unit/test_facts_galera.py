@@ -6,7 +6,15 @@ import pytest
 from recordings import answer
 
 from hastack.facts import galera_status, galera_variables, grastate, wsrep_recover
-from hastack.facts.galera import parse_grastate, parse_recovered, parse_variables, sql_accounts
+from hastack.facts.galera import (
+    MARIADB_QUERY,
+    parse_grastate,
+    parse_recovered,
+    parse_variables,
+    sql_accounts,
+    sql_rows,
+    table_counts,
+)
 from hastack.transport.base import CommandError, Result
 
 UUID = "fe8bc110-e9bf-11f1-8c99-5b3c36ad21e6"
@@ -102,3 +110,17 @@ def test_sql_accounts_read_from_the_lab() -> None:
     accounts = answer(sql_accounts(), "mariadb", "sql_accounts-deployed")
     assert {"keystone@%", "neutron@%", "hastack_probe@%", "clustercheck@localhost"} <= accounts
     assert all("@" in a for a in accounts)
+
+
+def test_table_counts_read_from_the_lab() -> None:
+    counts = answer(table_counts(), "mariadb", "table_counts-deployed")
+    assert counts["keystone"] == 49 and counts["neutron"] == 189 and "nova" not in counts
+
+
+def test_sql_rows_split_columns_and_unescape_values() -> None:
+    fact = sql_rows("SELECT host, note FROM t")
+    assert fact.argv[:-1] == MARIADB_QUERY
+    rows = fact.parse(Result("ctl-1", fact.argv, 0, "cmp-1\tfirst\\tline\ncmp-2\t\n\n", ""))
+    assert rows == (("cmp-1", "first\tline"), ("cmp-2", ""))
+    with pytest.raises(CommandError):
+        fact.parse(Result("ctl-1", fact.argv, 1, "", "ERROR 1146 (42S02): Table 't' doesn't exist"))

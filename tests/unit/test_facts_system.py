@@ -9,7 +9,7 @@ import pytest
 from recordings import answer, load
 
 from hastack.facts import addresses, gather, packages, units
-from hastack.facts.system import parse_packages
+from hastack.facts.system import http_codes, parse_packages
 from hastack.transport.base import CommandError, Result
 from hastack.transport.fake import Script, on_fact
 
@@ -137,3 +137,15 @@ def test_finding_the_vip_holder_across_hosts() -> None:
         return found
 
     assert asyncio.run(holders()) == ["ctl-2"]
+
+
+def test_http_codes_read_from_the_lab() -> None:
+    """One probe, every URL: 000 when nothing answered."""
+    got = answer(http_codes(["http://10.81.0.11:5000/v3", "http://10.81.0.11:8774/"]), "sh", "http_codes-keystone-up")
+    assert got == {"http://10.81.0.11:5000/v3": "200", "http://10.81.0.11:8774/": "000"}
+
+
+def test_http_codes_refuse_output_that_is_not_code_and_url() -> None:
+    fact = http_codes(["http://x/"])
+    with pytest.raises(ValueError):
+        fact.parse(Result("h", fact.argv, 0, "curl: command not found\n", ""))

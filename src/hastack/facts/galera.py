@@ -88,8 +88,31 @@ class GaleraStatus:
         return [a for a in raw.split(",") if a]
 
 
+MARIADB_QUERY = ("mariadb", "--connect-timeout=5", "-N", "-B", "-e")
+"""The local client as root over the socket, batch output without column names: every query fact's prefix."""
+
+
 def _mariadb(sql: str) -> tuple[str, ...]:
-    return ("mariadb", "--connect-timeout=5", "-N", "-B", "-e", sql)
+    return (*MARIADB_QUERY, sql)
+
+
+def parse_rows(text: str) -> tuple[tuple[str, ...], ...]:
+    """`mariadb -N -B` rows: columns split at tabs, values unescaped."""
+    return tuple(tuple(_unescape_batch(v) for v in line.split("\t")) for line in text.splitlines() if line)
+
+
+def sql_rows(sql: str, timeout: float = 60.0) -> Fact[tuple[tuple[str, ...], ...]]:
+    """The rows of a read-only query (deploy's checks of what exists: compute hosts, resource types)."""
+    return Fact("sql_rows", _mariadb(sql), lambda r: parse_rows(require_exit(r).stdout), timeout)
+
+
+def table_counts() -> Fact[dict[str, int]]:
+    """Tables per database: a database with none is empty (created, never synced, or re-created)."""
+    def parse(r: Result) -> dict[str, int]:
+        return {row[0]: int(row[1]) for row in parse_rows(require_exit(r).stdout) if len(row) == 2}
+
+    return Fact("table_counts", _mariadb("SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES "
+                                         "GROUP BY TABLE_SCHEMA"), parse, 60.0)
 
 
 def parse_galera_status(r: Result) -> GaleraStatus:

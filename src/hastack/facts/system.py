@@ -180,3 +180,24 @@ def process_running(pattern: str) -> Fact[bool]:
         return bool(require_exit(r).stdout.strip())
 
     return Fact("process_running", ("sh", "-c", FIND_PROCESS, "sh", pattern), parse, 10.0)
+
+
+HTTP_CODES = r"""for u do
+  printf '%s %s\n' "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -- "$u")" "$u"
+done
+"""
+"""Prints `<status> <url>` per URL argument (000 when nothing answered): one round trip per look."""
+
+
+def http_codes(urls: Sequence[str]) -> Fact[dict[str, str]]:
+    """The HTTP status each URL answers, asked from the host itself (`000`: nothing answered)."""
+    def parse(r: Result) -> dict[str, str]:
+        got: dict[str, str] = {}
+        for line in require_exit(r).stdout.splitlines():
+            code, _, url = line.partition(" ")
+            if not (len(code) == 3 and code.isdigit() and url):
+                raise ValueError(f"not '<code> <url>': {line[:80]!r}")
+            got[url] = code
+        return got
+
+    return Fact("http_codes", ("sh", "-c", HTTP_CODES, "sh", *urls), parse, 5.0 * len(urls) + 30.0)

@@ -49,6 +49,8 @@ from hastack.deploy.stages.galera import sql_quote
 from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import Package, file_state, packages
+from hastack.facts.galera import sql_rows, table_counts
+from hastack.facts.system import http_codes
 from hastack.topology.model import Node, ServiceName, Topology
 
 COMPONENTS: tuple[ServiceName, ...] = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "heat",
@@ -72,12 +74,6 @@ SCHEMA_PACKAGES: dict[ServiceName, tuple[str, ...]] = {
 """Where each service's migrations live: a new version of these may bring new ones."""
 
 KEY_DIRS = (keystone.FERNET_DIR, keystone.CREDENTIAL_DIR)
-
-HTTP_CODES = r"""for u do
-  printf '%s %s\n' "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -- "$u")" "$u"
-done
-"""
-"""Prints `<status> <url>` per URL argument (000 when nothing answered): one round trip per look."""
 
 LISTENERS = r"""for a do
   pid=$(ss -ltnpH "src ${a%:*} and sport = :${a##*:}" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1)
@@ -169,11 +165,7 @@ async def wait_http(d: Deploy, host: str, urls: list[tuple[str, int]], what: str
     silent: list[str] = list(want)
 
     async def probe() -> tuple[bool, object]:
-        res = await d.run(host, ["sh", "-c", HTTP_CODES, "sh", *want], f"probe {what}")
-        got: dict[str, str] = {}
-        for line in res.stdout.splitlines():
-            code, _, url = line.partition(" ")
-            got[url] = code
+        got = await d.fact(host, http_codes(list(want)), f"probe {what}")
         bad = {u: got.get(u, "?") for u, code in want.items() if got.get(u) != str(code)}
         silent[:] = list(bad)
         return not bad, ", ".join(f"{u} -> {c}" for u, c in bad.items()) or "all answered"
@@ -359,10 +351,7 @@ class OpenStackStage:
         services = list(dict.fromkeys(s.service for s in steps))
         if not services:
             return
-        res = await d.run(host, ["mariadb", "--batch", "--skip-column-names", "-e",
-                                 "SELECT TABLE_SCHEMA, COUNT(*) FROM information_schema.TABLES GROUP BY TABLE_SCHEMA"],
-                          "count tables per database")
-        tables = {db: int(n) for db, n in (line.split("\t") for line in res.stdout.splitlines() if "\t" in line)}
+        tables = await d.fact(host, table_counts(), "count tables per database")
         names = [p for s in services for p in SCHEMA_PACKAGES[s]]
         pkgs = await d.fact(host, packages(names), "read package versions")
         t = d.transports[host]
@@ -487,10 +476,9 @@ class OpenStackStage:
         version = version_stamp(pkgs, names)
         stamp_path = f"{STAMP_DIR}/gnocchi-resource-types"
         t = d.transports[host]
-        have = await d.run(host, ["mariadb", "--batch", "--skip-column-names", "-e",
-                                  "SELECT COUNT(*) FROM gnocchi.resource_type WHERE name = 'image'"],
-                           "read Gnocchi's resource types")
-        if await t.get(stamp_path) == version and have.stdout.strip() not in ("", "0"):
+        have = await d.fact(host, sql_rows("SELECT COUNT(*) FROM gnocchi.resource_type WHERE name = 'image'"),
+                            "read Gnocchi's resource types")
+        if await t.get(stamp_path) == version and have not in ((), (("0",),)):
             return  # the same ceilometer made them, and they are still there (not a re-created database)
         await d.run(host, ["runuser", "-u", "ceilometer", "--", *telemetry.RESOURCE_TYPES],
                     "ceilometer-upgrade (Gnocchi resource types)", timeout=600)
@@ -514,8 +502,7 @@ class OpenStackStage:
             return
 
         async def rows(sql: str, step: str) -> set[str]:
-            res = await d.run(host, ["mariadb", "--batch", "--skip-column-names", "-e", sql], step)
-            return set(res.stdout.split())
+            return {row[0] for row in await d.fact(host, sql_rows(sql), step) if row}
 
         mapped = "SELECT host FROM nova_api.host_mappings"
         if set(computes) <= await rows(mapped, "read nova host mappings"):
