@@ -73,7 +73,7 @@ case "${1:-}" in
     up)
         setup
         uv run hastack lab up "$TOPOLOGY"
-        uv run hastack deploy "$TOPOLOGY"
+        uv run hastack deploy "$TOPOLOGY" --yes
         uv run hastack status "$TOPOLOGY"
         ;;
     down)

@@ -98,7 +98,7 @@ def seed_lab() -> Iterator[Path]:
     up = hastack("lab", "up", str(SEED))
     assert up.returncode == 0, up.stdout + up.stderr
     try:
-        dep = hastack("deploy", str(SEED))
+        dep = hastack("deploy", str(SEED), "--yes")
         print(dep.stdout)
         assert dep.returncode == 0, dep.stdout + dep.stderr
         yield SEED

@@ -47,7 +47,7 @@ def own_lab(topo: Path, nodes: tuple[str, ...]) -> Iterator[Path]:
     up = hastack("lab", "up", str(topo))
     assert up.returncode == 0, up.stdout + up.stderr
     try:
-        dep = hastack("deploy", str(topo))
+        dep = hastack("deploy", str(topo), "--yes")
         print(dep.stdout[-3000:])
         assert dep.returncode == 0, dep.stdout + dep.stderr
         yield topo

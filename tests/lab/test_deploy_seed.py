@@ -77,7 +77,7 @@ def test_pacemaker_group_on_one_node_with_fencing(seed_lab: Path) -> None:
 
 
 def test_second_deploy_changes_nothing(seed_lab: Path) -> None:
-    res = hastack("deploy", str(seed_lab))
+    res = hastack("deploy", str(seed_lab), "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "0 changed" in res.stdout
 
@@ -87,14 +87,14 @@ def test_changed_haproxy_timing_restarts_haproxy_only_rolling(seed_lab: Path) ->
     variant = seed_lab.parent / ".seed-haproxy-variant.yml"
     variant.write_text(seed_lab.read_text() + "tuning:\n  haproxy: {check_inter_ms: 700}\n")
     try:
-        res = hastack("deploy", str(variant))
+        res = hastack("deploy", str(variant), "--yes")
         assert res.returncode == 0, res.stdout + res.stderr
         restarts = re.findall(r"\] (\S+): restarted (\S+)", res.stdout)
         assert restarts == [("ctl-1", "haproxy"), ("ctl-2", "haproxy"), ("ctl-3", "haproxy")]
         assert not re.search(r": started ", res.stdout)
     finally:
         variant.unlink()
-        back = hastack("deploy", str(seed_lab))
+        back = hastack("deploy", str(seed_lab), "--yes")
         assert back.returncode == 0, back.stdout + back.stderr
     assert re.findall(r"\] (\S+): restarted (\S+)", back.stdout) == [
         ("ctl-1", "haproxy"), ("ctl-2", "haproxy"), ("ctl-3", "haproxy")]

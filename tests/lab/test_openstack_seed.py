@@ -173,7 +173,7 @@ def test_network_agents_alive_and_clustered_ones_once_under_the_shared_identity(
 
 
 def test_redeploy_changes_nothing(cloud: str) -> None:
-    res = hastack("deploy", str(TOPOLOGY))
+    res = hastack("deploy", str(TOPOLOGY), "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"deploy done in [0-9.]+s: 0 changed", res.stdout), res.stdout
 

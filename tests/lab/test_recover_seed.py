@@ -103,5 +103,5 @@ def test_power_loss_of_every_controller(seed_lab: Path) -> None:
     all_present(seed_lab, markers)
     holders = [n for n in CONTROLLERS if f"{VIP}/" in on(seed_lab, n, "ip", "-4", "-o", "addr")]
     assert len(holders) == 1
-    again = hastack("deploy", str(seed_lab))
+    again = hastack("deploy", str(seed_lab), "--yes")
     assert again.returncode == 0 and "0 changed" in again.stdout, again.stdout + again.stderr

@@ -4,7 +4,9 @@ order, on which host; a failure in one stage stops the next."""
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,11 +14,13 @@ from conftest import FixedSecrets
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, StageFailed, StepFailed
+from hastack.deploy.run import PlanResult
 from hastack.deploy.stages.files import FilesStage
 from hastack.deploy.stages.galera import GaleraStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.facts import FileState, file_state, galera_status, grastate, packages, render_file_state, units
 from hastack.facts.galera import sql_accounts
+from hastack.plan.gather import HostPlan
 from hastack.topology.model import Topology
 from hastack.transport.fake import Expect, Script, on, on_fact, on_prefix
 
@@ -231,3 +235,55 @@ def test_a_plan_writes_no_secrets_file_and_names_what_deploy_would_generate(seed
     desired(Ctx(seed, kept))
     kept.save()  # what deploy does
     assert path.exists() and planned(Secrets.load(path))[1] == []
+
+
+# -- deploy shows its plan and asks --------------------------------------------------------------------
+def _console() -> tuple[Any, io.StringIO]:
+    from rich.console import Console
+
+    buf = io.StringIO()
+    return Console(file=buf, width=200), buf
+
+
+def _changes() -> PlanResult:
+    return PlanResult({"ctl-1": HostPlan("ctl-1", packages=["haproxy"], stopped=["haproxy"])}, {})
+
+
+def test_deploy_asks_before_a_plan_with_changes_and_stops_on_no() -> None:
+    from hastack.cli.deploy import confirm_deploy
+
+    console, buf = _console()
+    asked: list[str] = []
+    assert confirm_deploy(_changes(), console, dry_run=False, ask=lambda q: asked.append(q) or "n") == 1
+    assert asked and "2 change(s)" in asked[0]
+    assert "+ package haproxy" in buf.getvalue() and "nothing was changed" in buf.getvalue()
+    assert confirm_deploy(_changes(), _console()[0], dry_run=False, ask=lambda q: "yes") is None
+
+
+def test_deploy_without_a_terminal_needs_yes_unless_nothing_changes() -> None:
+    from hastack.cli.deploy import confirm_deploy
+
+    console, buf = _console()
+    assert confirm_deploy(_changes(), console, dry_run=False, ask=None) == 1
+    assert "--yes" in buf.getvalue()
+    assert confirm_deploy(PlanResult({"ctl-1": HostPlan("ctl-1")}, {}), _console()[0], dry_run=False, ask=None) is None
+    # secrets a fresh topology needs are a change too
+    assert confirm_deploy(PlanResult({}, {}, ["galera/sst"]), _console()[0], dry_run=False, ask=None) == 1
+
+
+def test_deploy_dry_run_shows_the_plan_and_stops() -> None:
+    from hastack.cli.deploy import confirm_deploy
+
+    console, buf = _console()
+    assert confirm_deploy(_changes(), console, dry_run=True, ask=lambda q: "yes") == 0
+    assert "dry run: 2 change(s) planned; nothing was changed" in buf.getvalue()
+    assert confirm_deploy(PlanResult({}, {"ctl-2": "unreachable"}), _console()[0], dry_run=True, ask=None) == 3
+
+
+def test_deploy_yes_and_dry_run_exclude_each_other() -> None:
+    from typer.testing import CliRunner
+
+    from hastack.cli.main import app
+
+    res = CliRunner().invoke(app, ["deploy", "examples/seed.yml", "--yes", "--dry-run"])
+    assert res.exit_code == 2 and "exclude each other" in res.output

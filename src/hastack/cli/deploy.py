@@ -6,10 +6,12 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
 
+from hastack.components.base import Ctx
 from hastack.deploy.engine import Event, Interrupted, StageFailed, StepFailed
 from hastack.deploy.run import PlanResult, deploy, plan
 from hastack.render import context
@@ -31,9 +33,7 @@ async def _close(transports: dict[str, object]) -> None:
     await asyncio.gather(*(t.close() for t in transports.values()), return_exceptions=True)  # type: ignore[attr-defined]
 
 
-def run_plan(loaded: Loaded, console: Console) -> int:
-    ctx = context(loaded)
-
+def _plan(ctx: Ctx, loaded: Loaded) -> PlanResult:
     async def go() -> PlanResult:
         transports = await connect_all(ctx.topo, loaded.path)
         try:
@@ -41,7 +41,11 @@ def run_plan(loaded: Loaded, console: Console) -> int:
         finally:
             await _close(dict(transports))
 
-    result = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def show_plan(result: PlanResult, console: Console) -> int:
+    """Print the plan; the number of changes it shows."""
     for host, hp in result.hosts.items():
         changed = hp.changed_files
         console.print(f"[bold]{host}[/]: {len(changed)} file(s) to change, {len(hp.packages)} package(s) to "
@@ -62,13 +66,53 @@ def run_plan(loaded: Loaded, console: Console) -> int:
         console.print(f"{len(result.new_secrets)} secret(s) to generate ({', '.join(result.new_secrets[:6])}"
                       f"{', ...' if len(result.new_secrets) > 6 else ''}): deploy creates them, the plan wrote none",
                       markup=False, highlight=False)
-    total = sum(len(h.changed_files) + len(h.packages) + len(h.stopped) for h in result.hosts.values())
+    return sum(len(h.changed_files) + len(h.packages) + len(h.stopped) for h in result.hosts.values())
+
+
+def run_plan(loaded: Loaded, console: Console) -> int:
+    result = _plan(context(loaded), loaded)
+    total = show_plan(result, console)
     console.print(f"plan: {total} change(s); nothing was changed")
     return 3 if result.errors else 0
 
 
-def run_deploy(loaded: Loaded, console: Console, only: list[str] | None) -> int:
+def confirm_deploy(result: PlanResult, console: Console, *, dry_run: bool,
+                   ask: Callable[[str], str] | None) -> int | None:
+    """The plan shown, then the operator's word: None to go on, else the exit code to stop with.
+
+    A plan with nothing to change goes on without asking (deploy then only checks every cluster and
+    gate). `ask` None: not a terminal, so nobody can answer; deploy stops and says to pass --yes."""
+    total = show_plan(result, console)
+    if result.errors:
+        console.print("plan: some hosts could not be read; deploy would stop at them", style="yellow")
+    if dry_run:
+        console.print(f"dry run: {total} change(s) planned; nothing was changed")
+        return 3 if result.errors else 0
+    if total == 0 and not result.new_secrets and not result.errors:
+        console.print("plan: nothing to change; deploy checks every cluster and gate")
+        return None
+    if ask is None:
+        console.print("not confirmed: run again with --yes to carry out this plan (or --dry-run to only show it)",
+                      style="yellow")
+        return 1
+    if ask(f"carry out these {total} change(s), with their restarts and the cluster steps they need? [y/N] "
+           ).strip().lower() in ("y", "yes"):
+        return None
+    console.print("not confirmed: nothing was changed", style="yellow")
+    return 1
+
+
+def run_deploy(loaded: Loaded, console: Console, only: list[str] | None, *, yes: bool = True,
+               dry_run: bool = False) -> int:
+    """`yes`: no plan, no question (scripts, `./go up`, tests); else the plan comes first (see
+    `confirm_deploy`). The plan and the deploy share one context, so the secrets a fresh plan names
+    are the ones deploy keeps."""
     ctx = context(loaded)
+    if dry_run or not yes:
+        ask = console.input if sys.stdin.isatty() and console.is_terminal else None
+        stop = confirm_deploy(_plan(ctx, loaded), console, dry_run=dry_run, ask=ask)
+        if stop is not None:
+            return stop
     t0 = time.monotonic()
     emit = show_event(console, t0)
 

@@ -117,12 +117,20 @@ def plan_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY) -> None:
 @app.command("deploy")
 def deploy_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY,
                stage: Annotated[list[str] | None, typer.Option("--stage", help="run only these stages")] = None,
+               yes: Annotated[bool, typer.Option("--yes", help="carry out the plan without showing it or asking "
+                                                              "(scripts)")] = False,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="show the plan, change nothing")] = False,
                ) -> None:
-    """Bring the whole stack up stage by stage, each gated healthy. Idempotent: a re-run changes nothing."""
+    """Bring the whole stack up stage by stage, each gated healthy. Idempotent: a re-run changes nothing.
+
+    The plan comes first (as `hastack plan` shows it) and deploy asks before changing anything; a plan
+    with nothing to change goes on at once. Not on a terminal, pass --yes."""
     from hastack.cli.deploy import run_deploy
 
+    if yes and dry_run:
+        fail("--yes and --dry-run exclude each other", 2)
     with reported():
-        raise typer.Exit(run_deploy(load_or_exit(topology), out, stage))
+        raise typer.Exit(run_deploy(load_or_exit(topology), out, stage, yes=yes, dry_run=dry_run))
 
 
 @app.command("status")
