@@ -10,9 +10,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from hastack.deploy.engine import Deploy, StepFailed
-from hastack.deploy.stages.galera import GaleraStage, wait_synced
-from hastack.deploy.stages.pacemaker import PacemakerStage, crm_state
-from hastack.deploy.stages.rabbitmq import RabbitMQStage, cluster
+from hastack.deploy.reads import crm_state, rabbit_cluster, wait_synced
+from hastack.deploy.stages.galera import GaleraStage
+from hastack.deploy.stages.pacemaker import PacemakerStage
+from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.deploy.stages.vip import VipStage
 from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.deploy.wait import GateTimeout, until
@@ -127,7 +128,7 @@ async def rabbitmq_execute(d: Deploy) -> None:
     """Brokers start together (a lone broker waits for its peers); the gate then wants every
     member running and no partition. force_boot is used only when every broker stays down."""
     ctls = d.topo.brokers
-    states = {n.name: (await cluster(d, n.name)).available for n in ctls}
+    states = {n.name: (await rabbit_cluster(d, n.name)).available for n in ctls}
     down = [n for n in ctls if not states[n.name]]
     if down:
         results = await asyncio.gather(*(d.run(n.name, ["systemctl", "start", "rabbitmq-server"],

@@ -10,28 +10,11 @@ from __future__ import annotations
 
 from hastack.components import galera
 from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.reads import sql_quote, wait_synced, wsrep
 from hastack.deploy.systemd import ensure_running
-from hastack.facts import GaleraStatus, galera_status, grastate
+from hastack.facts import GaleraStatus, grastate
 from hastack.facts.galera import NIL_UUID, sql_accounts
 from hastack.topology.model import Node
-
-
-def sql_quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-async def wsrep(d: Deploy, host: str) -> GaleraStatus:
-    """The node's wsrep status (`available` False when MariaDB does not answer)."""
-    return await d.fact(host, galera_status(), "read wsrep status")
-
-
-async def wait_synced(d: Deploy, host: str, timeout: float = 180) -> None:
-    async def probe() -> tuple[bool, object]:
-        s = await wsrep(d, host)
-        return s.synced, s.state if s.available else f"not answering: {s.error}"
-
-    await d.wait(host, "wait for Galera Synced", probe,
-                 what=f"{host} to be Synced in the primary component", timeout=timeout)
 
 
 class GaleraStage:

@@ -45,7 +45,7 @@ from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.components.registry import component
 from hastack.deploy.engine import Deploy, StepFailed
-from hastack.deploy.stages.galera import sql_quote
+from hastack.deploy.reads import sql_quote
 from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import Package, file_state, packages

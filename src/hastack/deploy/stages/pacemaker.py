@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from hastack.components import corosync, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.reads import crm_state
 from hastack.deploy.stages.openstack import network_agents_gate
 from hastack.deploy.systemd import ensure_disabled, ensure_running
-from hastack.facts import CrmMon, crm_mon
+from hastack.facts import CrmMon
 from hastack.facts.pacemaker import resource_ids
 from hastack.topology.model import Node
-
-
-async def crm_state(d: Deploy, host: str) -> CrmMon:
-    return await d.fact(host, crm_mon(), "read cluster state")
 
 
 def group_nodes(st: CrmMon) -> tuple[str, ...]:

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from hastack.components import rabbitmq
 from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.reads import rabbit_cluster
 from hastack.deploy.systemd import ensure_running
-from hastack.facts import RabbitCluster, cluster_status
 from hastack.facts.rabbitmq import stopped_vhosts, users
 from hastack.topology.model import Node
-
-
-async def cluster(d: Deploy, host: str) -> RabbitCluster:
-    return await d.fact(host, cluster_status(), "read RabbitMQ cluster status")
 
 
 class RabbitMQStage:
@@ -43,10 +39,10 @@ class RabbitMQStage:
     async def join(self, d: Deploy, node: Node) -> None:
         """A broker that formed a cluster of its own (e.g. it booted alone once) joins the first one."""
         first = rabbitmq.nodename(d.topo.brokers[0])
-        status = await cluster(d, node.name)
+        status = await rabbit_cluster(d, node.name)
         if not status.available:
             await self.await_startup(d, node.name)
-            status = await cluster(d, node.name)
+            status = await rabbit_cluster(d, node.name)
         if first in status.members:
             return
         steps = [["stop_app"], ["reset"], ["join_cluster", first], ["start_app"]]
@@ -59,7 +55,7 @@ class RabbitMQStage:
         host = d.topo.brokers[0].name
 
         async def probe() -> tuple[bool, object]:
-            s = await cluster(d, host)
+            s = await rabbit_cluster(d, host)
             running = sorted(s.running_nodes)
             return running == want and not s.partitioned, f"running={running} partitions={s.partitions}"
 
