@@ -26,6 +26,8 @@ CREDENTIAL_DIR = "/etc/keystone/credential-keys"
 FERNET_KEYS = 3
 CREDENTIAL_KEYS = 2
 UNIT = "keystone"
+ADMIN_SECRET = "keystone/admin"
+"""The password of Keystone's `admin` user (project admin, domain Default)."""
 OPENRC = "/root/admin-openrc"
 """The cloud admin's credentials for the `openstack` client on a controller (`. /root/admin-openrc`):
 0600, the Keystone URL on the VIP, and the cluster's CA when TLS is on."""
@@ -62,14 +64,13 @@ CATALOG: tuple[tuple[ServiceName, str, str, int, str], ...] = (
     ("telemetry", "aodh", "alarming", 8042, ""),
 )
 INTERFACES = ("public", "internal", "admin")
-DEFAULT_DOMAIN = "Default"
 
 
-def project_scope(project: str, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
+def project_scope(project: str, domain: str = os_.DOMAIN) -> dict[str, Any]:
     return {"project": {"name": project, "domain": {"name": domain}}}
 
 
-def password_auth(user: str, password: str, project: str, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
+def password_auth(user: str, password: str, project: str, domain: str = os_.DOMAIN) -> dict[str, Any]:
     """The body of `POST /v3/auth/tokens`: a project-scoped token by password (user and project in `domain`).
     The one copy every in-package client uses (deploy's gate, status, the drills' workload); the
     node-side `agents/openstack_admin.py` runs alone and keeps its own."""
@@ -78,7 +79,7 @@ def password_auth(user: str, password: str, project: str, domain: str = DEFAULT_
                      "scope": project_scope(project, domain)}}
 
 
-def token_auth(token: str, project: str, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
+def token_auth(token: str, project: str, domain: str = os_.DOMAIN) -> dict[str, Any]:
     """A new project-scoped token from a held one (`methods: token`), as a long-running service renews."""
     return {"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
                      "scope": project_scope(project, domain)}}
@@ -106,7 +107,7 @@ def bootstrap(ctx: Ctx) -> tuple[list[str], dict[str, str]]:
             "--bootstrap-service-name", "keystone", "--bootstrap-region-id", ctx.topo.openstack.region]
     for e in ident:
         argv += [f"--bootstrap-{e.interface}-url", e.url]
-    return argv, {"OS_BOOTSTRAP_PASSWORD": ctx.secrets.password("keystone/admin")}
+    return argv, {"OS_BOOTSTRAP_PASSWORD": ctx.secrets.password(ADMIN_SECRET)}
 
 
 def conf(ctx: Ctx) -> os_.Sections:
@@ -126,7 +127,7 @@ def openrc(ctx: Ctx) -> File:
     """Every value is either generated (alphanumeric password) or validated by the topology model
     (address, region pattern), so nothing here needs shell quoting beyond the plain single quotes."""
     env = {"OS_AUTH_URL": ctx.topo.vip_url(os_.KEYSTONE_PORT, "/v3"), "OS_IDENTITY_API_VERSION": "3",
-           "OS_USERNAME": "admin", "OS_PASSWORD": ctx.secrets.password("keystone/admin"),
+           "OS_USERNAME": "admin", "OS_PASSWORD": ctx.secrets.password(ADMIN_SECRET),
            "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": os_.DOMAIN, "OS_PROJECT_DOMAIN_NAME": os_.DOMAIN,
            "OS_REGION_NAME": ctx.topo.openstack.region, "OS_INTERFACE": "public",
            **({"OS_CACERT": pki.CA_PATH} if ctx.topo.network.tls else {})}

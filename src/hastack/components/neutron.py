@@ -185,7 +185,7 @@ def metadata_conf(ctx: Ctx) -> os_.Sections:
         "nova_metadata_port": nova.METADATA_PORT,
         "nova_metadata_protocol": ctx.topo.api_scheme,
         **tls,
-        "metadata_proxy_shared_secret": ctx.secrets.password("metadata/secret"),
+        "metadata_proxy_shared_secret": ctx.secrets.password(os_.METADATA_SECRET),
         "metadata_workers": ctx.topo.openstack.api_workers,
     }}
 

@@ -68,7 +68,7 @@ def controller_conf(ctx: Ctx, node: Node) -> os_.Sections:
         {"scheduler": {"workers": workers}},
         os_.keystone_authtoken(ctx, "nova"),
         {"neutron": {"service_metadata_proxy": True,
-                     "metadata_proxy_shared_secret": ctx.secrets.password("metadata/secret")}},
+                     "metadata_proxy_shared_secret": ctx.secrets.password(os_.METADATA_SECRET)}},
     )
 
 

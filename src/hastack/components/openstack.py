@@ -29,6 +29,10 @@ Sections = dict[str, dict[str, Any]]
 KEYSTONE_PORT = 5000
 SERVICE_PROJECT = "service"
 DOMAIN = "Default"
+MEMCACHE_SECRET = "memcache/secret"
+"""keystonemiddleware's key for the token cache entries it writes to memcached (every service the same)."""
+METADATA_SECRET = "metadata/secret"
+"""Shared by nova's metadata API and neutron's metadata agent, which signs the instances' requests."""
 
 # oslo.messaging: a broker that dies without closing its sockets (power cut, link cut) is noticed
 # only by missed heartbeats. The default 60 s threshold stalls RPC for a minute after such a failure;
@@ -211,7 +215,7 @@ def keystone_authtoken(ctx: Ctx, user: str, *, proxied: bool = True) -> Sections
         "region_name": ctx.topo.openstack.region,
         "memcached_servers": memcache_servers(ctx.topo),
         "memcache_security_strategy": "ENCRYPT",
-        "memcache_secret_key": ctx.secrets.password("memcache/secret"),
+        "memcache_secret_key": ctx.secrets.password(MEMCACHE_SECRET),
         "memcache_pool_socket_timeout": MEMCACHE_SOCKET_TIMEOUT_S,
         "memcache_pool_dead_retry": MEMCACHE_DEAD_RETRY_S,
         "service_token_roles_required": True,

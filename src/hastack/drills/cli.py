@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hastack import pki
+from hastack.components import haproxy
 from hastack.drills import demo, profiles, report
 from hastack.drills.campaign import NEMESES, Campaign, Cycle, run_campaign, schedule, summary
 from hastack.drills.observe import Completed, LabObserver, LabRun, lab_fact
@@ -150,9 +151,9 @@ def lab_bindings(lab: LabLike, topo: Topology, secrets: Secrets, status: Status,
     better one), the test queue's leader. `cuts` is the lab's current cut list (`lambda: lab.state.cuts`);
     `status` is `hastack status` as (healthy, summary)."""
     if observe is None:
-        if "haproxy/stats" not in secrets.names():
-            raise KeyError("secret haproxy/stats is missing: deploy the topology first")
-        observe = LabObserver(lab, topo, secrets.password("haproxy/stats"), cuts, ca_pem=pki.ca_cert(secrets))
+        if haproxy.STATS_SECRET not in secrets.names():
+            raise KeyError(f"secret {haproxy.STATS_SECRET} is missing: deploy the topology first")
+        observe = LabObserver(lab, topo, secrets.password(haproxy.STATS_SECRET), cuts, ca_pem=pki.ca_cert(secrets))
     return Bindings(LabFaults(lab, recover), observe, status, tuple(n.name for n in topo.controllers),
                     tuple(n.name for n in topo.network_nodes), lab_queue_leader(lab, topo))
 

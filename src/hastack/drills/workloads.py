@@ -122,7 +122,7 @@ class Credentials:
     rabbit_vhost: str = RABBIT_VHOST
     rabbit_queue: str = RABBIT_QUEUE
 
-    SECRETS = ("keystone/admin", galera.PROBE_SECRET, rabbitmq.ADMIN_SECRET)
+    SECRETS = (keystone.ADMIN_SECRET, galera.PROBE_SECRET, rabbitmq.ADMIN_SECRET)
 
     @classmethod
     def from_secrets(cls, secrets: Secrets) -> Credentials:

@@ -40,7 +40,7 @@ TOKEN_TIMEOUT = 5.0
 TOKEN_REUSE_S = 600.0
 SQL_TIMEOUT = 2
 PROBE_USER, PROBE_SECRET = galera.PROBE_USER, galera.PROBE_SECRET
-ADMIN_SECRET = "keystone/admin"
+ADMIN_SECRET = keystone.ADMIN_SECRET
 
 
 @dataclass(frozen=True)

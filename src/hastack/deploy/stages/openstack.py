@@ -190,7 +190,7 @@ async def install_tool(d: Deploy, host: str) -> None:
 
 def auth_spec(d: Deploy) -> dict[str, Any]:
     return {"auth_url": d.topo.vip_url(os_.KEYSTONE_PORT, "/v3"),
-            "admin_password": d.secrets.password("keystone/admin"), "region": d.topo.openstack.region}
+            "admin_password": d.secrets.password(keystone.ADMIN_SECRET), "region": d.topo.openstack.region}
 
 
 async def admin(d: Deploy, host: str, mode: str, spec: dict[str, Any], step: str, timeout: float) -> Any:
@@ -381,7 +381,7 @@ class OpenStackStage:
 
     async def admin_token(self, d: Deploy, host: str) -> str:
         """HTTP status of an admin token request through the VIP: 201 yes, 401 no such admin."""
-        body = keystone.password_auth("admin", d.secrets.password("keystone/admin"), "admin")
+        body = keystone.password_auth("admin", d.secrets.password(keystone.ADMIN_SECRET), "admin")
         url = d.topo.vip_url(os_.KEYSTONE_PORT, "/v3/auth/tokens")
 
         async def probe() -> tuple[bool, object]:
