@@ -137,8 +137,8 @@ def lab_queue_leader(lab: LabLike, topo: Topology, vhost: str = RABBIT_VHOST,
             except Exception:  # a node off or hung, output that is not a queue list: ask the next
                 continue
             if listed.available:
-                found = next((q for q in listed.queues if q.name == queue), None)
-                return found.leader.split("@", 1)[-1] or None if found is not None and found.leader else None
+                leader = next((q.leader for q in listed.queues if q.name == queue), "")
+                return leader.split("@", 1)[-1] or None
         return None
 
     return leader
