@@ -34,6 +34,7 @@ from hastack.deploy.stages.openstack import (
 from hastack.facts.files import FILE_STATE_SCRIPT, FileState, render_file_state
 from hastack.facts.galera import MARIADB_QUERY
 from hastack.facts.system import HTTP_CODES
+from hastack.recover.run import openstack_execute
 from hastack.topology.model import Topology
 from hastack.transport.base import Result
 from hastack.transport.fake import Script, on_prefix, on_regex
@@ -187,7 +188,7 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
           on_prefix("dpkg-query", times=None, respond=dpkg),
           on_prefix("runuser", times=None, respond=sync),
           on_prefix("systemctl", "show", times=None, respond=show),
-          on_regex(r"^systemctl (enable|start|restart) ", times=None, respond=systemctl),
+          on_regex(r"^systemctl (enable|start|restart|reset-failed) ", times=None, respond=systemctl),
           on_prefix("sh", "-c", HTTP_CODES, times=None, respond=http_codes),
           on_prefix(*TOKEN_REQUEST, times=None, respond=token),
           on_regex(r"keystone-manage bootstrap", times=None, respond=bootstrap),
@@ -288,6 +289,28 @@ def test_second_run_changes_nothing_and_runs_no_create_or_sync(seed: Topology) -
     assert not any("bootstrap" in c for c in cmds)
     assert not any(c.argv == ("mariadb",) for c in again)  # nothing to create
     assert not [c for c in again if c.kind == "put"]
+
+
+def test_recover_starts_every_stopped_unit_except_on_lost_nodes_then_gates(seed: Topology) -> None:
+    """recover all's last step: a daemon that gave up while its cluster was down (cinder-scheduler in
+    CI, 2026-12-05) is started again, after its failed state is cleared; a node named lost is left
+    alone; then the APIs and the service lists are waited for."""
+    cloud = Cloud()
+    s = script_cloud(seed, cloud)
+    run(seed, s)
+    cloud.units[("ctl-2", "cinder-scheduler")] = (False, True)
+    cloud.units[("ctl-1", "nova-conductor")] = (False, True)
+    before = len(s.calls)
+    d = make(seed, s)
+    asyncio.run(openstack_execute(d, ["ctl-1"]))
+    cmds = [(c.host, shlex.join(c.argv)) for c in s.calls[before:] if c.kind == "run"]
+    starts = [(h, c) for h, c in cmds if c.startswith(("systemctl start", "systemctl reset-failed"))]
+    assert starts == [("ctl-2", "systemctl reset-failed cinder-scheduler"),
+                      ("ctl-2", "systemctl start cinder-scheduler")]
+    assert cloud.units[("ctl-1", "nova-conductor")] == (False, True)  # lost: untouched
+    assert not any(h == "ctl-1" for h, _ in cmds)
+    assert any(c.startswith(f"python3 {TOOL} gate") for _, c in cmds)
+    assert d.started == {"ctl-2": {"cinder-scheduler"}}
 
 
 def test_a_changed_config_restarts_its_units_rolling_without_resync(seed: Topology) -> None:

@@ -16,6 +16,7 @@ import pytest
 from hastack.components import keystone, neutron, openstack, telemetry
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
+from hastack.deploy.stages.openstack import service_units
 from hastack.topology.model import Topology
 
 # Files of this task, by path prefix.
@@ -332,6 +333,22 @@ def test_uwsgi_apis_that_fail_to_load_exit_and_come_back(ctx: Ctx, seed_files: R
             cp.read_string(dropin.data.decode())
             assert cp["Service"]["Restart"] == "always" and cp["Unit"]["StartLimitIntervalSec"] == "0"
             assert dropin.restarts == (unit,)
+
+
+def test_every_openstack_daemon_restarts_always_without_a_start_limit(ctx: Ctx, seed_files: Rendered) -> None:
+    """Not only the uWSGI APIs: a scheduler or agent that met its cluster down must come back by
+    itself (Debian's units stop after 5 quick failures); Pacemaker's agents get none (it runs them)."""
+    for node in ctx.topo.nodes:
+        files = seed_files[node.name]
+        for unit in service_units(ctx.topo, node):
+            dropin = files.get(openstack.restart_dropin(unit))
+            assert dropin is not None, (node.name, unit)
+            cp = configparser.ConfigParser()
+            cp.read_string(dropin.data.decode())
+            assert cp["Service"]["Restart"] == "always" and cp["Unit"]["StartLimitIntervalSec"] == "0"
+            assert dropin.restarts == (unit,)
+        for unit in neutron.cluster_units(ctx.topo) if node.has("network") else ():
+            assert openstack.restart_dropin(unit.removesuffix(".service")) not in files, (node.name, unit)
 
 
 def test_worker_counts_follow_api_workers(seed: Topology, ctx_of: Callable[[Topology], Ctx]) -> None:

@@ -54,7 +54,7 @@ class Cinder:
 
     def files(self, ctx: Ctx, node: Node) -> list[File]:
         return [os_.config_file(CONF, conf(ctx, node), "cinder", UNITS),
-                *os_.uwsgi_files(API, node, ctx.topo.openstack.api_workers)]
+                *os_.uwsgi_files(API, node, ctx.topo.openstack.api_workers), *os_.daemon_dropins(UNITS, API)]
 
 
 COMPONENT = Cinder()

@@ -53,7 +53,7 @@ class Glance:
         return [UNIT]
 
     def files(self, ctx: Ctx, node: Node) -> list[File]:
-        return [os_.config_file(CONF, conf(ctx, node), "glance", (UNIT,))]
+        return [os_.config_file(CONF, conf(ctx, node), "glance", (UNIT,)), *os_.daemon_dropins((UNIT,))]
 
 
 COMPONENT = Glance()

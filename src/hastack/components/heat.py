@@ -76,7 +76,8 @@ class Heat:
     def files(self, ctx: Ctx, node: Node) -> list[File]:
         workers = ctx.topo.openstack.api_workers
         return [os_.config_file(CONF, conf(ctx), "heat", UNITS),
-                *os_.uwsgi_files(API, node, workers), *os_.uwsgi_files(CFN, node, workers)]
+                *os_.uwsgi_files(API, node, workers), *os_.uwsgi_files(CFN, node, workers),
+                *os_.daemon_dropins(UNITS, API, CFN)]
 
 
 COMPONENT = Heat()

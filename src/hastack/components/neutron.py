@@ -249,7 +249,7 @@ class Neutron:
             out.append(os_.config_file(path, l2, "neutron", l2_restarts, secret=False))
         if node.has("network"):
             out += network_files(ctx)
-        return out
+        return out + os_.daemon_dropins(units, API)
 
 
 COMPONENT = Neutron()

@@ -106,7 +106,7 @@ class Nova:
         if node.has("compute"):
             out.append(os_.config_file(COMPUTE_CONF, compute_conf(ctx.topo), "nova", (COMPUTE_UNIT,),
                                        secret=False))
-        return out
+        return out + os_.daemon_dropins(units, API, METADATA)
 
 
 COMPONENT = Nova()

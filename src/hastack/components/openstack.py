@@ -299,7 +299,7 @@ class Uwsgi:
 
     @property
     def dropin(self) -> str:
-        return f"/etc/systemd/system/{self.unit}.service.d/hastack-restart.conf"
+        return restart_dropin(self.unit)
 
 
 def debian_uwsgi(name: str, user: str, app: tuple[str, str], log: str, *, threads: int = 1,
@@ -334,6 +334,33 @@ StartLimitIntervalSec=0
 Restart=always
 RestartSec={UWSGI_RESTART_S}
 """
+
+
+DAEMON_RESTART_S = 5
+DAEMON_DROPIN = f"""# {HEADER}
+# Debian's unit restarts on failure with systemd's default start limit (5 starts in 10 s, then the
+# unit stays failed). A daemon that meets its database or broker away (a whole-cluster power loss,
+# a controller booting before its peers) must come back on its own once they are there, however
+# long that takes: restart always, every {DAEMON_RESTART_S} s, without a start limit. `hastack recover all`
+# also starts any unit still stopped at its end (seen in CI, 2026-12-05: cinder-scheduler stayed
+# stopped on one controller after every controller lost power).
+[Unit]
+StartLimitIntervalSec=0
+
+[Service]
+Restart=always
+RestartSec={DAEMON_RESTART_S}
+"""
+
+
+def restart_dropin(unit: str) -> str:
+    return f"/etc/systemd/system/{unit}.service.d/hastack-restart.conf"
+
+
+def daemon_dropins(units: Iterable[str], *apis: Uwsgi) -> list[File]:
+    """The restart drop-in of every unit that is not one of the uWSGI `apis` (those have theirs)."""
+    served = {a.unit for a in apis}
+    return [File(restart_dropin(u), DAEMON_DROPIN, restarts=(u,)) for u in units if u not in served]
 
 
 def uwsgi_files(spec: Uwsgi, node: Node, workers: int) -> list[File]:

@@ -196,7 +196,7 @@ class Telemetry:
                     *os_.uwsgi_files(GNOCCHI_API, node, workers),
                     os_.config_file(AODH, aodh_conf(ctx), "aodh", AODH_UNITS),
                     *os_.uwsgi_files(AODH_API, node, workers)]
-        return out
+        return out + os_.daemon_dropins(self.units(ctx.topo, node), GNOCCHI_API, AODH_API)
 
 
 COMPONENT = Telemetry()

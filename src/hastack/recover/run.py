@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import crm_state, rabbit_cluster, wait_synced
+from hastack.deploy.stages import openstack
 from hastack.deploy.stages.galera import GaleraStage
 from hastack.deploy.stages.pacemaker import PacemakerStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
@@ -167,6 +168,28 @@ async def vip_execute(d: Deploy) -> None:
     await VipStage().run(d)
 
 
+async def openstack_execute(d: Deploy, lost: list[str]) -> None:
+    """Every node's OpenStack units running again, then every API on the VIP and every service up.
+
+    The units restart by themselves (components/openstack.DAEMON_DROPIN), but a unit that reached
+    its start limit under an older drop-in, or was stopped by hand, would stay down: recover all
+    ends with every layer serving, so it starts them (ensure_units clears a failed state first).
+    A node named lost is left alone and not waited for."""
+    nodes = [n for n in d.topo.nodes if n.name not in lost and openstack.service_units(d.topo, n)]
+
+    async def start(n: Node) -> None:
+        await openstack.ensure_units(d, n.name, openstack.service_units(d.topo, n))
+
+    await d.each(nodes, start)
+    alive = [n.name for n in d.topo.controllers if n.name not in lost]
+    if not alive:
+        return
+    host = alive[0]
+    await openstack.wait_http(d, host, openstack.vip_api_urls(d.topo), "every API through HAProxy on the VIP")
+    expect = [e for e in openstack.expectations(d.topo) if e.host not in lost]
+    await openstack.api_gate(d, expect, "every service up through the VIP", host=host)
+
+
 async def recover(d: Deploy, what: str, *, lost: list[str], dry_run: bool, confirm: Confirm,
                   show: Callable[[list[str]], None]) -> bool:
     """Returns False when nothing was done (dry run, refusal shown, or not confirmed)."""
@@ -186,6 +209,8 @@ async def recover(d: Deploy, what: str, *, lost: list[str], dry_run: bool, confi
         steps.append(("rabbitmq", lambda: rabbitmq_execute(d)))
     if what == "all":
         steps.append(("vip", lambda: vip_execute(d)))
+        if openstack.OpenStackStage().applies(d):
+            steps.append(("openstack", lambda: openstack_execute(d, lost)))
     if what in ("pacemaker", "all") and d.topo.network_nodes:
         steps.append(("pacemaker", lambda: pacemaker_execute(d)))
     for name, fn in steps:

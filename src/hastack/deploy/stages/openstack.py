@@ -148,6 +148,8 @@ async def ensure_units(d: Deploy, host: str, names: list[str]) -> list[str]:
             d.changed(host, f"enabled {u}")
     stopped = [u for u in names if not states[u].active]
     stale = [u for u in names if states[u].active and d.needs_restart(host, u)]
+    if stopped:  # a unit at its start limit refuses `start` until its failed state is cleared
+        await d.run(host, ["systemctl", "reset-failed", *stopped], "clear failed states", check=False)
     for verb, group, why in (("start", stopped, ""), ("restart", stale, " (its configuration changed)")):
         if not group:
             continue
@@ -239,9 +241,10 @@ def cluster_expectations(topo: Topology) -> list[Expect]:
     return [Expect("network", a, topo.openstack.agent_host) for a in agents if a.startswith("neutron-")]
 
 
-async def api_gate(d: Deploy, expect: list[Expect], what: str, timeout: float = 300) -> None:
-    """Poll the service lists through the VIP from the first controller until every row is up."""
-    host = first(d)
+async def api_gate(d: Deploy, expect: list[Expect], what: str, timeout: float = 300, *,
+                   host: str | None = None) -> None:
+    """Poll the service lists through the VIP from `host` (the first controller) until every row is up."""
+    host = host or first(d)
     spec = {**auth_spec(d), "expect": [e.spec() for e in expect], "timeout": timeout}
     answer = await admin(d, host, "gate", spec, f"gate: {what}", timeout=timeout + 120)
     if not answer.get("ok"):
