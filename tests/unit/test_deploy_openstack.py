@@ -306,7 +306,7 @@ def test_recover_starts_every_stopped_unit_except_on_lost_nodes_then_gates(seed:
     cmds = [(c.host, shlex.join(c.argv)) for c in s.calls[before:] if c.kind == "run"]
     starts = [(h, c) for h, c in cmds if c.startswith(("systemctl start", "systemctl reset-failed"))]
     assert starts == [("ctl-2", "systemctl reset-failed cinder-scheduler"),
-                      ("ctl-2", "systemctl start cinder-scheduler")]
+                      ("ctl-2", "systemctl start --no-block cinder-scheduler")]
     assert cloud.units[("ctl-1", "nova-conductor")] == (False, True)  # lost: untouched
     assert not any(h == "ctl-1" for h, _ in cmds)
     assert any(c.startswith(f"python3 {TOOL} gate") for _, c in cmds)

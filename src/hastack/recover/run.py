@@ -168,19 +168,32 @@ async def vip_execute(d: Deploy) -> None:
     await VipStage().run(d)
 
 
+async def start_stopped(d: Deploy, host: str, names: list[str]) -> None:
+    """Queue a start of the units that are neither running nor on their way, their failed state
+    cleared first (a unit at its start limit refuses `start`). Not waited for: right after a power
+    loss a scheduler may still exit once on a Keystone that answers 503 and come back 5 s later
+    (seen on the seed lab, 2026-12-05); a blocking `systemctl start` would report that first exit
+    as a failure. The gates after it judge: the APIs answering, every service up in its list."""
+    states = await unit_states(d, host, names)
+    down = [u for u in names if states[u].active_state in ("inactive", "failed")]
+    if not down:
+        return
+    await d.run(host, ["systemctl", "reset-failed", *down], "clear failed states", check=False)
+    await d.run(host, ["systemctl", "start", "--no-block", *down], f"start {' '.join(down)}")
+    for u in down:
+        d.started.setdefault(host, set()).add(u)
+        d.changed(host, f"started {u}")
+
+
 async def openstack_execute(d: Deploy, lost: list[str]) -> None:
     """Every node's OpenStack units running again, then every API on the VIP and every service up.
 
     The units restart by themselves (components/openstack.DAEMON_DROPIN), but a unit that reached
     its start limit under an older drop-in, or was stopped by hand, would stay down: recover all
-    ends with every layer serving, so it starts them (ensure_units clears a failed state first).
-    A node named lost is left alone and not waited for."""
+    ends with every layer serving, so it starts them. A node named lost is left alone and not
+    waited for."""
     nodes = [n for n in d.topo.nodes if n.name not in lost and openstack.service_units(d.topo, n)]
-
-    async def start(n: Node) -> None:
-        await openstack.ensure_units(d, n.name, openstack.service_units(d.topo, n))
-
-    await d.each(nodes, start)
+    await d.each(nodes, lambda n: start_stopped(d, n.name, openstack.service_units(d.topo, n)))
     alive = [n.name for n in d.topo.controllers if n.name not in lost]
     if not alive:
         return
