@@ -20,17 +20,8 @@ from hastack.components import telemetry
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, StageFailed, StepFailed
-from hastack.deploy.stages.openstack import (
-    KEY_DIRS,
-    LISTENERS,
-    TOKEN_REQUEST,
-    TOOL,
-    OpenStackStage,
-    cluster_expectations,
-    expectations,
-    service_units,
-    wait_http,
-)
+from hastack.deploy.services import LISTENERS, TOOL, cluster_expectations, expectations, service_units, wait_http
+from hastack.deploy.stages.openstack import KEY_DIRS, TOKEN_REQUEST, OpenStackStage
 from hastack.facts.files import FILE_STATE_SCRIPT, FileState, render_file_state
 from hastack.facts.galera import MARIADB_QUERY
 from hastack.facts.system import HTTP_CODES

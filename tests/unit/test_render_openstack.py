@@ -16,7 +16,7 @@ import pytest
 from hastack.components import keystone, neutron, openstack, telemetry
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
-from hastack.deploy.stages.openstack import service_units
+from hastack.deploy.services import service_units
 from hastack.topology.model import Topology
 
 # Files of this task, by path prefix.

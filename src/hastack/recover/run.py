@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from hastack.deploy import services
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import crm_state, rabbit_cluster, wait_synced
-from hastack.deploy.stages import openstack
 from hastack.deploy.stages.galera import GaleraStage
+from hastack.deploy.stages.openstack import OpenStackStage
 from hastack.deploy.stages.pacemaker import PacemakerStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.deploy.stages.vip import VipStage
@@ -192,15 +193,15 @@ async def openstack_execute(d: Deploy, lost: list[str]) -> None:
     its start limit under an older drop-in, or was stopped by hand, would stay down: recover all
     ends with every layer serving, so it starts them. A node named lost is left alone and not
     waited for."""
-    nodes = [n for n in d.topo.nodes if n.name not in lost and openstack.service_units(d.topo, n)]
-    await d.each(nodes, lambda n: start_stopped(d, n.name, openstack.service_units(d.topo, n)))
+    nodes = [n for n in d.topo.nodes if n.name not in lost and services.service_units(d.topo, n)]
+    await d.each(nodes, lambda n: start_stopped(d, n.name, services.service_units(d.topo, n)))
     alive = [n.name for n in d.topo.controllers if n.name not in lost]
     if not alive:
         return
     host = alive[0]
-    await openstack.wait_http(d, host, openstack.vip_api_urls(d.topo), "every API through HAProxy on the VIP")
-    expect = [e for e in openstack.expectations(d.topo) if e.host not in lost]
-    await openstack.api_gate(d, expect, "every service up through the VIP", host=host)
+    await services.wait_http(d, host, services.vip_api_urls(d.topo), "every API through HAProxy on the VIP")
+    expect = [e for e in services.expectations(d.topo) if e.host not in lost]
+    await services.api_gate(d, expect, "every service up through the VIP", host=host)
 
 
 async def recover(d: Deploy, what: str, *, lost: list[str], dry_run: bool, confirm: Confirm,
@@ -222,7 +223,7 @@ async def recover(d: Deploy, what: str, *, lost: list[str], dry_run: bool, confi
         steps.append(("rabbitmq", lambda: rabbitmq_execute(d)))
     if what == "all":
         steps.append(("vip", lambda: vip_execute(d)))
-        if openstack.OpenStackStage().applies(d):
+        if OpenStackStage().applies(d):
             steps.append(("openstack", lambda: openstack_execute(d, lost)))
     if what in ("pacemaker", "all") and d.topo.network_nodes:
         steps.append(("pacemaker", lambda: pacemaker_execute(d)))

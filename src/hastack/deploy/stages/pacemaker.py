@@ -9,7 +9,7 @@ from __future__ import annotations
 from hastack.components import corosync, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import crm_state
-from hastack.deploy.stages.openstack import network_agents_gate
+from hastack.deploy.services import network_agents_gate
 from hastack.deploy.systemd import ensure_disabled, ensure_running
 from hastack.facts import CrmMon
 from hastack.facts.pacemaker import resource_ids
