@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hastack.components import keystone, neutron, openstack, telemetry
+from hastack.components import common, keystone, neutron, openstack, telemetry
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
 from hastack.deploy.services import service_units
@@ -504,3 +504,17 @@ def test_ceilometer_events_go_to_gnocchi(four: Topology, ctx_of: Callable[[Topol
     """Debian's default sends events to a queue nothing consumes (it only grows)."""
     text = render(ctx_of(four))["ctl-1"][telemetry.EVENT_PIPELINE].data.decode()
     assert "- gnocchi://" in text and "notifier://" not in text.split("---", 1)[1]
+
+
+def test_every_node_probes_idle_connections_within_a_minute(ctx: Ctx, seed_files: Rendered) -> None:
+    """A client of the VIP whose HAProxy end vanished must learn it (keepalive probe -> RST from the
+    VIP's new holder) in under a minute, not after the kernel's default 2 hours."""
+    for node in ctx.topo.nodes:
+        f = seed_files[node.name][common.TCP_SYSCTL]
+        values = dict(line.split(" = ") for line in f.data.decode().splitlines() if line and not line.startswith("#"))
+        assert set(values) == {"net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl",
+                               "net.ipv4.tcp_keepalive_probes"}
+        worst = int(values["net.ipv4.tcp_keepalive_time"]) + \
+            int(values["net.ipv4.tcp_keepalive_intvl"]) * int(values["net.ipv4.tcp_keepalive_probes"])
+        assert worst < 60, worst
+        assert f.mode == 0o644 and not f.secret
