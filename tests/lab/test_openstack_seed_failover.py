@@ -3,9 +3,8 @@
 1. Power off the network node that runs the Pacemaker group: the other node fences it, starts the
    group, the L3, DHCP and metadata agents report again under the shared identity, and the tenant
    network's `qdhcp-*` / `qrouter-*` namespaces and its dnsmasq appear there.
-2. `hastack drill power-off-vip-writer` (CI's one short drill, every workload) powers off the
-   controller holding the VIP and the writer and holds it off; meanwhile `server create` (fake
-   driver) still reaches ACTIVE through the API, conductor, scheduler and compute.
+2. Power off the controller holding the VIP: `server create` (fake driver) still reaches ACTIVE
+   through the API, conductor, scheduler and compute.
 
 Every test puts the lab back (power on, `hastack status` healthy, bounded polling) before it ends.
 The times printed here are for the record; the benchmark figures come from `hastack drill`.
@@ -16,8 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,11 +26,8 @@ from seedcloud import (
     AGENT_HOST,
     CONTROLLERS,
     NETWORK_NODES,
-    ROOT,
-    TOPOLOGY,
     VIP,
     agents_node,
-    hastack,
     install_clouds_yaml,
     namespaces,
     on,
@@ -43,7 +37,6 @@ from seedcloud import (
     status_healthy,
     until,
 )
-from seedlab import HASTACK
 
 pytestmark = pytest.mark.lab
 
@@ -134,36 +127,15 @@ def vip_holder() -> str:
     return holders[0]
 
 
-DRILL_HOLD_S = 200
-"""How long the drill keeps the VIP controller off: the token (seconds), the brokers dropping the
-silent node (45-75 s, net_ticktime) and a server build on a loaded 2-core host (30-100 s in CI)."""
-
-
-def powered_off(node: str) -> bool:
-    """The lab's own record of the node's power (`hastack lab ls`), not a probe that could time out."""
-    rows = hastack("lab", "ls", timeout=60).stdout
-    return re.search(rf"\b{re.escape(node)}\b[^\n]*\boff\b", rows) is not None
-
-
-def test_server_create_works_with_the_vip_controller_powered_off(tenant: dict[str, str], tmp_path: Path) -> None:
-    """CI's one short drill and the API's promise in one power-off (one heal instead of two): `hastack
-    drill power-off-vip-writer` under every workload powers off the controller holding the VIP and
-    the Galera writer and holds it off; meanwhile a client gets a token and builds a server through
-    the VIP. Correctness is asserted (nothing acknowledged lost, no split brain, the server ACTIVE);
-    the drill's timings are benchmark figures, reported, never asserted."""
+def test_server_create_works_with_the_vip_controller_powered_off(tenant: dict[str, str]) -> None:
     client = tenant["client"]
     victim = vip_holder()
     on(client, f"head -c 1024 /dev/zero > /root/{NAME}.img")
-    drill: subprocess.Popen[str] | None = None
     try:
         osc(client, "flavor", "create", "--ram", "64", "--disk", "0", "--vcpus", "1", f"{NAME}-flavor")
         osc(client, "image", "create", "--disk-format", "raw", "--container-format", "bare", "--file",
             f"/root/{NAME}.img", f"{NAME}-image")
-        drill = subprocess.Popen([*HASTACK, "drill", "power-off-vip-writer", "-t", str(TOPOLOGY), "--report",
-                                  str(tmp_path), "--hold", str(DRILL_HOLD_S)], cwd=ROOT, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        until(f"the drill powering {victim} off", lambda: powered_off(victim) or drill.poll() is not None, 300)
-        assert drill.poll() is None, drill.communicate()[0]
+        power(victim, "off")
         t0 = time.monotonic()
         until("a token through the VIP", lambda: osc(client, "token", "issue")["id"], 120)
         token_s = time.monotonic() - t0
@@ -178,29 +150,13 @@ def test_server_create_works_with_the_vip_controller_powered_off(tenant: dict[st
                      "--network", tenant["net"], "--wait", f"{NAME}-vm", timeout=420)
         assert server["status"] == "ACTIVE", server
         print(f"{victim} off -> token through the VIP {token_s:.1f} s, brokers dropped it {broker_s:.1f} s, "
-              f"server ACTIVE {time.monotonic() - t0:.1f} s (still off: {powered_off(victim)})")
-        out, _ = drill.communicate(timeout=1200)
-        print(out)
-        # 1 = timing missed, 3 = a run error: the heal to healthy (212-243 s on 2 cores, 2026-12-04: the
-        # returning controller's API cold start) can pass the drill's 300 s bound on a loaded CI host;
-        # that is issue 13's figure, reported. 4 = something lost, 2 = could not start: failed.
-        assert drill.returncode in (0, 1, 3), out
-        runs = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
-        figures = [r["scores"]["figures"] for r in runs if isinstance(r, dict) and "scores" in r]
-        assert figures, f"no run report in {sorted(tmp_path.rglob('*'))}"
-        for f in figures:
-            assert f["db_acked"] > 0 and f["db_lost"] == 0
-            assert f["messages_confirmed"] > 0 and f["messages_lost"] == 0
-            assert f["split_brain_samples"] == 0
-            assert f["networks_gap_s"] is not None  # the network list ran through the VIP
-        assert list(tmp_path.rglob("*.html")), "the timeline picture is missing"
+              f"server ACTIVE {time.monotonic() - t0:.1f} s")
+        assert len([n for n in CONTROLLERS if n != victim and holds_vip(n)]) == 1
     finally:
-        if drill is not None and drill.poll() is None:
-            drill.send_signal(signal.SIGINT)  # the drill heals what it broke on Ctrl-C
-            drill.communicate(timeout=900)
         power(victim, "on")
         for argv in (["server", "delete", "--wait", f"{NAME}-vm"], ["flavor", "delete", f"{NAME}-flavor"],
                      ["image", "delete", f"{NAME}-image"]):
             osc_quietly(client, *argv, timeout=300)
         on(client, f"rm -f /root/{NAME}.img")
         status_healthy()
+
