@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import threading
 
@@ -9,7 +10,7 @@ import httpx
 from recordings import load
 
 from hastack.drills import observe as ob
-from hastack.facts.system import FIND_PROCESS, addresses, process_running
+from hastack.facts.system import FIND_PROCESS, addresses, parse_fib_trie_local, process_running
 from hastack.topology.model import Topology
 from hastack.transport.base import Result
 
@@ -133,3 +134,47 @@ def test_process_running_finds_a_real_process_by_its_command_line() -> None:
             proc.kill()
     res = subprocess.run(list(fact.argv), capture_output=True, text=True, timeout=10)
     assert fact.parse(Result("here", fact.argv, res.returncode, res.stdout, res.stderr)) is False
+
+
+FIB_HELD = load("proc", "fib_trie-vip-held").stdout  # ctl-1's /proc/net/fib_trie, holding 10.77.0.10
+
+
+def test_local_addresses_from_a_recorded_fib_trie() -> None:
+    """Keys followed by a `/32 host LOCAL` leaf, once each although both tables list them; the
+    network, broadcast and `/8 host LOCAL` keys are not addresses of the node."""
+    got = parse_fib_trie_local(FIB_HELD)
+    assert got == {ipaddress.IPv4Address(a) for a in ("10.77.0.10", "10.77.0.11", "127.0.0.1")}
+    moved = FIB_HELD.replace("10.77.0.10\n", "10.77.0.99\n")
+    assert ipaddress.IPv4Address("10.77.0.99") in parse_fib_trie_local(moved)
+    assert parse_fib_trie_local("") == frozenset()
+
+
+class TogetherLab(ScriptedLab):
+    """A lab that reads every controller's addresses at one instant (as hastack.lab.Lab does)."""
+
+    def __init__(self, outputs: dict[tuple[str, str], str | Exception], held: dict[str, str | None]) -> None:
+        super().__init__(outputs)
+        self.held = held
+        self.together: list[list[str]] = []
+
+    def local_ipv4(self, names: list[str]) -> dict[str, frozenset[ipaddress.IPv4Address] | None]:
+        self.together.append(list(names))
+        return {n: None if self.held.get(n) is None else parse_fib_trie_local(self.held[n] or "") for n in names}
+
+
+def test_the_vip_is_read_at_one_instant_where_the_lab_can(seed: Topology) -> None:
+    """No `ip` is run on a controller: the holders come from the lab's one-pass reading; an off node
+    (None) holds nothing; a fully cut holder is still left out."""
+    other = FIB_HELD.replace("10.77.0.10\n", "10.77.0.1\n")
+    lab = TogetherLab({("net-1", "sh"): "/proc/1/cmdline"}, {"ctl-1": FIB_HELD, "ctl-2": other, "ctl-3": None})
+    o = observer(seed, lab, [], [])
+    try:
+        assert o()["vip"] == ["ctl-1"]
+        lab.held["ctl-2"] = FIB_HELD
+        assert o()["vip"] == ["ctl-1", "ctl-2"]
+        o.cuts = lambda: [["ctl-1", "*"]]
+        assert o()["vip"] == ["ctl-2"]
+    finally:
+        o.close()
+    assert lab.together == [["ctl-1", "ctl-2", "ctl-3"]] * 3
+    assert not [a for a in lab.argvs if a[0] == "ip"]

@@ -142,3 +142,16 @@ def test_packages_and_units(seed: Topology) -> None:
     assert set(keepalived.COMPONENT.packages(seed, node)) == {"keepalived", "curl"}
     assert keepalived.COMPONENT.units(seed, node) == ["keepalived"]
     assert not keepalived.COMPONENT.applies(seed, seed.node("net-1"))
+
+
+def test_vrrp_runs_realtime_and_locked_unless_tuned_off(seed: Topology, ctx_of: CtxOf) -> None:
+    """Default: SCHED_RR 50 + mlockall, and the unit's lock limit lifted so mlockall(MCL_FUTURE) cannot
+    make a later allocation fail; rt_priority 0 renders neither (keepalived's own default)."""
+    g = block(code(conf(ctx_of(seed), seed.controllers[0])), "global_defs")
+    assert values(g, "vrrp_rt_priority") == ["50"] and re.search(r"^\s*vrrp_no_swap\s*$", g, re.M)
+    assert "LimitMEMLOCK=infinity" in keepalived.dropin(seed)
+    k = seed.tuning.keepalived.model_copy(update={"rt_priority": 0})
+    off = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={"keepalived": k})})
+    g = block(code(conf(ctx_of(off), off.controllers[0])), "global_defs")
+    assert "vrrp_rt_priority" not in g and "vrrp_no_swap" not in g
+    assert "LimitMEMLOCK" not in keepalived.dropin(off)

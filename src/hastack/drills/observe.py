@@ -16,11 +16,14 @@ What each field means, and why:
 - galera_writer: the server HAProxy sends writes to, read from the stats CSV of a VIP holder: the
   first UP active server, else the first UP backup (HAProxy uses one backup unless `allbackups`).
 Each node is asked in parallel with a short timeout; a node that does not answer holds nothing.
+The VIP is read at one instant where the lab can (`local_ipv4`: every node's fib_trie from the
+host, back to back), since a move between two separate readings would score as two holders.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -85,6 +88,7 @@ class LabObserver:
                  cuts: Callable[[], Iterable[Iterable[str]]], timeout: float = 1.0, ca_pem: str | None = None) -> None:
         self.lab, self.topo, self.timeout, self.cuts = lab, topo, timeout, cuts
         self.vip = str(topo.network.vip)
+        self.vip_ip = ipaddress.IPv4Address(self.vip)
         self.auth = (haproxy.STATS_USER, stats_password)
         self.pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="drill-observe")
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(0.3, timeout)), verify=pki.verify(ca_pem),
@@ -99,12 +103,26 @@ class LabObserver:
     def __call__(self) -> Mapping[str, Any]:
         ctls = [n.name for n in self.topo.controllers]
         nets = [n.name for n in self.topo.network_nodes]
-        ip = self.pool.map(lambda n: self._read(n, addresses()), ctls)
         agents = self.pool.map(lambda n: self._read(n, AGENTS_RUNNING), nets)
         cut = fully_cut(self.cuts())
-        vip = [n for n, a in zip(ctls, ip, strict=True) if a is not None and a.holds(self.vip) and n not in cut]
+        vip = [n for n in self._vip_holders(ctls) if n not in cut]
         running = [n for n, up in zip(nets, agents, strict=True) if up]
         return {"vip": vip, "agents": running, "galera_writer": self._writer(vip)}
+
+    def _vip_holders(self, ctls: list[str]) -> list[str]:
+        """The controllers holding the VIP. A lab that reads every node's addresses at one instant
+        (`local_ipv4`) is asked that way: a process per node, under load, spread the readings over up
+        to the timeout, and a VIP that moved between two of them showed on both (a false split brain)."""
+        together = getattr(self.lab, "local_ipv4", None)
+        if together is not None:
+            try:
+                held = together(ctls)
+            except Exception:  # the lab's state unreadable for a moment: ask the nodes instead
+                pass
+            else:
+                return [n for n in ctls if (a := held.get(n)) is not None and self.vip_ip in a]
+        ip = self.pool.map(lambda n: self._read(n, addresses()), ctls)
+        return [n for n, a in zip(ctls, ip, strict=True) if a is not None and a.holds(self.vip)]
 
     def _writer(self, holders: list[str]) -> str | None:
         """Ask the VIP holder's HAProxy first; during a VIP move any other sees the same backends."""

@@ -2,7 +2,7 @@
 
 `reference` reproduces what a deployment gets when it leaves these knobs alone (the upstream
 defaults that most guides copy), so the bench shows what hastack's tuning buys on the same lab:
-- keepalived `advert_int 1` (the VRRP default);
+- keepalived `advert_int 1` (the VRRP default) at normal scheduling (`rt_priority 0`);
 - HAProxy `check inter 2000 rise 2 fall 5` (HAProxy's defaults when `check` is given without
   timing; `fastinter`/`downinter` then default to `inter`);
 - corosync `token 3000` (corosync 3's default) and Pacemaker's `dc-deadtime` 20 s;
@@ -24,7 +24,7 @@ from hastack.topology.model import Topology, Tuning
 Profile = Callable[[Topology], Topology]
 
 REFERENCE: Mapping[str, Mapping[str, Any]] = {
-    "keepalived": {"advert_int": 1.0},
+    "keepalived": {"advert_int": 1.0, "rt_priority": 0},
     "haproxy": {"check_inter_ms": 2000, "check_fastinter_ms": 2000, "check_rise": 2, "check_fall": 5},
     "corosync": {"token": 3000, "dc_deadtime_s": 20},
     "galera": {"evs_suspect_timeout": "PT5S", "evs_inactive_timeout": "PT15S",

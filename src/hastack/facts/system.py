@@ -162,6 +162,21 @@ def parse_addresses(text: str) -> Addresses:
     return Addresses(tuple(out))
 
 
+def parse_fib_trie_local(text: str) -> frozenset[ipaddress.IPv4Address]:
+    """A network namespace's own IPv4 addresses from its `/proc/net/fib_trie`: every key followed by a
+    `/32 host LOCAL` leaf (the kernel adds that route with the address and removes it with it).
+    Lines that are not a key or a leaf are skipped; a key that is not an IPv4 address is an error."""
+    out: set[ipaddress.IPv4Address] = set()
+    key: str | None = None
+    for line in text.splitlines():
+        word = line.strip()
+        if word.startswith("|-- "):
+            key = word[4:]
+        elif key is not None and word.split()[:3] == ["/32", "host", "LOCAL"]:
+            out.add(ipaddress.IPv4Address(key))
+    return frozenset(out)
+
+
 def addresses() -> Fact[Addresses]:
     return Fact("ipv4_addresses", ("ip", "-j", "-4", "addr", "show"),
                 lambda r: parse_addresses(require_exit(r).stdout))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ipaddress
 import socket
 import subprocess
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import asyncssh
 
+from hastack.facts.system import parse_fib_trie_local
 from hastack.lab import cgroup, host, image, net, node, power
 from hastack.lab import state as lstate
 from hastack.lab.errors import LabError
@@ -45,6 +47,7 @@ class Lab:
         self.topo = topo
         self.path = topology_path
         self.name = topo.name
+        self._leaders: dict[str, int] = {}
 
     @classmethod
     def load(cls, topology_path: str | Path) -> Lab:
@@ -318,6 +321,13 @@ class Lab:
         stdin = None if input is not None else subprocess.DEVNULL
         return subprocess.run(node.enter_argv(self._node(name), argv), capture_output=True, text=True,
                               timeout=timeout, input=input, stdin=stdin)
+
+    def local_ipv4(self, names: list[str]) -> dict[str, frozenset[ipaddress.IPv4Address] | None]:
+        """The named nodes' own IPv4 addresses, read together from the host (`node.fib_tries`): what
+        the drill watcher uses to see which controllers hold the VIP at one instant. None: node off."""
+        st = self.state
+        tries = node.fib_tries([st.nodes[n] for n in names if n in st.nodes], self._leaders)
+        return {n: (parse_fib_trie_local(t) if (t := tries.get(n)) is not None else None) for n in names}
 
     def ssh_argv(self, name: str, argv: list[str] | None = None) -> list[str]:
         """`ssh` to the node with the lab key and known_hosts (strict host key checking)."""

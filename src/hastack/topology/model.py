@@ -224,6 +224,9 @@ class KeepalivedTuning(Strict):
     """keepalived 2.2 takes whole seconds for a track script's interval."""
     check_fall: Annotated[int, Field(ge=1, le=20)] = 2
     check_rise: Annotated[int, Field(ge=1, le=20)] = 2
+    rt_priority: Annotated[int, Field(ge=0, le=99)] = 50
+    """Realtime (SCHED_RR) priority of keepalived's VRRP process, which is also locked in memory;
+    0 leaves it at normal scheduling (keepalived's default)."""
 
 
 class HAProxyTuning(Strict):
