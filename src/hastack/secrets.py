@@ -24,7 +24,7 @@ from hastack.topology import yamldoc
 
 _ALNUM = string.ascii_letters + string.digits
 
-__all__ = ["Secrets", "SecretsFileError", "mask", "secrets_path", "state_dir", "write_private"]
+__all__ = ["Secrets", "SecretsFileError", "mask", "new_fernet_key", "secrets_path", "state_dir", "write_private"]
 
 
 class SecretsFileError(ReportError):
@@ -34,6 +34,11 @@ class SecretsFileError(ReportError):
 
     def __init__(self, code: str, path: Path, message: str, hint: str):
         super().__init__([Report(code, Severity.ERROR, message, Location(str(path)), hint)])
+
+
+def new_fernet_key() -> str:
+    """32 random bytes, URL-safe base64: what `keystone-manage fernet_setup` writes."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 class Secrets:
@@ -57,7 +62,7 @@ class Secrets:
 
     def fernet_key(self, name: str) -> str:
         """A Fernet key as Keystone writes it: 32 random bytes, URL-safe base64."""
-        return self._get(name, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
+        return self._get(name, new_fernet_key)
 
     def _get(self, name: str, make: object) -> str:
         if name not in self._values:

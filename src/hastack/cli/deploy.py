@@ -6,17 +6,22 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
 from hastack.components.base import Ctx
 from hastack.deploy.engine import Event, Interrupted, StageFailed, StepFailed
+from hastack.deploy.rotate import Drift
 from hastack.deploy.run import PlanResult, deploy, plan
 from hastack.render import context
 from hastack.topology.load import Loaded
+from hastack.transport.base import Transport
 from hastack.transport.ssh import connect_all
+
+T = TypeVar("T")
 
 STYLE = {"stage": "bold cyan", "change": "yellow", "ok": "green", "fail": "red", "info": "dim", "step": ""}
 
@@ -188,3 +193,71 @@ def run_recover(loaded: Loaded, console: Console, what: str, *, dry_run: bool, y
         return 1
 
     return asyncio.run(go())
+
+
+def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: bool, force: bool) -> int:
+    """Check every Keystone node holds the current keys, say what will happen, rotate the secrets, write
+    the keys, check again. Exit 0 done (or dry run), 1 refused or not confirmed, 3 a node failed."""
+    from hastack.components import keystone
+    from hastack.deploy.rotate import key_drift, keystone_nodes, write_keys
+
+    ctx = context(loaded)
+    nodes = keystone_nodes(ctx)
+    if not nodes:
+        console.print("error: this topology runs no Keystone: there are no Fernet keys to rotate", style="red")
+        return 1
+    now = time.time()
+
+    async def connected(fn: Callable[[dict[str, Transport]], Awaitable[T]]) -> T:
+        transports = await connect_all(ctx.topo, loaded.path, names=nodes)
+        try:
+            return await fn(dict(transports))
+        finally:
+            await _close(dict(transports))
+
+    def show(drift: list[Drift], why: str) -> int:
+        for d in drift:
+            console.print(d.render(), style="red", markup=False, highlight=False)
+        console.print(why, style="red", markup=False, highlight=False)
+        return 3
+
+    drift = asyncio.run(connected(lambda t: key_drift(ctx, t)))
+    if drift:
+        show(drift, "not rotated: every Keystone node must hold the current keys first, so that the key about to "
+                    "become primary is staged everywhere. Run `hastack deploy` (or bring the node back), then again.")
+        return 1
+    wait = keystone.rotation_wait(ctx.secrets, now)
+    if wait and not force:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now + wait))
+        console.print(f"not rotated: the last rotation was less than {keystone.ROTATION_INTERVAL_S // 3600} h ago "
+                      f"(token expiration + allow_expired_window); another now would drop the key that signed tokens "
+                      f"still valid. Safe from {when}; --force rotates anyway.", style="red", markup=False)
+        return 1
+    n = keystone.FERNET_KEYS
+    console.print(f"rotate Keystone's Fernet token keys on {', '.join(nodes)}: the staged key (0) becomes the primary "
+                  f"({n - 1}), the primary a secondary, the oldest secondary is dropped, a new key is staged; files "
+                  f"written in the order {', '.join(map(str, keystone.FERNET_ORDER))} on each node; no restart",
+                  markup=False, highlight=False)
+    if dry_run:
+        console.print("dry run: nothing was changed")
+        return 0
+    if not yes:
+        if not (sys.stdin.isatty() and console.is_terminal):
+            console.print("not confirmed: run again with --yes to rotate (or --dry-run to only show it)",
+                          style="yellow")
+            return 1
+        if console.input("rotate? [y/N] ").strip().lower() not in ("y", "yes"):
+            console.print("not confirmed: nothing was changed", style="yellow")
+            return 1
+    t0 = time.monotonic()
+    keystone.rotate_fernet(ctx.secrets, now)
+    ctx.secrets.save()
+    failed = asyncio.run(connected(lambda t: write_keys(ctx, t)))
+    if failed:
+        return show(failed, "the secrets file holds the new keys; the nodes above do not yet. Mixed nodes still "
+                            "accept each other's tokens. Run `hastack deploy` to finish.")
+    drift = asyncio.run(connected(lambda t: key_drift(ctx, t)))
+    if drift:
+        return show(drift, "written, but the nodes above do not hold the new keys: run `hastack deploy`.")
+    console.print(f"rotated on {len(nodes)} node(s) in {time.monotonic() - t0:.1f}s; every node holds the new keys")
+    return 0

@@ -170,6 +170,23 @@ def recover_cmd(
         raise typer.Exit(run_recover(load_or_exit(topology), out, what, dry_run=dry_run, yes=yes, lost=lost or []))
 
 
+@app.command("rotate-keys")
+def rotate_keys_cmd(
+    topology: TopologyArg = DEFAULT_TOPOLOGY,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and show, change nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="rotate without asking")] = False,
+    force: Annotated[bool, typer.Option("--force", help="rotate even if the last rotation is recent "
+                                                        "(drops the key of tokens still valid)")] = False,
+) -> None:
+    """Rotate Keystone's Fernet token keys on every Keystone node without refusing a valid token."""
+    from hastack.cli.deploy import run_rotate_keys
+
+    if yes and dry_run:
+        fail("--yes and --dry-run exclude each other", 2)
+    with reported():
+        raise typer.Exit(run_rotate_keys(load_or_exit(topology), out, dry_run=dry_run, yes=yes, force=force))
+
+
 @app.command("drill")
 def drill_cmd(
     scenario: Annotated[str | None, typer.Argument(help="scenario name; none lists them")] = None,

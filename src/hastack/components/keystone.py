@@ -7,6 +7,13 @@ Why it looks like this:
   which would make per-node keys. Key 0 is the staged key, the highest number the primary; rotation
   is a later command that rewrites the secrets and re-renders. Keystone reads the key directories
   on use, so a key change needs no restart. The directories must be 0700 keystone:keystone.
+- Fernet rotation (`hastack rotate-keys`, `rotate_fernet`) keeps the slots 0..FERNET_KEYS-1 and moves
+  the values: the staged key becomes the primary (highest slot), the old primary the newest
+  secondary, the oldest secondary goes, a fresh key is staged. Files are written in the order of
+  `FERNET_ORDER` (secondaries, primary, staged): a node part-way through holds the old staged and
+  the old primary at every moment, and a node not yet reached holds the new primary as its staged
+  key, so every token issued anywhere validates everywhere. Rotations are at least
+  token expiration + allow_expired_window apart, the bound Keystone's docs give for 3 active keys.
 - Token validations are cached in every controller's memcached ([cache]); all URLs name the VIP.
 - `endpoints()` is the catalog deploy registers; `bootstrap()` the first admin and identity service.
 """
@@ -18,12 +25,23 @@ from typing import Any, NamedTuple
 from hastack import pki
 from hastack.components import openstack as os_
 from hastack.components.base import HEADER, Ctx, File
+from hastack.secrets import Secrets, new_fernet_key
 from hastack.topology.model import Node, ServiceName, Topology
 
 CONF = "/etc/keystone/keystone.conf"
 FERNET_DIR = "/etc/keystone/fernet-keys"
 CREDENTIAL_DIR = "/etc/keystone/credential-keys"
 FERNET_KEYS = 3
+FERNET_ORDER = (*range(1, FERNET_KEYS), 0)
+"""The order key files are written in (see the module's docstring)."""
+TOKEN_EXPIRATION_S = 3600
+ALLOW_EXPIRED_WINDOW_S = 172800
+ROTATION_INTERVAL_S = TOKEN_EXPIRATION_S + ALLOW_EXPIRED_WINDOW_S
+"""The shortest safe time between two rotations: the key a rotation drops stopped issuing tokens at
+the rotation before, and a token may be validated (with allow_expired) this long after its issue."""
+FERNET_ROTATED = "keystone/fernet-rotated-at"
+"""Unix time of the last rotation, kept beside the keys it describes (absent: never rotated, so the
+oldest secondary never issued a token and a first rotation is safe at once)."""
 CREDENTIAL_KEYS = 2
 UNIT = "keystone"
 ADMIN_SECRET = "keystone/admin"
@@ -117,7 +135,8 @@ def conf(ctx: Ctx) -> os_.Sections:
         os_.database(ctx, "keystone", "keystone"),
         {"fernet_tokens": {"key_repository": FERNET_DIR, "max_active_keys": FERNET_KEYS}},
         {"oslo_policy": {"policy_dirs": "/etc/keystone/policy.d"}},
-        {"token": {"provider": "fernet"}},
+        {"token": {"provider": "fernet", "expiration": TOKEN_EXPIRATION_S,
+                   "allow_expired_window": ALLOW_EXPIRED_WINDOW_S}},
         os_.proxy_headers(),
         os_.notifications(ctx),
     )
@@ -135,9 +154,31 @@ def openrc(ctx: Ctx) -> File:
     return File(OPENRC, f"# {HEADER}\n{body}", mode=0o600, secret=True)
 
 
+def fernet_paths() -> list[str]:
+    return [f"{FERNET_DIR}/{i}" for i in FERNET_ORDER]
+
+
+def rotate_fernet(secrets: Secrets, now: float) -> None:
+    """The next key set in the secrets (saved by the caller): fresh staged key in slot 0, the old
+    primary and younger secondaries one slot down, the old staged key in the primary slot."""
+    old = [secrets.fernet_key(f"fernet/{i}") for i in range(FERNET_KEYS)]
+    for i, value in enumerate([new_fernet_key(), *old[2:], old[0]]):
+        secrets.put(f"fernet/{i}", value)
+    secrets.put(FERNET_ROTATED, str(int(now)))
+
+
+def rotation_wait(secrets: Secrets, now: float) -> float:
+    """Seconds until a rotation is safe (0: now)."""
+    last = secrets.get(FERNET_ROTATED)
+    if last is None or not last.isdigit():
+        return 0.0
+    return max(0.0, int(last) + ROTATION_INTERVAL_S - now)
+
+
 def key_files(ctx: Ctx) -> list[File]:
-    """Raw key text, no newline (as keystone-manage writes it), 0600 keystone:keystone."""
-    keys = [(f"{FERNET_DIR}/{i}", f"fernet/{i}") for i in range(FERNET_KEYS)]
+    """Raw key text, no newline (as keystone-manage writes it), 0600 keystone:keystone; Fernet keys in
+    FERNET_ORDER."""
+    keys = [(f"{FERNET_DIR}/{i}", f"fernet/{i}") for i in FERNET_ORDER]
     keys += [(f"{CREDENTIAL_DIR}/{i}", f"credential/{i}") for i in range(CREDENTIAL_KEYS)]
     return [File(path, ctx.secrets.fernet_key(name), owner="keystone", group="keystone", mode=0o600,
                  secret=True) for path, name in keys]

@@ -1,0 +1,76 @@
+"""`hastack rotate-keys`: Keystone's Fernet token keys rotated on every Keystone node, no valid token refused.
+
+The rotation is a change of the truth (the secrets file) followed by the files stage, which writes the
+key files in `keystone.FERNET_ORDER` (why that order is safe: `components/keystone.py`). Before it, every
+Keystone node must hold exactly the keys the secrets name: the key about to become primary must already
+be staged everywhere, or a token it signs would be refused by a node that lacks it. After it, the same
+check proves every node holds the new set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from hastack.components import keystone
+from hastack.components.base import Ctx, Desired
+from hastack.components.registry import desired
+from hastack.plan.gather import host_plan
+from hastack.transport.base import HostError, Transport
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A Keystone node whose Fernet keys are not what the secrets say."""
+
+    host: str
+    paths: tuple[str, ...]
+    error: str | None = None
+
+    def render(self) -> str:
+        if self.error is not None:
+            return f"{self.host}: cannot read its keys: {self.error}"
+        return f"{self.host}: {', '.join(self.paths)} not as in the secrets file"
+
+
+def keystone_nodes(ctx: Ctx) -> list[str]:
+    return [n.name for n in ctx.topo.nodes if keystone.COMPONENT.applies(ctx.topo, n)]
+
+
+async def key_drift(ctx: Ctx, transports: dict[str, Transport]) -> list[Drift]:
+    """Every Keystone node whose Fernet key files differ from the secrets (content, owner or mode), or
+    that cannot be read. Empty: every node holds exactly the current keys."""
+    want = desired(ctx)
+    paths = set(keystone.fernet_paths())
+
+    async def one(name: str) -> Drift | None:
+        d = want[name]
+        try:
+            hp = await host_plan(transports[name], Desired(d.node, [f for f in d.files if f.path in paths]))
+        except HostError as exc:
+            return Drift(name, (), exc.message)
+        changed = tuple(c.file.path for c in hp.changed_files)
+        return Drift(name, changed) if changed else None
+
+    found = await asyncio.gather(*(one(n) for n in keystone_nodes(ctx)))
+    return [d for d in found if d is not None]
+
+
+async def write_keys(ctx: Ctx, transports: dict[str, Transport]) -> list[Drift]:
+    """Write the secrets' Fernet keys to every Keystone node, each node's files in FERNET_ORDER (the
+    nodes in parallel: any mix of old and new nodes is safe). Returns the nodes a write failed on."""
+    want = desired(ctx)
+    order = keystone.fernet_paths()
+
+    async def one(name: str) -> Drift | None:
+        files = {f.path: f for f in want[name].files if f.path in order}
+        for path in order:
+            f = files[path]
+            try:
+                await transports[name].put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode)
+            except HostError as exc:
+                return Drift(name, (path,), exc.message)
+        return None
+
+    failed = await asyncio.gather(*(one(n) for n in keystone_nodes(ctx)))
+    return [d for d in failed if d is not None]
