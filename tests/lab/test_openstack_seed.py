@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from hastack import pki
-from hastack.components import haproxy
+from hastack.components import haproxy, keystone
 from hastack.secrets import Secrets, secrets_path
 from hastack.topology.load import load
 from seedcloud import (
@@ -189,9 +189,7 @@ own check under its cache: a validation the cache answers never touches the keys
 
 
 def issue_token(addr: str, password: str) -> str:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"name": "Default"}, "password": password}}},
-        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}
+    body = keystone.password_auth("admin", password, "admin")
     r = httpx.post(f"http://{addr}:5000/v3/auth/tokens", json=body, timeout=20)
     assert r.status_code == 201, (addr, r.status_code)
     return r.headers["X-Subject-Token"]
@@ -210,7 +208,7 @@ def test_fernet_rotation_refuses_no_valid_token(cloud: str) -> None:
     signed the first tokens. Then the redeploy below must still change nothing."""
     import threading
 
-    password = Secrets.load(secrets_path(TOPOLOGY)).password("keystone/admin")
+    password = Secrets.load(secrets_path(TOPOLOGY)).password(keystone.ADMIN_SECRET)
     tokens: list[str] = []
     refused: list[tuple[str, str, int]] = []
     rounds = 0
