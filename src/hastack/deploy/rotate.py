@@ -29,7 +29,8 @@ class Drift:
 
     def render(self) -> str:
         if self.error is not None:
-            return f"{self.host}: cannot read its keys: {self.error}"
+            where = f" ({', '.join(self.paths)})" if self.paths else ""
+            return f"{self.host}{where}: {self.error}"
         return f"{self.host}: {', '.join(self.paths)} not as in the secrets file"
 
 
