@@ -136,7 +136,8 @@ def test_drift_names_a_node_without_the_staged_key_and_a_write_brings_every_node
     for name in nodes:
         written = [c.path for c in script.puts(name)]
         assert written == [f"{keystone.FERNET_DIR}/{i}" for i in keystone.FERNET_ORDER]
-        assert all((c.owner, c.group, c.mode) == ("keystone", "keystone", 0o600) for c in script.puts(name))
+        assert all((c.owner, c.group, c.mode, c.stage_dir) == ("keystone", "keystone", 0o600, keystone.KEYS_STAGE)
+                   for c in script.puts(name))
     assert asyncio.run(key_drift(ctx, dict(transports))) == []
 
 
@@ -147,3 +148,13 @@ def test_an_unreachable_node_is_drift_not_a_traceback(seed: Topology, ctx_of: Ct
     script.unreachable("ctl-3", "no route to host")
     drift = asyncio.run(key_drift(ctx, dict(script.fleet(*keystone_nodes(ctx)))))
     assert [d.host for d in drift] == ["ctl-3"] and "no route to host" in drift[0].render()
+
+
+def test_key_files_are_staged_outside_the_key_directories(seed: Topology, ctx_of: CtxOf) -> None:
+    """Keystone opens every entry of a key directory (its temp files included): every key file, Fernet and
+    credential, is written through a temporary file in the parent directory, on the same file system."""
+    files = keystone.key_files(ctx_of(seed))
+    assert len(files) == keystone.FERNET_KEYS + keystone.CREDENTIAL_KEYS
+    for f in files:
+        assert f.stage_dir == keystone.KEYS_STAGE
+        assert f.path.startswith(keystone.KEYS_STAGE + "/") and f.path.count("/") == keystone.KEYS_STAGE.count("/") + 2

@@ -75,3 +75,13 @@ def test_put_argv_rejects_bad_values(path: str, owner: str, group: str, mode: in
 def test_put_argv_passes_values_as_arguments_not_shell() -> None:
     argv = put_argv("/etc/a b/$(x)", 3, owner="hacluster", group="haclient", mode=0o640)
     assert argv[:2] == ["sh", "-c"] and argv[3:] == ["sh", "/etc/a b/$(x)", "hacluster", "haclient", "0640", "3"]
+
+
+def test_put_argv_takes_an_absolute_staging_directory_as_one_argument() -> None:
+    argv = put_argv("/etc/keystone/fernet-keys/0", 44, owner="keystone", group="keystone", mode=0o600,
+                    stage_dir="/etc/keystone")
+    assert argv[-2:] == ["44", "/etc/keystone"]
+    assert put_argv("/etc/x", 1, owner="root", group="root", mode=0o644)[-1] == "1"
+    for bad in ("etc/keystone", "/etc/\0x"):
+        with pytest.raises(ValueError):
+            put_argv("/etc/x", 1, owner="root", group="root", mode=0o644, stage_dir=bad)

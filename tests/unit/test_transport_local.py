@@ -151,3 +151,40 @@ def test_content_is_never_readable_by_others_while_written(tmp_path: Path) -> No
     mode, status = run(scenario())
     assert mode == 0o600 and status == 0
     assert path.read_bytes() == b"secret" and stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_staged_put_never_shows_a_temp_file_in_the_target_directory(tmp_path: Path) -> None:
+    """Keystone opens every entry of its key directory: mid-put, the directory holds only what it held
+    before, the temp file is in the staging directory, and one rename moves it in."""
+    keys, stage = tmp_path / "keys", tmp_path
+    keys.mkdir()
+    (keys / "0").write_bytes(b"old")
+    argv = put_argv(str(keys / "1"), 6, owner=ME, group=MY_GROUP, mode=0o600, stage_dir=str(stage))
+
+    async def scenario() -> tuple[list[str], list[str], int]:
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE)
+        assert proc.stdin is not None
+        proc.stdin.write(b"new")
+        await proc.stdin.drain()
+        staged: list[str] = []
+        for _ in range(200):
+            staged = [p.name for p in stage.glob(".hastack-put.*")]
+            if staged:
+                break
+            await asyncio.sleep(0.01)
+        inside = sorted(p.name for p in keys.iterdir())
+        proc.stdin.write(b"key")
+        proc.stdin.close()
+        return staged, inside, await proc.wait()
+
+    staged, inside, status = run(scenario())
+    assert staged and inside == ["0"] and status == 0
+    assert sorted(p.name for p in keys.iterdir()) == ["0", "1"] and (keys / "1").read_bytes() == b"newkey"
+    assert not list(stage.glob(".hastack-put.*"))
+
+
+def test_a_missing_staging_directory_fails_and_installs_nothing(tmp_path: Path) -> None:
+    with pytest.raises(CommandError) as info:
+        run(LocalTransport().put(str(tmp_path / "f"), b"x", owner=ME, group=MY_GROUP, mode=0o644,
+                                 stage_dir=str(tmp_path / "absent")))
+    assert "absent" in str(info.value) and not (tmp_path / "f").exists()

@@ -33,6 +33,9 @@ class File:
     """Content embeds a secret: plans show it masked, never as a diff of values."""
     restarts: tuple[str, ...] = ()
     """Units that read this file and must restart when it changes."""
+    stage_dir: str | None = None
+    """Where the write's temporary file is made, when not in the file's own directory (a directory on
+    the same file system): for a directory a daemon lists and opens entry by entry (Keystone's keys)."""
 
     @property
     def data(self) -> bytes:

@@ -31,6 +31,10 @@ from hastack.topology.model import Node, ServiceName, Topology
 CONF = "/etc/keystone/keystone.conf"
 FERNET_DIR = "/etc/keystone/fernet-keys"
 CREDENTIAL_DIR = "/etc/keystone/credential-keys"
+KEYS_STAGE = "/etc/keystone"
+"""Where key writes make their temporary file: Keystone opens every entry of a key directory before
+it looks at the name, and a root-only temporary file there failed its token requests (CI, 2026-12-05:
+`PermissionError: ... /etc/keystone/fernet-keys/.hastack-put.urQk9tFA` during a rotation)."""
 FERNET_KEYS = 3
 FERNET_ORDER = (*range(1, FERNET_KEYS), 0)
 """The order key files are written in (see the module's docstring)."""
@@ -181,7 +185,7 @@ def key_files(ctx: Ctx) -> list[File]:
     keys = [(f"{FERNET_DIR}/{i}", f"fernet/{i}") for i in FERNET_ORDER]
     keys += [(f"{CREDENTIAL_DIR}/{i}", f"credential/{i}") for i in range(CREDENTIAL_KEYS)]
     return [File(path, ctx.secrets.fernet_key(name), owner="keystone", group="keystone", mode=0o600,
-                 secret=True) for path, name in keys]
+                 secret=True, stage_dir=KEYS_STAGE) for path, name in keys]
 
 
 class Keystone:

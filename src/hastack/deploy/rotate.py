@@ -68,7 +68,8 @@ async def write_keys(ctx: Ctx, transports: dict[str, Transport]) -> list[Drift]:
         for path in order:
             f = files[path]
             try:
-                await transports[name].put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode)
+                await transports[name].put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode,
+                                           stage_dir=f.stage_dir)
             except HostError as exc:
                 return Drift(name, (path,), exc.message)
         return None

@@ -115,8 +115,11 @@ class Transport(Protocol):
         CommandTimeout when it outlived `timeout`, TransportError when the host is gone."""
         ...
 
-    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
-        """Write a file atomically (see PUT_SCRIPT); raise CommandError when that fails."""
+    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int,
+                  stage_dir: str | None = None) -> None:
+        """Write a file atomically (see PUT_SCRIPT); raise CommandError when that fails. `stage_dir`:
+        where the temporary file is made (default: the file's own directory), for directories whose
+        every entry a daemon opens (see `File.stage_dir`)."""
         ...
 
     async def get(self, path: str) -> bytes | None:
@@ -138,7 +141,8 @@ PUT_SCRIPT = r"""set -eu
 path=$1 owner=$2 group=$3 mode=$4 size=$5
 dir=$(dirname -- "$path")
 [ -d "$dir" ] || (umask 022 && mkdir -p -- "$dir")
-tmp=$(mktemp -- "$dir/.hastack-put.XXXXXXXX")
+stage=${6:-$dir}
+tmp=$(mktemp -- "$stage/.hastack-put.XXXXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 cat >"$tmp"
 got=$(wc -c <"$tmp")
@@ -154,21 +158,27 @@ sync -- "$dir"
 the content is never readable by anyone else, not even for an instant; it only becomes visible
 under its final name, owner and mode through one rename(2) in the same directory. The size
 check stops a connection dropped mid-transfer from installing a truncated file. Missing parent
-directories are created 0755 (components that need other modes declare their directories)."""
+directories are created 0755 (components that need other modes declare their directories).
+$6, when given, is the directory the temporary file is made in (on the same file system, so the
+rename stays atomic): Keystone opens every entry of its key directory, names it cannot use included,
+and a root-only temporary file there made its token requests fail while the file existed."""
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]*[$]?$")
 
 
-def put_argv(path: str, size: int, *, owner: str, group: str, mode: int) -> list[str]:
+def put_argv(path: str, size: int, *, owner: str, group: str, mode: int, stage_dir: str | None = None) -> list[str]:
     """The argv that runs PUT_SCRIPT; validates its inputs so a bad value fails here, loudly."""
     if not path.startswith("/") or "\0" in path or path.endswith("/"):
         raise ValueError(f"put needs an absolute file path, got {path!r}")
+    if stage_dir is not None and (not stage_dir.startswith("/") or "\0" in stage_dir):
+        raise ValueError(f"put needs an absolute staging directory, got {stage_dir!r}")
     for what, name in (("owner", owner), ("group", group)):
         if not _NAME.match(name):
             raise ValueError(f"invalid {what} name {name!r} for {path}")
     if not 0 <= mode <= 0o7777:
         raise ValueError(f"invalid mode {mode:o} for {path}")
-    return ["sh", "-c", PUT_SCRIPT, "sh", path, owner, group, f"{mode:04o}", str(size)]
+    stage = [] if stage_dir is None else [stage_dir]
+    return ["sh", "-c", PUT_SCRIPT, "sh", path, owner, group, f"{mode:04o}", str(size), *stage]
 
 
 def get_argv(path: str) -> list[str]:
@@ -193,8 +203,9 @@ class ExecTransport:
         result = Result(self.host, tuple(argv), status, out.decode(errors="replace"), err.decode(errors="replace"))
         return result.check() if check else result
 
-    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
-        argv = put_argv(path, len(data), owner=owner, group=group, mode=mode)
+    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int,
+                  stage_dir: str | None = None) -> None:
+        argv = put_argv(path, len(data), owner=owner, group=group, mode=mode, stage_dir=stage_dir)
         await self.run(argv, stdin=data, timeout=120.0, check=True)
 
     async def get(self, path: str) -> bytes | None:

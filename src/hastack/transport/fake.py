@@ -119,6 +119,7 @@ class Call:
     owner: str = ""
     group: str = ""
     mode: int = 0
+    stage_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -248,9 +249,10 @@ class FakeTransport:
         result = await self.script._respond(self.host, tuple(argv), stdin, timeout)
         return result.check() if check else result
 
-    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
-        put_argv(path, len(data), owner=owner, group=group, mode=mode)  # same validation as real puts
-        call = Call(self.host, "put", path=path, data=data, owner=owner, group=group, mode=mode)
+    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int,
+                  stage_dir: str | None = None) -> None:
+        put_argv(path, len(data), owner=owner, group=group, mode=mode, stage_dir=stage_dir)  # same validation
+        call = Call(self.host, "put", path=path, data=data, owner=owner, group=group, mode=mode, stage_dir=stage_dir)
         self.script.calls.append(call)
         self.script._check_up(self.host)
         self.script.files[(self.host, path)] = FakeFile(data, owner, group, mode)

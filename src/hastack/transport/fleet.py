@@ -96,8 +96,9 @@ class Unreachable:
     ) -> Result:
         return await (await self._transport()).run(argv, stdin=stdin, timeout=timeout, check=check)
 
-    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int) -> None:
-        await (await self._transport()).put(path, data, owner=owner, group=group, mode=mode)
+    async def put(self, path: str, data: bytes, *, owner: str, group: str, mode: int,
+                  stage_dir: str | None = None) -> None:
+        await (await self._transport()).put(path, data, owner=owner, group=group, mode=mode, stage_dir=stage_dir)
 
     async def get(self, path: str) -> bytes | None:
         return await (await self._transport()).get(path)

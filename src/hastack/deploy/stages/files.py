@@ -47,7 +47,7 @@ class FilesStage:
         for c in plan.changed_files:
             d.checkpoint()
             f = c.file
-            await t.put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode)
+            await t.put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode, stage_dir=f.stage_dir)
             d.changed(plan.host, c.summary())
         d.restarts.setdefault(plan.host, set()).update(plan.restarts)
         changed = [c.file.path for c in plan.files if c.content_changed]
