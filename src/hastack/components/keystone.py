@@ -12,7 +12,9 @@ Why it looks like this:
   secondary, the oldest secondary goes, a fresh key is staged. Files are written in the order of
   `FERNET_ORDER` (secondaries, primary, staged): a node part-way through holds the old staged and
   the old primary at every moment, and a node not yet reached holds the new primary as its staged
-  key, so every token issued anywhere validates everywhere. Rotations are at least
+  key, so every token issued anywhere validates everywhere. (One key load that straddles a rename on
+  its own node can still see a torn set: Keystone reads the files one by one, as it does during
+  `keystone-manage fernet_rotate`; the window is the fraction of a millisecond of one load.) Rotations are at least
   token expiration + allow_expired_window apart, the bound Keystone's docs give for 3 active keys.
 - Token validations are cached in every controller's memcached ([cache]); all URLs name the VIP.
 - `endpoints()` is the catalog deploy registers; `bootstrap()` the first admin and identity service.
