@@ -215,11 +215,10 @@ def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: boo
         finally:
             await _close(dict(transports))
 
-    def show(drift: list[Drift], why: str) -> int:
+    def show(drift: list[Drift], why: str) -> None:
         for d in drift:
             console.print(d.render(), style="red", markup=False, highlight=False)
         console.print(why, style="red", markup=False, highlight=False)
-        return 3
 
     drift = asyncio.run(connected(lambda t: key_drift(ctx, t)))
     if drift:
@@ -254,10 +253,12 @@ def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: boo
     ctx.secrets.save()
     failed = asyncio.run(connected(lambda t: write_keys(ctx, t)))
     if failed:
-        return show(failed, "the secrets file holds the new keys; the nodes above do not yet. Mixed nodes still "
-                            "accept each other's tokens. Run `hastack deploy` to finish.")
+        show(failed, "the secrets file holds the new keys; the nodes above do not yet. Mixed nodes still "
+                     "accept each other's tokens. Run `hastack deploy` to finish.")
+        return 3
     drift = asyncio.run(connected(lambda t: key_drift(ctx, t)))
     if drift:
-        return show(drift, "written, but the nodes above do not hold the new keys: run `hastack deploy`.")
+        show(drift, "written, but the nodes above do not hold the new keys: run `hastack deploy`.")
+        return 3
     console.print(f"rotated on {len(nodes)} node(s) in {time.monotonic() - t0:.1f}s; every node holds the new keys")
     return 0

@@ -21,8 +21,9 @@ Choices and why:
   partition still shows both holders for about 1-2 s (the price of a 0.3 s failover: a lease
   longer than the check would remove it and slow every failover to match).
 - The VRRP process runs realtime (`vrrp_rt_priority`, tuning `rt_priority`, 50) and locked in memory
-  (`vrrp_no_swap`). On the lab's loaded 2-core host it waited 2.7 ms on the run queue per wakeup
-  on average at normal priority, and a CI drill saw a VIP move between two healthy controllers
+  (`vrrp_no_swap`). On the lab's loaded 2-core host, during a controller's cold start, it waited
+  5.8-7.6 ms on the run queue per wakeup on average at normal priority (3-8 µs realtime), and a CI
+  drill saw a VIP move between two healthy controllers
   during a cold start; a backup that is not scheduled for 3 x advert_int takes the VIP beside a live
   master. keepalived resets its scripts to normal scheduling (SCHED_RESET_ON_FORK).
 - keepalived dies or freezes: a drop-in removes its VIPs when its process ends, however it ended,

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
-from hastack.components.base import Desired
+from hastack.components.base import Desired, File
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import Fact, gather
 from hastack.secrets import Secrets
@@ -26,6 +26,12 @@ from hastack.transport.base import CommandError, HostError, Result, Transport
 T = TypeVar("T")
 EventKind = Literal["stage", "step", "change", "ok", "fail", "info"]
 
+
+
+async def put_file(t: Transport, f: File) -> None:
+    """Write one rendered file as it asks (owner, mode, and where its temporary file may stand): the one
+    write path of the files stage and of `rotate-keys`."""
+    await t.put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode, stage_dir=f.stage_dir)
 
 @dataclass(frozen=True)
 class Event:

@@ -1,10 +1,10 @@
 """`hastack rotate-keys`: Keystone's Fernet token keys rotated on every Keystone node, no valid token refused.
 
-The rotation is a change of the truth (the secrets file) followed by the files stage, which writes the
-key files in `keystone.FERNET_ORDER` (why that order is safe: `components/keystone.py`). Before it, every
-Keystone node must hold exactly the keys the secrets name: the key about to become primary must already
-be staged everywhere, or a token it signs would be refused by a node that lacks it. After it, the same
-check proves every node holds the new set.
+The rotation is a change of the truth (the secrets file) followed by writing the Fernet key files, and
+only those, in `keystone.FERNET_ORDER` (why that order is safe: `components/keystone.py`). Before it,
+every Keystone node must hold exactly the keys the secrets name: the key about to become primary must
+already be staged everywhere, or a token it signs would be refused by a node that lacks it. After it,
+the same check proves every node holds the new set.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import asyncio
 from dataclasses import dataclass
 
 from hastack.components import keystone
-from hastack.components.base import Ctx, Desired
-from hastack.components.registry import desired
+from hastack.components.base import Ctx, Desired, File
+from hastack.deploy.engine import put_file
 from hastack.plan.gather import host_plan
 from hastack.transport.base import HostError, Transport
 
@@ -38,16 +38,20 @@ def keystone_nodes(ctx: Ctx) -> list[str]:
     return [n.name for n in ctx.topo.nodes if keystone.COMPONENT.applies(ctx.topo, n)]
 
 
+def fernet_files(ctx: Ctx) -> list[File]:
+    """The Fernet key files as every Keystone node gets them (the same on each), in FERNET_ORDER."""
+    paths = keystone.fernet_paths()
+    return [f for f in keystone.key_files(ctx) if f.path in paths]
+
+
 async def key_drift(ctx: Ctx, transports: dict[str, Transport]) -> list[Drift]:
     """Every Keystone node whose Fernet key files differ from the secrets (content, owner or mode), or
     that cannot be read. Empty: every node holds exactly the current keys."""
-    want = desired(ctx)
-    paths = set(keystone.fernet_paths())
+    files = fernet_files(ctx)
 
     async def one(name: str) -> Drift | None:
-        d = want[name]
         try:
-            hp = await host_plan(transports[name], Desired(d.node, [f for f in d.files if f.path in paths]))
+            hp = await host_plan(transports[name], Desired(ctx.topo.node(name), files))
         except HostError as exc:
             return Drift(name, (), exc.message)
         changed = tuple(c.file.path for c in hp.changed_files)
@@ -60,18 +64,14 @@ async def key_drift(ctx: Ctx, transports: dict[str, Transport]) -> list[Drift]:
 async def write_keys(ctx: Ctx, transports: dict[str, Transport]) -> list[Drift]:
     """Write the secrets' Fernet keys to every Keystone node, each node's files in FERNET_ORDER (the
     nodes in parallel: any mix of old and new nodes is safe). Returns the nodes a write failed on."""
-    want = desired(ctx)
-    order = keystone.fernet_paths()
+    files = fernet_files(ctx)
 
     async def one(name: str) -> Drift | None:
-        files = {f.path: f for f in want[name].files if f.path in order}
-        for path in order:
-            f = files[path]
+        for f in files:
             try:
-                await transports[name].put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode,
-                                           stage_dir=f.stage_dir)
+                await put_file(transports[name], f)
             except HostError as exc:
-                return Drift(name, (path,), exc.message)
+                return Drift(name, (f.path,), exc.message)
         return None
 
     failed = await asyncio.gather(*(one(n) for n in keystone_nodes(ctx)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hastack import pki
-from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.engine import Deploy, StepFailed, put_file
 from hastack.plan.gather import HostPlan, host_plan
 from hastack.topology.model import Node
 
@@ -46,8 +46,7 @@ class FilesStage:
         t = d.transports[plan.host]
         for c in plan.changed_files:
             d.checkpoint()
-            f = c.file
-            await t.put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode, stage_dir=f.stage_dir)
+            await put_file(t, c.file)
             d.changed(plan.host, c.summary())
         d.restarts.setdefault(plan.host, set()).update(plan.restarts)
         changed = [c.file.path for c in plan.files if c.content_changed]
