@@ -328,3 +328,49 @@ def test_a_hung_api_is_restarted_by_the_watchdog(cloud: str) -> None:
         assert re.search(rf"{unit}:   pid \d+: state T", log), log  # the evidence: stopped processes
     finally:
         on(node, f"systemctl kill -s CONT {unit}", check=False)
+
+
+def dhcp_alive(cloud: str) -> bool:
+    rows = osc(cloud, "network", "agent", "list", "--agent-type", "dhcp")
+    return [r["Alive"] for r in rows if r["Host"] == AGENT_HOST] in ([True], [":-)"])
+
+
+def test_a_frozen_or_given_up_neutron_agent_is_recovered_through_pacemaker(cloud: str) -> None:
+    """The DHCP agent on the node running the group, two ways of running while doing nothing:
+    its main process stopped (SIGSTOP), then (on its next run) its log saying it gave up its state
+    reports for good. Each time hastack-api-watchdog on that node kills the stuck process,
+    Pacemaker's monitor restarts the resource there as after a crash, and Neutron sees the agent
+    alive again. CI's stop-23 run saw the DHCP agent stay dead in Neutron for 15 minutes after a
+    controller power cycle with its unit active."""
+    node, unit = agents_node(), "neutron-dhcp-agent"
+    since = on(node, "date '+%Y-%m-%d %H:%M:%S'").strip()
+
+    def pid() -> str:
+        return on(node, f"systemctl show -p MainPID --value {unit}").strip()
+
+    first = pid()
+    assert first != "0" and dhcp_alive(cloud)
+    try:
+        on(node, f"systemctl kill --kill-who=main -s STOP {unit}")
+        second = until(f"Pacemaker restarting the frozen {unit} on {node}",
+                       lambda: (p := pid()) not in (first, "0") and p, 120, 2)
+        until(f"{unit} alive in Neutron after its restart", lambda: dhcp_alive(cloud), 180, 3)
+        # neutron's own words, written under the running agent's PID as oslo.log writes them
+        now = on(node, "date '+%Y-%m-%d %H:%M:%S.000'").strip()
+        line = (f"{now} {second} WARNING neutron.agent.dhcp.agent [-] Neutron server does not support state "
+                "report. State report for this agent will be disabled.")
+        on(node, f"cat >> /var/log/neutron/{unit}.log", stdin=line + "\n")
+        until(f"Pacemaker restarting {unit} after it gave up its reports",
+              lambda: pid() not in (first, second, "0"), 120, 2)
+        until(f"{unit} alive in Neutron after the second restart", lambda: dhcp_alive(cloud), 180, 3)
+        log = on(node, f"journalctl -u hastack-api-watchdog --since '{since}' --no-pager -o cat")
+        assert f"{unit}: its main process stopped (state T)" in log, log
+        assert f"{unit}: its running process logged" in log, log
+        assert log.count(f"{unit}: killed its main process") == 2, log  # once per fault (Hold)
+        # Pacemaker counted one failure per fault and restarted the agent in place (threshold 3)
+        assert on(node, "crm_resource --locate -r neutron-agents").split()[-1] == node
+        count = on(node, f"crm_failcount --query -r {unit} -N {node}")
+        assert re.search(r"\bvalue=2\b", count), count
+    finally:
+        on(node, f"systemctl kill --kill-who=main -s CONT {unit}", check=False)
+        on(node, f"crm_resource --cleanup -r {unit}", check=False)  # the two failures off its count

@@ -13,15 +13,17 @@ import pytest
 
 from hastack.agents.api_watchdog import (
     Api,
+    FrozenWatch,
     Judge,
     LogGuard,
     active_for,
     answers,
     check_round,
+    frozen,
     guard_hits,
     in_unit,
-    logged_by,
     parse_show,
+    proc_state,
     read_tail,
 )
 from hastack.components import api_watchdog, haproxy
@@ -130,8 +132,8 @@ def test_rendered_for_each_controller_with_its_own_addresses(seed: Topology) -> 
             files[api_watchdog.UNIT_FILE].data.decode()
         assert api_watchdog.UNIT in state[node.name].units
     for node in seed.nodes:
-        if not node.has("controller"):
-            assert api_watchdog.UNIT not in state[node.name].units
+        if not node.has("controller"):  # network nodes run it for their agents (test further down)
+            assert (api_watchdog.UNIT in state[node.name].units) == node.has("network")
 
 
 def test_off_in_the_topology_renders_nothing(seed: Topology) -> None:
@@ -165,10 +167,14 @@ Unable to load publisher (a continuation line without a PID is not a hit)
 """
 
 
-def test_log_lines_with_the_text_give_their_pids() -> None:
-    hits = logged_by(CEILOMETER_LOG.splitlines(), "Unable to load publisher")
-    assert [pid for pid, _ in hits] == [1592, 2210]
-    assert "ConnectTimeout" in hits[0][1]
+def test_log_lines_with_the_text_give_their_pids(tmp_path) -> None:
+    log = tmp_path / "agent.log"
+    log.write_text(CEILOMETER_LOG)
+    seen: list[int] = []
+    hits = guard_hits(LogGuard("u", str(log), "Unable to load publisher"),
+                      alive=lambda pid, unit: seen.append(pid) is None)
+    assert seen == [1592, 2210]  # each PID asked once; the continuation line has none
+    assert len(hits) == 2 and "ConnectTimeout" in hits[0]
 
 
 def test_a_guard_fires_only_for_a_process_of_the_current_run(tmp_path) -> None:
@@ -207,10 +213,112 @@ def test_telemetry_renders_the_ceilometer_publisher_guard(seed: Topology) -> Non
     four = load_example("four-servers.yml")
     assert four.runs("telemetry") and not seed.runs("telemetry")
     guard = {"unit": telemetry.NOTIFICATION_UNIT, "log": telemetry.NOTIFICATION_LOG,
-             "text": telemetry.PUBLISHER_FAILED}
+             "text": telemetry.PUBLISHER_FAILED, "repeats": 1, "reset": "", "via": "systemd"}
     for topo, expected in ((four, [guard]), (seed, [])):
         state = desired(Ctx(topo, FixedSecrets(None)))
         for node in topo.controllers:
             conf = json.loads({f.path: f for f in state[node.name].files}[api_watchdog.CONF].data)
             assert conf["log_guards"] == expected
     assert telemetry.NOTIFICATION_LOG.endswith(f"{telemetry.NOTIFICATION_UNIT}.log")
+
+
+# The DHCP agent's give-up, in neutron's own words (neutron/agent/dhcp/agent.py, _report_state), and
+# its report failures and recovery, written as oslo.log writes them.
+DHCP_LOG = """2026-12-05 12:30:01.100 4100 INFO neutron.agent.dhcp.agent [-] DHCP agent started
+2026-12-05 12:31:02.123 4100 ERROR neutron.agent.dhcp.agent [-] Failed reporting state!: \
+oslo_messaging.exceptions.MessagingTimeout: Timed out waiting for a reply
+2026-12-05 12:31:32.123 4100 ERROR neutron.agent.dhcp.agent [-] Failed reporting state!: again
+2026-12-05 12:32:02.123 4100 INFO neutron.agent.dhcp.agent [-] Successfully reported state after a previous failure.
+2026-12-05 12:32:32.123 4100 ERROR neutron.agent.dhcp.agent [-] Failed reporting state!: once more
+2026-12-05 12:33:02.123 4100 WARNING neutron.agent.dhcp.agent [-] Neutron server does not support state report. \
+State report for this agent will be disabled.
+"""
+
+
+def test_repeats_count_only_the_lines_after_the_last_reset(tmp_path) -> None:
+    log = tmp_path / "dhcp.log"
+    log.write_text(DHCP_LOG)
+    failing = dict(unit="neutron-dhcp-agent", log=str(log), text="Failed reporting state!",
+                   reset="Successfully reported state after a previous failure")
+    assert guard_hits(LogGuard(**failing, repeats=2), alive=lambda pid, unit: True) == []  # 1 since the reset
+    assert len(guard_hits(LogGuard(**failing, repeats=1), alive=lambda pid, unit: True)) == 1
+    no_reset = LogGuard("neutron-dhcp-agent", str(log), "Failed reporting state!", repeats=3)
+    assert len(guard_hits(no_reset, alive=lambda pid, unit: True)) == 3
+    gave_up = LogGuard("neutron-dhcp-agent", str(log), api_watchdog.AGENT_GAVE_UP, via="pacemaker")
+    assert guard_hits(gave_up, alive=lambda pid, unit: pid == 4100)[0].endswith("will be disabled.")
+    assert guard_hits(gave_up, alive=lambda pid, unit: False) == []  # the agent was restarted since
+
+
+def test_a_stopped_main_process_is_frozen_and_only_two_checks_in_a_row_are_due() -> None:
+    states = {"10": "T", "11": "S", "12": "t"}
+    assert frozen("10", states.__getitem__) and frozen("12", states.__getitem__)
+    assert not frozen("11", states.__getitem__) and not frozen("", states.__getitem__)
+    w = FrozenWatch(checks=2)
+    assert [w.due("a", True), w.due("a", True), w.due("a", True)] == [False, True, False]
+    assert [w.due("b", True), w.due("b", False), w.due("b", True), w.due("b", True)] == [False, False, False, True]
+
+
+def test_a_real_stopped_process_reads_as_frozen() -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert proc_state(str(child.pid)) in ("S", "R") and not frozen(str(child.pid))
+        os.kill(child.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while proc_state(str(child.pid)) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert frozen(str(child.pid))
+    finally:
+        child.kill()
+        child.wait()
+    assert proc_state(str(child.pid)) == "" and not frozen(str(child.pid))
+
+
+def test_network_nodes_guard_the_pacemaker_agents(seed: Topology) -> None:
+    from conftest import FixedSecrets
+    from hastack.components import pacemaker
+    from hastack.components.base import Ctx
+
+    state = desired(Ctx(seed, FixedSecrets(None)))
+    for node in seed.nodes:
+        files = {f.path: f for f in state[node.name].files}
+        if not (node.has("network") or node.has("controller")):
+            assert api_watchdog.CONF not in files  # a compute node runs no watchdog
+            continue
+        conf = json.loads(files[api_watchdog.CONF].data)
+        if node.has("network"):
+            assert not conf["apis"]
+            units = [g["unit"] for g in conf["log_guards"]]
+            assert sorted(units) == sorted(pacemaker.AGENT_UNITS)
+            assert {(g["via"], g["text"], g["log"]) for g in conf["log_guards"]} == {
+                ("pacemaker", api_watchdog.AGENT_GAVE_UP, f"/var/log/neutron/{u}.log") for u in units}
+            assert conf["frozen"] == [{"unit": u, "via": "pacemaker"} for u in units]
+            assert api_watchdog.UNIT in state[node.name].units
+        else:
+            assert conf["apis"] and not conf["frozen"]
+            assert all(g["via"] == "systemd" for g in conf["log_guards"])
+
+
+def test_the_pacemaker_resource_is_the_unit_name() -> None:
+    """`fail` names the resource by the guarded unit: the group's primitives carry their unit's name."""
+    from hastack.components import pacemaker
+
+    assert all(pacemaker.agent_id(u) == u for u in pacemaker.AGENT_UNITS)
+
+
+def test_the_hold_acts_once_per_run_of_a_unit() -> None:
+    """Pacemaker takes seconds to stop and start a group member: reporting the same run failed again
+    meanwhile would push its fail count to migration-threshold and move the group for one fault."""
+    from hastack.agents.api_watchdog import Hold
+
+    h = Hold(hold_s=120)
+    assert h.allows("dhcp", "100", 0.0)
+    h.record("dhcp", "100", 0.0)
+    assert not h.allows("dhcp", "100", 5.0) and not h.allows("dhcp", "100", 119.9)
+    assert h.allows("dhcp", "200", 6.0)  # a new run: watched again at once
+    assert h.allows("dhcp", "100", 120.0)  # nothing happened in time: act again
+    assert h.allows("l3", "100", 1.0)

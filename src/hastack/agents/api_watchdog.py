@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""hastack API watchdog, run on each controller as hastack-api-watchdog.service.
+"""hastack API watchdog, run on each controller and network node as hastack-api-watchdog.service.
 
 Liveness, not readiness. HAProxy already takes a backend that answers badly out of the VIP's
 rotation, and the VIP keeps serving from the other controllers; what nothing brings back is an API
@@ -23,6 +23,12 @@ timed out 34 s after the agent's own wait for Keystone had passed), the agent lo
 publisher gnocchi://" and consumes and drops every sample for its lifetime. The restart is what an
 operator would do; the unit's own wait for the APIs then runs again.
 
+On a network node the same program guards the Neutron agents that Pacemaker runs, with two rules:
+the log guard above (the agents' "State report for this agent will be disabled": they stop their
+heartbeat for good), and a main process stopped (SIGSTOP) in two checks in a row. Such a unit is
+never restarted behind Pacemaker's back: its main process is killed, and Pacemaker's monitor
+recovers the resource as after any crash (see `kill_main`).
+
 This file is copied to the node and run by the node's own Python 3 (standard library only).
 """
 
@@ -30,7 +36,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -57,21 +65,17 @@ class LogGuard:
     log: str
     text: str
     """A fixed string (not a pattern): what the daemon logs when it gave up for good."""
+    repeats: int = 1
+    """How many such lines of the current run, with no `reset` line after the first, trigger."""
+    reset: str = ""
+    """A fixed string the daemon logs when it works again ("" = none): the count starts over."""
+    via: str = "systemd"
+    """Who restarts the unit: "systemd", or "pacemaker" for a cluster resource (see `kill_main`)."""
 
 
 OSLO_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? (\d+) ")
 """oslo.log's default format: date, time, PID, level, logger."""
 TAIL_BYTES = 256 * 1024
-
-
-def logged_by(lines: Iterable[str], text: str) -> list[tuple[int, str]]:
-    """(PID, line) of each oslo.log line that carries `text`."""
-    out = []
-    for line in lines:
-        m = OSLO_LINE.match(line)
-        if m and text in line:
-            out.append((int(m.group(1)), line.rstrip("\n")))
-    return out
 
 
 def read_tail(path: str, size: int = TAIL_BYTES) -> list[str]:
@@ -95,8 +99,24 @@ def in_unit(pid: int, unit: str) -> bool:
 
 def guard_hits(guard: LogGuard, tail: Callable[[str], list[str]] = read_tail,
                alive: Callable[[int, str], bool] = in_unit) -> list[str]:
-    """The log lines that say a process of the unit's current run gave up: non-empty means restart."""
-    return [line for pid, line in logged_by(tail(guard.log), guard.text) if alive(pid, guard.unit)]
+    """The log lines that say a process of the unit's current run gave up (`repeats` of them since
+    its last `reset` line): non-empty means restart."""
+    current: dict[int, bool] = {}
+    hits: list[str] = []
+    for line in tail(guard.log):
+        m = OSLO_LINE.match(line)
+        if not m or not (guard.text in line or (guard.reset and guard.reset in line)):
+            continue
+        pid = int(m.group(1))
+        if pid not in current:
+            current[pid] = alive(pid, guard.unit)
+        if not current[pid]:
+            continue
+        if guard.reset and guard.reset in line:
+            hits = []
+        else:
+            hits.append(line.rstrip("\n"))
+    return hits if len(hits) >= guard.repeats else []
 
 
 @dataclass
@@ -158,17 +178,46 @@ def run(argv: list[str], timeout: float = 30) -> str:
         return f"({' '.join(argv)}: {exc})"
 
 
-def evidence(unit: str, log: str) -> list[str]:
-    """What the unit's processes wait on, their TCP peers and the tail of the service's log."""
-    lines: list[str] = []
+def unit_pids(unit: str) -> list[str]:
+    """The PIDs in the unit's cgroup now (none when it does not run)."""
     cgroup = run(["systemctl", "show", "-p", "ControlGroup", "--value", f"{unit}.service"]).strip()
     # cgroup v2 alone, or systemd's hybrid layout (as inside the lab's containers)
     found = [p for p in (Path(f"/sys/fs/cgroup{d}{cgroup}/cgroup.procs") for d in ("", "/unified", "/systemd"))
              if cgroup and p.exists()]
-    pids = found[0].read_text().split() if found else []
+    try:
+        return found[0].read_text().split() if found else []
+    except OSError:
+        return []
+
+
+def proc_state(pid: str) -> str:
+    """The one-letter state of /proc/PID/stat ("" when the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def main_pid(unit: str) -> str:
+    """systemd's main PID of the unit ("" when it has none)."""
+    pid = run(["systemctl", "show", "-p", "MainPID", "--value", f"{unit}.service"]).strip()
+    return pid if pid.isdigit() and pid != "0" else ""
+
+
+def frozen(pid: str, state: Callable[[str], str] = proc_state) -> bool:
+    """The unit's main process is stopped (SIGSTOP, state T): alive to systemd and to Pacemaker's
+    systemd monitor, doing nothing. Its children do not count: the DHCP agent's dnsmasq and the
+    metadata proxies keep running while the agent that manages them is frozen."""
+    return bool(pid) and state(pid) in ("T", "t")
+
+
+def evidence(unit: str, log: str) -> list[str]:
+    """What the unit's processes wait on, their TCP peers and the tail of the service's log."""
+    lines: list[str] = []
+    pids = unit_pids(unit)
     for pid in pids:
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            stat = proc_state(pid)
             wchan = Path(f"/proc/{pid}/wchan").read_text().strip() or "-"
             threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
         except OSError:
@@ -212,16 +261,93 @@ def restart(unit: str, *, wait: bool = True) -> None:
     print(f"{unit}: restart {'done' if rc == 0 else f'failed (exit {rc})'}", flush=True)
 
 
+def kill_main(unit: str, pid: str) -> None:
+    """A unit Pacemaker runs is never restarted behind its back: its stuck main process is killed
+    (SIGKILL), which Pacemaker's next monitor of the resource sees as a crash, and recovers as one:
+    stop and start in place (with what follows it in the group), one failure counted toward
+    migration-threshold, so a unit that keeps failing moves the group to the other node.
+    (`crm_resource --fail` was tried first: Pacemaker 2.1.5 counted each report as two failures, so
+    the second fault moved the group.)"""
+    if not pid or not in_unit(int(pid), unit):
+        print(f"{unit}: main process {pid or '-'} gone already", flush=True)
+        return
+    try:
+        os.kill(int(pid), signal.SIGKILL)
+        print(f"{unit}: killed its main process {pid}; Pacemaker's monitor recovers the resource", flush=True)
+    except OSError as exc:
+        print(f"{unit}: could not kill its main process {pid}: {exc}", flush=True)
+
+
+@dataclass
+class FrozenWatch:
+    """Counts each watched unit's frozen checks in a row; says when one is due."""
+
+    checks: int
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def due(self, unit: str, is_frozen: bool) -> bool:
+        self.seen[unit] = self.seen.get(unit, 0) + 1 if is_frozen else 0
+        if self.seen[unit] < self.checks:
+            return False
+        self.seen[unit] = 0
+        return True
+
+
+@dataclass
+class Hold:
+    """One recovery per run of a unit: after the watchdog acted on a unit, it leaves it alone while
+    the unit's main PID is the one it acted on, for up to `hold_s` (Pacemaker's stop and start of a
+    group member take seconds; reporting it failed again meanwhile would count failures toward
+    migration-threshold and move the whole group for one fault)."""
+
+    hold_s: float
+    acted: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def allows(self, unit: str, pid: str, now: float) -> bool:
+        last = self.acted.get(unit)
+        return last is None or last[0] != pid or now - last[1] >= self.hold_s
+
+    def record(self, unit: str, pid: str, now: float) -> None:
+        self.acted[unit] = (pid, now)
+
+
+HOLD_S = 120.0
+
+
+def recover(unit: str, via: str, why: list[str], hold: Hold) -> None:
+    """Restart the unit (or, for a Pacemaker resource, kill its main process) and say why, once per
+    run (see Hold)."""
+    pid, now = main_pid(unit), time.monotonic()
+    if not hold.allows(unit, pid, now):
+        return
+    hold.record(unit, pid, now)
+    for line in why:
+        print(f"{unit}: {line}", flush=True)
+    if via == "pacemaker":
+        kill_main(unit, pid)
+    else:
+        restart(unit, wait=False)
+
+
 def main() -> int:
     conf = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else CONF).read_text())
     apis = [Api(a["unit"], a["url"], a.get("log", "")) for a in conf["apis"]]
-    guards = [LogGuard(g["unit"], g["log"], g["text"]) for g in conf.get("log_guards", [])]
+    guards = [LogGuard(g["unit"], g["log"], g["text"], g.get("repeats", 1), g.get("reset", ""),
+                       g.get("via", "systemd")) for g in conf.get("log_guards", [])]
+    freeze = [(f["unit"], f.get("via", "systemd")) for f in conf.get("frozen", [])]
+    watch = FrozenWatch(conf.get("frozen_checks", 2))
+    hold = Hold(conf.get("hold_s", HOLD_S))
     judge = Judge(conf["failures"], conf["grace_s"])
     silence = conf["failures"] * conf["interval_s"]
-    print(f"watching {len(apis)} API(s): restart after ~{silence} s without an HTTP answer, "
-          f"{conf['grace_s']} s after a unit starts", flush=True)
+    if apis:
+        print(f"watching {len(apis)} API(s): restart after ~{silence} s without an HTTP answer, "
+              f"{conf['grace_s']} s after a unit starts", flush=True)
     for g in guards:
-        print(f"guarding {g.unit}: restart when its current run logs {g.text!r} in {g.log}", flush=True)
+        print(f"guarding {g.unit}: {g.via} recovers it when its current run logs {g.text!r} "
+              f"{g.repeats} time(s) in {g.log}", flush=True)
+    for unit, via in freeze:
+        print(f"guarding {unit}: {via} recovers it when its main process stays stopped for "
+              f"{watch.checks} checks", flush=True)
     while True:
         started = time.monotonic()
         for api, age in check_round(apis, judge, conf["timeout_s"]):
@@ -233,9 +359,13 @@ def main() -> int:
         for guard in guards:
             hits = guard_hits(guard)
             if hits:
-                print(f"{guard.unit}: its running process logged {guard.text!r}: restarting it", flush=True)
-                print(f"{guard.unit}:   log: {hits[-1][:400]}", flush=True)
-                restart(guard.unit, wait=False)
+                recover(guard.unit, guard.via, [
+                    f"its running process logged {guard.text!r} ({len(hits)} time(s)): recovering it",
+                    f"  log: {hits[-1][:400]}"], hold)
+        for unit, via in freeze:
+            if watch.due(unit, frozen(main_pid(unit))):
+                recover(unit, via, [f"its main process stopped (state T) for {watch.checks} checks: "
+                                          "recovering it"], hold)
         time.sleep(max(0.0, conf["interval_s"] - (time.monotonic() - started)))
 
 

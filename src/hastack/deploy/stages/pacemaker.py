@@ -6,7 +6,7 @@ running on exactly one node.
 
 from __future__ import annotations
 
-from hastack.components import corosync, pacemaker
+from hastack.components import api_watchdog, corosync, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import crm_state
 from hastack.deploy.services import network_agents_gate
@@ -39,6 +39,9 @@ class PacemakerStage:
         await self.wait_dc(d, members[0].name)
         await self.configure(d, members[0].name)
         await self.gate(d)
+        # The watchdog guards the agents the group runs: started once the group is up and alive.
+        watched = [n for n in members if api_watchdog.COMPONENT.applies(d.topo, n)]
+        await d.each(watched, lambda n: self.start(d, n, api_watchdog.UNIT))
 
     async def prepare(self, d: Deploy, node: Node) -> None:
         # Pacemaker alone starts the group's units; haproxy and keepalived arrive as dependencies of
