@@ -335,6 +335,38 @@ def dhcp_alive(cloud: str) -> bool:
     return [r["Alive"] for r in rows if r["Host"] == AGENT_HOST] in ([True], [":-)"])
 
 
+def test_an_agent_neutron_no_longer_hears_from_is_recovered_through_pacemaker(cloud: str) -> None:
+    """The server's view: the DHCP agent's heartbeat, as Neutron recorded it in its database, is held
+    300 s in the past (rewritten on a controller every few seconds, as if its reports no longer
+    arrived) while the L3 and metadata agents of the same identity keep reporting. The watchdog on
+    the node running the group reads that through the VIP with its three-column account, kills the
+    agent, and Pacemaker's monitor starts it again in place."""
+    node, unit = agents_node(), "neutron-dhcp-agent"
+    since = on(node, "date '+%Y-%m-%d %H:%M:%S'").strip()
+    backdate = (f"UPDATE neutron.agents SET heartbeat_timestamp = UTC_TIMESTAMP() - INTERVAL 300 SECOND "
+                f"WHERE host = '{AGENT_HOST}' AND `binary` = '{unit}'")
+
+    def pid() -> str:
+        return on(node, f"systemctl show -p MainPID --value {unit}").strip()
+
+    first = pid()
+
+    def silenced_and_replaced() -> bool:
+        on("ctl-1", "mariadb", stdin=backdate + ";\n")
+        return pid() not in (first, "0")
+
+    try:
+        # up to the watchdog's start grace (180 s after the unit started) + a check and the monitor
+        until(f"the watchdog recovering {unit} on {node}", silenced_and_replaced, 300, 3)
+        until(f"{unit} alive in Neutron after its restart", lambda: dhcp_alive(cloud), 180, 3)
+        log = on(node, f"journalctl -u hastack-api-watchdog --since '{since}' --no-pager -o cat")
+        assert re.search(rf"{unit}: Neutron last heard from it \d+ s ago \(peers: .*neutron-l3-agent \d+ s", log), log
+        assert log.count(f"{unit}: killed its main process") == 1, log
+        assert on(node, "crm_resource --locate -r neutron-agents").split()[-1] == node
+    finally:
+        on(node, f"crm_resource --cleanup -r {unit}", check=False)
+
+
 def test_a_frozen_or_given_up_neutron_agent_is_recovered_through_pacemaker(cloud: str) -> None:
     """The DHCP agent on the node running the group, two ways of running while doing nothing:
     its main process stopped (SIGSTOP), then (on its next run) its log saying it gave up its state

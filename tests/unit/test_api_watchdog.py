@@ -322,3 +322,52 @@ def test_the_hold_acts_once_per_run_of_a_unit() -> None:
     assert h.allows("dhcp", "200", 6.0)  # a new run: watched again at once
     assert h.allows("dhcp", "100", 120.0)  # nothing happened in time: act again
     assert h.allows("l3", "100", 1.0)
+
+
+def test_heartbeat_ages_parse_and_the_silent_agent_is_the_one_whose_peers_report() -> None:
+    from hastack.agents.api_watchdog import parse_ages, silent_agents
+
+    ages = parse_ages("neutron-dhcp-agent\t412\nneutron-l3-agent\t12\nneutron-metadata-agent\t-1\n"
+                      "garbage line\nneutron-linuxbridge-agent\tNULL\n")
+    assert ages == {"neutron-dhcp-agent": 412, "neutron-l3-agent": 12, "neutron-metadata-agent": -1}
+    running: dict[str, float | None] = {"neutron-dhcp-agent": 900.0, "neutron-l3-agent": 900.0,
+                                        "neutron-metadata-agent": 900.0}
+    assert silent_agents(ages, running, 100, 60, 180) == [("neutron-dhcp-agent", 412)]
+    # every agent silent: the controllers or the brokers are away, a restart cannot help
+    assert silent_agents({k: 412 for k in ages}, running, 100, 60, 180) == []
+    # not running here (the other node runs the group), or within its start grace: left alone
+    assert silent_agents(ages, {**running, "neutron-dhcp-agent": None}, 100, 60, 180) == []
+    assert silent_agents(ages, {**running, "neutron-dhcp-agent": 179.0}, 100, 60, 180) == []
+    # never registered: nothing to compare
+    assert silent_agents({"neutron-l3-agent": 5}, running, 100, 60, 180) == []
+    assert silent_agents({**ages, "neutron-dhcp-agent": 100}, running, 100, 60, 180) == []  # not past stale_s
+
+
+def test_the_watch_account_reads_three_columns_and_its_password_stays_root_only(seed: Topology) -> None:
+    from conftest import FixedSecrets
+    from hastack.components.base import Ctx
+
+    ctx = Ctx(seed, FixedSecrets(None))
+    state = desired(ctx)
+    pw = ctx.secrets.password(api_watchdog.WATCH_SECRET)
+    for node in seed.nodes:
+        files = {f.path: f for f in state[node.name].files}
+        if not node.has("network"):
+            assert api_watchdog.WATCH_CNF not in files
+            continue
+        cnf = files[api_watchdog.WATCH_CNF]
+        assert cnf.mode == 0o600 and cnf.secret and f"password={pw}\n" in cnf.data.decode()
+        assert f"host={seed.network.vip}\n" in cnf.data.decode()
+        conf = json.loads(files[api_watchdog.CONF].data)
+        assert pw not in files[api_watchdog.CONF].data.decode()  # the 0644 config names the file, not the password
+        beats = conf["heartbeats"]
+        assert beats["defaults"] == api_watchdog.WATCH_CNF and beats["units"] == [g["unit"] for g in conf["frozen"]]
+        assert beats["query"].endswith(f"WHERE host = '{seed.openstack.agent_host}'")
+        assert "mariadb-client" in api_watchdog.COMPONENT.packages(seed, node)
+    sql = api_watchdog.watch_grant_sql("p'w")
+    assert "GRANT SELECT (`binary`, `host`, `heartbeat_timestamp`) ON `neutron`.`agents` TO " \
+           "'hastack_agentwatch'@'%';" in sql
+    assert "IDENTIFIED BY 'p''w'" in sql and "ALL" not in sql
+    # the identity is a DNS name the model checked; quoted again all the same
+    hostile = seed.model_copy(update={"openstack": seed.openstack.model_copy(update={"agent_host": "a'b"})})
+    assert api_watchdog.heartbeat_query(hostile).endswith("WHERE host = 'a''b'")

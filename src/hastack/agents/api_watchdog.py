@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CONF = "/etc/hastack/api-watchdog.json"
 
@@ -329,6 +330,52 @@ def recover(unit: str, via: str, why: list[str], hold: Hold) -> None:
         restart(unit, wait=False)
 
 
+def parse_ages(text: str) -> dict[str, int]:
+    """`mariadb --batch --skip-column-names` rows of (binary, seconds since its last report)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[1].strip().lstrip("-").isdigit():
+            out[parts[0].strip()] = int(parts[1])
+    return out
+
+
+def silent_agents(ages: dict[str, int], running: dict[str, float | None], stale_s: float, fresh_s: float,
+                  grace_s: float) -> list[tuple[str, int]]:
+    """The agents to recover, from the server's view: an agent this node runs (active for longer than
+    `grace_s`) whose last report the server recorded more than `stale_s` ago, while another agent of
+    the same shared identity reported within `fresh_s`. That peer shows the server takes reports from
+    this host (its broker path and its workers are fine): the silence is the agent's own. When every
+    agent is silent (the controllers or the brokers away), nothing is done: a restart cannot help."""
+    out = []
+    for unit, active in running.items():
+        age = ages.get(unit)
+        if active is None or active < grace_s or age is None or age <= stale_s:
+            continue
+        if any(a < fresh_s for b, a in ages.items() if b != unit):
+            out.append((unit, age))
+    return out
+
+
+def heartbeat_round(conf: dict[str, Any], hold: Hold) -> None:
+    """Ask the database (through the VIP, the watch account's three columns) and recover the silent
+    agents. No answer, no action."""
+    units = [str(u) for u in conf["units"]]
+    res = run(["mariadb", f"--defaults-extra-file={conf['defaults']}", "--batch", "--skip-column-names",
+               "-e", str(conf["query"])], timeout=10)
+    ages = parse_ages(res)
+    if not ages:
+        return
+    props = parse_show(run(["systemctl", "show", "-p", "Id", "-p", "ActiveState", "-p",
+                            "ActiveEnterTimestampMonotonic", *[f"{u}.service" for u in units]]))
+    now = time.monotonic_ns() // 1000
+    running = {u: active_for(props.get(u, {}), now) for u in units}
+    for unit, age in silent_agents(ages, running, conf["stale_s"], conf["fresh_s"], conf["grace_s"]):
+        peers = ", ".join(f"{b} {a} s" for b, a in sorted(ages.items()) if b != unit)
+        recover(unit, "pacemaker", [f"Neutron last heard from it {age} s ago (peers: {peers}): recovering it"],
+                hold)
+
+
 def main() -> int:
     conf = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else CONF).read_text())
     apis = [Api(a["unit"], a["url"], a.get("log", "")) for a in conf["apis"]]
@@ -348,8 +395,16 @@ def main() -> int:
     for unit, via in freeze:
         print(f"guarding {unit}: {via} recovers it when its main process stays stopped for "
               f"{watch.checks} checks", flush=True)
+    beats = conf.get("heartbeats")
+    if beats:
+        print(f"guarding {', '.join(beats['units'])}: pacemaker recovers one that Neutron last heard from more "
+              f"than {beats['stale_s']} s ago while a peer reported within {beats['fresh_s']} s", flush=True)
+    next_beat = 0.0
     while True:
         started = time.monotonic()
+        if beats and started >= next_beat:
+            next_beat = started + beats["every_s"]
+            heartbeat_round(beats, hold)
         for api, age in check_round(apis, judge, conf["timeout_s"]):
             print(f"{api.unit}: no HTTP answer from {api.url} for ~{silence} s ({conf['failures']} checks) "
                   f"while active for {age:.0f} s: restarting it", flush=True)

@@ -16,6 +16,7 @@ from hastack.agents import api_watchdog as agent
 from hastack.agents.api_watchdog import LogGuard
 from hastack.components import haproxy, pacemaker, telemetry
 from hastack.components.base import HEADER, Ctx, File
+from hastack.components.galera import sql_quote
 from hastack.topology.model import Node, Topology
 
 UNIT = "hastack-api-watchdog.service"
@@ -51,14 +52,51 @@ def config(topo: Topology, node: Node) -> str:
     agents, frozen = agent_guards(topo, node)
     guards = [{"unit": g.unit, "log": g.log, "text": g.text, "repeats": g.repeats, "reset": g.reset,
                "via": g.via} for g in [*(telemetry.log_guards(topo) if node.has("controller") else []), *agents]]
+    beats = {"defaults": WATCH_CNF, "query": heartbeat_query(topo), "units": frozen, "stale_s": STALE_S,
+             "fresh_s": FRESH_S, "grace_s": BEAT_GRACE_S, "every_s": BEAT_EVERY_S} if frozen else None
     return json.dumps({"interval_s": w.interval_s, "timeout_s": w.timeout_s, "failures": w.failures,
                        "grace_s": w.grace_s, "apis": apis, "log_guards": guards,
                        "frozen": [{"unit": u, "via": "pacemaker"} for u in frozen],
-                       "frozen_checks": FROZEN_CHECKS}, indent=1) + "\n"
+                       "frozen_checks": FROZEN_CHECKS, "heartbeats": beats}, indent=1) + "\n"
 
 
 FROZEN_CHECKS = 2
 """A stopped main process in two checks in a row (interval_s apart, 5-10 s): no daemon stops itself."""
+
+# -- the server's view of the agents' heartbeats ---------------------------------------------------
+WATCH_USER = "hastack_agentwatch"
+WATCH_SECRET = f"db/{WATCH_USER}"
+WATCH_CNF = "/etc/hastack/agent-watch.cnf"
+WATCH_COLUMNS = ("binary", "host", "heartbeat_timestamp")
+"""All the account may read: three columns of neutron.agents (a column grant), through the VIP."""
+STALE_S = 100
+"""Neutron calls an agent dead after agent_down_time (75 s, its default); one more report period."""
+FRESH_S = 60
+"""A peer agent of the same host reported within two report periods: the server takes its reports."""
+BEAT_GRACE_S = 180
+"""After the unit (re)starts: its first reports, a full sync on a loaded node, come first."""
+BEAT_EVERY_S = 15
+
+
+def heartbeat_query(topo: Topology) -> str:
+    """Seconds since each agent of the shared identity last reported, as the server recorded it
+    (its clock and the database's: no skew with the network node)."""
+    return ("SELECT `binary`, TIMESTAMPDIFF(SECOND, heartbeat_timestamp, UTC_TIMESTAMP()) FROM agents "
+            f"WHERE host = {sql_quote(topo.openstack.agent_host)}")
+
+
+def watch_cnf(ctx: Ctx) -> str:
+    """The mariadb client's options for the watchdog's query: root-only, it holds the password."""
+    return (f"# {HEADER}\n[client]\nhost={ctx.vip}\nport=3306\nuser={WATCH_USER}\n"
+            f"password={ctx.secrets.password(WATCH_SECRET)}\ndatabase=neutron\nconnect-timeout=3\n")
+
+
+def watch_grant_sql(password: str) -> str:
+    who = f"{sql_quote(WATCH_USER)}@'%'"
+    cols = ", ".join(f"`{c}`" for c in WATCH_COLUMNS)
+    return (f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY {sql_quote(password)};\n"
+            f"ALTER USER {who} IDENTIFIED BY {sql_quote(password)};\n"
+            f"GRANT SELECT ({cols}) ON `neutron`.`agents` TO {who};\n")
 
 
 def unit_file() -> str:
@@ -79,7 +117,7 @@ class ApiWatchdog:
         return (node.has("controller") and bool(haproxy.apis(topo))) or any(agent_guards(topo, node))
 
     def packages(self, topo: Topology, node: Node) -> list[str]:
-        return ["python3"]
+        return ["python3", *(["mariadb-client"] if any(agent_guards(topo, node)) else [])]
 
     def units(self, topo: Topology, node: Node) -> list[str]:
         return [UNIT]
@@ -89,6 +127,8 @@ class ApiWatchdog:
             File(PROGRAM, Path(agent.__file__).read_bytes(), mode=0o755, restarts=(UNIT,)),
             File(CONF, config(ctx.topo, node), restarts=(UNIT,)),
             File(UNIT_FILE, unit_file(), restarts=(UNIT,)),
+            *([File(WATCH_CNF, watch_cnf(ctx), mode=0o600, secret=True, restarts=(UNIT,))]
+              if agent_guards(ctx.topo, node)[1] else []),
         ]
 
 

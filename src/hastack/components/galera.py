@@ -47,6 +47,11 @@ CHECK_USER = "clustercheck"
 CHECK_SECRET = "galera/check"
 
 
+def sql_quote(value: str) -> str:
+    """A MariaDB string literal (SQL goes to `mariadb` on stdin, never in an argv)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class DbUser:
     """A SQL account deploy must create (on the bootstrap node) before the rest can rely on it."""

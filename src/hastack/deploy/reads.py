@@ -3,13 +3,9 @@ deploy engine (a failure becomes the step's StepFailed) or a bounded wait on one
 
 from __future__ import annotations
 
+from hastack.components.galera import sql_quote as sql_quote
 from hastack.deploy.engine import Deploy
 from hastack.facts import CrmMon, GaleraStatus, RabbitCluster, cluster_status, crm_mon, galera_status
-
-
-def sql_quote(value: str) -> str:
-    """A MariaDB string literal (SQL goes to `mariadb` on stdin, never in an argv)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 async def wsrep(d: Deploy, host: str) -> GaleraStatus:

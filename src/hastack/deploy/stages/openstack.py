@@ -100,6 +100,7 @@ class OpenStackStage:
         await self.databases(d, host)
         await d.each(ctls, lambda n: self.key_dirs(d, n))
         await self.schemas(d, host)
+        await self.agent_watch_account(d, host)
         await d.rolling(ctls, lambda n: self.keystone(d, n))
         await wait_http(d, host, [(d.topo.vip_url(os_.KEYSTONE_PORT, "/v3"), 200)],
                         "Keystone through the VIP")
@@ -201,6 +202,27 @@ class OpenStackStage:
                     raise StepFailed(host, label, f"exit code {r.exit_status} is not one of {step.ok_codes}", r)
             await t.put(stamp_path, version, owner="root", group="root", mode=0o644)
             d.changed(host, f"synced the {svc} schema ({why})")
+
+    async def agent_watch_account(self, d: Deploy, host: str) -> None:
+        """The network nodes' watchdog reads the agents' heartbeats as Neutron recorded them: its own
+        account, with a column grant (a table grant needs the table: after the schema sync). Checked
+        in one read: the account, its password and its three columns; written only when one differs."""
+        if not any(api_watchdog.agent_guards(d.topo, n)[1] for n in d.topo.network_nodes):
+            return
+        pw = d.secrets.password(api_watchdog.WATCH_SECRET)
+        user = sql_quote(api_watchdog.WATCH_USER)
+        read = (f"SELECT 'watch', IF(authentication_string <> PASSWORD({sql_quote(pw)}), 'stale', 'ok') "
+                f"FROM mysql.user WHERE User = {user} AND Host = '%';\n"
+                f"SELECT 'columns', COUNT(*) FROM mysql.columns_priv WHERE User = {user} AND Host = '%' "
+                "AND Db = 'neutron' AND Table_name = 'agents' AND FIND_IN_SET('Select', Column_priv);\n")
+        res = await d.run(host, ["mariadb", "--batch", "--skip-column-names"], "read the agent watch account",
+                          stdin=read.encode())
+        rows = dict(line.split("\t", 1) for line in res.stdout.splitlines() if "\t" in line)
+        if rows == {"watch": "ok", "columns": str(len(api_watchdog.WATCH_COLUMNS))}:
+            return
+        await d.run(host, ["mariadb"], "create the agent watch account",
+                    stdin=api_watchdog.watch_grant_sql(pw).encode())
+        d.changed(host, f"granted {api_watchdog.WATCH_USER} SELECT on three columns of neutron.agents")
 
     # -- 4. keystone -----------------------------------------------------------------------------
     async def keystone(self, d: Deploy, node: Node) -> None:
