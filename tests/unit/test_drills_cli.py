@@ -130,7 +130,8 @@ class ScriptedLab:
     def thaw(self, name: str) -> None:
         self.calls.append(("thaw", name))
 
-    def kill_service(self, name: str, unit: str, signal: str = "KILL") -> subprocess.CompletedProcess[str]:
+    def kill_service(self, name: str, unit: str, signal: str = "KILL",
+                     whom: str = "all") -> subprocess.CompletedProcess[str]:
         self.calls.append(("kill", name, unit, signal))
         return self.results.get(name, subprocess.CompletedProcess([], 0, "", ""))
 

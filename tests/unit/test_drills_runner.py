@@ -71,7 +71,7 @@ class FakeLab:
         self._call("thaw", node)
         return None
 
-    def kill_service(self, node: str, unit: str, signal: str, /) -> object:
+    def kill_service(self, node: str, unit: str, signal: str, whom: str = "all", /) -> object:
         self._call("kill_service", node, unit, signal)
         if unit == "mariadb" and self.writer_follows_mariadb and self.writer == node:
             order = ["ctl-1", "ctl-2", "ctl-3"]

@@ -33,7 +33,7 @@ class RecordingFaults:
         self.calls.append(("thaw", node))
         return None
 
-    def kill_service(self, node: str, unit: str, signal: str, /) -> object:
+    def kill_service(self, node: str, unit: str, signal: str, whom: str = "all", /) -> object:
         self.calls.append(("kill_service", node, unit, signal))
         return None
 
@@ -57,14 +57,19 @@ def test_every_issue_scenario_exists_with_a_heal() -> None:
                      "freeze-vip-controller", "soak", "power-off-other-controller", "power-off-passive-network",
                      "kill-keepalived-vip", "stop-keepalived-vip", "stop-galera-writer", "kill-galera-writer-twice",
                      "kill-corosync-active-network", "kill-pacemaker-active-network", "partition-network-nodes",
-                     "partition-vip-controller", "power-off-all-controllers"}
+                     "partition-vip-controller", "power-off-all-controllers", "stop-dhcp-agent-active-network"}
+    self_healed = {"soak", "stop-dhcp-agent-active-network"}  # nothing undoes the fault but the product
     for s in SCENARIOS:
-        assert bool(s.fault and s.heal) != (s.name == "soak"), s.name  # the soak alone injects nothing
+        assert bool(s.fault) != (s.name == "soak"), s.name  # the soak alone injects nothing
+        assert bool(s.heal) != (s.name in self_healed), s.name
         assert all(a.unit for a in (*s.fault, *s.heal) if a.op in ("kill", "start")), s.name
         assert s.timeline_bound() > s.baseline_s + s.hold_s + s.settle_s
     assert by_name("freeze-vip-controller").hold_s == 30
     assert "agents" in by_name("cut-active-network").tags
     assert by_name("soak").hold_s == 600 and by_name("soak").target == "none"
+    stop = by_name("stop-dhcp-agent-active-network").fault[0]
+    assert (stop.op, stop.unit, stop.signal, stop.whom) == ("kill", "neutron-dhcp-agent", "STOP", "main")
+    assert stop.describe("net-1") == "kill -STOP neutron-dhcp-agent (main process) on net-1"
 
 
 def test_a_partitioned_network_node_is_healed_then_powered_on_because_it_was_fenced() -> None:

@@ -279,3 +279,24 @@ def test_the_soak_counts_are_listed_only_for_the_soak() -> None:
     assert {v.target.figure: v for v in judge(single({"heal_to_healthy_s": None}), ("soak",))}[
         "heal_to_healthy_s"].passed is None  # nothing is healed in a soak
     assert {"vip_moves", "galera_membership_changes", "agents_moves"} <= soak
+
+
+def test_heal_to_healthy_counts_from_the_heal_or_from_the_fault_when_only_the_product_heals() -> None:
+    from hastack.drills.scoring import heal_to_healthy
+
+    healed = Recording(0.0, events=(Event(5, "fault"), Event(25, "heal"), Event(70.5, "healthy")))
+    assert heal_to_healthy(healed) == 45.5
+    self_healed = Recording(0.0, events=(Event(8.6, "fault"), Event(31.1, "healthy")))
+    assert heal_to_healthy(self_healed) == pytest.approx(22.5)
+    assert heal_to_healthy(Recording(0.0, events=(Event(0, "start"), Event(600, "healthy")))) is None  # the soak
+
+
+def test_a_self_healed_scenario_reports_its_fault_to_healthy_without_judging_it() -> None:
+    from hastack.drills.scenarios import by_name
+    from hastack.drills.scoring import TARGETS
+
+    heal = next(t for t in TARGETS if t.figure == "heal_to_healthy_s")
+    assert not heal.applies(by_name("stop-dhcp-agent-active-network").tags) and not heal.applies(("soak",))
+    assert heal.applies(by_name("power-off-vip-writer").tags)
+    # its hold outlasts Neutron's agent_down_time (75 s): a still-frozen agent is dead in Neutron by then
+    assert by_name("stop-dhcp-agent-active-network").hold_s > 75

@@ -35,7 +35,8 @@ NEMESES: tuple[str, ...] = (
     "cut-vip-writer", "cut-active-network", "partition-vip-controller", "partition-network-nodes",
     "kill-galera-writer", "kill-queue-leader", "kill-haproxy-vip", "kill-keepalived-vip",
     "kill-corosync-active-network", "kill-pacemaker-active-network", "kill-memcached",
-    "stop-galera-writer", "stop-keepalived-vip", "kill-galera-writer-twice", "power-off-all-controllers",
+    "stop-galera-writer", "stop-keepalived-vip", "stop-dhcp-agent-active-network", "kill-galera-writer-twice",
+    "power-off-all-controllers",
 )
 """The default mix: every kind of fault the issue names, on every role that matters."""
 

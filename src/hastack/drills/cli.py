@@ -76,7 +76,7 @@ class LabLike(LabRun, Protocol):
     def heal(self, name: str, peers: list[str] | None = None) -> None: ...
     def freeze(self, name: str) -> None: ...
     def thaw(self, name: str) -> None: ...
-    def kill_service(self, name: str, unit: str, signal: str = "KILL") -> Completed: ...
+    def kill_service(self, name: str, unit: str, signal: str = "KILL", whom: str = "all") -> Completed: ...
 
 
 class LabFaults:
@@ -105,8 +105,8 @@ class LabFaults:
         self.lab.thaw(node)
         return None
 
-    def kill_service(self, node: str, unit: str, signal: str, /) -> object:
-        return _checked(self.lab.kill_service(node, unit, signal), f"kill {unit} on {node}")
+    def kill_service(self, node: str, unit: str, signal: str, whom: str = "all", /) -> object:
+        return _checked(self.lab.kill_service(node, unit, signal, whom), f"kill {unit} on {node}")
 
     def start_service(self, node: str, unit: str, /) -> object:
         return _checked(self.lab.run(node, ["systemctl", "start", unit], timeout=180), f"start {unit} on {node}")

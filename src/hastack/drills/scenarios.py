@@ -32,7 +32,9 @@ class FaultApi(Protocol):
     def heal(self, node: str, /) -> object: ...
     def freeze(self, node: str, /) -> object: ...
     def thaw(self, node: str, /) -> object: ...
-    def kill_service(self, node: str, unit: str, signal: str, /) -> object: ...
+    def kill_service(self, node: str, unit: str, signal: str, whom: str = "all", /) -> object:
+        """`whom`: "all" (every process of the unit) or "main" (its main process only)."""
+        ...
     def start_service(self, node: str, unit: str, /) -> object: ...
     def recover(self, /) -> object:
         """`hastack recover all --yes`: what an operator runs after a full power loss."""
@@ -42,6 +44,9 @@ class FaultApi(Protocol):
 Op = Literal["power_off", "power_on", "cut", "heal", "freeze", "thaw", "kill", "start",
              "power_off_all", "power_on_all", "recover"]
 Peers = Literal["all", "cluster", "network_peers"]
+Whom = Literal["all", "main"]
+MAIN = " (main process)"
+"""Which processes of a unit a kill signals: all of them, or the main process (its children run on)."""
 """Whom a cut separates the node from: `all` (its link: every node and the clients on the host),
 `cluster` (every other controller and network node, while the clients on the host still reach
 it: a partition inside the cluster), `network_peers` (the other network nodes only)."""
@@ -53,6 +58,7 @@ class Action:
     unit: str | None = None
     signal: str = "KILL"
     peers: Peers = "all"
+    whom: Whom = "all"
 
     def describe(self, node: str) -> str:
         cut = {"all": f"cut {node} off the network", "cluster": f"partition {node} from the rest of the cluster",
@@ -61,7 +67,8 @@ class Action:
             "power_off": f"power off {node}", "power_on": f"power on {node}",
             "cut": cut, "heal": f"restore {node}'s links",
             "freeze": f"freeze {node}", "thaw": f"thaw {node}",
-            "kill": f"kill -{self.signal} {self.unit} on {node}", "start": f"start {self.unit} on {node}",
+            "kill": f"kill -{self.signal} {self.unit}{MAIN if self.whom == 'main' else ''} on {node}",
+            "start": f"start {self.unit} on {node}",
             "power_off_all": "power off every controller", "power_on_all": "power on every controller",
             "recover": "hastack recover all --yes",
         }
@@ -95,7 +102,7 @@ class Action:
             case "recover":
                 faults.recover()
             case "kill":
-                faults.kill_service(node, str(self.unit), self.signal)
+                faults.kill_service(node, str(self.unit), self.signal, self.whom)
             case "start":
                 faults.start_service(node, str(self.unit))
 
@@ -212,6 +219,7 @@ def _kill(unit: str) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
 
 MARIADB, RABBITMQ, HAPROXY, MEMCACHED = "mariadb", "rabbitmq-server", "haproxy", "memcached"
 KEEPALIVED, COROSYNC, PACEMAKER = "keepalived", "corosync", "pacemaker"
+DHCP_AGENT = "neutron-dhcp-agent"
 
 
 def _frozen(unit: str) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
@@ -258,6 +266,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("kill-galera-writer-twice", "kill -9 MariaDB on the writer, then on the next writer 8 s later",
              "writer", *_kill(MARIADB), then=Then("writer", *_kill(MARIADB), after_s=8.0), hold_s=25.0,
              tags=("writer",)),
+    # No heal: nothing undoes the fault but the product (the network node's watchdog kills the frozen
+    # agent, Pacemaker's monitor starts it again). The hold outlasts Neutron's agent_down_time (75 s):
+    # an agent still frozen at its end is dead in Neutron, so status is not healthy and the drill fails.
+    Scenario("stop-dhcp-agent-active-network",
+             "SIGSTOP the DHCP agent's main process on the network node running the agents, never undone",
+             "agents", (Action("kill", DHCP_AGENT, "STOP", whom="main"),), (), hold_s=90.0,
+             tags=("agent-process", "self-healed")),
     Scenario("kill-corosync-active-network", "kill -9 corosync on the network node running the agents",
              "agents", (Action("kill", COROSYNC, "KILL"),), FENCED_BACK, tags=("agents",)),
     Scenario("kill-pacemaker-active-network", "kill -9 Pacemaker on the network node running the agents",

@@ -239,7 +239,9 @@ def membership_changes(rec: Recording) -> int | None:
 
 
 def heal_to_healthy(rec: Recording) -> float | None:
-    heal, healthy = rec.first_event("heal"), rec.first_event("healthy")
+    """From the heal to healthy; a scenario that nothing heals but the product (no heal action) is
+    measured from its fault."""
+    heal, healthy = rec.first_event("heal") or rec.first_event("fault"), rec.first_event("healthy")
     if heal is None or healthy is None or healthy.t < heal.t:
         return None
     return round(healthy.t - heal.t, 6)
@@ -355,14 +357,14 @@ class Target:
     """A scenario tag the target applies to (agents move only when a network node fails)."""
     optional: bool = False
     """Its workload runs only where the topology has the service: no value at all is n/a, not missed."""
-    not_when: str | None = None
-    """A scenario tag it does not apply to (no heal in the soak: no heal-to-healthy)."""
+    not_when: tuple[str, ...] = ()
+    """Scenario tags it does not apply to (no heal in the soak: no heal-to-healthy)."""
     listed_only_when_applicable: bool = False
     """Left out of tables for scenarios it does not apply to (the soak's no-fault counts)."""
 
     def applies(self, tags: Collection[str]) -> bool:
         wanted = self.only_when is None or self.only_when in tags
-        return wanted and (self.not_when is None or self.not_when not in tags)
+        return wanted and not any(t in tags for t in self.not_when)
 
     def listed(self, tags: Collection[str]) -> bool:
         return not self.listed_only_when_applicable or self.applies(tags)
@@ -378,7 +380,9 @@ TARGETS: tuple[Target, ...] = (
     Target("messages_lost", "confirmed messages lost", 0, ""),
     Target("agents_moved_s", "agents alive on the other node", 5.0, only_when="agents"),
     Target("split_brain_samples", "split-brain samples", 0, ""),
-    Target("heal_to_healthy_s", "heal to healthy", 30.0, not_when="soak"),
+    # A self-healed scenario holds its fault past Neutron's agent_down_time (see its scenario): its
+    # fault-to-healthy is mostly that hold, reported but not judged against a heal target.
+    Target("heal_to_healthy_s", "heal to healthy", 30.0, not_when=("soak", "self-healed")),
     *(Target(figure, label, 0, "", only_when="soak", listed_only_when_applicable=True) for figure, label in (
         ("vip_moves", "VIP moves (no fault)"),
         ("galera_membership_changes", "Galera membership changes (no fault)"),

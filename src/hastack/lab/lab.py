@@ -312,8 +312,10 @@ class Lab:
         if not cgroup.freeze(self._node(name).cgroup, False):
             raise LabError("thaw-failed", f"{name} did not thaw within 10 s")
 
-    def kill_service(self, name: str, unit: str, signal: str = "KILL") -> subprocess.CompletedProcess[str]:
-        return self.run(name, ["systemctl", "kill", f"--signal={signal}", unit])
+    def kill_service(self, name: str, unit: str, signal: str = "KILL",
+                     whom: str = "all") -> subprocess.CompletedProcess[str]:
+        """`whom`: "all" or "main" (systemctl's --kill-who; systemd 252 knows that spelling)."""
+        return self.run(name, ["systemctl", "kill", f"--kill-who={whom}", f"--signal={signal}", unit])
 
     def run(self, name: str, argv: list[str], timeout: float = 120,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
