@@ -23,11 +23,12 @@ timed out 34 s after the agent's own wait for Keystone had passed), the agent lo
 publisher gnocchi://" and consumes and drops every sample for its lifetime. The restart is what an
 operator would do; the unit's own wait for the APIs then runs again.
 
-On a network node the same program guards the Neutron agents that Pacemaker runs, with two rules:
-the log guard above (the agents' "State report for this agent will be disabled": they stop their
-heartbeat for good), and a main process stopped (SIGSTOP) in two checks in a row. Such a unit is
-never restarted behind Pacemaker's back: its main process is killed, and Pacemaker's monitor
-recovers the resource as after any crash (see `kill_main`).
+On a network node the same program guards the Neutron agents that Pacemaker runs, with three rules:
+the server's view of their heartbeats (`silent_agents`), a main process stopped (SIGSTOP) in two
+checks in a row, and the log guard above for the agents' "State report for this agent will be
+disabled" (they stop their heartbeat for good). Such a unit is never restarted behind Pacemaker's
+back: its main process is killed, and Pacemaker's monitor recovers the resource as after any crash
+(see `kill_main`).
 
 This file is copied to the node and run by the node's own Python 3 (standard library only).
 """
