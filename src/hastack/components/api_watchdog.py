@@ -1,6 +1,7 @@
 """The API watchdog on every controller: restarts an OpenStack API unit that stopped answering.
-On each network node it guards the Neutron agents Pacemaker runs (`agent_guards`), and reports them
-failed to Pacemaker instead of restarting them.
+On each network node it guards the Neutron agents Pacemaker runs (`agent_guards`, and the server's
+view of their heartbeats below): it kills a stuck agent for Pacemaker's monitor to recover, never
+restarting it behind Pacemaker's back.
 
 The program is `hastack.agents.api_watchdog` (its docstring has the rule and why it exists), copied
 to the node and run by systemd. Its configuration lists the node's own API addresses only, with the
@@ -34,7 +35,8 @@ while the process, systemd and Pacemaker's systemd monitor all call them running
 
 def agent_guards(topo: Topology, node: Node) -> tuple[list[LogGuard], list[str]]:
     """On a network node: the log guard above for each agent of the Pacemaker group, and the agents
-    watched for a stopped main process (SIGSTOP). Both are recovered through Pacemaker: the watchdog
+    watched for a stopped main process (SIGSTOP) and, in the server's view, a heartbeat gone silent
+    (`heartbeat_query`). All are recovered through Pacemaker: the watchdog
     kills the stuck process and Pacemaker's monitor restarts the resource as after a crash. CI's stop-23
     run saw the DHCP agent stay dead in Neutron for 15 minutes after a controller's power cycle while
     its unit stayed active; nothing recovered it, because nothing looked."""
