@@ -213,7 +213,7 @@ def test_telemetry_renders_the_ceilometer_publisher_guard(seed: Topology) -> Non
     four = load_example("four-servers.yml")
     assert four.runs("telemetry") and not seed.runs("telemetry")
     guard = {"unit": telemetry.NOTIFICATION_UNIT, "log": telemetry.NOTIFICATION_LOG,
-             "text": telemetry.PUBLISHER_FAILED, "repeats": 1, "reset": "", "via": "systemd"}
+             "text": telemetry.PUBLISHER_FAILED, "via": "systemd"}
     for topo, expected in ((four, [guard]), (seed, [])):
         state = desired(Ctx(topo, FixedSecrets(None)))
         for node in topo.controllers:
@@ -222,8 +222,8 @@ def test_telemetry_renders_the_ceilometer_publisher_guard(seed: Topology) -> Non
     assert telemetry.NOTIFICATION_LOG.endswith(f"{telemetry.NOTIFICATION_UNIT}.log")
 
 
-# The DHCP agent's give-up, in neutron's own words (neutron/agent/dhcp/agent.py, _report_state), and
-# its report failures and recovery, written as oslo.log writes them.
+# The DHCP agent's give-up, in neutron's own words (neutron/agent/dhcp/agent.py, _report_state), among
+# report failures and a recovery, written as oslo.log writes them.
 DHCP_LOG = """2026-12-05 12:30:01.100 4100 INFO neutron.agent.dhcp.agent [-] DHCP agent started
 2026-12-05 12:31:02.123 4100 ERROR neutron.agent.dhcp.agent [-] Failed reporting state!: \
 oslo_messaging.exceptions.MessagingTimeout: Timed out waiting for a reply
@@ -235,17 +235,12 @@ State report for this agent will be disabled.
 """
 
 
-def test_repeats_count_only_the_lines_after_the_last_reset(tmp_path) -> None:
+def test_the_agent_give_up_guard_hits_only_neutrons_line_under_a_live_pid(tmp_path) -> None:
     log = tmp_path / "dhcp.log"
     log.write_text(DHCP_LOG)
-    failing = dict(unit="neutron-dhcp-agent", log=str(log), text="Failed reporting state!",
-                   reset="Successfully reported state after a previous failure")
-    assert guard_hits(LogGuard(**failing, repeats=2), alive=lambda pid, unit: True) == []  # 1 since the reset
-    assert len(guard_hits(LogGuard(**failing, repeats=1), alive=lambda pid, unit: True)) == 1
-    no_reset = LogGuard("neutron-dhcp-agent", str(log), "Failed reporting state!", repeats=3)
-    assert len(guard_hits(no_reset, alive=lambda pid, unit: True)) == 3
     gave_up = LogGuard("neutron-dhcp-agent", str(log), api_watchdog.AGENT_GAVE_UP, via="pacemaker")
-    assert guard_hits(gave_up, alive=lambda pid, unit: pid == 4100)[0].endswith("will be disabled.")
+    hits = guard_hits(gave_up, alive=lambda pid, unit: pid == 4100)
+    assert len(hits) == 1 and hits[0].endswith("will be disabled.")  # report failures are not a give-up
     assert guard_hits(gave_up, alive=lambda pid, unit: False) == []  # the agent was restarted since
 
 

@@ -67,10 +67,6 @@ class LogGuard:
     log: str
     text: str
     """A fixed string (not a pattern): what the daemon logs when it gave up for good."""
-    repeats: int = 1
-    """How many such lines of the current run, with no `reset` line after the first, trigger."""
-    reset: str = ""
-    """A fixed string the daemon logs when it works again ("" = none): the count starts over."""
     via: str = "systemd"
     """Who restarts the unit: "systemd", or "pacemaker" for a cluster resource (see `kill_main`)."""
 
@@ -101,24 +97,20 @@ def in_unit(pid: int, unit: str) -> bool:
 
 def guard_hits(guard: LogGuard, tail: Callable[[str], list[str]] = read_tail,
                alive: Callable[[int, str], bool] = in_unit) -> list[str]:
-    """The log lines that say a process of the unit's current run gave up (`repeats` of them since
-    its last `reset` line): non-empty means restart."""
+    """The log lines that say a process of the unit's current run gave up: non-empty means restart.
+    Each PID is asked about once."""
     current: dict[int, bool] = {}
     hits: list[str] = []
     for line in tail(guard.log):
         m = OSLO_LINE.match(line)
-        if not m or not (guard.text in line or (guard.reset and guard.reset in line)):
+        if not m or guard.text not in line:
             continue
         pid = int(m.group(1))
         if pid not in current:
             current[pid] = alive(pid, guard.unit)
-        if not current[pid]:
-            continue
-        if guard.reset and guard.reset in line:
-            hits = []
-        else:
+        if current[pid]:
             hits.append(line.rstrip("\n"))
-    return hits if len(hits) >= guard.repeats else []
+    return hits
 
 
 @dataclass
@@ -380,8 +372,7 @@ def heartbeat_round(conf: dict[str, Any], hold: Hold) -> None:
 def main() -> int:
     conf = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else CONF).read_text())
     apis = [Api(a["unit"], a["url"], a.get("log", "")) for a in conf["apis"]]
-    guards = [LogGuard(g["unit"], g["log"], g["text"], g.get("repeats", 1), g.get("reset", ""),
-                       g.get("via", "systemd")) for g in conf.get("log_guards", [])]
+    guards = [LogGuard(g["unit"], g["log"], g["text"], g.get("via", "systemd")) for g in conf.get("log_guards", [])]
     freeze = [(f["unit"], f.get("via", "systemd")) for f in conf.get("frozen", [])]
     watch = FrozenWatch(conf.get("frozen_checks", 2))
     hold = Hold(conf.get("hold_s", HOLD_S))
@@ -391,8 +382,8 @@ def main() -> int:
         print(f"watching {len(apis)} API(s): restart after ~{silence} s without an HTTP answer, "
               f"{conf['grace_s']} s after a unit starts", flush=True)
     for g in guards:
-        print(f"guarding {g.unit}: {g.via} recovers it when its current run logs {g.text!r} "
-              f"{g.repeats} time(s) in {g.log}", flush=True)
+        print(f"guarding {g.unit}: {g.via} recovers it when its current run logs {g.text!r} in {g.log}",
+              flush=True)
     for unit, via in freeze:
         print(f"guarding {unit}: {via} recovers it when its main process stays stopped for "
               f"{watch.checks} checks", flush=True)

@@ -52,8 +52,8 @@ def config(topo: Topology, node: Node) -> str:
     apis = [{"unit": a.unit, "url": f"http://{node.address}:{a.port}{a.check_uri}", "log": a.log}
             for a in haproxy.apis(topo)] if node.has("controller") else []
     agents, frozen = agent_guards(topo, node)
-    guards = [{"unit": g.unit, "log": g.log, "text": g.text, "repeats": g.repeats, "reset": g.reset,
-               "via": g.via} for g in [*(telemetry.log_guards(topo) if node.has("controller") else []), *agents]]
+    own = telemetry.log_guards(topo) if node.has("controller") else []
+    guards = [{"unit": g.unit, "log": g.log, "text": g.text, "via": g.via} for g in [*own, *agents]]
     beats = {"defaults": WATCH_CNF, "query": heartbeat_query(topo), "units": frozen, "stale_s": STALE_S,
              "fresh_s": FRESH_S, "grace_s": BEAT_GRACE_S, "every_s": BEAT_EVERY_S} if frozen else None
     return json.dumps({"interval_s": w.interval_s, "timeout_s": w.timeout_s, "failures": w.failures,

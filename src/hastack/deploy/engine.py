@@ -27,11 +27,11 @@ T = TypeVar("T")
 EventKind = Literal["stage", "step", "change", "ok", "fail", "info"]
 
 
-
 async def put_file(t: Transport, f: File) -> None:
     """Write one rendered file as it asks (owner, mode, and where its temporary file may stand): the one
     write path of the files stage and of `rotate-keys`."""
     await t.put(f.path, f.data, owner=f.owner, group=f.group, mode=f.mode, stage_dir=f.stage_dir)
+
 
 @dataclass(frozen=True)
 class Event:
