@@ -97,33 +97,66 @@ def test_tracks_own_haproxy_by_own_address(seed: Topology, ctx_of: CtxOf) -> Non
         [cmd] = values(script, "script")
         assert f"--cacert /usr/local/share/ca-certificates/hastack-ca.crt https://{node.address}:8404/healthz" in cmd
         assert cmd.startswith('"/usr/bin/curl ') and " -sf " in cmd
-        assert block(block(text, "vrrp_instance hastack_vip"), "track_script").split() == ["haproxy", "quorum"]
+        assert block(block(text, "vrrp_instance hastack_vip"), "track_script").split() == ["haproxy"]
+        assert block(block(text, "vrrp_instance hastack_vip"), "track_file").split() == ["quorum"]
         gd = block(text, "global_defs")
         assert re.search(r"^\s*enable_script_security\s*$", gd, re.M)
         assert values(gd, "script_user") == ["nobody"]
 
 
-def test_quorum_track_counts_galera_votes(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:
+def unit_of(ctx: Ctx, node: Node) -> str:
+    [f] = [f for f in keepalived.COMPONENT.files(ctx, node) if f.path == keepalived.QUORUM_UNIT_FILE]
+    assert f.restarts == (keepalived.QUORUM_UNIT,)
+    return f.data.decode()
+
+
+def test_quorum_watch_counts_galera_votes(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:
     """Seed: three controllers, a majority is 2. Four servers: two controllers and garbd on net-1 (the
     arbitrator), so a controller that sees only net-1 keeps its claim to the VIP."""
     for topo, expect in ((seed, {"ctl-1": ["10.77.0.12:4567", "10.77.0.13:4567"]}),
                          (four, {"ctl-1": ["10.78.0.12:4567", "10.78.0.21:4567"],
                                  "ctl-2": ["10.78.0.11:4567", "10.78.0.21:4567"]})):
         for name, peers in expect.items():
-            text = code(conf(ctx_of(topo), topo.node(name)))
-            script = block(text, "vrrp_script quorum")
-            [cmd] = values(script, "script")
-            assert cmd.strip('"').split() == ["/usr/bin/python3", keepalived.QUORUM_PROGRAM, "2", *peers]
-            assert values(script, "interval") == ["1"] and values(script, "fall") == ["2"]
-            assert "init_fail" not in script  # a lone first controller after a full outage may start
+            unit = unit_of(ctx_of(topo), topo.node(name))
+            [line] = [ln for ln in unit.splitlines() if ln.startswith("ExecStart=")]
+            assert line.removeprefix("ExecStart=").split() == [
+                "/usr/bin/python3", keepalived.QUORUM_PROGRAM, keepalived.QUORUM_FILE, "0.025", "0.15", "2", *peers]
+            assert "CPUSchedulingPolicy=rr\nCPUSchedulingPriority=50\n" in unit
+            track = block(code(conf(ctx_of(topo), topo.node(name))), "track_file quorum")
+            assert values(track, "file") == [f'"{keepalived.QUORUM_FILE}"']
+            assert values(track, "weight") == ["0"]  # 1 in the file is FAULT
+            assert values(track, "init_file") == ["0"]  # a lone first controller after a full outage may start
+
+
+def test_quorum_watch_decides_before_the_other_side_takes_over(seed: Topology) -> None:
+    """The isolated node's FAULT (EVERY + WINDOW after the cut at the worst) comes before the
+    others' takeover (3 x advert_int + skew after the last advert, sent up to one interval before
+    the cut: 2.26 x advert_int at the earliest), whatever advert_int is."""
+    for advert in (0.05, 0.1, 0.3, 1.0, 3.0):
+        k = KeepalivedTuning(advert_int=advert)
+        topo = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={"keepalived": k})})
+        every, window = keepalived.quorum_timing(topo)
+        assert every + window < 2.26 * advert
+        assert window >= 6 * every - 1e-9  # six silent probes before a peer counts as gone
+
+
+def test_quorum_watch_runs_unprivileged_scheduling_only_when_asked(seed: Topology, ctx_of: CtxOf) -> None:
+    k = KeepalivedTuning(rt_priority=0)
+    topo = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={"keepalived": k})})
+    assert "CPUScheduling" not in unit_of(ctx_of(topo), topo.controllers[0])
+
+
+def test_keepalived_pulls_its_quorum_watch_in(seed: Topology, ctx_of: CtxOf) -> None:
+    [f] = [f for f in keepalived.COMPONENT.files(ctx_of(seed), seed.controllers[0]) if f.path == keepalived.DROPIN]
+    text = f.data.decode()
+    assert f"Wants={keepalived.QUORUM_UNIT}.service" in text and f"After={keepalived.QUORUM_UNIT}.service" in text
 
 
 def test_quorum_program_is_shipped_root_owned_and_executable(seed: Topology, ctx_of: CtxOf) -> None:
-    """keepalived's script security runs it as `nobody` only from a path no one else can write."""
     [f] = [f for f in keepalived.COMPONENT.files(ctx_of(seed), seed.controllers[0])
            if f.path == keepalived.QUORUM_PROGRAM]
     assert f.mode == 0o755 and f.data.startswith(b"#!/usr/bin/python3")
-    assert f.restarts == ()  # keepalived runs it anew every second
+    assert f.restarts == (keepalived.QUORUM_UNIT,)
 
 
 def test_public_vip_moves_with_the_internal_one(seed: Topology, ctx_of: CtxOf) -> None:

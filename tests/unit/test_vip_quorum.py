@@ -1,11 +1,14 @@
-"""The VIP quorum check (agents/vip_quorum.py) on real sockets: a listening peer and a refusing one
-are seen, a silent one is not, and the verdict counts this node as one vote."""
+"""The VIP quorum watch (agents/vip_quorum.py) on real sockets: a listening peer and a refusing one
+are seen, a silent one is not once a window has passed, the verdict counts this node as one vote,
+and the file keepalived tracks gets it."""
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +19,7 @@ from hastack.agents import vip_quorum as q
 def listening() -> Iterator[int]:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    s.listen()
+    s.listen(4096)  # never accepted: room for every probe of a test
     yield s.getsockname()[1]
     s.close()
 
@@ -52,34 +55,92 @@ def silent() -> Iterator[tuple[str, int]]:
     s.close()
 
 
+def watch(need: int, *peers: tuple[str, int], window: float = 0.15) -> q.Watch:
+    return q.Watch(q.Args("/run/x", 0.025, window, need, list(peers)))
+
+
+def settle(w: q.Watch, seconds: float) -> None:
+    """Probe every EVERY and collect in between, as the daemon does, for `seconds`."""
+    end = time.monotonic() + seconds
+    next_probe = time.monotonic()
+    while (now := time.monotonic()) < end:
+        if now >= next_probe:
+            w.probe()
+            next_probe += w.args.every
+        w.collect(next_probe - time.monotonic())
+
+
 def test_listening_and_refusing_peers_are_seen(listening: int, closed_port: int) -> None:
-    assert q.seen_peers([("127.0.0.1", listening), ("127.0.0.1", closed_port)], timeout=1.0) == 2
+    w = watch(3, ("127.0.0.1", listening), ("127.0.0.1", closed_port))
+    settle(w, 0.4)  # past the first window: what counts now was answered
+    assert w.seen() == 2 and w.ok()
 
 
-def test_a_silent_peer_is_not_seen_and_the_wait_is_bounded(silent: tuple[str, int], listening: int) -> None:
-    t0 = time.monotonic()
-    assert q.seen_peers([silent, ("127.0.0.1", listening)], timeout=0.3) == 1
-    assert time.monotonic() - t0 < 1.0
+def test_a_silent_peer_is_gone_after_one_window_and_its_attempts_are_dropped(
+        silent: tuple[str, int], listening: int) -> None:
+    w = watch(3, silent, ("127.0.0.1", listening))
+    assert w.seen() == 2  # every peer gets the first window
+    settle(w, 0.4)
+    assert w.seen() == 1 and not w.ok()  # itself and one peer: 2 votes, 3 needed
+    assert len(w.pending) <= 0.15 / 0.025 + 2  # attempts older than the window are closed
+
+
+def test_a_majority_with_one_silent_peer_keeps_quorum(silent: tuple[str, int], listening: int) -> None:
+    w = watch(2, silent, ("127.0.0.1", listening))
+    settle(w, 0.4)
+    assert w.seen() == 1 and w.ok()
 
 
 def test_no_peers_is_quorum_only_for_a_single_vote() -> None:
-    assert q.seen_peers([]) == 0
     assert q.has_quorum(1, 0)
     assert not q.has_quorum(2, 0)
     assert q.has_quorum(2, 1) and not q.has_quorum(3, 1) and q.has_quorum(3, 2)
 
 
-def test_main_exit_codes(listening: int, silent: tuple[str, int]) -> None:
-    assert q.main(["2", f"127.0.0.1:{listening}"]) == 0
-    assert q.main(["2", f"{silent[0]}:{silent[1]}"]) == 1
+def test_the_daemon_writes_quorum_when_the_majority_answers(tmp_path: Path, listening: int) -> None:
+    out = tmp_path / "verdict"
+    args = q.Args(str(out), 0.025, 0.15, 2, [("127.0.0.1", listening)])
+    done = threading.Event()
+    t = threading.Thread(target=q.run, args=(args,), kwargs={"stopped": done.is_set})
+    t.start()
+    deadline = time.monotonic() + 5
+    while not (out.exists() and out.read_text() == "0\n") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    done.set()
+    t.join(5)
+    assert out.read_text() == "0\n" and not t.is_alive()
 
 
-@pytest.mark.parametrize("argv", [[], ["x"], ["0"], ["2", "10.0.0.1"], ["2", "host:22"], ["2", "10.0.0.1:0"],
-                                  ["2", "10.0.0.1:70000"], ["2", "10.0.0.1:22;reboot"]])
+def test_the_daemon_says_lost_when_the_majority_is_silent(tmp_path: Path, silent: tuple[str, int]) -> None:
+    out = tmp_path / "verdict"
+    args = q.Args(str(out), 0.025, 0.15, 2, [silent])
+    done = threading.Event()
+    t0 = time.monotonic()
+    t = threading.Thread(target=q.run, args=(args,), kwargs={"stopped": done.is_set})
+    t.start()
+    while not (out.exists() and out.read_text() == "1\n") and time.monotonic() - t0 < 5:
+        time.sleep(0.005)
+    lost_after = time.monotonic() - t0
+    done.set()
+    t.join(5)
+    assert out.read_text() == "1\n"
+    assert lost_after < 1.0  # a window and a probe, with room for a loaded test host
+
+
+@pytest.mark.parametrize("argv", [[], ["/run/x", "0.025", "0.15"], ["/etc/passwd", "0.025", "0.15", "2"],
+                                  ["/run/../etc/x", "0.025", "0.15", "2"], ["/run/x", "nan", "0.15", "2"],
+                                  ["/run/x", "0.025", "0", "2"], ["/run/x", "0.5", "0.1", "2"],
+                                  ["/run/x", "0.025", "0.15", "0"], ["/run/x", "0.025", "0.15", "x"],
+                                  ["/run/x", "0.025", "0.15", "2", "10.0.0.1"],
+                                  ["/run/x", "0.025", "0.15", "2", "host:22"],
+                                  ["/run/x", "0.025", "0.15", "2", "10.0.0.1:0"],
+                                  ["/run/x", "0.025", "0.15", "2", "10.0.0.1:70000"],
+                                  ["/run/x", "0.025", "0.15", "2", "10.0.0.1:22;reboot"]])
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert q.main(argv) == 2
     assert "vip-quorum:" in capsys.readouterr().err
 
 
 def test_ipv6_peers_parse() -> None:
-    assert q.parse(["2", "[::1]:22", "10.0.0.2:2222"]) == (2, [("::1", 22), ("10.0.0.2", 2222)])
+    args = q.parse(["/run/hastack-vip-quorum", "0.025", "0.15", "2", "[::1]:22", "10.0.0.2:2222"])
+    assert args == q.Args("/run/hastack-vip-quorum", 0.025, 0.15, 2, [("::1", 22), ("10.0.0.2", 2222)])

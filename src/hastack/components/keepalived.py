@@ -14,12 +14,14 @@ Choices and why:
   whose HAProxy answers takes over. keepalived 2.2.7 runs track scripts at whole-second intervals
   only (`check_interval` is rounded up, see `check_interval()`): with fall 2 a dead HAProxy on a
   live node moves the VIP in ~2 s (measured 1.6 s); a dead node or link still moves it in ~0.3 s.
-- A quorum track (agents/vip_quorum.py): a controller that sees less than a majority of Galera's
-  votes (itself included) goes to FAULT, so a VIP holder cut off from the others gives the VIP up
-  instead of holding it beside the new master for as long as the partition lasts. It reacts in
-  `check_fall` runs of 1 s; VRRP's own takeover on the other side takes 3 x advert_int, so a
-  partition still shows both holders for about 1-2 s (the price of a 0.3 s failover: a lease
-  longer than the check would remove it and slow every failover to match).
+- A quorum track (agents/vip_quorum.py, `hastack-vip-quorum.service`): a controller that sees less
+  than a majority of Galera's votes (itself included) goes to FAULT, so a VIP holder cut off from the
+  others gives the VIP up instead of holding it beside the new master, and a backup cut off the same
+  way never takes it. The watch probes every advert_int / 4 and decides on a window of
+  1.5 x advert_int, and keepalived reads its verdict from a file on inotify's event
+  (`track_file`): the isolated node is in FAULT before the other side's takeover
+  (3 x advert_int after the last advert). The first version, a track script, reacted in
+  `check_fall` runs of 1 s and left both holders for about 2 s.
 - The VRRP process runs realtime (`vrrp_rt_priority`, tuning `rt_priority`, 50) and locked in memory
   (`vrrp_no_swap`). On the lab's loaded 2-core host, during a controller's cold start, it waited
   5.8-7.6 ms on the run queue per wakeup on average at normal priority (3-8 µs realtime), and a CI
@@ -54,7 +56,10 @@ DROPIN = "/etc/systemd/system/keepalived.service.d/hastack.conf"
 GUARD_UNIT = "hastack-vip-guard"
 GUARD_UNIT_FILE = f"/etc/systemd/system/{GUARD_UNIT}.service"
 GUARD_PROGRAM = "/usr/local/lib/hastack/vip-guard"
+QUORUM_UNIT = "hastack-vip-quorum"
+QUORUM_UNIT_FILE = f"/etc/systemd/system/{QUORUM_UNIT}.service"
 QUORUM_PROGRAM = "/usr/local/lib/hastack/vip-quorum"
+QUORUM_FILE = "/run/hastack-vip-quorum"
 INSTANCE = "hastack_vip"
 SCRIPT_USER = "nobody"
 TOP_PRIORITY = 200
@@ -84,7 +89,9 @@ def dropin(topo: Topology) -> str:
     # `vrrp_no_swap` is mlockall(MCL_FUTURE): under the default 8 MiB lock limit a later allocation
     # past it would fail; the VRRP process stays at a few MiB.
     lock = "LimitMEMLOCK=infinity\n" if topo.tuning.keepalived.rt_priority else ""
-    return f"# {HEADER}\n[Service]\nRestart=on-failure\nRestartSec=1\n{lock}{dels}"
+    # keepalived pulls its quorum watch in (a manual start included) and starts after it.
+    return (f"# {HEADER}\n[Unit]\nWants={QUORUM_UNIT}.service\nAfter={QUORUM_UNIT}.service\n\n"
+            f"[Service]\nRestart=on-failure\nRestartSec=1\n{lock}{dels}")
 
 
 def guard_unit() -> str:
@@ -115,21 +122,46 @@ def voters(topo: Topology) -> list[Node]:
     return topo.controllers + topo.garbd_nodes
 
 
+def quorum_timing(topo: Topology) -> tuple[float, float]:
+    """(EVERY, WINDOW) of the quorum watch from advert_int: the isolated node is in FAULT at most
+    EVERY + WINDOW = 1.75 x advert_int after a cut, before the other side takes over (at the earliest
+    2.26 x advert_int after it: 3 intervals and the skew after an advert sent up to one interval
+    earlier); a peer counts as gone after six silent probes."""
+    advert = topo.tuning.keepalived.advert_int
+    return round(max(advert / 4, 0.005), 4), round(advert * 1.5, 4)
+
+
 def quorum_command(topo: Topology, node: Node) -> str:
     """Each vote is probed on Galera's group port: the one port every vote must reach anyway (a
     firewall that drops it breaks Galera too), and its kernel answers whether mariadbd or garbd runs
-    or not. Addresses are validated IPs and the port an int: nothing here needs quoting."""
+    or not. The path is a constant, the timings numbers, addresses validated IPs and the port an int:
+    nothing here needs quoting."""
     votes = voters(topo)
     need = len(votes) // 2 + 1
+    every, window = quorum_timing(topo)
     peers = " ".join(f"{n.address}:{galera.GALERA_PORT}" for n in votes if n.name != node.name)
-    return f"/usr/bin/python3 {QUORUM_PROGRAM} {need} {peers}".rstrip()
+    return f"/usr/bin/python3 {QUORUM_PROGRAM} {QUORUM_FILE} {every:g} {window:g} {need} {peers}".rstrip()
+
+
+def quorum_unit(topo: Topology, node: Node) -> str:
+    """Realtime like keepalived's VRRP process: a probe loop that is not scheduled for a window on a
+    loaded node would read as a lost quorum and move the VIP."""
+    rt = topo.tuning.keepalived.rt_priority
+    sched = f"CPUSchedulingPolicy=rr\nCPUSchedulingPriority={rt}\n" if rt else ""
+    return (f"# {HEADER}\n"
+            "[Unit]\nDescription=hastack: the quorum keepalived tracks: this controller sees a majority of "
+            "Galera's votes (vip_quorum)\n"
+            f"Before={UNIT}.service\n\n"
+            f"[Service]\nType=simple\nExecStart={quorum_command(topo, node)}\n"
+            f"Restart=always\nRestartSec=1\n{sched}\n"
+            "[Install]\nWantedBy=multi-user.target\n")
 
 
 def config(topo: Topology, node: Node) -> str:
     return template(
         "keepalived/keepalived.conf.j2", node=node, k=topo.tuning.keepalived, script_user=SCRIPT_USER,
         check_command=check_command(topo, node), check_interval=check_interval(topo), instance=INSTANCE,
-        quorum_command=quorum_command(topo, node),
+        quorum_file=QUORUM_FILE,
         interface=topo.network.interface, priority=priority(topo, node),
         peers=[n for n in topo.controllers if n.name != node.name], vips=vips(topo),
     )
@@ -154,7 +186,8 @@ class Keepalived:
             File(DROPIN, dropin(ctx.topo), restarts=(UNIT,)),
             File(GUARD_PROGRAM, Path(guard.__file__).read_bytes(), mode=0o755, restarts=(GUARD_UNIT,)),
             File(GUARD_UNIT_FILE, guard_unit(), restarts=(GUARD_UNIT,)),
-            File(QUORUM_PROGRAM, Path(quorum.__file__).read_bytes(), mode=0o755),
+            File(QUORUM_PROGRAM, Path(quorum.__file__).read_bytes(), mode=0o755, restarts=(QUORUM_UNIT,)),
+            File(QUORUM_UNIT_FILE, quorum_unit(ctx.topo, node), restarts=(QUORUM_UNIT,)),
         ]
 
 

@@ -32,6 +32,8 @@ class VipStage:
         ctls = d.topo.controllers
         await d.rolling(ctls, lambda n: self.unit(d, n, "memcached"))
         await d.rolling(ctls, lambda n: self.haproxy(d, n))
+        # The quorum watch first: keepalived reads its verdict from the start.
+        await d.each(ctls, lambda n: self.unit(d, n, keepalived.QUORUM_UNIT))
         await d.rolling(ctls, lambda n: self.unit(d, n, "keepalived"))
         await d.each(ctls, lambda n: self.unit(d, n, keepalived.GUARD_UNIT))
         await self.gate(d)
