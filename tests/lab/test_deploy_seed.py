@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pymysql
@@ -98,3 +100,65 @@ def test_changed_haproxy_timing_restarts_haproxy_only_rolling(seed_lab: Path) ->
         assert back.returncode == 0, back.stdout + back.stderr
     assert re.findall(r"\] (\S+): restarted (\S+)", back.stdout) == [
         ("ctl-1", "haproxy"), ("ctl-2", "haproxy"), ("ctl-3", "haproxy")]
+
+
+def vrrp_states(topo: Path, node: str, since: float) -> list[tuple[float, str]]:
+    """keepalived's state changes on `node` since `since` (epoch seconds), with the journal's own
+    microsecond times: every container logs against the same kernel clock, so they compare."""
+    out = on(topo, node, "journalctl", "-u", "keepalived", "--since", f"@{since:.6f}", "-o", "json",
+             "--no-pager", "--output-fields=MESSAGE,__REALTIME_TIMESTAMP")
+    states = []
+    for line in out.splitlines():
+        entry = json.loads(line)
+        m = re.search(r"Entering (\w+) STATE", str(entry.get("MESSAGE", "")))
+        if m:
+            states.append((int(entry["__REALTIME_TIMESTAMP"]) / 1e6, m.group(1)))
+    return states
+
+
+def wait_for(what: str, probe: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def cut_from_the_others(topo: Path, node: str) -> Iterator[list[str]]:
+    others = [n for n in ("ctl-1", "ctl-2", "ctl-3") if n != node]
+    res = hastack("lab", "cut", node, *(a for o in others for a in ("--peer", o)), "-t", str(topo))
+    assert res.returncode == 0, res.stdout + res.stderr
+    try:
+        yield others
+    finally:
+        healed = hastack("lab", "heal", node, "-t", str(topo))
+        assert healed.returncode == 0, healed.stdout + healed.stderr
+        wait_for("the quorum watch back to 0 and the VIP on one controller",
+                 lambda: on(topo, node, "cat", "/run/hastack-vip-quorum").strip() == "0"
+                 and len(vip_holders(topo)) == 1)
+
+
+def test_the_vip_holder_cut_from_the_others_lets_go_before_they_take_it(seed_lab: Path) -> None:
+    """The partition-vip-controller nemesis, read from keepalived's own journals: the isolated
+    holder is in FAULT (its quorum watch) before a controller of the majority becomes MASTER, so no
+    instant had the VIP on two nodes."""
+    [holder] = vip_holders(seed_lab)
+    since = time.time()
+    with cut_from_the_others(seed_lab, holder) as others:
+        wait_for("a new VIP holder among the majority", lambda: vip_holders(seed_lab) in ([o] for o in others))
+        fault = [t for t, s in vrrp_states(seed_lab, holder, since) if s == "FAULT"]
+        master = [t for o in others for t, s in vrrp_states(seed_lab, o, since) if s == "MASTER"]
+    assert fault and master, (fault, master)
+    assert fault[0] < master[0], f"FAULT on {holder} {fault[0] - master[0]:+.3f} s after the new MASTER"
+
+
+def test_a_backup_cut_from_the_others_never_takes_the_vip(seed_lab: Path) -> None:
+    """Without the quorum watch it became MASTER after 3 adverts missed and announced itself by ARP."""
+    [holder] = vip_holders(seed_lab)
+    backup = next(n for n in ("ctl-1", "ctl-2", "ctl-3") if n != holder)
+    since = time.time()
+    with cut_from_the_others(seed_lab, backup):
+        wait_for(f"{backup} in FAULT", lambda: ("FAULT" in {s for _, s in vrrp_states(seed_lab, backup, since)}))
+        time.sleep(1)  # ten advert intervals: long past the takeover it must not make
+        assert vip_holders(seed_lab) == [holder]
+    assert "MASTER" not in {s for _, s in vrrp_states(seed_lab, backup, since)}
