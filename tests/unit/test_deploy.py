@@ -61,6 +61,7 @@ def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed
     s.add(unit("ctl-1", "mariadb", True, None))
     for h in ("ctl-2", "ctl-3"):
         s.add(unit(h, "mariadb", False), on("systemctl", "enable", "--quiet", "mariadb", host=h),
+              on("systemctl", "reset-failed", "mariadb", host=h),  # a unit at its start limit refuses start
               on("systemctl", "start", "mariadb", host=h), unit(h, "mariadb", True, None))
     for h in ("ctl-1", "ctl-2", "ctl-3"):
         s.add(unit(h, "hastack-galera-check.socket", True, None))
@@ -100,6 +101,7 @@ def test_no_bootstrap_when_a_primary_exists(seed: Topology) -> None:
     with pytest.raises(StageFailed):  # ctl-1 stays down in this script: its start fails the stage
         s.add(on_fact(sql_accounts(), host="ctl-2", stdout="sst@localhost\nclustercheck@localhost\nhastack_probe@%\n"))
         s.add(unit("ctl-1", "mariadb", False), on("systemctl", "enable", "--quiet", "mariadb", host="ctl-1"),
+              on("systemctl", "reset-failed", "mariadb", host="ctl-1"),
               on("systemctl", "start", "mariadb", host="ctl-1", exit_status=1, stderr="WSREP: failed to open gcomm"))
         asyncio.run(GaleraStage().run(d))
     assert not any(c.argv and c.argv[0] == "galera_new_cluster" for c in s.calls)

@@ -143,7 +143,7 @@ class Deploy:
             raise Interrupted(f"stopped by request before the next step of stage {self.stage}")
 
     # -- fan-out ----------------------------------------------------------------------
-    async def each(self, nodes: Sequence[Node], fn: Callable[[Node], Awaitable[None]]) -> None:
+    async def each(self, nodes: Sequence[Node], fn: Callable[[Node], Awaitable[object]]) -> None:
         """Run fn on every node in parallel; collect every failure, raise them together."""
         results = await asyncio.gather(*(fn(n) for n in nodes), return_exceptions=True)
         failures = [r for r in results if isinstance(r, StepFailed)]
@@ -153,7 +153,7 @@ class Deploy:
         if failures:
             raise StageFailed(self.stage, failures)
 
-    async def rolling(self, nodes: Sequence[Node], fn: Callable[[Node], Awaitable[None]]) -> None:
+    async def rolling(self, nodes: Sequence[Node], fn: Callable[[Node], Awaitable[object]]) -> None:
         """One node at a time; stop at the first failure (the others keep running as they were)."""
         for n in nodes:
             self.checkpoint()

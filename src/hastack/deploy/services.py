@@ -17,7 +17,6 @@ from hastack.components import haproxy, keystone, neutron
 from hastack.components import openstack as os_
 from hastack.components.registry import component
 from hastack.deploy.engine import Deploy, StepFailed
-from hastack.deploy.systemd import unit_states
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts.system import http_codes
 from hastack.topology.model import Node, ServiceName, Topology
@@ -75,31 +74,6 @@ def vip_api_urls(topo: Topology) -> list[tuple[str, int]]:
 
 
 # -- units ------------------------------------------------------------------------------------------
-async def ensure_units(d: Deploy, host: str, names: list[str]) -> list[str]:
-    """ensure_running for many units in a few round trips: enable, start the stopped ones, restart
-    the running ones a changed file marked. Returns the units started or restarted."""
-    if not names:
-        return []
-    states = await unit_states(d, host, names)
-    disabled = [u for u in names if not states[u].enabled]
-    if disabled:
-        await d.run(host, ["systemctl", "enable", "--quiet", *disabled], f"enable {' '.join(disabled)}")
-        for u in disabled:
-            d.changed(host, f"enabled {u}")
-    stopped = [u for u in names if not states[u].active]
-    stale = [u for u in names if states[u].active and d.needs_restart(host, u)]
-    if stopped:  # a unit at its start limit refuses `start` until its failed state is cleared
-        await d.run(host, ["systemctl", "reset-failed", *stopped], "clear failed states", check=False)
-    for verb, group, why in (("start", stopped, ""), ("restart", stale, " (its configuration changed)")):
-        if not group:
-            continue
-        await d.run(host, ["systemctl", verb, *group], f"{verb} {' '.join(group)}", timeout=600)
-        for u in group:
-            d.started.setdefault(host, set()).add(u)
-            d.changed(host, f"{verb}ed {u}{why}")
-    return stopped + stale
-
-
 async def wait_http(d: Deploy, host: str, urls: list[tuple[str, int]], what: str, *,
                     timeout: float = API_TIMEOUT) -> None:
     """Until every URL answers its status, asked from `host` itself."""

@@ -17,7 +17,7 @@ from hastack.deploy.stages.openstack import OpenStackStage
 from hastack.deploy.stages.pacemaker import PacemakerStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.deploy.stages.vip import VipStage
-from hastack.deploy.systemd import ensure_running, unit_states
+from hastack.deploy.systemd import ensure_running, ensure_units, unit_states
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import galera_status, grastate, wsrep_recover
 from hastack.facts.galera import NIL_UUID
@@ -169,23 +169,6 @@ async def vip_execute(d: Deploy) -> None:
     await VipStage().run(d)
 
 
-async def start_stopped(d: Deploy, host: str, names: list[str]) -> None:
-    """Queue a start of the units that are neither running nor on their way, their failed state
-    cleared first (a unit at its start limit refuses `start`). Not waited for: right after a power
-    loss a scheduler may still exit once on a Keystone that answers 503 and come back 5 s later
-    (seen on the seed lab, 2026-12-05); a blocking `systemctl start` would report that first exit
-    as a failure. The gates after it judge: the APIs answering, every service up in its list."""
-    states = await unit_states(d, host, names)
-    down = [u for u in names if states[u].active_state in ("inactive", "failed")]
-    if not down:
-        return
-    await d.run(host, ["systemctl", "reset-failed", *down], "clear failed states", check=False)
-    await d.run(host, ["systemctl", "start", "--no-block", *down], f"start {' '.join(down)}")
-    for u in down:
-        d.started.setdefault(host, set()).add(u)
-        d.changed(host, f"started {u}")
-
-
 async def openstack_execute(d: Deploy, lost: list[str]) -> None:
     """Every node's OpenStack units running again, then every API on the VIP and every service up.
 
@@ -194,7 +177,8 @@ async def openstack_execute(d: Deploy, lost: list[str]) -> None:
     ends with every layer serving, so it starts them. A node named lost is left alone and not
     waited for."""
     nodes = [n for n in d.topo.nodes if n.name not in lost and services.service_units(d.topo, n)]
-    await d.each(nodes, lambda n: start_stopped(d, n.name, services.service_units(d.topo, n)))
+    await d.each(nodes, lambda n: ensure_units(d, n.name, services.service_units(d.topo, n),
+                                             enable=False, restart=False, block=False))
     alive = [n.name for n in d.topo.controllers if n.name not in lost]
     if not alive:
         return

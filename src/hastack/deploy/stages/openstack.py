@@ -46,14 +46,13 @@ from hastack.deploy.services import (
     api_gate,
     api_urls,
     auth_spec,
-    ensure_units,
     expectations,
     first,
     service_units,
     vip_api_urls,
     wait_http,
 )
-from hastack.deploy.systemd import ensure_running
+from hastack.deploy.systemd import ensure_running, ensure_units
 from hastack.facts import Package, file_state, packages
 from hastack.facts.galera import sql_rows, table_counts
 from hastack.topology.model import Node, ServiceName
