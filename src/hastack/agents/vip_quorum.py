@@ -176,19 +176,23 @@ def run(args: Args, clock: Callable[[], float] = time.monotonic,
     verdict: bool | None = None
     written = -math.inf
     next_probe = clock()
-    while not stopped():
-        now = clock()
-        if now >= next_probe:
-            watch.probe()
-            next_probe = max(next_probe + args.every, now)
-        watch.collect(next_probe - clock())
-        ok = watch.ok()
-        if ok != verdict or clock() - written >= REFRESH_S:
-            if ok != verdict:
-                print(f"quorum {'seen' if ok else 'LOST'}: {1 + watch.seen()} of {len(args.peers) + 1} votes "
-                      f"seen within {args.window:g} s (a majority is {args.need})", flush=True)
-            write(args.file, ok)
-            verdict, written = ok, clock()
+    try:
+        while not stopped():
+            now = clock()
+            if now >= next_probe:
+                watch.probe()
+                next_probe = max(next_probe + args.every, now)
+            watch.collect(next_probe - clock())
+            ok = watch.ok()
+            if ok != verdict or clock() - written >= REFRESH_S:
+                if ok != verdict:
+                    print(f"quorum {'seen' if ok else 'LOST'}: {1 + watch.seen()} of {len(args.peers) + 1} votes "
+                          f"seen within {args.window:g} s (a majority is {args.need})", flush=True)
+                write(args.file, ok)
+                verdict, written = ok, clock()
+    finally:
+        for s, _, _ in watch.pending.values():
+            s.close()
 
 
 def main(argv: Sequence[str]) -> int:
