@@ -130,7 +130,8 @@ def test_vip_follows_haproxy(node_files: Callable[[str, str], Path], netns: Netn
     root = node_files("seed", node.name)
     binds = {str(root / "etc/haproxy"): "/etc/haproxy", str(root / "etc/keepalived"): "/etc/keepalived",
              str(root / "usr/local/share/ca-certificates"): "/usr/local/share/ca-certificates",
-             str(root / "usr/local/lib/hastack"): "/usr/local/lib/hastack"}
+             str(root / "usr/local/lib/hastack"): "/usr/local/lib/hastack",
+             str(root / "etc/systemd/system"): "/etc/hastack-units"}
     password = ctx("seed").secrets.password(haproxy.STATS_SECRET)
     peers = [str(n.address) for n in keepalived.voters(topo) if n.name != node.name]
     argv = [f"{TOOLS}/vip.sh", str(node.address), str(topo.network.vip), topo.network.interface, password,
@@ -139,7 +140,7 @@ def test_vip_follows_haproxy(node_files: Callable[[str, str], Path], netns: Netn
     lines = done.stdout.splitlines()
     assert "VIP-ACQUIRED" in lines, output(done)
     assert "HEALTHZ 200" in lines and "STATS-NOAUTH 401" in lines and "STATS-AUTH 200" in lines, output(done)
-    # the quorum track: without the other votes the VIP goes, with them it comes back
+    # the quorum watch: without the other votes the VIP goes, with them it comes back
     assert "NO-QUORUM-VIP-RELEASED" in lines and "QUORUM-VIP-ACQUIRED" in lines, output(done)
     assert "VIP-RELEASED" in lines, output(done)
     assert not [ln for ln in lines if ln.startswith("KEEPALIVED")], output(done)

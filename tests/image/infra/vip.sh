@@ -1,9 +1,10 @@
 #!/bin/bash
 # One controller's HAProxy and keepalived, alone on their link: keepalived must take the VIP once
 # HAProxy answers on this node's address and the other Galera votes are seen, drop it when they are
-# not (the quorum track), take it again when they are back, and drop it once HAProxy is dead.
+# not (the quorum watch), take it again when they are back, and drop it once HAProxy is dead.
 # The other votes are "seen" through their addresses on lo: a connection to them is refused at once,
 # which is what a live peer's kernel answers when nothing listens on the port (agents/vip_quorum.py).
+# The quorum watch runs as its rendered unit's ExecStart says (the unit file is bound at /etc/hastack-units).
 set -u
 node=$1 vip=$2 dev=$3 password=$4
 shift 4
@@ -21,6 +22,10 @@ wait_for() { for _ in $(seq 150); do "$1" && return 0; sleep 0.1; done; return 1
 code() { curl -s -o /dev/null -w '%{http_code}' --cacert /usr/local/share/ca-certificates/hastack-ca.crt "$@"; }
 haproxy -f /etc/haproxy/haproxy.cfg -db > /tmp/haproxy.log 2>&1 &
 hap=$!
+quorum_cmd=$(sed -n 's/^ExecStart=//p' /etc/hastack-units/hastack-vip-quorum.service)
+# shellcheck disable=SC2086  # the rendered command line: a path, numbers and address:port words
+$quorum_cmd > /tmp/quorum.log 2>&1 &
+quorum=$!
 keepalived -n -l -D -f /etc/keepalived/keepalived.conf > /tmp/keepalived.log 2>&1 &
 ka=$!
 if wait_for has_vip; then echo "VIP-ACQUIRED"; else echo "VIP-NOT-ACQUIRED"; fi
@@ -34,4 +39,5 @@ if wait_for has_vip; then echo "QUORUM-VIP-ACQUIRED"; else echo "QUORUM-VIP-NOT-
 kill -9 "$hap"
 if wait_for lacks_vip; then echo "VIP-RELEASED"; else echo "VIP-KEPT"; fi
 kill "$ka"; wait "$ka" 2>/dev/null
+kill "$quorum"; wait "$quorum" 2>/dev/null
 grep -i -E "SECURITY|Unknown keyword|error" /tmp/keepalived.log | sed 's/^/KEEPALIVED /'
