@@ -6,14 +6,15 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
 
 from hastack.secrets import Secrets, secrets_path
-from seedlab import hastack, on, sql
+from seedcloud import until
+from seedlab import CONTROLLERS, hastack, on, sql
 
 pytestmark = pytest.mark.lab
 
@@ -44,7 +45,7 @@ def test_rabbitmq_net_ticktime_in_effect(seed_lab: Path) -> None:
 
 
 def vip_holders(topo: Path) -> list[str]:
-    return [n for n in ("ctl-1", "ctl-2", "ctl-3") if "10.77.0.10/" in on(topo, n, "ip", "-4", "-o", "addr")]
+    return [n for n in CONTROLLERS if "10.77.0.10/" in on(topo, n, "ip", "-4", "-o", "addr")]
 
 
 def test_vip_on_exactly_one_controller(seed_lab: Path) -> None:
@@ -116,16 +117,9 @@ def vrrp_states(topo: Path, node: str, since: float) -> list[tuple[float, str]]:
     return states
 
 
-def wait_for(what: str, probe: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.2)
-
-
 @contextlib.contextmanager
 def cut_from_the_others(topo: Path, node: str) -> Iterator[list[str]]:
-    others = [n for n in ("ctl-1", "ctl-2", "ctl-3") if n != node]
+    others = [n for n in CONTROLLERS if n != node]
     res = hastack("lab", "cut", node, *(a for o in others for a in ("--peer", o)), "-t", str(topo))
     assert res.returncode == 0, res.stdout + res.stderr
     try:
@@ -133,9 +127,9 @@ def cut_from_the_others(topo: Path, node: str) -> Iterator[list[str]]:
     finally:
         healed = hastack("lab", "heal", node, "-t", str(topo))
         assert healed.returncode == 0, healed.stdout + healed.stderr
-        wait_for("the quorum watch back to 0 and the VIP on one controller",
-                 lambda: on(topo, node, "cat", "/run/hastack-vip-quorum").strip() == "0"
-                 and len(vip_holders(topo)) == 1)
+        until("the quorum watch back to 0 and the VIP on one controller",
+              lambda: on(topo, node, "cat", "/run/hastack-vip-quorum").strip() == "0"
+              and len(vip_holders(topo)) == 1, timeout=30, interval=0.2)
 
 
 def test_the_vip_holder_cut_from_the_others_lets_go_before_they_take_it(seed_lab: Path) -> None:
@@ -145,7 +139,8 @@ def test_the_vip_holder_cut_from_the_others_lets_go_before_they_take_it(seed_lab
     [holder] = vip_holders(seed_lab)
     since = time.time()
     with cut_from_the_others(seed_lab, holder) as others:
-        wait_for("a new VIP holder among the majority", lambda: vip_holders(seed_lab) in ([o] for o in others))
+        until("a new VIP holder among the majority", lambda: vip_holders(seed_lab) in ([o] for o in others),
+              timeout=30, interval=0.2)
         fault = [t for t, s in vrrp_states(seed_lab, holder, since) if s == "FAULT"]
         master = [t for o in others for t, s in vrrp_states(seed_lab, o, since) if s == "MASTER"]
     assert fault and master, (fault, master)
@@ -155,10 +150,11 @@ def test_the_vip_holder_cut_from_the_others_lets_go_before_they_take_it(seed_lab
 def test_a_backup_cut_from_the_others_never_takes_the_vip(seed_lab: Path) -> None:
     """Without the quorum watch it became MASTER after 3 adverts missed and announced itself by ARP."""
     [holder] = vip_holders(seed_lab)
-    backup = next(n for n in ("ctl-1", "ctl-2", "ctl-3") if n != holder)
+    backup = next(n for n in CONTROLLERS if n != holder)
     since = time.time()
     with cut_from_the_others(seed_lab, backup):
-        wait_for(f"{backup} in FAULT", lambda: ("FAULT" in {s for _, s in vrrp_states(seed_lab, backup, since)}))
+        until(f"{backup} in FAULT", lambda: "FAULT" in {s for _, s in vrrp_states(seed_lab, backup, since)},
+              timeout=30, interval=0.2)
         time.sleep(1)  # ten advert intervals: long past the takeover it must not make
         assert vip_holders(seed_lab) == [holder]
     assert "MASTER" not in {s for _, s in vrrp_states(seed_lab, backup, since)}
