@@ -10,6 +10,11 @@
   primitives and the group (that checks the fence agent's parameters against fence_hastack's
   metadata); pass 2 applies the whole file with crmsh's metadata checks off
   (`-o core.check_frequency=never`), and crm_verify checks the resulting CIB.
+- what Pacemaker's scheduler makes of the agents' constraints (`crm_simulate` on the offline CIB with
+  two nodes injected): the cleanup first, then the three agents in parallel; a third failure of one
+  agent moves them all, stopping the agents before the cleanup; nothing moves back. And the move
+  from the group of before: one crmsh session deletes it and loads the file, ending where a fresh
+  load does.
 - the qdevice TLS exchange (`corosync.qdevice_tls_steps`), run step by step with each host's
   /etc/corosync and /var/tmp kept in its own directory between steps.
 """
@@ -97,9 +102,10 @@ def test_corosync_checker_rejects_a_bad_cipher(tmp_path: Path, netns_with: str) 
 
 # -- pacemaker -------------------------------------------------------------------------------------
 def without_systemd_resources(text: str) -> str:
-    """The script minus the systemd primitives and the group (for crmsh's checked pass)."""
+    """The script minus the systemd primitives and what names them (for crmsh's checked pass)."""
     kept = [block for block in re.split(r"(?<!\\)\n", text)
-            if not (block.startswith("group ") or (block.startswith("primitive ") and " systemd:" in block))]
+            if not (block.startswith(("group ", "tag ", "colocation ", "order "))
+                    or (block.startswith("primitive ") and " systemd:" in block))]
     return "\n".join(kept) + "\n"
 
 
@@ -163,6 +169,94 @@ def test_two_node_variant_verifies_with_priority_fencing(tmp_path: Path) -> None
     assert done.returncode == 0, done.stdout + done.stderr
     cib = (tmp_path / "cib.xml").read_text()
     assert 'name="priority-fencing-delay" value="5s"' in cib and 'name="priority" value="10"' in cib
+
+
+SIMULATE = f"""
+set -e
+cd {GUEST}
+NM="{" ".join(NO_META_CHECK)}"
+cibadmin --empty > sim.xml
+CIB_file=sim.xml crm $NM configure load update pacemaker.crm
+CIB_file=sim.xml crm_attribute -t crm_config -n stonith-enabled -v false
+CIB_file=sim.xml cibadmin -C -o nodes -X '<node id="1" uname="net-1"/>'
+CIB_file=sim.xml cibadmin -C -o nodes -X '<node id="2" uname="net-2"/>'
+crm_simulate -x sim.xml -S -q true -u net-1 -u net-2 -G start.graph -O started.xml > start.out
+cp started.xml failed.xml
+CIB_file=failed.xml crm_attribute -N net-1 -l reboot -n 'fail-count-neutron-l3-agent#monitor_10000' -v 3
+crm_simulate -x failed.xml -S -q true -G move.graph -O moved.xml > move.out
+CIB_file=moved.xml crm_attribute -N net-1 -l reboot -n 'fail-count-neutron-l3-agent#monitor_10000' -D
+crm_simulate -x moved.xml -S -q true -G back.graph > back.out
+"""
+
+
+def graph(path: Path) -> dict[tuple[str, str], set[str]]:
+    """A transition graph: (action key, node) -> the keys of the start/stop actions it waits for."""
+    import xml.etree.ElementTree as ET
+
+    out: dict[tuple[str, str], set[str]] = {}
+    for syn in ET.parse(path).getroot().iter("synapse"):
+        op = next(iter(syn.find("action_set") or []))
+        if op.get("operation") in ("start", "stop"):
+            out[(str(op.get("operation_key")), str(op.get("on_node")))] = {
+                str(t.get("operation_key")) for t in syn.iterfind("inputs/trigger/*")
+                if str(t.get("operation")) in ("start", "stop")}
+    return out
+
+
+def test_scheduler_starts_the_agents_in_parallel_and_moves_them_together(tmp_path: Path) -> None:
+    """Fencing off here only because crm_simulate has no fence device to run (the constraints are
+    the deployed ones)."""
+    tmp_path.joinpath("pacemaker.crm").write_text(seed_script(tmp_path))
+    done = sh(SIMULATE, {str(tmp_path): GUEST})
+    assert done.returncode == 0, done.stdout + done.stderr
+    cleanup, *agents = ["hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent",
+                        "neutron-l3-agent"]
+    start = graph(tmp_path / "start.graph")
+    (node,) = {n for (k, n) in start if k.split("_")[0] in (cleanup, *agents)}  # all four on one node
+    assert start[(f"{cleanup}_start_0", node)] == set()
+    for a in agents:  # each waits for the cleanup's start and for nothing else
+        assert start[(f"{a}_start_0", node)] == {f"{cleanup}_start_0"}, start
+    move = graph(tmp_path / "move.graph")
+    other = "net-2" if node == "net-1" else "net-1"
+    assert node == "net-1", "the failure count is planted on net-1"
+    assert move[(f"{cleanup}_stop_0", node)] == {f"{a}_stop_0" for a in agents}
+    assert move[(f"{cleanup}_start_0", other)] == {f"{cleanup}_stop_0"}
+    for a in agents:
+        assert f"{cleanup}_start_0" in move[(f"{a}_start_0", other)]
+        assert (f"{a}_stop_0", node) in move
+    back = graph(tmp_path / "back.graph")
+    assert not [k for k in back if k[0].split("_")[0] in (cleanup, *agents)], "nothing moves back"
+
+
+MIGRATE = f"""
+set -e
+cd {GUEST}
+NM="{" ".join(NO_META_CHECK)}"
+cibadmin --empty > fresh.xml
+CIB_file=fresh.xml crm $NM configure load update pacemaker.crm
+cibadmin --empty > old.xml
+CIB_file=old.xml crm $NM configure load update old.crm
+sed 's#{pacemaker.SCRIPT}#{GUEST}/pacemaker.crm#' commands > commands.here
+CIB_file=old.xml crm $NM configure < commands.here
+CIB_file=old.xml crm configure show > migrated.txt
+CIB_file=fresh.xml crm configure show > fresh.txt
+"""
+
+
+def test_one_session_replaces_the_group_of_before(tmp_path: Path) -> None:
+    new = seed_script(tmp_path)
+    ids = ["hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent"]
+    # what hastack rendered before this change: the same primitives, as one group
+    old = re.sub(r"\n(colocation|order|tag) [^\n]*", "", new) + f"group {pacemaker.GROUP} {' '.join(ids)}\n"
+    tmp_path.joinpath("pacemaker.crm").write_text(new)
+    tmp_path.joinpath("old.crm").write_text(old)
+    live = ["fence-net-1", "fence-net-2", pacemaker.GROUP, *ids]
+    tmp_path.joinpath("commands").write_bytes(pacemaker.configure_commands(SEED, live))
+    done = sh(MIGRATE, {str(tmp_path): GUEST})
+    assert done.returncode == 0, done.stdout + done.stderr
+    migrated = (tmp_path / "migrated.txt").read_text()
+    assert migrated == (tmp_path / "fresh.txt").read_text()
+    assert f"tag {pacemaker.GROUP}" in migrated and "group " not in migrated
 
 
 # -- qdevice TLS -----------------------------------------------------------------------------------

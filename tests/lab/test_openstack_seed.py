@@ -362,7 +362,7 @@ def test_an_agent_neutron_no_longer_hears_from_is_recovered_through_pacemaker(cl
         log = on(node, f"journalctl -u hastack-api-watchdog --since '{since}' --no-pager -o cat")
         assert re.search(rf"{unit}: Neutron last heard from it \d+ s ago \(peers: .*neutron-l3-agent \d+ s", log), log
         assert log.count(f"{unit}: killed its main process") == 1, log
-        assert on(node, "crm_resource --locate -r neutron-agents").split()[-1] == node
+        assert on(node, "crm_resource --locate -r hastack-neutron-cleanup").split()[-1] == node
     finally:
         on(node, f"crm_resource --cleanup -r {unit}", check=False)
 
@@ -400,7 +400,7 @@ def test_a_frozen_or_given_up_neutron_agent_is_recovered_through_pacemaker(cloud
         assert f"{unit}: its running process logged" in log, log
         assert log.count(f"{unit}: killed its main process") == 2, log  # once per fault (Hold)
         # Pacemaker counted one failure per fault and restarted the agent in place (threshold 3)
-        assert on(node, "crm_resource --locate -r neutron-agents").split()[-1] == node
+        assert on(node, "crm_resource --locate -r hastack-neutron-cleanup").split()[-1] == node
         count = on(node, f"crm_failcount --query -r {unit} -N {node}")
         assert re.search(r"\bvalue=2\b", count), count
     finally:

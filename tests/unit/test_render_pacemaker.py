@@ -1,4 +1,4 @@
-"""The crmsh configuration: properties, fencing, the agent group. Parsed into objects, then asserted."""
+"""The crmsh configuration: properties, fencing, the agents (colocated, ordered, one tag), as objects."""
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ def test_cluster_properties(seed: Topology) -> None:
     assert p["dc-deadtime"] == f"{seed.tuning.corosync.dc_deadtime_s}s"
     assert p["symmetric-cluster"] == "true" and "cluster-recheck-interval" in p
     assert p["priority-fencing-delay"] == "0s"  # the qdevice breaks ties: no delay, written as 0s
-    assert "meta" not in of_kind(pacemaker.script(seed), "group")[0]
 
 
 def test_stickiness_default(seed: Topology) -> None:
@@ -57,13 +56,14 @@ def test_one_fence_device_per_network_node_kept_off_itself(four: Topology) -> No
     assert locs == {(f"fence-{n.name}", "-inf:", n.name) for n in four.network_nodes}
 
 
-def test_group_holds_the_three_agents_as_systemd_resources(seed: Topology) -> None:
+AGENTS = ["hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent"]
+
+
+def test_the_agents_are_systemd_resources_named_by_one_tag(seed: Topology) -> None:
     text = pacemaker.script(seed)
-    ((_, name, *members),) = of_kind(text, "group")
-    assert name == "neutron-agents"
-    # the namespace cleanup first (it stops last), then metadata before the agents that proxy to it
-    assert members == ["hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent",
-                       "neutron-l3-agent"]
+    assert not of_kind(text, "group")  # a group would start them one after another
+    ((_, name, *members),) = of_kind(text, "tag")
+    assert name == "neutron-agents" and members == AGENTS
     agents = {o[1]: o for o in of_kind(text, "primitive") if o[2].startswith("systemd:")}
     assert {o[2] for o in agents.values()} == {f"systemd:{m}" for m in members}
     for prim in agents.values():
@@ -71,14 +71,51 @@ def test_group_holds_the_three_agents_as_systemd_resources(seed: Topology) -> No
         for op in ("start", "stop", "monitor"):
             assert f"op {op} " in ops
         assert re.search(r"op monitor interval=\d+s timeout=\d+s", ops)
+        assert "meta" not in prim  # priority only where priority-fencing-delay needs it
 
 
-def test_two_node_mode_sets_priority_fencing_delay_and_group_priority(seed: Topology) -> None:
+def pairs(text: str, kind: str, score: str) -> set[tuple[str, str]]:
+    found = of_kind(text, kind)
+    assert all(o[2] == score for o in found), found
+    return {(o[3], o[4]) for o in found if len(o) == 5}
+
+
+def test_the_agents_start_in_parallel_after_the_cleanup_and_stay_with_it(seed: Topology) -> None:
+    """Every agent with the cleanup resource (the primary), each ordered after it and after nothing
+    else: the three start at once. (crm_simulate checks what Pacemaker makes of it: tests/image.)"""
+    text = pacemaker.script(seed)
+    cleanup, *agents = AGENTS
+    assert pairs(text, "colocation", "inf:") == {(a, cleanup) for a in agents}
+    assert pairs(text, "order", "Mandatory:") == {(cleanup, a) for a in agents}
+    assert len(of_kind(text, "colocation")) == len(of_kind(text, "order")) == 3
+
+
+def test_with_open_vswitch_its_agent_comes_between(seed: Topology) -> None:
+    topo = seed.model_copy(update={"openstack": seed.openstack.model_copy(update={"l2_agent": "openvswitch"})})
+    text = pacemaker.script(topo)
+    cleanup, *agents = AGENTS
+    ovs = next(o[1] for o in of_kind(text, "primitive") if "openvswitch" in o[1])
+    assert pairs(text, "colocation", "inf:") == {(a, cleanup) for a in [ovs, *agents]}
+    assert pairs(text, "order", "Mandatory:") == {(cleanup, ovs), *((ovs, a) for a in agents)}
+
+
+def test_two_node_mode_sets_priority_fencing_delay_and_agent_priority(seed: Topology) -> None:
     topo = variant(seed, 2, qnetd=False, delay=7)
     text = pacemaker.script(topo)
     assert props(text)["priority-fencing-delay"] == "7s"
-    ((*_, meta, prio),) = of_kind(text, "group")
-    assert meta == "meta" and prio.startswith("priority=") and int(prio.split("=")[1]) > 0
+    agents = [o for o in of_kind(text, "primitive") if o[2].startswith("systemd:")]
+    # on every one: a node's priority is the sum over what runs there, as each group member had it
+    for *_, meta, prio in agents:
+        assert meta == "meta" and prio.startswith("priority=") and int(prio.split("=")[1]) > 0
+
+
+def test_deploy_deletes_the_old_group_and_removed_fence_devices_in_the_same_session(seed: Topology) -> None:
+    live = ["fence-net-1", "fence-net-2", "fence-net-9", "hastack-neutron-cleanup", "neutron-agents", "other"]
+    assert pacemaker.stale_resources(seed, live) == ["fence-net-9", "neutron-agents"]
+    commands = pacemaker.configure_commands(seed, live).decode().splitlines()
+    assert commands == ["delete --force fence-net-9", "delete --force neutron-agents",
+                        f"load update {pacemaker.SCRIPT}", "commit"]
+    assert pacemaker.configure_commands(seed, ["fence-net-1", *AGENTS]).decode().splitlines()[0].startswith("load")
 
 
 def test_fencing_off_disables_stonith_and_renders_no_device(seed: Topology) -> None:
@@ -118,5 +155,5 @@ def test_fence_param_the_model_refuses_is_refused_again(seed: Topology, params: 
 
 def test_owned_ids_cover_every_object(seed: Topology) -> None:
     text = pacemaker.script(seed)
-    defined = {o[1] for o in objects(text) if o[0] in {"primitive", "group", "location"}}
+    defined = {o[1] for o in objects(text) if o[0] in {"primitive", "tag", "location", "colocation", "order"}}
     assert defined == set(pacemaker.owned_ids(seed))

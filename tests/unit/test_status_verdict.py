@@ -10,7 +10,7 @@ import pytest
 import status_cases as sc
 from recordings import answer, load
 
-from hastack.facts import CrmMon, GaleraStatus, UnitState, crm_mon, galera_status, grastate
+from hastack.facts import CrmMon, CrmResource, GaleraStatus, UnitState, crm_mon, galera_status, grastate
 from hastack.facts.rabbitmq import Alarm, Queue
 from hastack.status.model import (
     ApiCheck,
@@ -422,6 +422,28 @@ def test_group_split_and_partial(healthy: ClusterState) -> None:
     partial = replace(s, pacemaker=replace(s.pacemaker, nodes=tuple(
         replace(n, crm=replace(ref.crm, resources=tuple(res))) for n in s.pacemaker.nodes)))
     assert "neutron-l3-agent" in one(verdict(partial), "PCMK-GROUP-PARTIAL").message
+
+
+def test_the_agents_as_colocated_primitives_read_as_the_group_did(healthy: ClusterState) -> None:
+    """What deploy makes now: no group in crm_mon, the agents found by id (the topology's units)."""
+    s = with_crm(healthy, "lab-healthy")
+    ref = s.pacemaker.nodes[0]
+    assert ref.crm is not None
+    units = ("hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent")
+    res = [replace(r, group="") for r in ref.crm.resources]
+
+    def with_resources(rs: list[CrmResource], agent_units: tuple[str, ...] = units) -> ClusterState:
+        return replace(s, pacemaker=replace(s.pacemaker, agent_units=agent_units, nodes=tuple(
+            replace(n, crm=replace(ref.crm, resources=tuple(rs))) for n in s.pacemaker.nodes)))
+
+    v = verdict(with_resources(res))
+    assert one(v, "PCMK-GROUP").level is Level.INFO and not found(v, "PCMK-GROUP-MISSING")
+    i = next(k for k, r in enumerate(res) if r.id == "neutron-dhcp-agent")
+    res[i] = replace(res[i], nodes=("net-1", "net-2"))
+    v = verdict(with_resources(res))
+    assert one(v, "PCMK-GROUP-SPLIT").level is Level.DOWN and not found(v, "PCMK-MULTI-ACTIVE")
+    assert one(verdict(with_resources([r for r in res if r.id not in units])), "PCMK-GROUP-MISSING")
+    assert not found(verdict(with_resources(res, agent_units=())), "PCMK-GROUP-SPLIT")  # no neutron, no group
 
 
 def test_fencing_off_blocked_resource_and_quorum_helpers(healthy: ClusterState) -> None:

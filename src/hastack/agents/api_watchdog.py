@@ -258,10 +258,11 @@ def restart(unit: str, *, wait: bool = True) -> None:
 def kill_main(unit: str, pid: str) -> None:
     """A unit Pacemaker runs is never restarted behind its back: its stuck main process is killed
     (SIGKILL), which Pacemaker's next monitor of the resource sees as a crash, and recovers as one:
-    stop and start in place (with what follows it in the group), one failure counted toward
-    migration-threshold, so a unit that keeps failing moves the group to the other node.
+    stop and start in place (that agent alone: the agents are ordered after the cleanup resource,
+    not after each other), one failure counted toward migration-threshold, so a unit that keeps
+    failing moves the agents to the other node.
     (`crm_resource --fail` was tried first: Pacemaker 2.1.5 counted each report as two failures, so
-    the second fault moved the group.)"""
+    the second fault moved the agents.)"""
     if not pid or not in_unit(int(pid), unit):
         print(f"{unit}: main process {pid or '-'} gone already", flush=True)
         return
@@ -290,9 +291,9 @@ class FrozenWatch:
 @dataclass
 class Hold:
     """One recovery per run of a unit: after the watchdog acted on a unit, it leaves it alone while
-    the unit's main PID is the one it acted on, for up to `hold_s` (Pacemaker's stop and start of a
-    group member take seconds; reporting it failed again meanwhile would count failures toward
-    migration-threshold and move the whole group for one fault)."""
+    the unit's main PID is the one it acted on, for up to `hold_s` (Pacemaker's stop and start of an
+    agent take seconds; reporting it failed again meanwhile would count failures toward
+    migration-threshold and move all the agents for one fault)."""
 
     hold_s: float
     acted: dict[str, tuple[str, float]] = field(default_factory=dict)

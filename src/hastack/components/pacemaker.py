@@ -11,10 +11,19 @@ Because property sets merge, every property hastack manages is always written (p
 as 0s when off). Objects hastack stops rendering (the fence device of a removed node) stay:
 deploy deletes them by id (`crm configure delete ID`); `owned_ids()` lists the current ones.
 
-Group order metadata -> dhcp -> l3: the metadata proxies that the DHCP and L3 agents spawn forward
-to the metadata agent's socket, so it comes first and stops last; it is also the quickest to start,
-so the routers are barely delayed. Stickiness keeps the group where it runs when a failed node
-comes back (a move is an outage of every router and DHCP server).
+The agents are not a Pacemaker group: a group starts its members one after another, and on a
+failover the three agents waited for each other (cleanup, metadata, DHCP, L3: 2 + 2 + 3 + 2 s, issue
+13). Instead every agent is colocated with the cleanup resource (the primary: placed first, and it
+takes its dependents' scores into account, so an agent that reaches migration-threshold on a node
+moves them all) and ordered after it (symmetric, so they stop before it): the cleanup starts, then
+the agents start in parallel. With Open vSwitch its L2 agent sits between the two (the others plug
+into the bridges it builds). Checked with `crm_simulate` in the image tests: the start order, the
+move on a third failure, the stop order, no fail-back. The DHCP and L3 agents' metadata proxies
+forward to the metadata agent's socket; started beside it, a proxy may refuse the first requests of
+a second or two, which instances retry. A `tag` keeps the one name `neutron-agents` for crmsh
+(`crm resource stop neutron-agents`). Stickiness (100 per member, 400 for the set, as in a group)
+keeps them where they run when a failed node comes back (a move is an outage of every router and
+DHCP server).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ PACKAGES = ("pacemaker", "corosync", "cluster-glue", "resource-agents", "crmsh",
 depends on it). Nothing hastack renders needs cluster-glue: it is there because the seed lists it,
 for its tools (ha_logger, hb_report, the `stonith` command of the legacy fence plugins)."""
 GROUP = "neutron-agents"
+"""The agents' one name: a crmsh tag over the set (before: a group of that id, removed by deploy)."""
 AGENT_UNITS = ("neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent")
 """Started and stopped by Pacemaker only: systemd must keep them disabled on the network nodes."""
 
@@ -90,13 +100,54 @@ def group_units(topo: Topology) -> list[str]:
     return [u.removesuffix(".service") for u in neutron.cluster_units(topo)]
 
 
+@dataclass(frozen=True)
+class Constraint:
+    """One simple constraint: `colocation ID inf: DEPENDENT PRIMARY` or `order ID Mandatory: FIRST THEN`."""
+
+    kind: str
+    id: str
+    first: str
+    then: str
+
+
+def constraints(topo: Topology) -> list[Constraint]:
+    """The set's shape: every member after the cleanup colocated with it (a star: one primary); the
+    members before the parallel three (cleanup, and the OVS L2 agent) ordered in a chain, the three
+    each after the last of those. Simple two-resource constraints, not resource sets: their direction
+    reads as written (rsc with with-rsc; first then)."""
+    ids = [agent_id(u) for u in group_units(topo)]
+    if not ids:
+        return []
+    parallel = [i for i in ids if i in AGENT_UNITS]
+    chain = [i for i in ids if i not in parallel]
+    out = [Constraint("colocation", f"{i}-with-{ids[0]}", i, ids[0]) for i in ids[1:]]
+    out += [Constraint("order", f"{a}-then-{b}", a, b) for a, b in zip(chain, chain[1:], strict=False)]
+    out += [Constraint("order", f"{chain[-1]}-then-{i}", chain[-1], i) for i in parallel]
+    return out
+
+
 def owned_ids(topo: Topology) -> list[str]:
     """Every CIB object id this file defines; ids that look like ours but are not here are stale."""
     units = group_units(topo)
-    ids = [GROUP, *(agent_id(u) for u in units)] if units else []
+    ids = [GROUP, *(agent_id(u) for u in units), *(c.id for c in constraints(topo))] if units else []
     for n in _fenced(topo):
         ids += [fence_id(n), f"{fence_id(n)}-not-on-{n.name}"]
     return ids
+
+
+def stale_resources(topo: Topology, live: list[str]) -> list[str]:
+    """Resources in the CIB that an earlier hastack wrote and this one does not: the agents' group of
+    before (its members stay: the same ids are primitives of the set now) and the fence device of a
+    node no longer fenced. Deleted by deploy in the same crmsh session that loads the file."""
+    owned = set(owned_ids(topo))
+    return [i for i in live if i == GROUP or (i.startswith(fence_id_prefix()) and i not in owned)]
+
+
+def configure_commands(topo: Topology, live: list[str]) -> bytes:
+    """crmsh commands, fed on stdin to one `crm configure` session: one commit, so the cluster
+    never sees the agents without their constraints, nor the tag beside the group of the same id."""
+    deletes = [f"delete --force {i}" for i in stale_resources(topo, live)]
+    return "\n".join([*deletes, f"load update {SCRIPT}", "commit", ""]).encode()
 
 
 def fencing_delay_s(topo: Topology) -> int:
@@ -182,12 +233,13 @@ def script(topo: Topology) -> str:
          "interval": AGENT_MONITOR, "monitor": AGENT_TIMEOUT}
         for u in group_units(topo)
     ]
-    # The group's priority makes its node the one priority-fencing-delay protects in a split.
+    # The agents' priority makes their node the one priority-fencing-delay protects in a split: a
+    # node's priority is the sum over the primitives running there, as the group's members each had.
     meta = f"priority={GROUP_PRIORITY}" if fencing_delay_s(topo) else ""
     return template(
         "pacemaker/pacemaker.crm.j2",
         cluster_name=topo.name, path=SCRIPT, properties=properties(topo), rsc_defaults=rsc_defaults(),
-        fencing=fencing, agents=agents, group=GROUP, group_meta=meta,
+        fencing=fencing, agents=agents, agent_meta=meta, constraints=constraints(topo), tag=GROUP,
     )
 
 

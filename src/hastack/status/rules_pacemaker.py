@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from hastack.facts import CrmMon, CrmResource
-from hastack.status.model import ClusterState, PacemakerNode
+from hastack.status.model import ClusterState, PacemakerNode, PacemakerView
 from hastack.status.rules_base import DEGRADED, DOWN, INFO
 from hastack.status.verdict import Finding
 
@@ -85,14 +85,17 @@ def _history(crm: CrmMon) -> Iterator[Finding]:
                           node=e.target)
 
 
-def _members(crm: CrmMon, group: str) -> list[CrmResource]:
-    return [r for r in crm.resources if r.group == group]
+def _members(crm: CrmMon, view: PacemakerView) -> list[CrmResource]:
+    """The agents' resources: the primitives colocated with the cleanup resource, by id, and the
+    members of a group of the set's name (what hastack deployed before the set; a cluster not yet
+    deployed again, and the recorded cases, still hold it)."""
+    return [r for r in crm.resources if not r.clone and (r.id in view.agent_units or r.group == view.group)]
 
 
 def group(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
     crm = _crm(ref)
     name = s.pacemaker.group
-    members = _members(crm, name)
+    members = _members(crm, s.pacemaker)
     if not members and not s.pacemaker.agent_units:  # no neutron: the cluster keeps only its fencing
         return
     if not members:
@@ -116,11 +119,12 @@ def group(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
 
 def resources(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
     crm = _crm(ref)
+    agents = _members(crm, s.pacemaker)
     for r in crm.resources:
         if r.blocked:
             yield Finding("PCMK-BLOCKED", DOWN, "pacemaker", f"{r.id} is blocked: Pacemaker will not act on it",
                           f"fix the cause, then `crm resource cleanup {r.id}`")
-        if not r.clone and r.group != s.pacemaker.group and len(r.nodes) > 1:
+        if r not in agents and not r.clone and len(r.nodes) > 1:
             yield Finding("PCMK-MULTI-ACTIVE", DOWN, "pacemaker", f"{r.id} runs on {' and '.join(r.nodes)}",
                           f"`crm resource cleanup {r.id}`")
     for f in crm.failures:

@@ -1,7 +1,7 @@
 """Stage 6: Corosync (+ qdevice/qnetd) and Pacemaker on the network nodes.
 
-Gate: every node online, the cluster quorate, the fencing devices started, and the agent group
-running on exactly one node.
+Gate: every node online, the cluster quorate, the fencing devices started, and the agents (the
+cleanup resource and the agents colocated with it) running on exactly one node.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from hastack.facts.pacemaker import resource_ids
 from hastack.topology.model import Node
 
 
-def group_nodes(st: CrmMon) -> tuple[str, ...]:
-    return st.running_on(pacemaker.GROUP)
+def group_nodes(st: CrmMon, units: list[str]) -> tuple[str, ...]:
+    """Where any of the agents' resources runs (one node when all is well)."""
+    return tuple(sorted({n for u in units for n in st.running_on(pacemaker.agent_id(u))}))
 
 
 class PacemakerStage:
@@ -98,13 +99,16 @@ class PacemakerStage:
     async def configure(self, d: Deploy, host: str) -> None:
         ids = await d.fact(host, resource_ids(), "read the CIB")
         changed = pacemaker.SCRIPT in d.changed_paths.get(host, set())
-        if pacemaker.group_units(d.topo):
-            configured = pacemaker.GROUP in ids
+        if units := pacemaker.group_units(d.topo):
+            configured = all(pacemaker.agent_id(u) in ids for u in units)
         else:  # fencing only: any fence device of ours
             configured = any(i.startswith(pacemaker.fence_id_prefix()) for i in ids)
-        if changed or not configured:
-            await d.run(host, ["crm", "configure", "load", "update", pacemaker.SCRIPT], "apply the Pacemaker "
-                        "configuration", timeout=120)
+        stale = pacemaker.stale_resources(d.topo, sorted(ids))
+        if changed or not configured or stale:
+            # one crmsh session, one commit: the stale objects go as the file's objects arrive
+            await d.run(host, ["crm", "configure"], "apply the Pacemaker configuration"
+                        + (f" (and delete {', '.join(stale)})" if stale else ""),
+                        stdin=pacemaker.configure_commands(d.topo, sorted(ids)), timeout=120)
             d.changed(host, "applied the Pacemaker configuration")
 
     async def gate(self, d: Deploy) -> None:
@@ -113,8 +117,8 @@ class PacemakerStage:
 
         async def probe() -> tuple[bool, object]:
             st = await crm_state(d, host)
-            where = group_nodes(st)
             group = pacemaker.group_units(d.topo)
+            where = group_nodes(st, group)
             ok = all(len(st.running_on(u)) == 1 for u in group) and len(where) == (1 if group else 0)
             started = [f for f in fences if st.running_on(f)]
             ok = ok and started == fences and not st.nodes_in("unclean")
@@ -122,5 +126,5 @@ class PacemakerStage:
             return ok, f"agents on {list(where)}, fencing started {started}, failed actions {failed}"
 
         await d.wait(host, "gate: Pacemaker", probe,
-                     what="fencing started and the agent group on exactly one node", timeout=180, interval=1)
+                     what="fencing started and the agents on exactly one node", timeout=180, interval=1)
         await network_agents_gate(d)  # and Neutron sees them alive, once, under the shared identity
