@@ -26,12 +26,14 @@ daemons' own users must read them, and the real modes are the unit tests' busine
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -228,6 +230,48 @@ def test_galera_bootstraps_and_health_check_answers(node_files: Callable[[str, s
     for option in (f"evs.suspect_timeout = {g.evs_suspect_timeout}", f"gcache.size = {g.gcache_size}",
                    "pc.recovery = true", f"evs.keepalive_period = {g.evs_keepalive_period}"):
         assert option.lower() in variables["wsrep_provider_options"].lower()
+    assert not [ln for ln in lines if ln.startswith("LOG ")], output(done)
+
+
+def test_backup_incremental_and_restore_bring_the_rows_back(node_files: Callable[[str, str], Path],
+                                                            netns: NetnsFactory) -> None:
+    """The node's side of `hastack backup` and `hastack restore` (agents/db_backup.py) on a real
+    one-node Galera cluster with the rendered config and Debian's mariadb-backup."""
+    from hastack.agents import db_backup
+
+    topo = EXAMPLES["seed"]
+    node = topo.controllers[1]
+    root = node_files("seed", node.name)
+    binds = {str(root / galera.CONF.lstrip("/")): galera.CONF, db_backup.__file__: "/tmp/db-backup"}
+    done = run([f"{TOOLS}/db_backup.sh", "/tmp/db-backup"], binds, netns=netns(topo, node), timeout=300)
+    print(output(done))  # shown when an assertion below fails
+    lines = done.stdout.splitlines()
+
+    def doc(word: str) -> dict[str, Any]:
+        (line,) = [ln for ln in lines if ln.startswith(f"{word} ")] or [f"{word} {{}}"]
+        return dict(json.loads(line.split(" ", 1)[1] or "{}"))
+
+    full, incr = doc("FULL"), doc("INCR")
+    assert full["kind"] == "full" and full["base"] is None and full["node"], output(done)
+    assert incr["kind"] == "incr" and incr["base"] == incr["full"] == full["name"], output(done)
+    uuid, seqno = str(incr["position"]).split(":")
+    assert int(seqno) > int(str(full["position"]).split(":")[1]), "the incremental holds later commits"
+    prepared = doc("PREPARE")
+    assert prepared["chain"] == [full["name"], incr["name"]] and prepared["position"] == incr["position"]
+    running = next(ln for ln in lines if ln.startswith("RUNNING "))
+    assert "mariadbd runs" in running and running.endswith("rc=1"), running  # refused, nothing moved
+    grastate = [ln.split(None, 1)[1] for ln in lines if ln.startswith("GRASTATE ")]
+    assert f"uuid:    {uuid}" in grastate and f"seqno:   {seqno}" in grastate
+    assert "safe_to_bootstrap: 1" in grastate and "OWNERS 0" in lines, output(done)
+    # rows 1-5 were in the chain; 6 came after it; the DROP is undone
+    assert "ROWS 1,2,3,4,5" in lines, output(done)
+    status = dict(ln.split()[1:3] for ln in lines if ln.startswith("STATUS "))
+    assert status["wsrep_cluster_status"] == "Primary" and status["wsrep_local_state_uuid"] == uuid
+    assert int(status["wsrep_last_committed"]) >= int(seqno)
+    assert "ASIDE 1" in lines, "the replaced datadir is kept beside the new one"
+    assert next(ln for ln in lines if ln.startswith("EARLY-INCR ")).endswith("rc=1")
+    after = [b["name"] for b in doc("AFTER")["backups"]]
+    assert after == [doc("FULL2")["name"]] and doc("FULL2")["pruned"] == [full["name"], incr["name"]]
     assert not [ln for ln in lines if ln.startswith("LOG ")], output(done)
 
 
