@@ -108,7 +108,9 @@ def test_rsync_sst_needs_no_auth(seed: Topology, ctx_of: CtxOf) -> None:
     assert cp["galera"]["wsrep_sst_method"] == "rsync"
     assert "wsrep_sst_auth" not in cp["galera"]
     assert "rsync" in galera.COMPONENT.packages(topo, topo.controllers[0])
-    assert "mariadb-backup" not in galera.COMPONENT.packages(topo, topo.controllers[0])
+    # no socat for the state transfer; mariadb-backup stays, for `hastack backup`
+    assert "socat" not in galera.COMPONENT.packages(topo, topo.controllers[0])
+    assert "mariadb-backup" in galera.COMPONENT.packages(topo, topo.controllers[0])
 
 
 def test_health_check_files(seed: Topology, ctx_of: CtxOf) -> None:

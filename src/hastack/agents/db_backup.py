@@ -148,7 +148,8 @@ def backup(root: Path, kind: str, keep: int) -> dict[str, object]:
             meta: dict[str, object] = {
                 "name": name, "kind": kind, "full": name if base is None else base["full"],
                 "base": None if base is None else base["name"], "node": os.uname().nodename,
-                "position": position(partial / "data"), "version": run([TOOL, "--version"]).strip(), "started": round(started, 3), "seconds": round(time.time() - started, 2),
+                "position": position(partial / "data"), "version": run([TOOL, "--version"]).strip(),
+                "started": round(started, 3), "seconds": round(time.time() - started, 2),
                 "bytes": size(partial / "data"),
             }
             (partial / META).write_text(json.dumps(meta, indent=1) + "\n")

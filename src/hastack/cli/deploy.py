@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hastack.components.base import Ctx
-from hastack.deploy.engine import Event, Interrupted, StageFailed, StepFailed
+from hastack.components.galera import BACKUP_ROOT
+from hastack.deploy.engine import Deploy, Event, Interrupted, StageFailed, StepFailed
 from hastack.deploy.rotate import Drift
 from hastack.deploy.run import PlanResult, deploy, plan
 from hastack.render import context
@@ -266,3 +267,98 @@ def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: boo
         return 3
     console.print(f"rotated on {len(nodes)} node(s) in {time.monotonic() - t0:.1f}s; every node holds the new keys")
     return 0
+
+
+def _on_cluster(loaded: Loaded, console: Console, fn: Callable[[Deploy], Awaitable[int]]) -> int:
+    """Run fn with a deploy engine over every node (events shown as deploy shows them); a failed step
+    is printed as deploy prints it (host, step, command, exit code, output tail), exit 1."""
+    from hastack.components.registry import desired
+
+    ctx = context(loaded)
+
+    async def go() -> int:
+        transports = await connect_all(ctx.topo, loaded.path)
+        d = Deploy(ctx.topo, desired(ctx), transports, ctx.secrets,
+                   show_event(console, time.monotonic()))  # type: ignore[arg-type]
+        try:
+            return await fn(d)
+        except (StageFailed, StepFailed) as exc:
+            for f in exc.failures if isinstance(exc, StageFailed) else [exc]:
+                console.print(f.render(), style="red", markup=False, highlight=False)
+            return 1
+        finally:
+            await _close(dict(transports))
+
+    return asyncio.run(go())
+
+
+def run_backup(loaded: Loaded, console: Console, *, incremental: bool, keep: int, node: str | None) -> int:
+    from hastack.deploy import backup
+    from hastack.secrets import secrets_path, state_dir
+
+    async def go(d: Deploy) -> int:
+        b, pruned, why = await backup.take(d, incremental=incremental, keep=keep, node=node)
+        kept = backup.keep_secrets(secrets_path(loaded.path, d.topo.name), state_dir(loaded.path, d.topo.name),
+                                   b.name)
+        console.print(f"backup {b.name} ({b.kind}{', on ' + b.base if b.base else ''}) on {b.host} ({why}): "
+                      f"Galera position {b.position}, {backup.size_text(b.bytes)} in {b.seconds:.1f}s, kept in "
+                      f"{BACKUP_ROOT}/{b.name}", markup=False, highlight=False)
+        if pruned:
+            console.print(f"deleted older chains on {b.host} (--keep {keep}): {', '.join(pruned)}", markup=False)
+        if kept:
+            console.print(f"the secrets of this moment: {kept} (0600)", markup=False, highlight=False)
+        return 0
+
+    return _on_cluster(loaded, console, go)
+
+
+def run_backups(loaded: Loaded, console: Console) -> int:
+    from hastack.deploy import backup
+
+    async def go(d: Deploy) -> int:
+        found, errors = await backup.inventory(d)
+        table = Table(title=f"backups under {BACKUP_ROOT}")
+        for col in ("node", "name", "kind", "based on", "Galera position", "size", "seconds"):
+            table.add_column(col)
+        for b in found:
+            table.add_row(b.host, b.name, b.kind, b.base or "-", b.position, backup.size_text(b.bytes),
+                          f"{b.seconds:.1f}")
+        console.print(table)
+        for host, why in errors.items():
+            console.print(f"{host}: could not list: {why}", style="yellow", markup=False, highlight=False)
+        return 3 if errors else 0
+
+    return _on_cluster(loaded, console, go)
+
+
+def run_restore(loaded: Loaded, console: Console, name: str, *, node: str | None, dry_run: bool, yes: bool) -> int:
+    from hastack.deploy import backup
+
+    def show(lines: list[str]) -> None:
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
+
+    def confirm(lines: list[str]) -> bool:
+        return yes or agreed(console, terminal_ask(console), "restore this backup over the running database? "
+                             "[y/N] ", "restore (or --dry-run to only show the plan)")
+
+    async def go(d: Deploy) -> int:
+        t0 = time.monotonic()
+        found, errors = await backup.inventory(d)
+        try:
+            b = backup.find(found, name, node)
+            chain = backup.chain_of(found, b)
+        except ValueError as exc:
+            console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+            for host, why in errors.items():
+                console.print(f"{host}: could not list: {why}", style="yellow", markup=False, highlight=False)
+            return 1
+        if not await backup.restore(d, b, chain, dry_run=dry_run, confirm=confirm, show=show):
+            if dry_run:
+                console.print("dry run: nothing was changed")
+                return 0
+            return 1
+        console.print(f"restored {b.name} in {time.monotonic() - t0:.1f}s; every controller Synced", markup=False)
+        return 0
+
+    return _on_cluster(loaded, console, go)

@@ -187,6 +187,52 @@ def rotate_keys_cmd(
         raise typer.Exit(run_rotate_keys(load_or_exit(topology), out, dry_run=dry_run, yes=yes, force=force))
 
 
+@app.command("backup")
+def backup_cmd(
+    topology: TopologyArg = DEFAULT_TOPOLOGY,
+    incremental: Annotated[bool, typer.Option("--incremental", help="only what changed since the node's last "
+                                                                      "backup (a full one must exist)")] = False,
+    keep: Annotated[int, typer.Option("--keep", min=1, max=100, help="full backups (with their incrementals) "
+                                                                     "kept on the node")] = 2,
+    node: Annotated[str | None, typer.Option("--node", help="the controller to back up (default: a Synced "
+                                                            "one that is not the writer)")] = None,
+) -> None:
+    """Back up the database with mariadb-backup on one controller, with its Galera position."""
+    from hastack.cli.deploy import run_backup
+
+    loaded = load_or_exit(topology)
+    if node is not None and node not in [n.name for n in loaded.topology.controllers]:  # type: ignore[union-attr]
+        fail(f"--node {node}: not a controller of {topology}", 2)
+    with reported():
+        raise typer.Exit(run_backup(loaded, out, incremental=incremental, keep=keep, node=node))
+
+
+@app.command("backups")
+def backups_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY) -> None:
+    """List the database backups every controller holds."""
+    from hastack.cli.deploy import run_backups
+
+    with reported():
+        raise typer.Exit(run_backups(load_or_exit(topology), out))
+
+
+@app.command("restore")
+def restore_cmd(
+    name: Annotated[str, typer.Argument(help="a backup's name, as `hastack backups` lists it")],
+    topology: TopologyArg = DEFAULT_TOPOLOGY,
+    node: Annotated[str | None, typer.Option("--node", help="the controller holding it, if several do")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the plan, change nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="carry out the plan without asking")] = False,
+) -> None:
+    """Restore the whole Galera cluster from a backup: the plan first, then every node."""
+    from hastack.cli.deploy import run_restore
+
+    if yes and dry_run:
+        fail("--yes and --dry-run exclude each other", 2)
+    with reported():
+        raise typer.Exit(run_restore(load_or_exit(topology), out, name, node=node, dry_run=dry_run, yes=yes))
+
+
 @app.command("drill")
 def drill_cmd(
     scenario: Annotated[str | None, typer.Argument(help="scenario name; none lists them")] = None,

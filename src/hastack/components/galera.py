@@ -21,7 +21,9 @@ replicates them): see `DB_USERS`. Their passwords come from the shared secret na
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from hastack.agents import db_backup
 from hastack.components.base import Ctx, File, template
 from hastack.topology.model import GaleraTuning, Node, Topology
 
@@ -40,6 +42,12 @@ MARIADB_CLIENT = "/usr/bin/mariadb"
 GALERA_PORT = 4567
 MAX_CONNECTIONS = 4096
 TABLE_OPEN_CACHE = 1000
+
+BACKUP_PROGRAM = "/usr/local/lib/hastack/db-backup"
+BACKUP_ROOT = "/var/backups/hastack-db"
+"""`hastack backup` keeps its copies here on the node that took them (agents/db_backup.py)."""
+BACKUP_KEEP = 2
+"""Full backups (with their incrementals) kept on a node by default."""
 
 SST_USER = "sst"
 SST_SECRET = "galera/sst"
@@ -141,9 +149,9 @@ class Galera:
         return node.has("controller")
 
     def packages(self, topo: Topology, node: Node) -> list[str]:
-        # wsrep_sst_mariabackup streams through socat; rsync SST needs rsync.
-        sst = ["mariadb-backup", "socat"] if topo.tuning.galera.sst_method == "mariabackup" else ["rsync"]
-        return ["mariadb-server", "galera-4", *sst]
+        # wsrep_sst_mariabackup streams through socat; rsync SST needs rsync; backups need mariadb-backup.
+        sst = ["socat"] if topo.tuning.galera.sst_method == "mariabackup" else ["rsync"]
+        return ["mariadb-server", "galera-4", "mariadb-backup", *sst]
 
     def units(self, topo: Topology, node: Node) -> list[str]:
         return ["mariadb", CHECK_SOCKET]
@@ -152,7 +160,8 @@ class Galera:
         has_auth = ctx.topo.tuning.galera.sst_method == "mariabackup"
         cnf = File(CONF, server_cnf(ctx, node), group="mysql", mode=0o640, secret=has_auth,
                    restarts=("mariadb",))
-        return [cnf, *check_files(ctx, node)]
+        backup = File(BACKUP_PROGRAM, Path(db_backup.__file__).read_bytes(), mode=0o755)
+        return [cnf, *check_files(ctx, node), backup]
 
 
 COMPONENT = Galera()

@@ -1,0 +1,161 @@
+"""`hastack backup` and `hastack restore` with the scripted transport: which node backs up, what the
+listing reads (a recorded real `db-backup list`), and the restore's order of steps on which host."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from recordings import load
+from test_deploy import SYNCED, make, status_cmd, unit
+
+from hastack.components import galera
+from hastack.deploy import backup
+from hastack.deploy.engine import StepFailed
+from hastack.facts import GaleraStatus, galera_status, grastate, show_stat
+from hastack.facts.backups import Backup, backup_list, parse_list
+from hastack.facts.galera import sql_accounts
+from hastack.topology.model import Topology
+from hastack.transport.fake import Script, on, on_fact, on_prefix
+
+
+def listing(case: str) -> list[Backup]:
+    rec = load("db-backup", case)
+    assert tuple(rec.argv) == backup_list("ctl-2", galera.BACKUP_PROGRAM, galera.BACKUP_ROOT).argv
+    return parse_list("ctl-2", rec.stdout)
+
+
+def test_the_listing_of_a_full_and_its_incremental() -> None:
+    full, incr = listing("list-two")
+    assert (full.kind, full.base, incr.kind, incr.base, incr.full) == ("full", None, "incr", full.name, full.name)
+    assert full.position.split(":")[0] == incr.position.split(":")[0]
+    assert int(incr.position.split(":")[1]) > int(full.position.split(":")[1])
+    assert full.bytes > incr.bytes > 0 and full.version.startswith("mariadb-backup based on MariaDB server 10.11")
+    assert [b.name for b in listing("list-pruned")] != [full.name, incr.name]
+
+
+@pytest.mark.parametrize("text", ["", "[]", '{"backups": {}}', '{"backups": [{"name": "x"}]}', "not json"])
+def test_a_listing_that_makes_no_sense_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_list("ctl-1", text)
+
+
+def st(state: str) -> GaleraStatus:
+    return GaleraStatus(True, {"wsrep_cluster_status": "Primary", "wsrep_local_state_comment": state,
+                               "wsrep_ready": "ON"})
+
+
+ORDER = ["ctl-1", "ctl-2", "ctl-3"]
+
+
+def test_the_backup_is_taken_on_a_synced_node_that_is_not_the_writer() -> None:
+    synced = {n: st("Synced") for n in ORDER}
+    assert backup.choose_donor(ORDER, synced, "ctl-1", None)[0] == "ctl-3"
+    assert backup.choose_donor(ORDER, synced, "ctl-3", None)[0] == "ctl-2"
+    assert backup.choose_donor(ORDER, {**synced, "ctl-3": st("Joining")}, "ctl-1", None)[0] == "ctl-2"
+    node, why = backup.choose_donor(ORDER, {"ctl-1": st("Synced")}, "ctl-1", None)
+    assert node == "ctl-1" and "writer" in why
+    assert backup.choose_donor(ORDER, synced, "ctl-1", "ctl-1") == ("ctl-1", "asked for")
+    with pytest.raises(ValueError, match="not Synced"):
+        backup.choose_donor(ORDER, {**synced, "ctl-2": st("Donor/Desynced")}, "ctl-1", "ctl-2")
+    with pytest.raises(ValueError, match="no controller is Synced"):
+        backup.choose_donor(ORDER, {n: GaleraStatus(False, error="down") for n in ORDER}, None, None)
+
+
+HAPROXY_STAT = "\n".join([
+    "# pxname,svname,qcur,status,weight,act,bck,check_status,lastchg,type,",
+    "galera,ctl-1,0,UP,1,1,0,L7OK,10,2,", "galera,ctl-2,0,UP,1,0,1,L7OK,10,2,",
+    "galera,ctl-3,0,UP,1,0,1,L7OK,10,2,", "galera,BACKEND,0,UP,1,1,2,,10,1,", ""])
+
+
+def test_take_runs_db_backup_on_the_chosen_node_and_reads_what_it_took(seed: Topology) -> None:
+    taken = json.loads(load("db-backup", "list-two").stdout)["backups"][1] | {"pruned": []}
+    s = Script()
+    s.add(*status_cmd("ctl-1", [], SYNCED), *status_cmd("ctl-2", [], SYNCED), *status_cmd("ctl-3", [], SYNCED))
+    s.add(on_fact(show_stat(), host="ctl-1", stdout=HAPROXY_STAT))
+    s.add(on(galera.BACKUP_PROGRAM, "backup", galera.BACKUP_ROOT, "incr", "2", host="ctl-3",
+             stdout=json.dumps(taken)))
+    d = make(seed, s)
+    b, pruned, why = asyncio.run(backup.take(d, incremental=True, keep=2, node=None))
+    assert (b.host, b.kind, pruned) == ("ctl-3", "incr", []) and "ctl-1" in why
+    s.assert_done()
+
+
+def test_a_failed_backup_names_host_step_and_output(seed: Topology) -> None:
+    s = Script()
+    s.add(*status_cmd("ctl-1", [], SYNCED), *status_cmd("ctl-2", [], SYNCED), *status_cmd("ctl-3", [], SYNCED))
+    s.add(on_fact(show_stat(), host="ctl-1", stdout=HAPROXY_STAT))
+    s.add(on_prefix(galera.BACKUP_PROGRAM, "backup", host="ctl-3", exit_status=1,
+                    stderr="db-backup: no full backup to base an incremental on: take a full one first\n"))
+    with pytest.raises(StepFailed) as exc:
+        asyncio.run(backup.take(make(seed, s), incremental=True, keep=2, node=None))
+    assert exc.value.host == "ctl-3" and "no full backup" in exc.value.render()
+
+
+def test_find_and_chain() -> None:
+    found = [*listing("list-two"), *(Backup(**{**b.__dict__, "host": "ctl-3"}) for b in listing("list-pruned"))]
+    full, incr = found[0], found[1]
+    assert backup.chain_of(found, incr) == [full, incr]
+    assert backup.find(found, incr.name, None) == incr
+    with pytest.raises(ValueError, match="backups"):
+        backup.find(found, "20990101T000000Z-full", None)
+    twice = [*found, Backup(**{**full.__dict__, "host": "ctl-1"})]
+    with pytest.raises(ValueError, match="--node"):
+        backup.find(twice, full.name, None)
+    assert backup.find(twice, full.name, "ctl-1").host == "ctl-1"
+    with pytest.raises(ValueError, match="no longer holds"):
+        backup.chain_of([incr], incr)
+
+
+def test_restore_order_on_every_host(seed: Topology) -> None:
+    """Prepare where the backup is, stop everything, install and bootstrap there, accounts, then the
+    others one by one (emptied, started, Synced), then the gate; nothing after a refusal."""
+    full, incr = listing("list-two")
+    s = Script()
+    s.add(on(galera.BACKUP_PROGRAM, "prepare", galera.BACKUP_ROOT, incr.name, backup.STAGING, host="ctl-2",
+             stdout=json.dumps({"position": incr.position})))
+    s.add(*(on("systemctl", "stop", "mariadb", host=h) for h in ORDER))
+    s.add(on(galera.BACKUP_PROGRAM, "install", backup.STAGING, backup.DATADIR, host="ctl-2",
+             stdout=json.dumps({"position": incr.position, "moved_aside": "/var/lib/mysql.pre-restore-x"})))
+    s.add(on("galera_new_cluster", host="ctl-2"))
+    s.add(*status_cmd("ctl-2", [], SYNCED))
+    s.add(on_fact(sql_accounts(), host="ctl-2", stdout="root@localhost\nsst@localhost\nclustercheck@localhost\n"
+                  "hastack_probe@%\n"))
+    s.add(on_prefix("mariadb", "--batch", host="ctl-2", times=None))
+    s.add(on("mariadb", host="ctl-2", times=None))
+    for h in ("ctl-1", "ctl-3"):
+        s.add(on(galera.BACKUP_PROGRAM, "empty", backup.DATADIR, host=h, stdout='{"moved_aside": ""}'))
+        s.add(unit(h, "mariadb", False), on_prefix("systemctl", "enable", host=h, times=None),
+              on_prefix("systemctl", "reset-failed", host=h, times=None),
+              on_prefix("systemctl", "start", host=h, times=None), *status_cmd(h, [], SYNCED))
+    s.add(on_prefix("systemctl", "show", times=None, stdout="ActiveState=active\n"))
+    s.add(on_fact(grastate(), times=None, exit_status=66), on_fact(galera_status(), times=None, stdout=SYNCED))
+    d = make(seed, s)
+    shown: list[str] = []
+    done = asyncio.run(backup.restore(d, incr, [full, incr], dry_run=False, confirm=lambda lines: True,
+                                      show=shown.extend))
+    assert done and shown[0].startswith(f"restore {incr.name}")
+    order = [(c.host, c.argv[:2]) for c in s.calls if c.kind == "run" and (
+        c.argv[0] in (galera.BACKUP_PROGRAM, "galera_new_cluster") or c.argv[:2] == ("systemctl", "stop"))]
+    assert order == [("ctl-2", (galera.BACKUP_PROGRAM, "prepare")), ("ctl-1", ("systemctl", "stop")),
+                     ("ctl-2", ("systemctl", "stop")), ("ctl-3", ("systemctl", "stop")),
+                     ("ctl-2", (galera.BACKUP_PROGRAM, "install")), ("ctl-2", ("galera_new_cluster",)),
+                     ("ctl-1", (galera.BACKUP_PROGRAM, "empty")), ("ctl-3", (galera.BACKUP_PROGRAM, "empty"))]
+    # not confirmed, or a dry run: the plan is shown and nothing runs
+    s2 = Script()
+    assert not asyncio.run(backup.restore(make(seed, s2), incr, [full, incr], dry_run=False,
+                                          confirm=lambda lines: False, show=lambda lines: None))
+    assert not asyncio.run(backup.restore(make(seed, s2), incr, [full, incr], dry_run=True,
+                                          confirm=lambda lines: True, show=lambda lines: None))
+    assert s2.calls == []
+
+
+def test_the_secrets_of_the_moment_are_kept_private(tmp_path: Path) -> None:
+    src = tmp_path / "secrets.yml"
+    src.write_text("db/keystone: x\n")
+    kept = backup.keep_secrets(src, tmp_path / "state", "20261205T205235Z-full")
+    assert kept is not None and kept.read_text() == "db/keystone: x\n"
+    assert kept.stat().st_mode & 0o777 == 0o600 and kept.parent.stat().st_mode & 0o777 == 0o700
+    assert backup.keep_secrets(tmp_path / "none.yml", tmp_path / "state", "x") is None
