@@ -258,6 +258,40 @@ def test_fernet_rotation_refuses_no_valid_token(cloud: str) -> None:
     assert all(validate_token(addr, tokens[0]) == 200 for addr in CONTROLLERS.values())
 
 
+def read_credential(addr: str, token: str, cred: str) -> str:
+    """The credential's blob as that controller's Keystone decrypts it (asked on its own address)."""
+    r = httpx.get(f"http://{addr}:5000/v3/credentials/{cred}", timeout=20, headers={"X-Auth-Token": token})
+    assert r.status_code == 200, (addr, r.status_code, r.text[:300])
+    return str(r.json()["credential"]["blob"])
+
+
+def test_credential_key_rotation_leaves_every_credential_readable(cloud: str) -> None:
+    """Issue 16: a stored credential (encrypted with the primary credential key), two rotations in a row
+    (the second drops the key that encrypted it first: only the migrate after the first makes that
+    safe), and every controller decrypts it after each. Then the redeploy below must change nothing."""
+    password = Secrets.load(secrets_path(TOPOLOGY, "seed")).password(keystone.ADMIN_SECRET)
+    addr = next(iter(CONTROLLERS.values()))
+    token = issue_token(addr, password)
+    user = httpx.get(f"http://{addr}:5000/v3/auth/tokens", timeout=20,
+                     headers={"X-Auth-Token": token, "X-Subject-Token": token}).json()["token"]["user"]["id"]
+    blob = '{"access": "hastack-test", "secret": "s3cr3t"}'
+    r = httpx.post(f"http://{addr}:5000/v3/credentials", timeout=20, headers={"X-Auth-Token": token},
+                   json={"credential": {"type": "totp", "user_id": user, "blob": blob}})
+    assert r.status_code == 201, r.text[:300]
+    cred = r.json()["credential"]["id"]
+    try:
+        for round_ in (1, 2):
+            dry = hastack("rotate-keys", str(TOPOLOGY), "--credentials", "--dry-run", timeout=300)
+            assert dry.returncode == 0 and "credential keys" in dry.stdout, dry.stdout + dry.stderr
+            res = hastack("rotate-keys", str(TOPOLOGY), "--credentials", "--yes", timeout=600)
+            assert res.returncode == 0, res.stdout + res.stderr
+            assert "every credential re-encrypted" in res.stdout, res.stdout
+            for name, other in CONTROLLERS.items():
+                assert read_credential(other, issue_token(other, password), cred) == blob, (round_, name)
+    finally:
+        httpx.delete(f"http://{addr}:5000/v3/credentials/{cred}", timeout=20, headers={"X-Auth-Token": token})
+
+
 def test_redeploy_changes_nothing(cloud: str) -> None:
     res = hastack("deploy", str(TOPOLOGY), "--yes")
     assert res.returncode == 0, res.stdout + res.stderr

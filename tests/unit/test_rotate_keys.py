@@ -158,3 +158,78 @@ def test_key_files_are_staged_outside_the_key_directories(seed: Topology, ctx_of
     for f in files:
         assert f.stage_dir == keystone.KEYS_STAGE
         assert f.path.startswith(keystone.KEYS_STAGE + "/") and f.path.count("/") == keystone.KEYS_STAGE.count("/") + 2
+
+
+# -- credential-encryption keys ----------------------------------------------------------------------------
+
+def creds(s: Secrets) -> dict[int, str]:
+    return {i: s.fernet_key(f"credential/{i}") for i in keystone.credential_slots(s)}
+
+
+def test_the_first_credential_rotation_adds_a_third_slot_and_drops_nothing() -> None:
+    s = Secrets(None)
+    before = creds(s)
+    assert sorted(before) == [0, 1]  # a fresh cloud: staged and primary
+    keystone.rotate_credential(s, 1_000)
+    after = creds(s)
+    assert keystone.credential_slots(s) == [1, 2, 0]
+    assert after[2] == before[0] and after[1] == before[1] and after[0] not in before.values()
+    assert keystone.migrate_pending(s)
+
+
+def test_a_credential_rotation_waits_for_the_last_migrate() -> None:
+    s = Secrets(None)
+    keystone.rotate_credential(s, 1_000)
+    with pytest.raises(ValueError, match="credential_migrate"):
+        keystone.rotate_credential(s, 2_000)
+    s.put(keystone.CREDENTIAL_MIGRATED, "1500")
+    old = creds(s)
+    keystone.rotate_credential(s, 2_000)
+    new = creds(s)
+    assert new[2] == old[0] and new[1] == old[2] and old[1] not in new.values()  # the old secondary goes
+    s.put(keystone.CREDENTIAL_MIGRATED, "1999")  # a migrate before this rotation proves nothing
+    assert keystone.migrate_pending(s)
+    s.put(keystone.CREDENTIAL_MIGRATED, "garbled")
+    assert keystone.migrate_pending(s)
+
+
+def unreadable(old: dict[int, str], new: dict[int, str], order: Sequence[int]) -> list[tuple[int, int]]:
+    """Every (encrypting state, decrypting state) pair over every moment of one node's writes, where
+    a credential one node encrypts (with its primary) cannot be decrypted by another; plus, as state
+    -1, a credential stored before the rotation and migrated to the old primary."""
+    slots = dict(old)
+    states = [dict(slots)]
+    for i in order:
+        slots[i] = new[i]
+        states.append(dict(slots))
+    stored = {-1: Fernet(old[max(old)].encode()).encrypt(b"ec2 secret")}
+    made = {a: Fernet(st[max(st)].encode()).encrypt(b"ec2 secret") for a, st in enumerate(states)} | stored
+    return [(a, b) for a in made for b in range(len(states)) if not validates(states[b], made[a])]
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["two-slots-to-three", "three-slots"])
+def test_in_credential_order_every_node_reads_every_credential_at_every_moment(first: bool) -> None:
+    s = Secrets(None)
+    if not first:
+        keystone.rotate_credential(s, 1_000)
+        s.put(keystone.CREDENTIAL_MIGRATED, "1001")
+    old = creds(s)
+    keystone.rotate_credential(s, 2_000)
+    new = creds(s)
+    assert unreadable(old, new, keystone.CREDENTIAL_ORDER) == []
+    if not first:  # the check can fail: primary first leaves a moment without the old primary
+        assert unreadable(old, new, (2, 1, 0))
+
+
+def test_credential_keys_are_written_in_their_order_and_checked(seed: Topology, ctx_of: CtxOf) -> None:
+    ctx = ctx_of(seed)
+    script = Script().serve_file_state()
+    nodes = keystone_nodes(ctx)
+    keystone.rotate_credential(ctx.secrets, 7_000_000)
+    transports = script.fleet(*nodes)
+    assert {d.host for d in asyncio.run(key_drift(ctx, dict(transports), credentials=True))} == set(nodes)
+    assert asyncio.run(write_keys(ctx, dict(transports), credentials=True)) == []
+    for name in nodes:
+        assert [c.path for c in script.puts(name)] == [f"{keystone.CREDENTIAL_DIR}/{i}" for i in (1, 2, 0)]
+    assert asyncio.run(key_drift(ctx, dict(transports), credentials=True)) == []
+    assert asyncio.run(key_drift(ctx, dict(transports))) != []  # the Fernet token keys were not touched

@@ -205,16 +205,18 @@ def run_recover(loaded: Loaded, console: Console, what: str, *, dry_run: bool, y
     return asyncio.run(go())
 
 
-def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: bool, force: bool) -> int:
+def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: bool, force: bool,
+                    credentials: bool = False) -> int:
     """Check every Keystone node holds the current keys, say what will happen, rotate the secrets, write
-    the keys, check again. Exit 0 done (or dry run), 1 refused or not confirmed, 3 a node failed."""
+    the keys, check again; credential keys then get every credential re-encrypted (migrate). Exit 0
+    done (or dry run), 1 refused or not confirmed, 3 a node failed."""
     from hastack.components import keystone
-    from hastack.deploy.rotate import key_drift, keystone_nodes, write_keys
+    from hastack.deploy.rotate import key_drift, keystone_nodes, migrate_credentials, write_keys
 
     ctx = context(loaded)
     nodes = keystone_nodes(ctx)
     if not nodes:
-        console.print("error: this topology runs no Keystone: there are no Fernet keys to rotate", style="red")
+        console.print("error: this topology runs no Keystone: there are no keys to rotate", style="red")
         return 1
     now = time.time()
 
@@ -230,23 +232,43 @@ def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: boo
             console.print(d.render(), style="red", markup=False, highlight=False)
         console.print(why, style="red", markup=False, highlight=False)
 
-    drift = asyncio.run(connected(lambda t: key_drift(ctx, t)))
+    def migrated() -> bool:
+        failed = asyncio.run(connected(lambda t: migrate_credentials(ctx, t)))
+        if failed:
+            show([failed], "the credentials are not all re-encrypted yet; every node holds the keys that read "
+                           "them. Run `hastack rotate-keys --credentials` again: it migrates before it rotates.")
+            return False
+        ctx.secrets.put(keystone.CREDENTIAL_MIGRATED, str(int(time.time())))
+        ctx.secrets.save()
+        return True
+
+    drift = asyncio.run(connected(lambda t: key_drift(ctx, t, credentials)))
     if drift:
         show(drift, "not rotated: every Keystone node must hold the current keys first, so that the key about to "
                     "become primary is staged everywhere. Run `hastack deploy` (or bring the node back), then again.")
         return 1
-    wait = keystone.rotation_wait(ctx.secrets, now)
-    if wait and not force:
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now + wait))
-        console.print(f"not rotated: the last rotation was less than {keystone.ROTATION_INTERVAL_S // 3600} h ago "
-                      f"(token expiration + allow_expired_window); another now would drop the key that signed tokens "
-                      f"still valid. Safe from {when}; --force rotates anyway.", style="red", markup=False)
-        return 1
-    n = keystone.FERNET_KEYS
-    console.print(f"rotate Keystone's Fernet token keys on {', '.join(nodes)}: the staged key (0) becomes the primary "
-                  f"({n - 1}), the primary a secondary, the oldest secondary is dropped, a new key is staged; files "
-                  f"written in the order {', '.join(map(str, keystone.FERNET_ORDER))} on each node; no restart",
-                  markup=False, highlight=False)
+    if credentials:
+        pending = keystone.migrate_pending(ctx.secrets)
+        console.print(("the last rotation's credential_migrate did not complete: it runs first; then " if pending
+                       else "") + f"rotate Keystone's credential keys on {', '.join(nodes)}: the staged key (0) "
+                      "becomes the primary (2), the primary the secondary (1), the old secondary is dropped, a new "
+                      "key is staged; files written in the order 1, 2, 0 on each node; then every stored credential "
+                      "is re-encrypted with the new primary (keystone-manage credential_migrate); no restart",
+                      markup=False, highlight=False)
+    else:
+        wait = keystone.rotation_wait(ctx.secrets, now)
+        if wait and not force:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now + wait))
+            console.print(f"not rotated: the last rotation was less than {keystone.ROTATION_INTERVAL_S // 3600} h "
+                          f"ago (token expiration + allow_expired_window); another now would drop the key that "
+                          f"signed tokens still valid. Safe from {when}; --force rotates anyway.", style="red",
+                          markup=False)
+            return 1
+        n = keystone.FERNET_KEYS
+        console.print(f"rotate Keystone's Fernet token keys on {', '.join(nodes)}: the staged key (0) becomes the "
+                      f"primary ({n - 1}), the primary a secondary, the oldest secondary is dropped, a new key is "
+                      f"staged; files written in the order {', '.join(map(str, keystone.FERNET_ORDER))} on each "
+                      "node; no restart", markup=False, highlight=False)
     if dry_run:
         console.print("dry run: nothing was changed")
         return 0
@@ -254,18 +276,26 @@ def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: boo
     if not yes and not agreed(console, terminal_ask(console), "rotate? [y/N] ", again):
         return 1
     t0 = time.monotonic()
-    keystone.rotate_fernet(ctx.secrets, now)
+    if credentials:
+        if keystone.migrate_pending(ctx.secrets) and not migrated():
+            return 3
+        keystone.rotate_credential(ctx.secrets, now)
+    else:
+        keystone.rotate_fernet(ctx.secrets, now)
     ctx.secrets.save()
-    failed = asyncio.run(connected(lambda t: write_keys(ctx, t)))
+    failed = asyncio.run(connected(lambda t: write_keys(ctx, t, credentials)))
     if failed:
         show(failed, "the secrets file holds the new keys; the nodes above do not yet. Mixed nodes still "
-                     "accept each other's tokens. Run `hastack deploy` to finish.")
+                     "accept each other's keys. Run `hastack deploy` to finish.")
         return 3
-    drift = asyncio.run(connected(lambda t: key_drift(ctx, t)))
+    drift = asyncio.run(connected(lambda t: key_drift(ctx, t, credentials)))
     if drift:
         show(drift, "written, but the nodes above do not hold the new keys: run `hastack deploy`.")
         return 3
-    console.print(f"rotated on {len(nodes)} node(s) in {time.monotonic() - t0:.1f}s; every node holds the new keys")
+    if credentials and not migrated():
+        return 3
+    console.print(f"rotated on {len(nodes)} node(s) in {time.monotonic() - t0:.1f}s; every node holds the new keys"
+                  + ("; every credential re-encrypted with the new primary" if credentials else ""))
     return 0
 
 

@@ -177,14 +177,19 @@ def rotate_keys_cmd(
     yes: Annotated[bool, typer.Option("--yes", help="rotate without asking")] = False,
     force: Annotated[bool, typer.Option("--force", help="rotate even if the last rotation is recent "
                                                         "(drops the key of tokens still valid)")] = False,
+    credentials: Annotated[bool, typer.Option("--credentials", help="the credential-encryption keys instead, "
+                                                                    "then re-encrypt every credential")] = False,
 ) -> None:
-    """Rotate Keystone's Fernet token keys on every Keystone node without refusing a valid token."""
+    """Rotate Keystone's Fernet token keys (or credential keys) on every Keystone node, nothing refused."""
     from hastack.cli.deploy import run_rotate_keys
 
     if yes and dry_run:
         fail("--yes and --dry-run exclude each other", 2)
+    if force and credentials:
+        fail("--force is for token keys: credential keys have no interval to wait", 2)
     with reported():
-        raise typer.Exit(run_rotate_keys(load_or_exit(topology), out, dry_run=dry_run, yes=yes, force=force))
+        raise typer.Exit(run_rotate_keys(load_or_exit(topology), out, dry_run=dry_run, yes=yes, force=force,
+                                         credentials=credentials))
 
 
 @app.command("backup")

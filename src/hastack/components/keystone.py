@@ -16,6 +16,16 @@ Why it looks like this:
   its own node can still see a torn set: Keystone reads the files one by one, as it does during
   `keystone-manage fernet_rotate`; the window is the fraction of a millisecond of one load.) Rotations are at least
   token expiration + allow_expired_window apart, the bound Keystone's docs give for 3 active keys.
+- Credential-encryption keys (`hastack rotate-keys --credentials`, `rotate_credential`): Keystone
+  encrypts every stored credential (EC2, TOTP, ...) with the primary key (the highest slot) and
+  decrypts with any key present. A cloud starts with two slots (0 staged, 1 primary); its first
+  rotation adds slot 2. A rotation makes the staged key primary, keeps the old primary as the
+  secondary (slot 1) and stages a fresh key; the secondary it drops was the primary before the
+  previous rotation, so every credential must have been re-encrypted with a newer key first
+  (`keystone-manage credential_migrate`, which the command runs after each rotation and records;
+  a rotation whose last migrate is not recorded runs it first). Files are written in the order
+  1, 2, 0, as the Fernet keys: at every moment a node holds the old primary and the old staged key,
+  so whatever a node encrypts, every other node decrypts.
 - Token validations are cached in every controller's memcached ([cache]); all URLs name the VIP.
 - `endpoints()` is the catalog deploy registers; `bootstrap()` the first admin and identity service.
 """
@@ -49,6 +59,13 @@ FERNET_ROTATED = "keystone/fernet-rotated-at"
 """Unix time of the last rotation, kept beside the keys it describes (absent: never rotated, so the
 oldest secondary never issued a token and a first rotation is safe at once)."""
 CREDENTIAL_KEYS = 2
+"""Slots before the first credential-key rotation; it adds a third (`credential_slots`)."""
+CREDENTIAL_ORDER = (1, 2, 0)
+CREDENTIAL_ROTATED = "keystone/credential-rotated-at"
+CREDENTIAL_MIGRATED = "keystone/credential-migrated-at"
+"""Unix times of the last credential-key rotation and of the last `credential_migrate` that completed
+after it (a migrate older than the rotation, or none, means credentials may still need the
+secondary key)."""
 UNIT = "keystone"
 ADMIN_SECRET = "keystone/admin"
 """The password of Keystone's `admin` user (project admin, domain Default)."""
@@ -181,11 +198,44 @@ def rotation_wait(secrets: Secrets, now: float) -> float:
     return max(0.0, int(last) + ROTATION_INTERVAL_S - now)
 
 
+def credential_slots(secrets: Secrets) -> list[int]:
+    """The credential key slots in write order: (0, 1) until the first rotation, then CREDENTIAL_ORDER."""
+    return list(CREDENTIAL_ORDER) if secrets.get("credential/2") is not None else list(range(CREDENTIAL_KEYS))
+
+
+def credential_paths(secrets: Secrets) -> list[str]:
+    return [f"{CREDENTIAL_DIR}/{i}" for i in credential_slots(secrets)]
+
+
+def migrate_pending(secrets: Secrets) -> bool:
+    """A rotation happened and no credential_migrate completed after it: the secondary key may still
+    be the only one that decrypts some credential, so the next rotation must migrate first."""
+    rotated, migrated = secrets.get(CREDENTIAL_ROTATED), secrets.get(CREDENTIAL_MIGRATED)
+    if rotated is None:
+        return False
+    if not (rotated.isdigit() and migrated is not None and migrated.isdigit()):
+        return True  # an unreadable time proves nothing: migrate again, which is harmless
+    return int(migrated) < int(rotated)
+
+
+def rotate_credential(secrets: Secrets, now: float) -> None:
+    """The next credential key set in the secrets (saved by the caller): the staged key primary
+    (slot 2), the old primary secondary (slot 1), a fresh staged key (slot 0). Refuses while a
+    migrate is pending: the dropped secondary might still be the only key of some credential."""
+    if migrate_pending(secrets):
+        raise ValueError("the last credential-key rotation has no completed credential_migrate after it")
+    staged = secrets.fernet_key("credential/0")
+    primary = secrets.fernet_key(f"credential/{max(credential_slots(secrets))}")
+    for i, value in ((0, new_fernet_key()), (1, primary), (2, staged)):
+        secrets.put(f"credential/{i}", value)
+    secrets.put(CREDENTIAL_ROTATED, str(int(now)))
+
+
 def key_files(ctx: Ctx) -> list[File]:
     """Raw key text, no newline (as keystone-manage writes it), 0600 keystone:keystone; Fernet keys in
-    FERNET_ORDER."""
+    FERNET_ORDER, credential keys in their write order."""
     keys = [(f"{FERNET_DIR}/{i}", f"fernet/{i}") for i in FERNET_ORDER]
-    keys += [(f"{CREDENTIAL_DIR}/{i}", f"credential/{i}") for i in range(CREDENTIAL_KEYS)]
+    keys += [(f"{CREDENTIAL_DIR}/{i}", f"credential/{i}") for i in credential_slots(ctx.secrets)]
     return [File(path, ctx.secrets.fernet_key(name), owner="keystone", group="keystone", mode=0o600,
                  secret=True, stage_dir=KEYS_STAGE) for path, name in keys]
 
