@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from recordings import load
-from test_deploy import SYNCED, make, status_cmd, unit
+from test_deploy import SYNCED, make, status_cmd
 
 from hastack.components import galera
 from hastack.deploy import backup
@@ -127,9 +127,7 @@ def test_restore_order_on_every_host(seed: Topology) -> None:
     s.add(on("mariadb", host="ctl-2", times=None))
     for h in ("ctl-1", "ctl-3"):
         s.add(on(galera.BACKUP_PROGRAM, "empty", backup.DATADIR, host=h, stdout='{"moved_aside": ""}'))
-        s.add(unit(h, "mariadb", False), on_prefix("systemctl", "enable", host=h, times=None),
-              on_prefix("systemctl", "reset-failed", host=h, times=None),
-              on_prefix("systemctl", "start", host=h, times=None), *status_cmd(h, [], SYNCED))
+        s.add(on("systemctl", "start", "mariadb", host=h), *status_cmd(h, [], SYNCED))
     s.add(on_prefix("systemctl", "show", times=None, stdout="ActiveState=active\n"))
     s.add(on_fact(grastate(), times=None, exit_status=66), on_fact(galera_status(), times=None, stdout=SYNCED))
     d = make(seed, s)
@@ -138,11 +136,13 @@ def test_restore_order_on_every_host(seed: Topology) -> None:
                                       show=shown.extend))
     assert done and shown[0].startswith(f"restore {incr.name}")
     order = [(c.host, c.argv[:2]) for c in s.calls if c.kind == "run" and (
-        c.argv[0] in (galera.BACKUP_PROGRAM, "galera_new_cluster") or c.argv[:2] == ("systemctl", "stop"))]
+        c.argv[0] in (galera.BACKUP_PROGRAM, "galera_new_cluster") or c.argv[:3] in (
+            ("systemctl", "stop", "mariadb"), ("systemctl", "start", "mariadb")))]
     assert order == [("ctl-2", (galera.BACKUP_PROGRAM, "prepare")), ("ctl-1", ("systemctl", "stop")),
                      ("ctl-2", ("systemctl", "stop")), ("ctl-3", ("systemctl", "stop")),
                      ("ctl-2", (galera.BACKUP_PROGRAM, "install")), ("ctl-2", ("galera_new_cluster",)),
-                     ("ctl-1", (galera.BACKUP_PROGRAM, "empty")), ("ctl-3", (galera.BACKUP_PROGRAM, "empty"))]
+                     ("ctl-1", (galera.BACKUP_PROGRAM, "empty")), ("ctl-1", ("systemctl", "start")),
+                     ("ctl-3", (galera.BACKUP_PROGRAM, "empty")), ("ctl-3", ("systemctl", "start"))]
     # not confirmed, or a dry run: the plan is shown and nothing runs
     s2 = Script()
     assert not asyncio.run(backup.restore(make(seed, s2), incr, [full, incr], dry_run=False,

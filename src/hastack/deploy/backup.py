@@ -26,7 +26,6 @@ from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import wait_synced, wsrep
 from hastack.deploy.stages.galera import GaleraStage
 from hastack.deploy.stages.openstack import OpenStackStage
-from hastack.deploy.systemd import ensure_running
 from hastack.facts import GaleraStatus
 from hastack.facts.backups import Backup, backup_list, parse_json
 from hastack.facts.haproxy import show_stat
@@ -192,7 +191,9 @@ async def restore(d: Deploy, b: Backup, chain: list[Backup], *, dry_run: bool,
         if n.name == host:
             continue
         res = await d.run(n.name, [galera.BACKUP_PROGRAM, "empty", DATADIR], "move the old datadir aside")
-        await ensure_running(d, n.name, "mariadb", restart=False)
+        # a full state transfer happens inside this start (systemd waits for it: Type=notify)
+        await d.run(n.name, ["systemctl", "start", "mariadb"], "start MariaDB (a full state transfer)",
+                    timeout=3600)
         await wait_synced(d, n.name, timeout=900)
         aside = parse_json(res.stdout, "db-backup empty").get("moved_aside")
         d.changed(n.name, f"joined by a full copy; its old files are in {aside}")
