@@ -171,13 +171,18 @@ def test_two_node_variant_verifies_with_priority_fencing(tmp_path: Path) -> None
     assert 'name="priority-fencing-delay" value="5s"' in cib and 'name="priority" value="10"' in cib
 
 
-SIMULATE = f"""
+def loaded_cib(name: str) -> str:
+    """Shell lines: in the bound directory, a fresh offline CIB `name` with pacemaker.crm loaded."""
+    return f"""
 set -e
 cd {GUEST}
 NM="{" ".join(NO_META_CHECK)}"
-cibadmin --empty > sim.xml
-CIB_file=sim.xml crm $NM configure load update pacemaker.crm
-CIB_file=sim.xml crm_attribute -t crm_config -n stonith-enabled -v false
+cibadmin --empty > {name}
+CIB_file={name} crm $NM configure load update pacemaker.crm
+"""
+
+
+SIMULATE = loaded_cib("sim.xml") + """CIB_file=sim.xml crm_attribute -t crm_config -n stonith-enabled -v false
 CIB_file=sim.xml cibadmin -C -o nodes -X '<node id="1" uname="net-1"/>'
 CIB_file=sim.xml cibadmin -C -o nodes -X '<node id="2" uname="net-2"/>'
 crm_simulate -x sim.xml -S -q true -u net-1 -u net-2 -G start.graph -O started.xml > start.out
@@ -228,13 +233,7 @@ def test_scheduler_starts_the_agents_in_parallel_and_moves_them_together(tmp_pat
     assert not [k for k in back if k[0].split("_")[0] in (cleanup, *agents)], "nothing moves back"
 
 
-MIGRATE = f"""
-set -e
-cd {GUEST}
-NM="{" ".join(NO_META_CHECK)}"
-cibadmin --empty > fresh.xml
-CIB_file=fresh.xml crm $NM configure load update pacemaker.crm
-cibadmin --empty > old.xml
+MIGRATE = loaded_cib("fresh.xml") + f"""cibadmin --empty > old.xml
 CIB_file=old.xml crm $NM configure load update old.crm
 sed 's#{pacemaker.SCRIPT}#{GUEST}/pacemaker.crm#' commands > commands.here
 CIB_file=old.xml crm $NM configure < commands.here
