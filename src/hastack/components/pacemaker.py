@@ -8,8 +8,9 @@ Deploy applies it from one member with `crm configure load update FILE`:
   such as standby);
 - `replace` would drop those, and `push` deletes every object not in the file, nodes included.
 Because property sets merge, every property hastack manages is always written (priority-fencing-delay
-as 0s when off). Objects hastack stops rendering (the fence device of a removed node) stay:
-deploy deletes them by id (`crm configure delete ID`); `owned_ids()` lists the current ones.
+as 0s when off). Objects hastack stops rendering would stay, so deploy deletes them by id in the
+crmsh session that loads the file (`stale_resources`: the agents' group of before, the fence device
+of a node no longer fenced); `owned_ids()` lists the current ones.
 
 The agents are not a Pacemaker group: a group starts its members one after another, and on a
 failover the three agents waited for each other (cleanup, metadata, DHCP, L3: 2 + 2 + 3 + 2 s, issue
