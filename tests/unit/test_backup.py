@@ -159,3 +159,13 @@ def test_the_secrets_of_the_moment_are_kept_private(tmp_path: Path) -> None:
     assert kept is not None and kept.read_text() == "db/keystone: x\n"
     assert kept.stat().st_mode & 0o777 == 0o600 and kept.parent.stat().st_mode & 0o777 == 0o700
     assert backup.keep_secrets(tmp_path / "none.yml", tmp_path / "state", "x") is None
+
+
+def test_output_that_is_not_db_backups_json_fails_the_step(seed: Topology) -> None:
+    s = Script()
+    s.add(*status_cmd("ctl-1", [], SYNCED), *status_cmd("ctl-2", [], SYNCED), *status_cmd("ctl-3", [], SYNCED))
+    s.add(on_fact(show_stat(), host="ctl-1", stdout=HAPROXY_STAT))
+    s.add(on_prefix(galera.BACKUP_PROGRAM, "backup", host="ctl-3", stdout="Segmentation fault\n"))
+    with pytest.raises(StepFailed) as exc:
+        asyncio.run(backup.take(make(seed, s), incremental=False, keep=2, node=None))
+    assert exc.value.host == "ctl-3" and "not the JSON db-backup prints" in exc.value.render()

@@ -36,6 +36,14 @@ STAGING = "/var/tmp/hastack-restore"
 DATADIR = "/var/lib/mysql"
 
 
+def answer(host: str, step: str, text: str) -> dict[str, object]:
+    """db-backup's JSON; output that is not that fails the step like any failed command."""
+    try:
+        return parse_json(text, "db-backup")
+    except ValueError as exc:
+        raise StepFailed(host, step, f"{exc}: {text[-300:]!r}") from None
+
+
 def choose_donor(order: list[str], states: dict[str, GaleraStatus], writer: str | None,
                  wanted: str | None) -> tuple[str, str]:
     """(node, why): `wanted` if Synced; else the last Synced controller that is not the writer; else
@@ -80,13 +88,18 @@ async def take(d: Deploy, *, incremental: bool, keep: int, node: str | None) -> 
     except ValueError as exc:
         raise StepFailed(node or order[0], "choose the node to back up", str(exc)) from None
     kind = "incr" if incremental else "full"
-    res = await d.run(host, [galera.BACKUP_PROGRAM, "backup", galera.BACKUP_ROOT, kind, str(keep)],
-                      f"take a {'n incremental' if incremental else ' full'} backup", timeout=3600)
-    doc = parse_json(res.stdout, "db-backup backup")
+    step = f"take {'an incremental' if incremental else 'a full'} backup"
+    res = await d.run(host, [galera.BACKUP_PROGRAM, "backup", galera.BACKUP_ROOT, kind, str(keep)], step,
+                      timeout=3600)
+    doc = answer(host, step, res.stdout)
+    try:
+        taken = Backup.of(host, doc)
+    except ValueError as exc:
+        raise StepFailed(host, step, str(exc)) from None
     listed = doc.get("pruned")
     pruned = [str(p) for p in listed] if isinstance(listed, list) else []
-    d.changed(host, f"backup {doc['name']} taken")
-    return Backup.of(host, doc), pruned, why
+    d.changed(host, f"backup {taken.name} taken")
+    return taken, pruned, why
 
 
 def keep_secrets(secrets_file: Path | None, state: Path, name: str) -> Path | None:
@@ -162,7 +175,7 @@ async def restore(d: Deploy, b: Backup, chain: list[Backup], *, dry_run: bool,
     d.stage = "prepare"
     res = await d.run(host, [galera.BACKUP_PROGRAM, "prepare", galera.BACKUP_ROOT, b.name, STAGING],
                       f"prepare {b.name}", timeout=3600)
-    d.changed(host, f"prepared {b.name} at {parse_json(res.stdout, 'db-backup prepare').get('position')}")
+    d.changed(host, f"prepared {b.name} at {answer(host, 'prepare', res.stdout).get('position')}")
     d.stage = "stop"
     for n in d.topo.garbd_nodes:
         await d.run(n.name, ["systemctl", "stop", "garbd"], "stop garbd")
@@ -178,7 +191,7 @@ async def restore(d: Deploy, b: Backup, chain: list[Backup], *, dry_run: bool,
     d.stage = "install"
     res = await d.run(host, [galera.BACKUP_PROGRAM, "install", STAGING, DATADIR], "install the prepared copy",
                       timeout=3600)
-    aside = parse_json(res.stdout, "db-backup install").get("moved_aside")
+    aside = answer(host, "install the prepared copy", res.stdout).get("moved_aside")
     d.changed(host, f"installed {b.name}; the files it replaced are in {aside}")
     await d.run(host, ["galera_new_cluster"], "bootstrap the primary component", timeout=600)
     d.changed(host, "bootstrapped the Galera primary component from the backup")
@@ -195,7 +208,7 @@ async def restore(d: Deploy, b: Backup, chain: list[Backup], *, dry_run: bool,
         await d.run(n.name, ["systemctl", "start", "mariadb"], "start MariaDB (a full state transfer)",
                     timeout=3600)
         await wait_synced(d, n.name, timeout=900)
-        aside = parse_json(res.stdout, "db-backup empty").get("moved_aside")
+        aside = answer(n.name, "move the old datadir aside", res.stdout).get("moved_aside")
         d.changed(n.name, f"joined by a full copy; its old files are in {aside}")
     stage = GaleraStage()
     await d.each(d.topo.garbd_nodes, lambda n: stage.garbd(d, n))
