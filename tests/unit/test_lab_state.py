@@ -120,3 +120,34 @@ def test_a_state_written_by_newer_or_older_code_still_loads(seed: Topology) -> N
     back = state.LabState.from_json(json.dumps(doc))
     assert back.nodes["net-1"].fences == ["net-2"] and back.nodes["net-2"].fences == []
     assert back.nodes["ctl-1"] == st.nodes["ctl-1"]
+
+
+def with_nodes(seed: Topology, drop: str | None = None, add: dict[str, object] | None = None) -> Topology:
+    nodes = [n.model_dump(mode="json", exclude_none=True) for n in seed.nodes if n.name != drop]
+    return Topology.model_validate({**seed.model_dump(mode="json", exclude_none=True),
+                                    "nodes": nodes + ([add] if add else [])})
+
+
+def test_a_lab_grows_by_the_nodes_the_topology_adds_and_keeps_the_ones_it_leaves_out(seed: Topology) -> None:
+    """Issue 16's replacement: ctl-3 left out (dead), ctl-4 added on a new address."""
+    old = state.plan(seed, Path("examples/seed.yml"), ROOTFS)
+    old.nodes["ctl-1"].pid, old.nodes["ctl-3"].power = 4321, "off"
+    ctl4 = {"name": "ctl-4", "address": "10.77.0.14", "roles": ["controller"]}
+    new = state.plan(with_nodes(seed, drop="ctl-3", add=ctl4), Path("examples/seed.yml"), ROOTFS)
+    assert state.shape(new) != state.shape(old)
+    merged = state.grown(old, new)
+    assert merged is not None
+    assert set(merged.nodes) == set(old.nodes) | {"ctl-4"}
+    assert merged.nodes["ctl-1"].pid == 4321 and merged.nodes["ctl-3"].power == "off"  # as they were
+    assert merged.nodes["ctl-4"] == new.nodes["ctl-4"]
+    assert old.nodes.keys() == set(state.plan(seed, Path("examples/seed.yml"), ROOTFS).nodes)  # old untouched
+
+
+def test_a_lab_does_not_grow_into_another_lab(seed: Topology) -> None:
+    old = state.plan(seed, Path("examples/seed.yml"), ROOTFS)
+    moved = {"name": "ctl-4", "address": "10.77.0.13", "roles": ["controller"]}  # ctl-3's address, still in the lab
+    assert state.grown(old, state.plan(with_nodes(seed, drop="ctl-3", add=moved), Path("x.yml"), ROOTFS)) is None
+    readdressed = seed.model_dump(mode="json", exclude_none=True)
+    readdressed["nodes"][0]["address"] = "10.77.0.19"
+    assert state.grown(old, state.plan(Topology.model_validate(readdressed), Path("x.yml"), ROOTFS)) is None
+    assert state.grown(old, state.plan(seed, Path("x.yml"), Path("/other/rootfs"))) is None

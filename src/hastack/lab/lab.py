@@ -111,11 +111,12 @@ class Lab:
                 pid = power.start(st)
                 with lstate.update(self.name) as cur:
                     cur.power_pid = pid
+        wanted = [n.name for n in self.topo.nodes]  # a node the topology left out stays as it is (off)
         with _timed(times, "boot", say):
-            for n in st.nodes:  # a node already on stays as it is
+            for n in wanted:  # a node already on stays as it is
                 power.ask(st.socket, {"op": "on", "node": n})
         with _timed(times, "ssh", say):
-            self.wait_ssh(timeout=ssh_timeout)
+            self.wait_ssh(wanted, timeout=ssh_timeout)
             self._authorize(self._lab_key().export_public_key("openssh").decode().strip())
             self._write_ssh_files()
         return times
@@ -138,8 +139,15 @@ class Lab:
             old = lstate.read(self.name)
             if old is not None:
                 if lstate.shape(old) != lstate.shape(st):
-                    raise LabError("lab-differs", f"lab {self.name} is up with another topology or image",
-                                   f"hastack lab down {old.topology}, then up again")
+                    more = lstate.grown(old, st)
+                    if more is None:
+                        raise LabError("lab-differs", f"lab {self.name} is up with another topology or image",
+                                       f"hastack lab down {old.topology}, then up again")
+                    # nodes added to a running lab: recorded, and the switch restarted so that it
+                    # knows them (below); the nodes that run keep running
+                    old = more
+                    lstate.write(old)
+                    cgroup.kill(old.power_cgroup)
                 if any(old.nodes[n].fences != st.nodes[n].fences for n in st.nodes):
                     # Recorded before the switch checked its callers, or fencing changed: record who may
                     # fence whom, and restart the switch so that the running one is this code's.

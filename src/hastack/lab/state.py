@@ -150,6 +150,26 @@ def shape(st: LabState) -> tuple[object, ...]:
     return (st.name, st.rootfs, st.bridge, st.host_address, nodes)
 
 
+def grown(old: LabState, new: LabState) -> LabState | None:
+    """The recorded lab with the nodes the topology added, when the topology is the same lab with
+    nodes added or left out (a dead controller replaced by a new one, issue 16): same name, image,
+    bridge and host address, every node in both unchanged, no added node on an address the lab
+    still uses. A node left out stays in the state, as it is (powered off for good, say), until
+    `lab down`. None when the two differ in any other way (pure)."""
+    if (old.name, old.rootfs, old.bridge, old.host_address) != (new.name, new.rootfs, new.bridge, new.host_address):
+        return None
+    if any((old.nodes[n].address, old.nodes[n].veth_node) != (new.nodes[n].address, new.nodes[n].veth_node)
+           for n in set(old.nodes) & set(new.nodes)):
+        return None
+    added = {n: ns for n, ns in new.nodes.items() if n not in old.nodes}
+    taken = {ns.address.split("/")[0] for ns in old.nodes.values()}
+    if any(ns.address.split("/")[0] in taken for ns in added.values()):
+        return None
+    merged = LabState.from_json(old.to_json())
+    merged.nodes.update(added)
+    return merged
+
+
 def state_path(name: str) -> Path:
     return LABS / name / "state.json"
 
