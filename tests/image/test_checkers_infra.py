@@ -251,13 +251,15 @@ def test_backup_incremental_and_restore_bring_the_rows_back(node_files: Callable
         (line,) = [ln for ln in lines if ln.startswith(f"{word} ")] or [f"{word} {{}}"]
         return dict(json.loads(line.split(" ", 1)[1] or "{}"))
 
-    full, incr = doc("FULL"), doc("INCR")
+    full, first, incr = doc("FULL"), doc("INCR1"), doc("INCR")
     assert full["kind"] == "full" and full["base"] is None and full["node"], output(done)
-    assert incr["kind"] == "incr" and incr["base"] == incr["full"] == full["name"], output(done)
+    assert first["kind"] == "incr" and first["base"] == first["full"] == full["name"], output(done)
+    assert incr["base"] == first["name"] and incr["full"] == full["name"], output(done)  # chained
     uuid, seqno = str(incr["position"]).split(":")
     assert int(seqno) > int(str(full["position"]).split(":")[1]), "the incremental holds later commits"
     prepared = doc("PREPARE")
-    assert prepared["chain"] == [full["name"], incr["name"]] and prepared["position"] == incr["position"]
+    assert prepared["chain"] == [full["name"], first["name"], incr["name"]]
+    assert prepared["position"] == incr["position"]
     running = next(ln for ln in lines if ln.startswith("RUNNING "))
     assert "mariadbd runs" in running and running.endswith("rc=1"), running  # refused, nothing moved
     grastate = [ln.split(None, 1)[1] for ln in lines if ln.startswith("GRASTATE ")]
@@ -271,7 +273,7 @@ def test_backup_incremental_and_restore_bring_the_rows_back(node_files: Callable
     assert "ASIDE 1" in lines, "the replaced datadir is kept beside the new one"
     assert next(ln for ln in lines if ln.startswith("EARLY-INCR ")).endswith("rc=1")
     after = [b["name"] for b in doc("AFTER")["backups"]]
-    assert after == [doc("FULL2")["name"]] and doc("FULL2")["pruned"] == [full["name"], incr["name"]]
+    assert after == [doc("FULL2")["name"]] and doc("FULL2")["pruned"] == [full["name"], first["name"], incr["name"]]
     assert not [ln for ln in lines if ln.startswith("LOG ")], output(done)
 
 

@@ -18,7 +18,7 @@ grastate.dat with safe_to_bootstrap, so the restored node can bootstrap a new pr
 Commands (every path is checked against a strict pattern; names are this program's own):
     db-backup backup ROOT full|incr KEEP     KEEP: full chains kept (older chains deleted after a full)
     db-backup list ROOT
-    db-backup prepare ROOT NAME STAGING      a copy of NAME's chain, prepared, in STAGING (must not exist)
+    db-backup prepare ROOT NAME STAGING      a copy of NAME's chain, prepared, in STAGING (replaced)
     db-backup install STAGING DATADIR        mariadbd stopped: DATADIR moved aside, STAGING moved in,
                                              owned by mysql, grastate.dat safe to bootstrap
     db-backup empty DATADIR                  mariadbd stopped: DATADIR moved aside, an empty one made
@@ -108,7 +108,7 @@ def chain(root: Path, name: str) -> list[dict[str, object]]:
     out = [by_name[name]]
     while out[0]["kind"] != "full":
         base = str(out[0]["base"])
-        if base not in by_name:
+        if base not in by_name or base in [b["name"] for b in out]:
             raise Failed(f"{out[0]['name']} is based on {base}, which is gone")
         out.insert(0, by_name[base])
     return out
@@ -172,9 +172,10 @@ def prune(root: Path, keep: int) -> list[str]:
 
 
 def prepare(root: Path, name: str, staging: Path) -> dict[str, object]:
+    """A copy of NAME's chain in STAGING, prepared; what a failed restore left there is replaced."""
     links = chain(root, name)
     if staging.exists():
-        raise Failed(f"{staging} exists: a restore in progress, or left from one; remove it first")
+        shutil.rmtree(staging)
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         shutil.copytree(root / str(links[0]["name"]) / "data", staging, symlinks=True)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Backups on a one-node Galera cluster from the rendered config (bound in place by the test), with
-# the real mariadb-backup: a full, rows added, an incremental, a row after it, the table dropped;
-# then the incremental's chain prepared, mariadbd stopped, the datadir replaced, the node
+# the real mariadb-backup: a full, rows added, two chained incrementals, a row after them, the table dropped;
+# then the second incremental's chain prepared, mariadbd stopped, the datadir replaced, the node
 # bootstrapped from the restored grastate.dat. Then two more fulls with KEEP 1: the first chain goes.
 # $1: the db-backup program. Lines prefixed with a word are what the test reads.
 set -u
@@ -21,7 +21,10 @@ mariadb-install-db --user=mysql --auth-root-authentication-method=socket > /tmp/
 start --wsrep-new-cluster
 sql "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1),(2),(3)"
 echo "FULL $(python3 "$prog" backup $root full 2)"
-sql "INSERT INTO shop.t VALUES (4),(5)"
+sql "INSERT INTO shop.t VALUES (4)"
+echo "INCR1 $(python3 "$prog" backup $root incr 2)"
+sleep 1
+sql "INSERT INTO shop.t VALUES (5)"
 echo "INCR $(python3 "$prog" backup $root incr 2)"
 sql "INSERT INTO shop.t VALUES (6); DROP TABLE shop.t"
 echo "LIST $(python3 "$prog" list $root)"
