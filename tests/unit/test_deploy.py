@@ -282,6 +282,23 @@ def test_deploy_dry_run_shows_the_plan_and_stops() -> None:
     assert confirm_deploy(PlanResult({}, {"ctl-2": "unreachable"}), _console()[0], dry_run=True, ask=None) == 3
 
 
+def test_one_confirmation_for_deploy_recover_and_rotate() -> None:
+    from hastack.cli.deploy import agreed
+
+    console, buf = _console()
+    assert not agreed(console, None, "rotate? [y/N] ", "rotate (or --dry-run to only show it)")
+    assert "not confirmed: run again with --yes to rotate (or --dry-run to only show it)" in buf.getvalue()
+    asked: list[str] = []
+    console, buf = _console()
+    assert not agreed(console, lambda q: asked.append(q) or " no ", "carry out this plan? [y/N] ", "x")
+    assert asked == ["carry out this plan? [y/N] "] and "nothing was changed" in buf.getvalue()
+    for word in ("y", "Y", " yes\n", "YES"):
+        console, buf = _console()
+        assert agreed(console, lambda q, w=word: w, "q", "x") and buf.getvalue() == ""
+    for word in ("", "yep", "n", "oui"):
+        assert not agreed(_console()[0], lambda q, w=word: w, "q", "x")
+
+
 def test_deploy_yes_and_dry_run_exclude_each_other() -> None:
     from typer.testing import CliRunner
 

@@ -81,8 +81,29 @@ def run_plan(loaded: Loaded, console: Console) -> int:
     return 3 if result.errors else 0
 
 
-def confirm_deploy(result: PlanResult, console: Console, *, dry_run: bool,
-                   ask: Callable[[str], str] | None) -> int | None:
+Ask = Callable[[str], str] | None
+
+
+def terminal_ask(console: Console) -> Ask:
+    """How to put a question to the operator, or None when stdin or stdout is not a terminal: then
+    nobody can answer, and the command stops unless --yes was given."""
+    return console.input if sys.stdin.isatty() and console.is_terminal else None
+
+
+def agreed(console: Console, ask: Ask, question: str, again: str) -> bool:
+    """The operator's yes to `question` (the one confirmation of deploy, recover and rotate-keys).
+
+    No terminal: no, and the command to run instead (`again` completes "run again with --yes to")."""
+    if ask is None:
+        console.print(f"not confirmed: run again with --yes to {again}", style="yellow", markup=False)
+        return False
+    if ask(question).strip().lower() in ("y", "yes"):
+        return True
+    console.print("not confirmed: nothing was changed", style="yellow")
+    return False
+
+
+def confirm_deploy(result: PlanResult, console: Console, *, dry_run: bool, ask: Ask) -> int | None:
     """The plan shown, then the operator's word: None to go on, else the exit code to stop with.
 
     A plan with nothing to change goes on without asking (deploy then only checks every cluster and
@@ -96,15 +117,8 @@ def confirm_deploy(result: PlanResult, console: Console, *, dry_run: bool,
     if total == 0 and not result.new_secrets and not result.errors:
         console.print("plan: nothing to change; deploy checks every cluster and gate")
         return None
-    if ask is None:
-        console.print("not confirmed: run again with --yes to carry out this plan (or --dry-run to only show it)",
-                      style="yellow")
-        return 1
-    if ask(f"carry out these {total} change(s), with their restarts and the cluster steps they need? [y/N] "
-           ).strip().lower() in ("y", "yes"):
-        return None
-    console.print("not confirmed: nothing was changed", style="yellow")
-    return 1
+    question = f"carry out these {total} change(s), with their restarts and the cluster steps they need? [y/N] "
+    return None if agreed(console, ask, question, "carry out this plan (or --dry-run to only show it)") else 1
 
 
 def run_deploy(loaded: Loaded, console: Console, only: list[str] | None, *, yes: bool = True,
@@ -114,8 +128,7 @@ def run_deploy(loaded: Loaded, console: Console, only: list[str] | None, *, yes:
     are the ones deploy keeps."""
     ctx = context(loaded)
     if dry_run or not yes:
-        ask = console.input if sys.stdin.isatty() and console.is_terminal else None
-        stop = confirm_deploy(_plan(ctx, loaded), console, dry_run=dry_run, ask=ask)
+        stop = confirm_deploy(_plan(ctx, loaded), console, dry_run=dry_run, ask=terminal_ask(console))
         if stop is not None:
             return stop
     t0 = time.monotonic()
@@ -165,12 +178,8 @@ def run_recover(loaded: Loaded, console: Console, what: str, *, dry_run: bool, y
             console.print(line, markup=False, highlight=False)
 
     def confirm(lines: list[str]) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            console.print("not confirmed: run again with --yes to carry out this plan", style="yellow")
-            return False
-        return console.input("carry out this plan? [y/N] ").strip().lower() in ("y", "yes")
+        return yes or agreed(console, terminal_ask(console), "carry out this plan? [y/N] ",
+                             "carry out this plan (or --dry-run to only show it)")
 
     async def go() -> int:
         transports = await connect_all(ctx.topo, loaded.path)
@@ -240,14 +249,9 @@ def run_rotate_keys(loaded: Loaded, console: Console, *, dry_run: bool, yes: boo
     if dry_run:
         console.print("dry run: nothing was changed")
         return 0
-    if not yes:
-        if not (sys.stdin.isatty() and console.is_terminal):
-            console.print("not confirmed: run again with --yes to rotate (or --dry-run to only show it)",
-                          style="yellow")
-            return 1
-        if console.input("rotate? [y/N] ").strip().lower() not in ("y", "yes"):
-            console.print("not confirmed: nothing was changed", style="yellow")
-            return 1
+    again = "rotate (or --dry-run to only show it)"
+    if not yes and not agreed(console, terminal_ask(console), "rotate? [y/N] ", again):
+        return 1
     t0 = time.monotonic()
     keystone.rotate_fernet(ctx.secrets, now)
     ctx.secrets.save()
