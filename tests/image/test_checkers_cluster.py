@@ -233,16 +233,29 @@ def test_scheduler_starts_the_agents_in_parallel_and_moves_them_together(tmp_pat
     assert not [k for k in back if k[0].split("_")[0] in (cleanup, *agents)], "nothing moves back"
 
 
-MIGRATE = loaded_cib("fresh.xml") + f"""cibadmin --empty > old.xml
-CIB_file=old.xml crm $NM configure load update old.crm
+MIGRATE = loaded_cib("fresh.xml") + f"""cibadmin --empty > live.xml
+CIB_file=live.xml crm $NM configure load update old.crm
+CIB_file=live.xml crm_attribute -t crm_config -n stonith-enabled -v false
+for f in fresh.xml live.xml; do
+  CIB_file=$f cibadmin -C -o nodes -X '<node id="1" uname="net-1"/>'
+  CIB_file=$f cibadmin -C -o nodes -X '<node id="2" uname="net-2"/>'
+done
+crm_simulate -x live.xml -S -q true -u net-1 -u net-2 -O running.xml > /dev/null
 sed 's#{pacemaker.SCRIPT}#{GUEST}/pacemaker.crm#' commands > commands.here
-CIB_file=old.xml crm $NM configure < commands.here
-CIB_file=old.xml crm configure show > migrated.txt
+sed 's#crm configure#crm {" ".join(NO_META_CHECK)} configure#' apply.sh > apply.here
+CIB_file=running.xml sh apply.here < commands.here
+crm_simulate -x running.xml -S -q true -G after.graph > after.out
+CIB_file=running.xml crm configure show > migrated.txt
 CIB_file=fresh.xml crm configure show > fresh.txt
 """
 
 
-def test_one_session_replaces_the_group_of_before(tmp_path: Path) -> None:
+def test_migration_from_the_group_restarts_nothing(tmp_path: Path) -> None:
+    """The group of before, its members running on a node, becomes the set as deploy applies it (a
+    copy of the CIB, then one configuration replace): the result is a fresh load's configuration, and
+    the scheduler plans no stop or start for it. What this cannot show offline: crmsh's `delete
+    --force` on a live CIB commits target-role=Stopped and waits for the DC to stop the group (it
+    restarted every agent on the seed lab, 2026-12-06); the lab test redeploys over the group."""
     new = seed_script(tmp_path)
     ids = ["hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent"]
     # what hastack rendered before this change: the same primitives, as one group
@@ -251,11 +264,18 @@ def test_one_session_replaces_the_group_of_before(tmp_path: Path) -> None:
     tmp_path.joinpath("old.crm").write_text(old)
     live = ["fence-net-1", "fence-net-2", pacemaker.GROUP, *ids]
     tmp_path.joinpath("commands").write_bytes(pacemaker.configure_commands(SEED, live))
+    argv = pacemaker.apply_argv(SEED, live)
+    assert argv[:2] == ["sh", "-c"]
+    tmp_path.joinpath("apply.sh").write_text(argv[2])
     done = sh(MIGRATE, {str(tmp_path): GUEST})
     assert done.returncode == 0, done.stdout + done.stderr
     migrated = (tmp_path / "migrated.txt").read_text()
     assert migrated == (tmp_path / "fresh.txt").read_text()
     assert f"tag {pacemaker.GROUP}" in migrated and "group " not in migrated
+    assert "<status" in (tmp_path / "running.xml").read_text() and "neutron-l3-agent_start_0" in (
+        tmp_path / "running.xml").read_text(), "the agents were running before the migration"
+    moved = [k for k in graph(tmp_path / "after.graph") if k[0].split("_")[0] in ids]
+    assert moved == [], f"the migration stops or starts {moved}"
 
 
 # -- qdevice TLS -----------------------------------------------------------------------------------

@@ -87,6 +87,37 @@ def test_second_deploy_changes_nothing(seed_lab: Path) -> None:
     assert "0 changed" in res.stdout
 
 
+AGENT_IDS = ("hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent")
+REGROUP = ("set -e\n"
+           "old=$(crm configure show | awk '/^(order|colocation|tag) /{print $2}')\n"
+           '{ for i in $old; do echo "delete $i"; done; '
+           f'echo "group neutron-agents {" ".join(AGENT_IDS)}"; echo commit; }} | crm configure\n')
+"""The agents as hastack configured them before they became a set: one group (what a cluster deployed
+by an earlier hastack holds)."""
+
+
+def agent_pids(topo: Path, node: str) -> dict[str, str]:
+    return {u: on(topo, node, "systemctl", "show", "-P", "MainPID", u).strip() for u in AGENT_IDS[1:]}
+
+
+def test_a_deploy_over_the_group_of_before_restarts_no_agent(seed_lab: Path) -> None:
+    """The migration from the group: deploy deletes it on a copy of the CIB and replaces the
+    configuration in one write; crmsh's `delete --force` on the live CIB had stopped every agent."""
+    node = on(seed_lab, "net-1", "crm_resource", "--locate", "-r", "neutron-l3-agent").split()[-1]
+    on(seed_lab, "net-1", "sh", "-c", REGROUP)
+    until("the agents running in the group", lambda: re.search(
+        r"Resource Group: neutron-agents:(\n.*Started.*){4}", on(seed_lab, "net-1", "crm_mon", "-1")), 60)
+    before = agent_pids(seed_lab, node)
+    assert all(p != "0" for p in before.values()), before
+    res = hastack("deploy", str(seed_lab), "--yes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "deleted neutron-agents" in res.stdout, res.stdout
+    shown = on(seed_lab, "net-1", "crm", "configure", "show")
+    assert "group " not in shown and "tag neutron-agents" in shown, shown
+    assert agent_pids(seed_lab, node) == before
+    assert "Stopped" not in on(seed_lab, "net-1", "crm_mon", "-1")
+
+
 def test_changed_haproxy_timing_restarts_haproxy_only_rolling(seed_lab: Path) -> None:
     """A variant of the topology (same name, so the same secrets and hosts) with one HAProxy timing changed."""
     variant = seed_lab.parent / ".seed-haproxy-variant.yml"

@@ -157,3 +157,7 @@ def test_owned_ids_cover_every_object(seed: Topology) -> None:
     text = pacemaker.script(seed)
     defined = {o[1] for o in objects(text) if o[0] in {"primitive", "tag", "location", "colocation", "order"}}
     assert defined == set(pacemaker.owned_ids(seed))
+    # deletes run on a status-less copy whose configuration then replaces the live one; else live
+    assert pacemaker.apply_argv(seed, live)[:2] == ["sh", "-c"]
+    assert "--replace --scope configuration" in pacemaker.apply_argv(seed, live)[2]
+    assert pacemaker.apply_argv(seed, ["fence-net-1", "fence-net-2", *AGENTS]) == ["crm", "configure"]

@@ -106,10 +106,11 @@ class PacemakerStage:
         stale = pacemaker.stale_resources(d.topo, sorted(ids))
         if changed or not configured or stale:
             # one crmsh session, one commit: the stale objects go as the file's objects arrive
-            await d.run(host, ["crm", "configure"], "apply the Pacemaker configuration"
+            await d.run(host, pacemaker.apply_argv(d.topo, sorted(ids)), "apply the Pacemaker configuration"
                         + (f" (and delete {', '.join(stale)})" if stale else ""),
                         stdin=pacemaker.configure_commands(d.topo, sorted(ids)), timeout=120)
-            d.changed(host, "applied the Pacemaker configuration")
+            d.changed(host, "applied the Pacemaker configuration"
+                      + (f" (deleted {', '.join(stale)}, on a copy of the CIB)" if stale else ""))
 
     async def gate(self, d: Deploy) -> None:
         host = d.topo.network_nodes[0].name
