@@ -116,6 +116,10 @@ def test_deploy_deletes_the_old_group_and_removed_fence_devices_in_the_same_sess
     assert commands == ["delete --force fence-net-9", "delete --force neutron-agents",
                         f"load update {pacemaker.SCRIPT}", "commit"]
     assert pacemaker.configure_commands(seed, ["fence-net-1", *AGENTS]).decode().splitlines()[0].startswith("load")
+    # deletes run on a status-less copy whose configuration then replaces the live one; else live
+    assert pacemaker.apply_argv(seed, live)[:2] == ["sh", "-c"]
+    assert "--replace --scope configuration" in pacemaker.apply_argv(seed, live)[2]
+    assert pacemaker.apply_argv(seed, ["fence-net-1", "fence-net-2", *AGENTS]) == ["crm", "configure"]
 
 
 def test_fencing_off_disables_stonith_and_renders_no_device(seed: Topology) -> None:
@@ -157,7 +161,3 @@ def test_owned_ids_cover_every_object(seed: Topology) -> None:
     text = pacemaker.script(seed)
     defined = {o[1] for o in objects(text) if o[0] in {"primitive", "tag", "location", "colocation", "order"}}
     assert defined == set(pacemaker.owned_ids(seed))
-    # deletes run on a status-less copy whose configuration then replaces the live one; else live
-    assert pacemaker.apply_argv(seed, live)[:2] == ["sh", "-c"]
-    assert "--replace --scope configuration" in pacemaker.apply_argv(seed, live)[2]
-    assert pacemaker.apply_argv(seed, ["fence-net-1", "fence-net-2", *AGENTS]) == ["crm", "configure"]
