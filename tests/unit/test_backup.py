@@ -169,3 +169,18 @@ def test_output_that_is_not_db_backups_json_fails_the_step(seed: Topology) -> No
     with pytest.raises(StepFailed) as exc:
         asyncio.run(backup.take(make(seed, s), incremental=False, keep=2, node=None))
     assert exc.value.host == "ctl-3" and "not the JSON db-backup prints" in exc.value.render()
+
+
+def test_the_listing_keeps_every_name_whole_on_a_narrow_terminal() -> None:
+    """`restore` takes a name from this table: cut with an ellipsis (as it was at 80 columns) it is
+    useless. Rendered at 80 and 60 columns, both names of the recorded chain are there whole."""
+    from rich.console import Console
+
+    from hastack.cli.deploy import backups_table
+
+    found = listing("list-two")
+    for width in (80, 60):
+        con = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        con.print(backups_table(found))
+        text = con.export_text()
+        assert all(b.name in text for b in found), text

@@ -17,6 +17,7 @@ from hastack.components.galera import BACKUP_ROOT
 from hastack.deploy.engine import Deploy, Event, Interrupted, StageFailed, StepFailed
 from hastack.deploy.rotate import Drift
 from hastack.deploy.run import PlanResult, deploy, plan
+from hastack.facts.backups import Backup
 from hastack.render import context
 from hastack.topology.load import Loaded
 from hastack.transport.base import Transport
@@ -342,18 +343,28 @@ def run_backup(loaded: Loaded, console: Console, *, incremental: bool, keep: int
     return _on_cluster(loaded, console, go)
 
 
+def backups_table(found: list[Backup]) -> Table:
+    """A name is what `restore` takes: never cut, whatever the terminal's width (the position may be)."""
+    from hastack.deploy import backup
+
+    table = Table(title=f"backups under {BACKUP_ROOT}")
+    widest = max((len(b.name) for b in found), default=4)
+    for col in ("node", "name", "kind", "based on", "Galera position", "size", "seconds"):
+        named = col in ("name", "based on")
+        table.add_column(col, no_wrap=named or col == "node", min_width=widest if named else None,
+                         overflow="fold" if named else "ellipsis")
+    for b in found:
+        table.add_row(b.host, b.name, b.kind, b.base or "-", b.position, backup.size_text(b.bytes),
+                      f"{b.seconds:.1f}")
+    return table
+
+
 def run_backups(loaded: Loaded, console: Console) -> int:
     from hastack.deploy import backup
 
     async def go(d: Deploy) -> int:
         found, errors = await backup.inventory(d)
-        table = Table(title=f"backups under {BACKUP_ROOT}")
-        for col in ("node", "name", "kind", "based on", "Galera position", "size", "seconds"):
-            table.add_column(col)
-        for b in found:
-            table.add_row(b.host, b.name, b.kind, b.base or "-", b.position, backup.size_text(b.bytes),
-                          f"{b.seconds:.1f}")
-        console.print(table)
+        console.print(backups_table(found))
         for host, why in errors.items():
             console.print(f"{host}: could not list: {why}", style="yellow", markup=False, highlight=False)
         return 3 if errors else 0
