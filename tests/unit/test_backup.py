@@ -135,6 +135,7 @@ def test_restore_order_on_every_host(seed: Topology) -> None:
     done = asyncio.run(backup.restore(d, incr, [full, incr], dry_run=False, confirm=lambda lines: True,
                                       show=shown.extend))
     assert done and shown[0].startswith(f"restore {incr.name}")
+    assert "  6. wait for every node Synced" in shown, shown  # the seed has no garbd to start
     order = [(c.host, c.argv[:2]) for c in s.calls if c.kind == "run" and (
         c.argv[0] in (galera.BACKUP_PROGRAM, "galera_new_cluster") or c.argv[:3] in (
             ("systemctl", "stop", "mariadb"), ("systemctl", "start", "mariadb")))]
