@@ -122,6 +122,7 @@ def test_health_check_files(seed: Topology, ctx_of: CtxOf) -> None:
     assert "Accept=yes" in socket
     service = fs["/etc/systemd/system/hastack-galera-check@.service"].data.decode()
     assert "StandardInput=socket" in service and "User=mysql" in service
+    assert "NoNewPrivileges=yes" in service and "\nProtectSystem" not in service  # its cost: see the unit
     cnf = fs[galera.CHECK_CNF]
     assert (cnf.secret, cnf.mode, cnf.group) == (True, 0o640, "mysql")
     assert f"password = {ctx.secrets.password('galera/check')}" in cnf.data.decode()
