@@ -4,13 +4,17 @@ HTTP health check answers what HAProxy needs (driven for real with a fake `maria
 from __future__ import annotations
 
 import configparser
-import shutil
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import FixedSecrets
+from hastack.agents import galera_check
 from hastack.components import galera
 from hastack.components.base import Ctx, File
 from hastack.topology.model import GaleraTuning, Node, Topology
@@ -119,14 +123,17 @@ def test_health_check_files(seed: Topology, ctx_of: CtxOf) -> None:
     fs = files(ctx, node)
     socket = fs["/etc/systemd/system/hastack-galera-check.socket"].data.decode()
     assert f"ListenStream={node.address}:9200" in socket
-    assert "Accept=yes" in socket
-    service = fs["/etc/systemd/system/hastack-galera-check@.service"].data.decode()
-    assert "StandardInput=socket" in service and "User=mysql" in service
-    assert "NoNewPrivileges=yes" in service and "\nProtectSystem" not in service  # its cost: see the unit
+    assert "Accept=no" in socket  # one resident checker, not an instance per check
+    service = fs["/etc/systemd/system/hastack-galera-check.service"].data.decode()
+    assert f"ExecStart=/usr/bin/python3 {galera.CHECK_SCRIPT}\n" in service and "User=mysql" in service
+    assert "Requires=hastack-galera-check.socket" in service and "Restart=always" in service
+    assert fs[galera.CHECK_SCRIPT].data == Path(galera_check.__file__).read_bytes()
+    assert fs[galera.CHECK_SCRIPT].restarts == fs[galera.CHECK_CNF].restarts == (galera.CHECK_SERVICE,)
     cnf = fs[galera.CHECK_CNF]
     assert (cnf.secret, cnf.mode, cnf.group) == (True, 0o640, "mysql")
     assert f"password = {ctx.secrets.password('galera/check')}" in cnf.data.decode()
     assert "user = clustercheck" in cnf.data.decode()
+    assert "[hastack-galera-check]\ndonor_ok = yes\ntimeout = 2\n" in cnf.data.decode()
     assert fs[galera.CHECK_SCRIPT].mode == 0o755
     assert galera.COMPONENT.units(seed, node) == ["mariadb", "hastack-galera-check.socket"]
 
@@ -136,70 +143,122 @@ def test_db_users_cover_the_secrets() -> None:
     assert users == {("sst", "galera/sst"), ("clustercheck", "galera/check")}
 
 
-# -- the check script itself ------------------------------------------------------------------------
+# -- the health check itself (agents/galera_check.py) -----------------------------------------------
 
 REQUEST = b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"
+FAKE_CLIENT = """#!/bin/bash
+# a stand-in for the mariadb client: one session, a query per check; its mode and answer are files
+dir=$(dirname "$0")
+echo spawn >> "$dir/spawns"
+[ "$(cat "$dir/mode")" = down ] && { echo 'ERROR 2002' >&2; exit 1; }
+while IFS= read -r line; do
+    case "$line" in
+        SHOW*) case "$(cat "$dir/mode")" in hang) sleep 30 ;; quit) exit 1 ;; esac
+               read -r state ready < "$dir/state"
+               printf 'wsrep_local_state\t%s\nwsrep_ready\t%s\n' "$state" "$ready" ;;
+        SELECT*) echo hastack-end ;;
+    esac
+done
+"""
 
 
-def run_check(tmp_path: Path, topo: Topology, client_body: str) -> tuple[str, str]:
+def check_env(tmp_path: Path, topo: Topology, state: str = "4 ON", mode: str = "up") -> list[str]:
+    """A rendered check file (its settings section) and the fake client; the agent's argv."""
+    ctx = Ctx(topo, FixedSecrets(None))
+    cnf = next(f for f in galera.check_files(ctx, topo.controllers[0]) if f.path == galera.CHECK_CNF)
+    (tmp_path / "check.cnf").write_bytes(cnf.data)
     fake = tmp_path / "mariadb"
-    fake.write_text("#!/bin/bash\n" + client_body)
+    fake.write_text(FAKE_CLIENT)
     fake.chmod(0o755)
-    script = tmp_path / "check"
-    script.write_text(galera.check_script(topo, client=str(fake)))
-    script.chmod(0o755)
-    out = subprocess.run([str(script)], input=REQUEST, capture_output=True, timeout=10).stdout.decode()
+    (tmp_path / "state").write_text(state + "\n")
+    (tmp_path / "mode").write_text(mode + "\n")
+    return [sys.executable, str(Path(galera_check.__file__)), "--cnf", str(tmp_path / "check.cnf"),
+            "--client", str(fake)]
+
+
+def one_shot(tmp_path: Path, topo: Topology, state: str = "4 ON", mode: str = "up") -> tuple[str, str]:
+    out = subprocess.run(check_env(tmp_path, topo, state, mode), input=REQUEST, capture_output=True,
+                         timeout=10).stdout.decode()
     head, _, body = out.partition("\r\n\r\n")
     return head.splitlines()[0], body
 
 
-def status_says(state: str, ready: str) -> str:
-    return f"printf 'wsrep_local_state\\t{state}\\nwsrep_ready\\t{ready}\\n'\n"
-
-
-pytestmark_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-
-
-@pytestmark_bash
-@pytest.mark.parametrize(("state", "ready", "status"), [
-    ("4", "ON", "HTTP/1.1 200 OK"),
-    ("2", "ON", "HTTP/1.1 200 OK"),            # donor under mariabackup keeps serving
-    ("1", "ON", "HTTP/1.1 503 Service Unavailable"),
-    ("3", "ON", "HTTP/1.1 503 Service Unavailable"),
-    ("4", "OFF", "HTTP/1.1 503 Service Unavailable"),
+@pytest.mark.parametrize(("state", "status"), [
+    ("4 ON", "HTTP/1.1 200 OK"),
+    ("2 ON", "HTTP/1.1 200 OK"),            # donor under mariabackup keeps serving
+    ("1 ON", "HTTP/1.1 503 Service Unavailable"),
+    ("3 ON", "HTTP/1.1 503 Service Unavailable"),
+    ("4 OFF", "HTTP/1.1 503 Service Unavailable"),
 ])
-def test_check_script_answers(tmp_path: Path, seed: Topology, state: str, ready: str, status: str) -> None:
-    line, body = run_check(tmp_path, seed, status_says(state, ready))
+def test_check_answers(tmp_path: Path, seed: Topology, state: str, status: str) -> None:
+    line, body = one_shot(tmp_path, seed, state)
     assert line == status
     assert body.endswith("\n")
 
 
-@pytestmark_bash
-def test_check_script_donor_is_down_with_rsync(tmp_path: Path, seed: Topology) -> None:
-    line, _ = run_check(tmp_path, with_galera(seed, sst_method="rsync"), status_says("2", "ON"))
+def test_check_donor_is_down_with_rsync(tmp_path: Path, seed: Topology) -> None:
+    line, _ = one_shot(tmp_path, with_galera(seed, sst_method="rsync"), "2 ON")
     assert line == "HTTP/1.1 503 Service Unavailable"
 
 
-@pytestmark_bash
-def test_check_script_server_down(tmp_path: Path, seed: Topology) -> None:
-    line, body = run_check(tmp_path, seed, "echo 'ERROR 2002' >&2\nexit 1\n")
+def test_check_server_down(tmp_path: Path, seed: Topology) -> None:
+    line, body = one_shot(tmp_path, seed, mode="down")
     assert line == "HTTP/1.1 503 Service Unavailable"
     assert "not answering" in body
 
 
-@pytestmark_bash
-def test_check_script_content_length_matches(tmp_path: Path, seed: Topology) -> None:
-    fake = tmp_path / "mariadb"
-    fake.write_text("#!/bin/bash\n" + status_says("4", "ON"))
-    fake.chmod(0o755)
-    script = tmp_path / "check"
-    script.write_text(galera.check_script(seed, client=str(fake)))
-    script.chmod(0o755)
-    raw = subprocess.run([str(script)], input=REQUEST, capture_output=True, timeout=10).stdout
+def test_check_content_length_matches() -> None:
+    raw = galera_check.response(*galera_check.verdict({"wsrep_ready": "ON", "wsrep_local_state": "4"}, False))
     head, _, body = raw.partition(b"\r\n\r\n")
     headers = dict(h.split(b": ", 1) for h in head.split(b"\r\n")[1:])
-    length = int(headers[b"Content-Length"])
-    assert length == len(body)
+    assert int(headers[b"Content-Length"]) == len(body)
+
+
+def ask(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(REQUEST)
+        got = b""
+        while chunk := c.recv(4096):
+            got += chunk
+    return got.decode().splitlines()[0]
+
+
+def test_the_resident_check_keeps_one_session_and_replaces_a_broken_one(tmp_path: Path, seed: Topology) -> None:
+    """Many checks, one client session; a session that ends (MariaDB restarted) or hangs answers 503 once
+    (the hang within the timeout) and the next check opens a new one; a silent caller is let go."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*check_env(tmp_path, seed), "--listen", f"127.0.0.1:{port}"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                first = ask(port)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the check never listened"
+                time.sleep(0.05)
+        assert first == "HTTP/1.1 200 OK"
+        assert [ask(port) for _ in range(20)] == ["HTTP/1.1 200 OK"] * 20
+        assert (tmp_path / "spawns").read_text().count("spawn") == 1
+        (tmp_path / "state").write_text("1 ON\n")
+        assert ask(port) == "HTTP/1.1 503 Service Unavailable"
+        (tmp_path / "state").write_text("4 ON\n")
+        (tmp_path / "mode").write_text("quit\n")
+        assert ask(port) == "HTTP/1.1 503 Service Unavailable"
+        (tmp_path / "mode").write_text("hang\n")
+        t0 = time.monotonic()
+        assert ask(port) == "HTTP/1.1 503 Service Unavailable"
+        assert time.monotonic() - t0 < galera.CHECK_DB_TIMEOUT_S + 2
+        (tmp_path / "mode").write_text("up\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass  # connects and says nothing: let go after the request timeout
+        assert ask(port) == "HTTP/1.1 200 OK"
+        assert (tmp_path / "spawns").read_text().count("spawn") == 3  # first, after the quit, after the hang
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_a_join_may_take_longer_than_galera_derives(seed: Topology, ctx_of: CtxOf) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hastack.agents import db_backup
+from hastack.agents import db_backup, galera_check
 from hastack.components.base import Ctx, File, template
 from hastack.topology.model import GaleraTuning, Node, Topology
 
@@ -34,7 +34,7 @@ PROBE_SECRET = "db/hastack_probe"
 CHECK_CNF = "/etc/mysql/hastack-clustercheck.cnf"
 CHECK_SCRIPT = "/usr/local/lib/hastack/galera-check"
 CHECK_SOCKET = "hastack-galera-check.socket"
-CHECK_SERVICE = "hastack-galera-check@.service"
+CHECK_SERVICE = "hastack-galera-check.service"
 CHECK_PORT = 9200
 CHECK_DB_TIMEOUT_S = 2
 MARIADB_CLIENT = "/usr/bin/mariadb"
@@ -121,24 +121,27 @@ def server_cnf(ctx: Ctx, node: Node) -> str:
     )
 
 
-def check_script(topo: Topology, client: str = MARIADB_CLIENT) -> str:
-    """The health-check script (`client` is replaceable so tests can drive it without MariaDB)."""
-    donor_ok = topo.tuning.galera.sst_method == "mariabackup"
-    return template("galera/galera-check.sh.j2", client=client, client_cnf=CHECK_CNF, donor_ok=donor_ok,
-                    db_timeout_s=CHECK_DB_TIMEOUT_S)
+def check_donor_ok(topo: Topology) -> bool:
+    """A donor keeps serving (and passes the check) only with mariabackup; rsync blocks it."""
+    return topo.tuning.galera.sst_method == "mariabackup"
 
 
 def check_files(ctx: Ctx, node: Node) -> list[File]:
+    """The resident health check (agents/galera_check.py) behind a socket unit (Accept=no). A node
+    deployed before it ran one instance per check: the socket unit's change restarts the socket,
+    whose next connection starts the resident service; the old template unit is removed by deploy."""
     restart = (CHECK_SOCKET,)
     return [
         File(CHECK_CNF, template("galera/hastack-clustercheck.cnf.j2", script=CHECK_SCRIPT, user=CHECK_USER,
-                                 password=ctx.secrets.password(CHECK_SECRET)),
-             group="mysql", mode=0o640, secret=True),
-        File(CHECK_SCRIPT, check_script(ctx.topo), mode=0o755),
+                                 password=ctx.secrets.password(CHECK_SECRET), donor_ok=check_donor_ok(ctx.topo),
+                                 db_timeout_s=CHECK_DB_TIMEOUT_S),
+             group="mysql", mode=0o640, secret=True, restarts=(CHECK_SERVICE,)),
+        File(CHECK_SCRIPT, Path(galera_check.__file__).read_bytes(), mode=0o755, restarts=(CHECK_SERVICE,)),
         File(f"/etc/systemd/system/{CHECK_SOCKET}",
              template("galera/hastack-galera-check.socket.j2", node=node, port=CHECK_PORT), restarts=restart),
         File(f"/etc/systemd/system/{CHECK_SERVICE}",
-             template("galera/hastack-galera-check@.service.j2", script=CHECK_SCRIPT)),
+             template("galera/hastack-galera-check.service.j2", script=CHECK_SCRIPT, socket=CHECK_SOCKET),
+             restarts=(CHECK_SERVICE,)),
     ]
 
 

@@ -160,8 +160,8 @@ def restore_plan(d: Deploy, b: Backup, chain: list[Backup]) -> list[str]:
              f"  4. on {b.host}: bootstrap the primary component from it, put hastack's SQL accounts right",
              f"  5. one at a time, on {', '.join(others) or '(no other controller)'}: move {DATADIR}'s files aside, "
              f"start MariaDB: a full state transfer from {b.host}",
-             "  6. " + (f"start garbd on {', '.join(n.name for n in d.topo.garbd_nodes)}; " if d.topo.garbd_nodes else "")
-             + "wait for every node Synced",
+             "  6. " + ("start garbd on " + ", ".join(n.name for n in d.topo.garbd_nodes) + "; "
+                        if d.topo.garbd_nodes else "") + "wait for every node Synced",
              "every write after the backup's position is lost: that is what a restore is for"]
     return lines
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 from hastack.components import galera
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import sql_quote, wait_synced, wsrep
-from hastack.deploy.systemd import ensure_running
+from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.facts import GaleraStatus, grastate
 from hastack.facts.galera import NIL_UUID, sql_accounts
 from hastack.topology.model import Node
+
+OLD_CHECK_UNIT = "/etc/systemd/system/hastack-galera-check@.service"
+"""The per-connection check of before (Accept=yes); the resident one replaced it."""
+REMOVE_OLD_CHECK_UNIT = 'test ! -e "$1" || { rm -f "$1" && systemctl daemon-reload && echo removed; }'
 
 
 class GaleraStage:
@@ -79,7 +83,21 @@ class GaleraStage:
         await ensure_running(d, node.name, "garbd")
 
     async def check_socket(self, d: Deploy, node: Node) -> None:
+        """The health check's socket running; its resident service, which the socket's first
+        connection starts, restarted if its program or settings changed and it runs. The
+        per-connection template unit of before is removed (after the socket stopped using it)."""
         await ensure_running(d, node.name, galera.CHECK_SOCKET)
+        res = await d.run(node.name, ["sh", "-c", REMOVE_OLD_CHECK_UNIT, "hastack", OLD_CHECK_UNIT],
+                          f"remove {OLD_CHECK_UNIT}")
+        if res.stdout.strip() == "removed":
+            d.changed(node.name, f"removed {OLD_CHECK_UNIT} (the check is one resident service now)")
+        if d.needs_restart(node.name, galera.CHECK_SERVICE):
+            states = await unit_states(d, node.name, [galera.CHECK_SERVICE])
+            if states[galera.CHECK_SERVICE].active:
+                await d.run(node.name, ["systemctl", "restart", galera.CHECK_SERVICE],
+                            f"restart {galera.CHECK_SERVICE}")
+                d.started.setdefault(node.name, set()).add(galera.CHECK_SERVICE)
+                d.changed(node.name, f"restarted {galera.CHECK_SERVICE} (its program or settings changed)")
 
     async def gate(self, d: Deploy) -> None:
         votes = d.topo.galera_votes
