@@ -13,7 +13,7 @@ import pytest
 from conftest import FixedSecrets
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
-from hastack.deploy.engine import Deploy, StageFailed, StepFailed
+from hastack.deploy.engine import Deploy, Event, StageFailed, StepFailed
 from hastack.deploy.run import PlanResult
 from hastack.deploy.stages.files import FilesStage
 from hastack.deploy.stages.galera import GaleraStage
@@ -50,6 +50,14 @@ def unit(host: str, name: str, active: bool, times: int | None = 1) -> Expect:
     return on_fact(units([name]), host=host, stdout=text, times=times)
 
 
+def old_check_unit(host: str, *, removed: bool = False) -> Expect:
+    """The removal of the per-connection check unit of before: 'removed' where it was there."""
+    from hastack.deploy.stages import galera as stage
+
+    return on("sh", "-c", stage.REMOVE_OLD_CHECK_UNIT, "hastack", stage.OLD_CHECK_UNIT, host=host,
+              stdout="removed\n" if removed else "")
+
+
 def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed: Topology) -> None:
     s = Script()
     s.add(*status_cmd("ctl-1", [None], SYNCED), *status_cmd("ctl-2", [None], SYNCED),
@@ -64,8 +72,10 @@ def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed
               on("systemctl", "reset-failed", "mariadb", host=h),  # a unit at its start limit refuses start
               on("systemctl", "start", "mariadb", host=h), unit(h, "mariadb", True, None))
     for h in ("ctl-1", "ctl-2", "ctl-3"):
-        s.add(unit(h, "hastack-galera-check.socket", True, None))
+        s.add(unit(h, "hastack-galera-check.socket", True, None), old_check_unit(h, removed=h == "ctl-2"))
     d = make(seed, s)
+    events: list[Event] = []
+    d.emit = events.append
     asyncio.run(GaleraStage().run(d))
     s.assert_done()
     runs = [(c.host, c.argv[:2]) for c in s.calls if c.kind == "run" and c.argv[0] in ("galera_new_cluster",
@@ -73,6 +83,7 @@ def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed
             and (c.argv[0] == "galera_new_cluster" or c.argv[1] == "start")]
     assert runs == [("ctl-1", ("galera_new_cluster",)), ("ctl-2", ("systemctl", "start")),
                     ("ctl-3", ("systemctl", "start"))]
+    assert [e.host for e in events if "removed /etc/systemd/system/hastack-galera-check@" in e.message] == ["ctl-2"]
     sql = b"".join(c.stdin or b"" for c in s.calls if c.argv == ("mariadb",))
     assert b"CREATE USER 'sst'@'localhost'" in sql and b"clustercheck" in sql
     # the secrets went on stdin, never in an argv
