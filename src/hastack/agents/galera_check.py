@@ -10,6 +10,10 @@ process answers every check with one MariaDB client session kept open (`mariadb`
 fed a query per check on its stdin). The per-connection instance it replaces cost ~17 ms of CPU
 per check (a new service instance, bash and a client connection each time), ~5 checks a second on
 every controller. A session that errs, ends or is slow is killed and the next check starts another.
+Each connection has its own thread, and checks that arrive while a query is in flight take that
+query's answer: the three HAProxies ask at nearly the same moment, and queued one behind another
+they each waited out the one before (a frozen writer: the second and third check failed at
+HAProxy's 3 s timeout instead of on the 2 s answer, and writes moved 2 s later).
 
 Without a socket from systemd (or --listen), it answers the one request on stdin/stdout and exits
 (how the image tests drive it against a real MariaDB).
@@ -30,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -42,6 +47,7 @@ QUERY = (b"SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state', 'wsre
 REQUEST_LIMIT = 8192
 REQUEST_TIMEOUT_S = 1.0
 SD_LISTEN_FDS_START = 3
+MAX_CONNECTIONS = 32
 
 
 class Settings:
@@ -109,6 +115,34 @@ class Session:
         return None
 
 
+class Shared:
+    """One query at a time; a check arriving while one runs waits for it and takes its answer."""
+
+    def __init__(self, session: Session, timeout_s: float) -> None:
+        self.session, self.timeout_s = session, timeout_s
+        self.cond = threading.Condition()
+        self.running = False
+        self.done = 0
+        self.last: dict[str, str] | None = None
+
+    def state(self) -> dict[str, str] | None:
+        with self.cond:
+            if self.running:
+                ticket = self.done
+                self.cond.wait_for(lambda: self.done != ticket, timeout=self.timeout_s + 2)
+                return self.last if self.done != ticket else None
+            self.running = True
+        got = None
+        try:
+            got = self.session.state(self.timeout_s)
+        finally:
+            with self.cond:
+                self.last, self.running = got, False
+                self.done += 1
+                self.cond.notify_all()
+        return got
+
+
 def verdict(state: dict[str, str] | None, donor_ok: bool) -> tuple[str, str]:
     if state is None:
         return "503 Service Unavailable", "MariaDB is not answering"
@@ -142,7 +176,7 @@ def drain(read: Callable[[float], bytes], timeout_s: float) -> None:
         seen += chunk
 
 
-def serve_one(conn: socket.socket, session: Session, settings: Settings) -> None:
+def serve_one(conn: socket.socket, shared: Shared, donor_ok: bool, slots: threading.BoundedSemaphore) -> None:
     def read(left: float) -> bytes:
         conn.settimeout(left)
         try:
@@ -152,13 +186,14 @@ def serve_one(conn: socket.socket, session: Session, settings: Settings) -> None
 
     try:
         drain(read, REQUEST_TIMEOUT_S)
-        conn.settimeout(settings.timeout_s + 1)
-        conn.sendall(response(*verdict(session.state(settings.timeout_s), settings.donor_ok)))
+        conn.settimeout(shared.timeout_s + 1)
+        conn.sendall(response(*verdict(shared.state(), donor_ok)))
         conn.shutdown(socket.SHUT_WR)
     except OSError:
         pass
     finally:
         conn.close()
+        slots.release()
 
 
 def listening_socket(listen: str | None) -> socket.socket | None:
@@ -202,12 +237,17 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     sock.settimeout(None)
+    shared = Shared(session, settings.timeout_s)
+    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
     while True:
         try:
             conn, _ = sock.accept()
         except InterruptedError:
             continue
-        serve_one(conn, session, settings)
+        if not slots.acquire(blocking=False):  # more callers than checks ever are: refuse, do not queue
+            conn.close()
+            continue
+        threading.Thread(target=serve_one, args=(conn, shared, settings.donor_ok, slots), daemon=True).start()
 
 
 if __name__ == "__main__":
