@@ -215,6 +215,15 @@ def test_check_content_length_matches() -> None:
     assert int(headers[b"Content-Length"]) == len(body)
 
 
+@pytest.mark.parametrize(("written", "timeout"), [("2", 2.0), ("0", 0.5), ("99", 30.0), ("two", 2.0), ("", 2.0)])
+def test_check_settings_are_read_within_bounds(tmp_path: Path, written: str, timeout: float) -> None:
+    cnf = tmp_path / "check.cnf"
+    cnf.write_text(f"[client]\nuser = x\n\n[hastack-galera-check]\ndonor_ok = yes\ntimeout = {written}\n")
+    got = galera_check.Settings(str(cnf), "/usr/bin/mariadb")
+    assert (got.timeout_s, got.donor_ok) == (timeout, True)
+    assert galera_check.Settings(str(tmp_path / "missing.cnf"), "c").donor_ok is False
+
+
 def ask(port: int) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
         c.sendall(REQUEST)

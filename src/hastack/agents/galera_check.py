@@ -60,7 +60,10 @@ class Settings:
             pass  # the client will fail to read it too: every check answers 503
         section = parser[SECTION] if parser.has_section(SECTION) else {}
         self.donor_ok = str(section.get("donor_ok", "no")).strip().lower() in ("yes", "true", "1", "on")
-        self.timeout_s = float(section.get("timeout", "2") or 2)
+        try:
+            self.timeout_s = min(max(float(section.get("timeout", "2") or 2), 0.5), 30.0)
+        except ValueError:  # a hand-edited file: keep checking with the default rather than not at all
+            self.timeout_s = 2.0
         self.argv = [client, f"--defaults-file={cnf}", f"--connect-timeout={max(1, int(self.timeout_s))}",
                      "--batch", "--skip-column-names", "--unbuffered"]
 
