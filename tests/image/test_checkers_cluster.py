@@ -264,7 +264,7 @@ def test_migration_from_the_group_restarts_nothing(tmp_path: Path) -> None:
     tmp_path.joinpath("old.crm").write_text(old)
     live = ["fence-net-1", "fence-net-2", pacemaker.GROUP, *ids]
     tmp_path.joinpath("commands").write_bytes(pacemaker.configure_commands(SEED, live))
-    argv = pacemaker.apply_argv(SEED, live)
+    argv = pacemaker.apply_argv(pacemaker.stale_resources(SEED, live))
     assert argv[:2] == ["sh", "-c"]
     tmp_path.joinpath("apply.sh").write_text(argv[2])
     done = sh(MIGRATE, {str(tmp_path): GUEST})

@@ -117,9 +117,10 @@ def test_deploy_deletes_the_old_group_and_removed_fence_devices_in_the_same_sess
                         f"load update {pacemaker.SCRIPT}", "commit"]
     assert pacemaker.configure_commands(seed, ["fence-net-1", *AGENTS]).decode().splitlines()[0].startswith("load")
     # deletes run on a status-less copy whose configuration then replaces the live one; else live
-    assert pacemaker.apply_argv(seed, live)[:2] == ["sh", "-c"]
-    assert "--replace --scope configuration" in pacemaker.apply_argv(seed, live)[2]
-    assert pacemaker.apply_argv(seed, ["fence-net-1", "fence-net-2", *AGENTS]) == ["crm", "configure"]
+    on_copy = pacemaker.apply_argv(pacemaker.stale_resources(seed, live))
+    assert on_copy[:2] == ["sh", "-c"] and "--replace --scope configuration" in on_copy[2]
+    assert pacemaker.apply_argv(pacemaker.stale_resources(seed, ["fence-net-1", "fence-net-2", *AGENTS])) == [
+        "crm", "configure"]
 
 
 def test_fencing_off_disables_stonith_and_renders_no_device(seed: Topology) -> None:

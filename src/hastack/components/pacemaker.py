@@ -172,10 +172,10 @@ cibadmin --replace --scope configuration --xml-file "$work/configuration.xml"
 then replaces the live one in one CIB write. No value is interpolated: the script is constant."""
 
 
-def apply_argv(topo: Topology, live: list[str]) -> list[str]:
+def apply_argv(stale: list[str]) -> list[str]:
     """How deploy runs `configure_commands`: straight on the live CIB when nothing is deleted (a
-    no-change load is not even a write), else on a copy (APPLY_ON_A_COPY)."""
-    if stale_resources(topo, live):
+    no-change load is not even a write), else on a copy (APPLY_ON_A_COPY). `stale`: stale_resources."""
+    if stale:
         return ["sh", "-c", APPLY_ON_A_COPY, "hastack-apply-cib"]
     return ["crm", "configure"]
 

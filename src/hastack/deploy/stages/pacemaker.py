@@ -103,12 +103,13 @@ class PacemakerStage:
             configured = all(pacemaker.agent_id(u) in ids for u in units)
         else:  # fencing only: any fence device of ours
             configured = any(i.startswith(pacemaker.fence_id_prefix()) for i in ids)
-        stale = pacemaker.stale_resources(d.topo, sorted(ids))
+        live = sorted(ids)
+        stale = pacemaker.stale_resources(d.topo, live)
         if changed or not configured or stale:
             # one crmsh session, one commit: the stale objects go as the file's objects arrive
-            await d.run(host, pacemaker.apply_argv(d.topo, sorted(ids)), "apply the Pacemaker configuration"
+            await d.run(host, pacemaker.apply_argv(stale), "apply the Pacemaker configuration"
                         + (f" (and delete {', '.join(stale)})" if stale else ""),
-                        stdin=pacemaker.configure_commands(d.topo, sorted(ids)), timeout=120)
+                        stdin=pacemaker.configure_commands(d.topo, live), timeout=120)
             d.changed(host, "applied the Pacemaker configuration"
                       + (f" (deleted {', '.join(stale)}, on a copy of the CIB)" if stale else ""))
 
