@@ -190,8 +190,9 @@ def help_values(text: str) -> dict[str, str]:
 def test_mariadbd_accepts_config(node_files: Callable[[str, str], Path], example: str, name: str) -> None:
     topo = EXAMPLES[example]
     node = topo.node(name)
-    cnf = node_files(example, name) / galera.CONF.lstrip("/")
-    done = run(["mariadbd", "--help", "--verbose"], {str(cnf): galera.CONF})
+    root = node_files(example, name)
+    done = run(["mariadbd", "--help", "--verbose"],
+               {str(root / p.lstrip("/")): p for p in (galera.CONF, galera.MEMBERS_CONF)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "[ERROR]" not in done.stderr and "unknown" not in done.stderr.lower(), done.stderr[-2000:]
     values = help_values(done.stdout)
@@ -302,7 +303,8 @@ def test_garbd_accepts_its_options(node_files: Callable[[str, str], Path], netns
 def test_rabbitmq_conf_translates(node_files: Callable[[str, str], Path], example: str, name: str) -> None:
     topo = EXAMPLES[example]
     root = node_files(example, name)
-    done = run([f"{TOOLS}/rabbitmq_conf.escript", RABBIT_PLUGINS, rabbitmq.CONF, *RABBIT_SCHEMAS],
+    confs = f"{rabbitmq.CONF},{rabbitmq.PEERS_CONF}"  # conf.d after rabbitmq.conf, as the broker reads them
+    done = run([f"{TOOLS}/rabbitmq_conf.escript", RABBIT_PLUGINS, confs, *RABBIT_SCHEMAS],
                {str(root / "etc/rabbitmq"): "/etc/rabbitmq"})
     assert done.returncode == 0, output(done)
     env = done.stdout

@@ -317,3 +317,124 @@ def test_deploy_yes_and_dry_run_exclude_each_other() -> None:
 
     res = CliRunner().invoke(app, ["deploy", "examples/seed.yml", "--yes", "--dry-run"])
     assert res.exit_code == 2 and "exclude each other" in res.output
+
+
+# -- membership: a broker or a Galera member the topology no longer lists ------------------------
+def _cluster(members: list[str], running: list[str]) -> str:
+    import json
+
+    return json.dumps({"cluster_name": "rabbit@ctl-1", "disk_nodes": members, "ram_nodes": [],
+                       "running_nodes": running, "partitions": {}, "alarms": [], "versions": {}})
+
+
+def _replaced(seed: Topology) -> Topology:
+    """The seed with ctl-2 replaced by ctl-4 at a new address."""
+    return seed.model_copy(update={"nodes": [
+        n.model_copy(update={"name": "ctl-4", "address": "10.77.0.14"}) if n.name == "ctl-2" else n
+        for n in seed.nodes]})
+
+
+def test_a_dead_broker_left_out_of_the_topology_is_forgotten_from_the_largest_view(seed: Topology) -> None:
+    from hastack.facts import cluster_status
+
+    topo = _replaced(seed)
+    old = ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
+    s = Script().add(
+        on_fact(cluster_status(), host="ctl-1", stdout=_cluster(old, ["rabbit@ctl-1", "rabbit@ctl-3"])),
+        on_fact(cluster_status(), host="ctl-3", stdout=_cluster(old, ["rabbit@ctl-1", "rabbit@ctl-3"])),
+        # the new broker has not joined yet: it knows only itself
+        on_fact(cluster_status(), host="ctl-4", stdout=_cluster(["rabbit@ctl-4"], ["rabbit@ctl-4"])),
+        on("rabbitmqctl", "-q", "forget_cluster_node", "rabbit@ctl-2", host="ctl-1"))
+    d = make(topo, s)
+    asyncio.run(RabbitMQStage().forget_departed(d))
+    s.assert_done()
+    assert d.changes == 1
+
+
+def test_a_running_broker_left_out_of_the_topology_stops_the_stage_and_is_not_forgotten(seed: Topology) -> None:
+    from hastack.facts import cluster_status
+
+    topo = _replaced(seed)
+    old = ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
+    s = Script().add(*(on_fact(cluster_status(), host=h, stdout=_cluster(old, old)) for h in ("ctl-1", "ctl-3")),
+                     on_fact(cluster_status(), host="ctl-4", stdout=_cluster(["rabbit@ctl-4"], ["rabbit@ctl-4"])))
+    d = make(topo, s)
+    with pytest.raises(StepFailed) as exc:
+        asyncio.run(RabbitMQStage().forget_departed(d))
+    assert "rabbit@ctl-2 still run(s)" in str(exc.value) and "systemctl stop rabbitmq-server" in str(exc.value)
+    assert d.changes == 0  # nothing forgotten: the scripted transport has no forget_cluster_node
+
+
+def test_nothing_to_forget_when_the_cluster_is_the_topology(seed: Topology) -> None:
+    from hastack.facts import cluster_status
+
+    all3 = ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
+    s = Script().add(*(on_fact(cluster_status(), host=h, stdout=_cluster(all3, all3))
+                       for h in ("ctl-1", "ctl-2", "ctl-3")))
+    d = make(seed, s)
+    asyncio.run(RabbitMQStage().forget_departed(d))
+    assert d.changes == 0
+
+
+def test_a_new_broker_gets_a_replica_of_every_quorum_queue(seed: Topology) -> None:
+    from hastack.facts.rabbitmq import grow_queues
+
+    grown = '[{"vhost":"nova","name":"scheduler","size":4,"result":"ok"},' \
+            '{"vhost":"nova","name":"conductor","size":3,"result":"{error,timeout}"}]'
+    s = Script().add(on_fact(grow_queues("rabbit@ctl-2"), host="ctl-2", stdout=grown))
+    d = make(seed, s)
+    with pytest.raises(StepFailed) as exc:
+        asyncio.run(RabbitMQStage().grow(d, seed.node("ctl-2")))
+    assert "nova/conductor: {error,timeout}" in str(exc.value)
+    s = Script().add(on_fact(grow_queues("rabbit@ctl-2"), host="ctl-2", stdout="[]\n"))
+    d = make(seed, s)
+    asyncio.run(RabbitMQStage().grow(d, seed.node("ctl-2")))
+    assert d.changes == 0
+
+
+def test_a_galera_member_left_out_of_the_topology_but_running_stops_deploy(seed: Topology) -> None:
+    from hastack.facts import GaleraStatus
+
+    topo = _replaced(seed)
+
+    def member(addresses: str) -> GaleraStatus:
+        return GaleraStatus(True, {"wsrep_cluster_status": "Primary", "wsrep_local_state_comment": "Synced",
+                                   "wsrep_ready": "ON", "wsrep_cluster_size": "3",
+                                   "wsrep_incoming_addresses": addresses})
+
+    d = make(topo, Script())
+    alive = member("10.77.0.11:3306,10.77.0.12:3306,10.77.0.13:3306")
+    with pytest.raises(StepFailed) as exc:
+        GaleraStage.no_member_left_out(d, "ctl-1", {"ctl-1": alive, "ctl-3": alive})
+    assert "10.77.0.12 still run(s) MariaDB" in str(exc.value)
+    # ctl-2 dead: it has left the view; a joining ctl-4 (no address yet) and garbd leave empty entries
+    gone = member("10.77.0.11:3306,,10.77.0.13:3306,AUTO")
+    GaleraStage.no_member_left_out(d, "ctl-1", {"ctl-1": gone, "ctl-3": gone})
+
+
+def test_the_agents_pacemaker_runs_restart_only_for_the_files_they_read(seed: Topology) -> None:
+    from hastack.components import neutron
+    from hastack.deploy.stages.pacemaker import agents_to_restart
+
+    assert agents_to_restart(seed, {}) == []
+    assert agents_to_restart(seed, {"net-2": {neutron.DHCP}}) == ["neutron-dhcp-agent"]
+    # neutron.conf (a transport_url naming a replaced controller): every agent, in start order
+    assert agents_to_restart(seed, {"net-1": {neutron.CONF}, "cmp-1": {neutron.L3}}) == [
+        "neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent"]
+    assert agents_to_restart(seed, {"cmp-1": {neutron.CONF}}) == []  # not a network node
+
+
+def test_a_changed_haproxy_is_reloaded_not_restarted(seed: Topology) -> None:
+    """A reload keeps the VIP holder's connections (a replaced controller changes every backend list)."""
+    from hastack.deploy.stages.vip import VipStage
+    from hastack.facts import show_stat
+
+    stat = "# pxname,svname,qcur,status,weight,act,bck,check_status,lastchg,type,\ngalera,ctl-1,0,UP,1,1,0,L7OK,10,2,\n"
+    s = Script().add(unit("ctl-1", "haproxy", True, times=2),
+                     on("systemctl", "reload", "haproxy", host="ctl-1"),
+                     on_fact(show_stat(), host="ctl-1", stdout=stat))
+    d = make(seed, s)
+    d.restarts["ctl-1"] = {"haproxy"}
+    asyncio.run(VipStage().haproxy(d, seed.node("ctl-1")))
+    s.assert_done()  # no `systemctl restart haproxy`: an unexpected call fails the fake
+    assert d.changes == 1

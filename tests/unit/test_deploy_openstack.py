@@ -622,3 +622,37 @@ def test_an_api_that_never_answers_fails_its_gate_with_who_listens() -> None:
     assert "neutron-api.service ActiveState=active" in text
     assert "5000" not in text.split("last seen")[1].split("\n")[0]
     assert d.calls[-1][4:] == ("10.77.0.11:9696",)  # only the silent port is looked into
+
+
+def test_tool_prune_deletes_the_down_rows_of_hosts_left_out_and_names_the_live_ones() -> None:
+    """ctl-2 was replaced by ctl-4: its nova rows go through Nova's API, its Cinder and Heat rows are
+    returned for their manage commands, a row still up is only named, rows of kept hosts stay."""
+    ks = FakeKeystone()
+    deleted: list[str] = []
+
+    def http(method: str, service: str, path: str, body: dict[str, Any] | None, authenticated: bool
+             ) -> tuple[int, Any]:
+        if method == "DELETE":
+            deleted.append(f"{service} {path}")
+            return 204, None
+        return ks(method, service, path, body, authenticated)
+
+    ks.lists = {
+        "compute": {"services": [
+            {"id": 1, "binary": "nova-scheduler", "host": "ctl-1", "state": "up", "status": "enabled"},
+            {"id": 2, "binary": "nova-scheduler", "host": "ctl-2", "state": "down", "status": "enabled"},
+            {"id": 3, "binary": "nova-conductor", "host": "ctl-2", "state": "up", "status": "enabled"},
+            {"id": 4, "binary": "nova-scheduler", "host": "ctl-4", "state": "down", "status": "enabled"}]},
+        "volumev3": {"services": [
+            {"binary": "cinder-scheduler", "host": "ctl-2", "state": "down", "status": "enabled"}]},
+        "orchestration": {"services": [{"id": "e1", "binary": "heat-engine", "host": "ctl-2", "status": "down"}]},
+    }
+    keep = [{"service": "compute", "binary": b, "host": h} for b in ("nova-scheduler", "nova-conductor")
+            for h in ("ctl-1", "ctl-4")]
+    keep += [{"service": "volumev3", "binary": "cinder-scheduler", "host": "ctl-1"},
+             {"service": "orchestration", "binary": "heat-engine", "host": "ctl-1"}]
+    out = tool.prune(http, {"keep": keep})
+    assert deleted == ["compute /os-services/2"]  # ctl-4's row is down but kept: its host is in the topology
+    assert out["removed"] == ["nova-scheduler@ctl-2"]
+    assert out["alive"] == ["nova-conductor@ctl-2"]
+    assert out["stale"] == [["orchestration", "heat-engine", "ctl-2"], ["volumev3", "cinder-scheduler", "ctl-2"]]

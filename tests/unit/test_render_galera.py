@@ -28,9 +28,36 @@ def files(ctx: Ctx, node: Node) -> dict[str, File]:
 
 
 def server_cnf(ctx: Ctx, node: Node) -> configparser.RawConfigParser:
+    """Both of hastack's server files, read in mariadbd's order (by name); a key set in both fails."""
     cp = configparser.RawConfigParser(allow_no_value=True, strict=True)
-    cp.read_string(files(ctx, node)[galera.CONF].data.decode())
+    seen: set[tuple[str, str]] = set()
+    for path in sorted((galera.CONF, galera.MEMBERS_CONF)):
+        one = configparser.RawConfigParser(allow_no_value=True, strict=True)
+        one.read_string(files(ctx, node)[path].data.decode())
+        for section in one.sections():
+            if not cp.has_section(section):
+                cp.add_section(section)
+            for key, value in one[section].items():
+                assert (section, key) not in seen, f"{key} set twice"
+                seen.add((section, key))
+                cp[section][key] = value
     return cp
+
+
+def test_a_membership_change_restarts_no_member(seed: Topology, ctx_of: CtxOf) -> None:
+    """The member list is its own file and asks for no restart; the server file does not change
+    when a controller is replaced (ctl-2 by ctl-4 at another address)."""
+    ctx = ctx_of(seed)
+    replaced = seed.model_copy(update={"nodes": [
+        n.model_copy(update={"name": "ctl-4", "address": "10.77.0.14"}) if n.name == "ctl-2" else n
+        for n in seed.nodes]})
+    ctx4 = ctx_of(replaced)
+    for name in ("ctl-1", "ctl-3"):
+        before, after = files(ctx, seed.node(name)), files(ctx4, replaced.node(name))
+        assert before[galera.CONF].data == after[galera.CONF].data
+        assert before[galera.MEMBERS_CONF].data != after[galera.MEMBERS_CONF].data
+        assert after[galera.MEMBERS_CONF].restarts == ()
+        assert "10.77.0.14:4567" in after[galera.MEMBERS_CONF].data.decode()
 
 
 def provider_options(cp: configparser.RawConfigParser) -> dict[str, str]:

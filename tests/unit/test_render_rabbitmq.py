@@ -21,8 +21,10 @@ def files(ctx: Ctx, node: Node) -> dict[str, File]:
 
 
 def conf(ctx: Ctx, node: Node) -> dict[str, str]:
+    """rabbitmq.conf and hastack's conf.d file, merged as the broker reads them; a key set twice fails."""
     out = {}
-    for line in files(ctx, node)[rabbitmq.CONF].data.decode().splitlines():
+    text = files(ctx, node)[rabbitmq.CONF].data.decode() + files(ctx, node)[rabbitmq.PEERS_CONF].data.decode()
+    for line in text.splitlines():
         if line.strip() and not line.startswith("#"):
             key, _, value = line.partition("=")
             assert key.strip() not in out, f"{key} set twice"
@@ -215,3 +217,19 @@ def test_a_boot_never_hangs_on_a_peer_that_remembers_the_previous_run(seed: Topo
     assert "for peer in rabbit@ctl-2 rabbit@ctl-3; do\n" in text
     assert "eval \"erlang:disconnect_node('rabbit@ctl-1').\"" in text
     assert "timeout 10 " in text and text.endswith("wait\nexit 0\n")
+
+
+def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -> None:
+    """Replacing ctl-2 by ctl-4: on the brokers that stay, only the peer list changes, and it asks
+    for no restart (peer discovery reads it only when a node joins)."""
+    replaced = seed.model_copy(update={"nodes": [
+        n.model_copy(update={"name": "ctl-4", "address": "10.77.0.14"}) if n.name == "ctl-2" else n
+        for n in seed.nodes]})
+    before, after = ctx_of(seed), ctx_of(replaced)
+    for name in ("ctl-1", "ctl-3"):
+        old, new = files(before, seed.node(name)), files(after, replaced.node(name))
+        changed = sorted(p for p in old if old[p].data != new[p].data)
+        assert changed == sorted([rabbitmq.DROP_STALE, rabbitmq.PEERS_CONF]), changed
+        assert all(new[p].restarts == () for p in changed)
+        assert "rabbit@ctl-4" in new[rabbitmq.PEERS_CONF].data.decode()
+        assert "rabbit@ctl-2" not in new[rabbitmq.PEERS_CONF].data.decode()

@@ -247,18 +247,18 @@ LISTS: dict[str, tuple[str, str]] = {
 """Per service type: the admin list of services/agents and its JSON key."""
 
 
+def row_up(service: str, r: dict[str, Any]) -> bool:
+    """Whatever each API calls "up"."""
+    if service == "network":
+        return bool(r.get("alive")) and r.get("admin_state_up", True) is not False
+    if service == "orchestration":
+        return r.get("status") == "up"
+    return r.get("state") == "up" and r.get("status", "enabled") == "enabled"
+
+
 def rows(service: str, doc: Any) -> list[tuple[str, str, bool]]:
-    """(binary, host, up) per row, whatever each API calls "up"."""
-    out = []
-    for r in doc[LISTS[service][1]]:
-        if service == "network":
-            up = bool(r.get("alive")) and r.get("admin_state_up", True) is not False
-        elif service == "orchestration":
-            up = r.get("status") == "up"
-        else:
-            up = r.get("state") == "up" and r.get("status", "enabled") == "enabled"
-        out.append((str(r["binary"]), str(r["host"]), up))
-    return out
+    """(binary, host, up) per row."""
+    return [(str(r["binary"]), str(r["host"]), row_up(service, r)) for r in doc[LISTS[service][1]]]
 
 
 def observe(http: Http, expect: list[dict[str, str]]) -> tuple[list[str], dict[str, Any]]:
@@ -298,6 +298,42 @@ def gate(http: Http, spec: dict[str, Any], clock: Callable[[], float] = time.mon
         if not missing or clock() >= deadline:
             return {"ok": not missing, "missing": missing, "seen": seen}
         sleep(float(spec.get("interval", 2)))
+
+
+# -- rows of hosts the topology no longer has -------------------------------------------------------
+DELETABLE = ("compute", "network")
+"""Nova and Neutron delete a service or agent row through their API; Cinder and Heat have no such
+call (their manage commands do it on a controller: the deploy stage runs them for what `prune`
+returns as stale)."""
+
+
+def prune(http: Http, spec: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every row whose binary the topology runs but on a host it does not list (a controller or a
+    compute that was replaced): deleted when it is down, named when it is still up (a host left out
+    of the topology but running is the operator's to stop; nothing alive is deleted)."""
+    hosts: dict[str, dict[str, set[str]]] = {}
+    for e in spec["keep"]:
+        hosts.setdefault(e["service"], {}).setdefault(e["binary"], set()).add(e["host"])
+    removed: list[str] = []
+    stale: list[list[str]] = []
+    alive: list[str] = []
+    for service in sorted(hosts):
+        path, key = LISTS[service]
+        status, doc = http("GET", service, path, None, True)
+        for r in _check(status, doc, f"list {service} services")[key]:
+            binary, host = str(r["binary"]), str(r["host"])
+            if binary not in hosts[service] or host in hosts[service][binary]:
+                continue
+            what = f"{binary}@{host}"
+            if row_up(service, r):
+                alive.append(what)
+            elif service in DELETABLE:
+                status, doc = http("DELETE", service, f"{path}/{r['id']}", None, True)
+                _check(status, doc, f"delete {what}", ok=(200, 202, 204, 404))
+                removed.append(what)
+            else:
+                stale.append([service, binary, host])
+    return {"removed": removed, "stale": stale, "alive": alive}
 
 
 # -- on the node ------------------------------------------------------------------------------------
@@ -363,8 +399,8 @@ def save_known(known: dict[str, str], path: str = STATE) -> None:
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - runs on a node
-    if len(argv) != 2 or argv[1] not in ("setup", "gate"):
-        print("usage: openstack-admin setup|gate  (JSON spec on stdin)", file=sys.stderr)
+    if len(argv) != 2 or argv[1] not in ("setup", "gate", "prune"):
+        print("usage: openstack-admin setup|gate|prune  (JSON spec on stdin)", file=sys.stderr)
         return 2
     spec = json.load(sys.stdin)
     try:
@@ -374,6 +410,8 @@ def main(argv: list[str]) -> int:  # pragma: no cover - runs on a node
             changed = setup(http, spec, known)
             save_known(known)
             print(json.dumps({"changed": changed}))
+        elif argv[1] == "prune":
+            print(json.dumps(prune(http, spec)))
         else:
             print(json.dumps(gate(http, spec)))
     except ApiError as exc:

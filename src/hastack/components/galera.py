@@ -5,7 +5,11 @@ Why it looks like this:
   (nonlocal bind), so a server listening on 0.0.0.0:3306 would take the VIP's port away from it.
 - `wsrep_cluster_address` lists every member, MariaDB and garbd alike: a node (re)starting while
   some peers are down still finds the primary component through whichever member is up. With two
-  controllers and garbd, leaving garbd out would strand a restarting controller.
+  controllers and garbd, leaving garbd out would strand a restarting controller. It has a file of
+  its own (`MEMBERS_CONF`) that restarts nothing: mariadbd reads it only to join, and a running
+  member learns who is in the cluster from the cluster. Replacing a controller therefore rewrites
+  the list on the others without a restart (a restart would cost each of them a state transfer
+  and the writer a failover for nothing).
 - The evs timeouts come from `tuning.galera` (lab: 3.3 s to evict a killed node instead of 6.4 s);
   validation already refuses a keepalive period above a third of the suspect timeout, which mariadbd
   itself refuses.
@@ -28,6 +32,7 @@ from hastack.components.base import Ctx, File, template
 from hastack.topology.model import GaleraTuning, Node, Topology
 
 CONF = "/etc/mysql/mariadb.conf.d/99-hastack-galera.cnf"
+MEMBERS_CONF = "/etc/mysql/mariadb.conf.d/99-hastack-members.cnf"
 PROBE_USER = PROBE_DB = "hastack_probe"
 PROBE_SECRET = "db/hastack_probe"
 """hastack's own SQL account and schema, reached through the VIP: status, drills and tests write here."""
@@ -115,10 +120,14 @@ def server_cnf(ctx: Ctx, node: Node) -> str:
     sst_password = ctx.secrets.password(SST_SECRET) if g.sst_method == "mariabackup" else ""
     return template(
         "galera/99-hastack-galera.cnf.j2", node=node, cluster=ctx.topo.name, g=g,
-        members=gcomm_peers(ctx.topo), garbd=bool(ctx.topo.garbd_nodes), max_connections=MAX_CONNECTIONS,
-        table_open_cache=TABLE_OPEN_CACHE,
+        members_file=MEMBERS_CONF, max_connections=MAX_CONNECTIONS, table_open_cache=TABLE_OPEN_CACHE,
         sst_user=SST_USER, sst_password=sst_password, provider_options=provider_options(ctx.topo, node),
     )
+
+
+def members_cnf(ctx: Ctx, node: Node) -> str:
+    return template("galera/99-hastack-members.cnf.j2", node=node, cluster=ctx.topo.name,
+                    members=gcomm_peers(ctx.topo), garbd=bool(ctx.topo.garbd_nodes))
 
 
 def check_donor_ok(topo: Topology) -> bool:
@@ -163,8 +172,9 @@ class Galera:
         has_auth = ctx.topo.tuning.galera.sst_method == "mariabackup"
         cnf = File(CONF, server_cnf(ctx, node), group="mysql", mode=0o640, secret=has_auth,
                    restarts=("mariadb",))
+        members_file = File(MEMBERS_CONF, members_cnf(ctx, node), group="mysql", mode=0o640)
         backup = File(BACKUP_PROGRAM, Path(db_backup.__file__).read_bytes(), mode=0o755)
-        return [cnf, *check_files(ctx, node), backup]
+        return [cnf, members_file, *check_files(ctx, node), backup]
 
 
 COMPONENT = Galera()

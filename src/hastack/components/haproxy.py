@@ -127,6 +127,12 @@ def listeners(topo: Topology) -> list[Listener]:
             for a in apis(topo)]
 
 
+HARD_STOP_AFTER_S = 60
+"""After a reload the old process runs no health checks of its own view any more; its long-lived
+connections (database pools) would otherwise stay on whatever writer it had, for up to an hour.
+A minute lets requests in flight finish."""
+
+
 def config(ctx: Ctx, node: Node) -> str:
     topo = ctx.topo
     h = topo.tuning.haproxy
@@ -137,7 +143,7 @@ def config(ctx: Ctx, node: Node) -> str:
         check_port=galera.CHECK_PORT, check_timeout_ms=max(CHECK_TIMEOUT_MS, h.check_inter_ms),
         galera_check_timeout_ms=GALERA_CHECK_TIMEOUT_MS, listeners=listeners(topo),
         controllers=topo.controllers, tls=topo.network.tls, scheme=topo.api_scheme,
-        ssl=f" ssl crt {CERT}" if topo.network.tls else "",
+        ssl=f" ssl crt {CERT}" if topo.network.tls else "", hard_stop_after_s=HARD_STOP_AFTER_S,
     )
 
 

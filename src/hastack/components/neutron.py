@@ -78,6 +78,16 @@ def cluster_units(topo: Topology) -> list[str]:
     return out + ["neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent"]
 
 
+def cluster_agent_files(topo: Topology) -> dict[str, tuple[str, ...]]:
+    """The files each agent Pacemaker runs reads when it starts (unit -> paths): a change of any of
+    them needs a restart through Pacemaker (systemd does not own these units, see `units`)."""
+    out: dict[str, tuple[str, ...]] = {"neutron-metadata-agent": (CONF, METADATA), "neutron-dhcp-agent": (CONF, DHCP),
+           "neutron-l3-agent": (CONF, L3)}
+    if topo.openstack.l2_agent == "openvswitch":
+        out[l2_unit(topo)] = (CONF, OPENVSWITCH)
+    return out
+
+
 def cleanup_unit() -> str:
     """Stopping the L3 and DHCP agents leaves their namespaces behind on purpose (traffic survives an
     agent restart): qrouter-* keeps the router addresses and NAT, qdhcp-* its ports. After a clean

@@ -45,6 +45,8 @@ from hastack.components.base import HEADER, Ctx, File, template
 from hastack.topology.model import Node, RabbitMQTuning, ServiceName, Topology
 
 CONF = "/etc/rabbitmq/rabbitmq.conf"
+PEERS_CONF = "/etc/rabbitmq/conf.d/20-hastack-peers.conf"
+"""RabbitMQ (3.9 and later) reads every file of /etc/rabbitmq/conf.d after rabbitmq.conf."""
 ENV_CONF = "/etc/rabbitmq/rabbitmq-env.conf"
 TICKTIME_DROPIN = "/etc/systemd/system/rabbitmq-server.service.d/hastack-net-ticktime.conf"
 
@@ -195,9 +197,14 @@ def definitions(ctx: Ctx) -> dict[str, Any]:
             "queues": [], "exchanges": [], "bindings": []}
 
 
+def peers_conf(ctx: Ctx, node: Node) -> str:
+    return template("rabbitmq/20-hastack-peers.conf.j2", nodename=nodename(node), cluster=ctx.topo.name,
+                    peers=[nodename(n) for n in ctx.topo.brokers])
+
+
 def conf(ctx: Ctx, node: Node) -> str:
     return template("rabbitmq/rabbitmq.conf.j2", node=node, nodename=nodename(node), cluster=ctx.topo.name,
-                    peers=[nodename(n) for n in ctx.topo.brokers], t=ctx.topo.tuning.rabbitmq,
+                    peers_file=PEERS_CONF, t=ctx.topo.tuning.rabbitmq,
                     partition_handling=ctx.topo.partition_handling,
                     amqp_port=AMQP_PORT, management_port=MANAGEMENT_PORT, definitions=DEFINITIONS)
 
@@ -221,6 +228,7 @@ class RabbitMQ:
         defs = json.dumps(definitions(ctx), indent=2) + "\n"
         return [
             File(CONF, conf(ctx, node), restarts=r),
+            File(PEERS_CONF, peers_conf(ctx, node)),  # read only to join: restarts nothing
             File(ENV_CONF, env, restarts=r),
             File(TICKTIME_DROPIN, ticktime_dropin(ctx.topo.tuning.rabbitmq), restarts=r),
             File(BOOT_DROPIN, boot_dropin(), restarts=r),

@@ -63,6 +63,18 @@ class GaleraStatus:
         return self.primary and self.state == "Synced" and self.ready
 
     @property
+    def incoming_hosts(self) -> tuple[str, ...]:
+        """The host part of every member's client address (`wsrep_incoming_addresses`,
+        "10.77.0.11:3306,10.77.0.12:3306"); members without one (garbd, a node still joining)
+        leave an empty or AUTO entry, skipped here."""
+        out = []
+        for item in self._get("incoming_addresses").split(","):
+            host = item.strip().rsplit(":", 1)[0].strip("[]")
+            if host and host != "AUTO":
+                out.append(host)
+        return tuple(out)
+
+    @property
     def ready(self) -> bool:
         return self._get("ready") == "ON"
 

@@ -216,3 +216,33 @@ def stopped_vhosts() -> Fact[list[tuple[str, str]]]:
     return Fact("rabbitmq_stopped_vhosts",
                 ("rabbitmqctl", "-q", "list_vhosts", "name", "cluster_state", "--formatter", "json"),
                 lambda r: parse_stopped_vhosts(require_exit(r).stdout), 70.0)
+
+
+@dataclass(frozen=True)
+class Grown:
+    """What `rabbitmq-queues grow` did: the queues that got a replica, and those that refused."""
+
+    added: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
+
+
+def parse_grow(text: str) -> Grown:
+    """`rabbitmq-queues grow NODE all --formatter json`: one row per quorum queue that lacked the
+    node (vhost, name, size, result); result "ok" when the replica was added."""
+    added: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for row in _json_list(text, "grow"):
+        name = f"{row.get('vhost', '')}/{row.get('name', '')}"
+        result = str(row.get("result", ""))
+        if result == "ok":
+            added.append(name)
+        else:
+            failed.append((name, result))
+    return Grown(tuple(added), tuple(failed))
+
+
+def grow_queues(node: str) -> Fact[Grown]:
+    """Not a read: adds NODE to every quorum queue that lacks it (idempotent: a queue that has it is
+    not even listed), run on that broker. A fact because its answer is parsed like one."""
+    argv = ("rabbitmq-queues", "-q", "grow", node, "all", "--formatter", "json")
+    return Fact(f"rabbitmq_grow {node}", argv, lambda r: parse_grow(require_exit(r).stdout), 170.0)

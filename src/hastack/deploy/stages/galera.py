@@ -33,6 +33,7 @@ class GaleraStage:
         primary = [h for h, s in states.items() if s.primary]
         if primary:
             seed = primary[0]
+            self.no_member_left_out(d, seed, states)
         else:
             seed = await self.bootstrap(d, ctls, states)
         await self.users(d, seed)
@@ -40,6 +41,20 @@ class GaleraStage:
         await d.each(d.topo.garbd_nodes, lambda n: self.garbd(d, n))
         await d.each(ctls, lambda n: self.check_socket(d, n))
         await self.gate(d)
+
+    @staticmethod
+    def no_member_left_out(d: Deploy, seed: str, states: dict[str, GaleraStatus]) -> None:
+        """A node the topology no longer lists but that still runs in the cluster would keep a vote
+        nobody deploys or watches: stop before anything changes. The members are read from
+        `wsrep_incoming_addresses` (the client address of every MariaDB member; garbd has none). A
+        dead node has already left the cluster's view: nothing to do for it."""
+        ours = {str(n.address) for n in d.topo.controllers}
+        strangers = [a for a in states[seed].incoming_hosts if a not in ours]
+        if strangers:
+            raise StepFailed(seed, "compare the Galera members with the topology",
+                             f"{', '.join(strangers)} still run(s) MariaDB in the cluster but the topology does not "
+                             "list that address: stop MariaDB there (it leaves the cluster cleanly) or put the "
+                             "node back in the topology, then deploy again")
 
     async def bootstrap(self, d: Deploy, ctls: list[Node], states: dict[str, GaleraStatus]) -> str:
         running = [h for h, s in states.items() if s.available]

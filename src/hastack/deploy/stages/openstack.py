@@ -22,7 +22,11 @@ Order, and why:
    ceilometer's resource types are created in Gnocchi (first controller, once per version) after
    the APIs answer and before ceilometer's agents start;
 7. gate through the VIP: a token; nova's scheduler and conductor on every controller and
-   nova-compute on every compute up; the L2 agents alive; cinder's scheduler and heat's engine up.
+   nova-compute on every compute up; the L2 agents alive; cinder's scheduler and heat's engine up;
+8. the service rows of hosts the topology no longer lists (a replaced controller's scheduler and
+   conductor, a removed compute's nova-compute and L2 agent) deleted once they are down: Nova and
+   Neutron rows through their APIs, Cinder's by `cinder-manage service remove`, Heat's engines by
+   `heat-manage service clean`. A row that is still up is named, never deleted.
 The network nodes' L3/DHCP/metadata agents come with the Pacemaker group in the next stage, whose
 gate calls `network_agents_gate` here.
 
@@ -46,6 +50,7 @@ from hastack.deploy.services import (
     api_gate,
     api_urls,
     auth_spec,
+    cluster_expectations,
     expectations,
     first,
     service_units,
@@ -112,6 +117,28 @@ class OpenStackStage:
         await d.rolling([n for n in d.topo.computes if not n.has("controller")], lambda n: self.agent_node(d, n))
         await self.discover_hosts(d, host)
         await api_gate(d, expectations(d.topo), "every service up through the VIP")
+        await self.forget_departed(d, host)
+
+    # -- 8. rows of hosts the topology no longer lists -------------------------------------------
+    async def forget_departed(self, d: Deploy, host: str) -> None:
+        keep = [e.spec() for e in expectations(d.topo) + cluster_expectations(d.topo)]
+        if not keep:
+            return
+        step = "remove the service rows of hosts the topology no longer lists"
+        answer = await admin(d, host, "prune", {**auth_spec(d), "keep": keep}, step, timeout=180)
+        for what in answer.get("removed", []):
+            d.changed(host, f"deleted the service row {what} (its host is no longer in the topology)")
+        cinder_stale = [(b, h) for svc, b, h in answer.get("stale", []) if svc == "volumev3"]
+        heat_stale = [(b, h) for svc, b, h in answer.get("stale", []) if svc == "orchestration"]
+        for binary, h in cinder_stale:
+            await d.run(host, ["cinder-manage", "service", "remove", binary, h], f"forget {binary} on {h}")
+            d.changed(host, f"removed the service row {binary}@{h} (its host is no longer in the topology)")
+        if heat_stale:
+            await d.run(host, ["heat-manage", "service", "clean"], "remove Heat's dead engines")
+            d.changed(host, f"removed Heat's dead engine rows ({', '.join(h for _, h in heat_stale)})")
+        for what in answer.get("alive", []):
+            d.info(host, f"{what} is up although its host is not in the topology: stop it there; "
+                         "deploy removes its row once it is down")
 
     # -- 1. databases --------------------------------------------------------------------------
     async def databases(self, d: Deploy, host: str) -> None:

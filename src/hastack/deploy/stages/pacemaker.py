@@ -6,19 +6,27 @@ cleanup resource and the agents colocated with it) running on exactly one node.
 
 from __future__ import annotations
 
-from hastack.components import api_watchdog, corosync, pacemaker
+from hastack.components import api_watchdog, corosync, neutron, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import crm_state
 from hastack.deploy.services import network_agents_gate
 from hastack.deploy.systemd import ensure_disabled, ensure_running
 from hastack.facts import CrmMon
 from hastack.facts.pacemaker import resource_ids
-from hastack.topology.model import Node
+from hastack.topology.model import Node, Topology
 
 
 def group_nodes(st: CrmMon, units: list[str]) -> tuple[str, ...]:
     """Where any of the agents' resources runs (one node when all is well)."""
     return tuple(sorted({n for u in units for n in st.running_on(pacemaker.agent_id(u))}))
+
+
+def agents_to_restart(topo: Topology, changed_paths: dict[str, set[str]]) -> list[str]:
+    """The agents (in start order) that read a file this deploy changed on a network node; never
+    the namespace cleanup, which reads nothing when it starts."""
+    reads = neutron.cluster_agent_files(topo) if topo.runs("neutron") else {}
+    written = set().union(*(changed_paths.get(n.name, set()) for n in topo.network_nodes))
+    return [u for u in pacemaker.group_units(topo) if written & set(reads.get(u, ()))]
 
 
 class PacemakerStage:
@@ -38,8 +46,11 @@ class PacemakerStage:
             await d.each(members, lambda n: self.start(d, n, "corosync-qdevice"))
         await d.each(members, lambda n: self.start(d, n, "pacemaker"))
         await self.wait_dc(d, members[0].name)
+        running_before = group_nodes(await crm_state(d, members[0].name), pacemaker.group_units(d.topo))
         await self.configure(d, members[0].name)
         await self.gate(d)
+        if running_before:
+            await self.restart_changed_agents(d, members[0].name)
         # The watchdog guards the agents the group runs: started once the group is up and alive.
         watched = [n for n in members if api_watchdog.COMPONENT.applies(d.topo, n)]
         await d.each(watched, lambda n: self.start(d, n, api_watchdog.UNIT))
@@ -112,6 +123,21 @@ class PacemakerStage:
                         stdin=pacemaker.configure_commands(d.topo, live), timeout=120)
             d.changed(host, "applied the Pacemaker configuration"
                       + (f" (deleted {', '.join(stale)}, on a copy of the CIB)" if stale else ""))
+
+    async def restart_changed_agents(self, d: Deploy, host: str) -> None:
+        """An agent Pacemaker runs reads its files only when it starts, and systemd does not own it:
+        when deploy changed them (a replaced controller changes every transport_url and memcached
+        list), Pacemaker restarts it where it runs (`crm_resource --restart` waits for the stop and
+        the start), one agent at a time, then the agents must be alive in Neutron again. Not on the
+        deploy that first starts them: they started with these files."""
+        changed = agents_to_restart(d.topo, d.changed_paths)
+        for unit in changed:
+            rid = pacemaker.agent_id(unit)
+            await d.run(host, ["crm_resource", "--restart", "--resource", rid, "--timeout", "180s"],
+                        f"restart {rid} (its configuration changed)", timeout=240)
+            d.changed(host, f"restarted {rid} through Pacemaker (its configuration changed)")
+        if changed:
+            await self.gate(d)
 
     async def gate(self, d: Deploy) -> None:
         host = d.topo.network_nodes[0].name

@@ -1,13 +1,25 @@
 """Stage 3: RabbitMQ. Brokers start together (a lone broker waits for its peers, then gives up),
-join one cluster, and load users and vhosts from the rendered definitions (no `guest`)."""
+join one cluster, and load users and vhosts from the rendered definitions (no `guest`).
+
+Membership follows the topology. A broker the topology no longer lists is forgotten by the
+cluster (`forget_cluster_node`, which also drops it from every quorum queue) before any broker
+restarts: a quorum queue that still counted a dead member could lose its majority to a rolling
+restart. A broker that joins gets a replica of every quorum queue (`rabbitmq-queues grow`), so the
+queues have the shape of a fresh deploy again (one replica per broker). A broker the topology left
+out but that still runs is not stopped from here (deploy has no way to that host any more): the
+stage stops and says so.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from hastack.components import rabbitmq
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import rabbit_cluster
 from hastack.deploy.systemd import ensure_running
-from hastack.facts.rabbitmq import stopped_vhosts, users
+from hastack.facts import RabbitCluster
+from hastack.facts.rabbitmq import grow_queues, stopped_vhosts, users
 from hastack.topology.model import Node
 
 
@@ -21,9 +33,39 @@ class RabbitMQStage:
         ctls = d.topo.brokers
         # First start: together. Later runs: a changed config restarts one broker at a time.
         await d.each(ctls, lambda n: self.start(d, n))
+        await self.forget_departed(d)
         await d.rolling(ctls, lambda n: self.restart_if_changed(d, n))
         await d.rolling(ctls[1:], lambda n: self.join(d, n))
+        await d.each(ctls, lambda n: self.grow(d, n))
         await self.gate(d)
+
+    async def forget_departed(self, d: Deploy) -> None:
+        """Brokers of the cluster that the topology no longer lists: forgotten when they are down,
+        a stop with what to do when one still runs. Read from the broker that knows the largest
+        cluster (a broker that joins in this run knows only itself yet)."""
+        hosts = [n.name for n in d.topo.brokers]
+        views = await asyncio.gather(*(rabbit_cluster(d, h) for h in hosts))
+        host, view = max(zip(hosts, views, strict=True), key=lambda hv: len(hv[1].members))
+        departed = departed_brokers(view, {rabbitmq.nodename(n) for n in d.topo.brokers})
+        alive = [m for m in departed if m in view.running_nodes]
+        if alive:
+            raise StepFailed(host, "forget brokers the topology left out",
+                             f"{', '.join(alive)} still run(s) in the RabbitMQ cluster but the topology no longer "
+                             "lists them: stop RabbitMQ there (`systemctl stop rabbitmq-server`) or power the "
+                             "host off, then deploy again; or put the node back in the topology")
+        for member in departed:
+            await d.run(host, ["rabbitmqctl", "-q", "forget_cluster_node", member], f"forget {member}", timeout=180)
+            d.changed(host, f"removed {member} from the RabbitMQ cluster and from its quorum queues")
+
+    async def grow(self, d: Deploy, node: Node) -> None:
+        """A replica of every quorum queue on this broker (those it lacks: a queue declared while it
+        was away, or every queue when it just joined)."""
+        grown = await d.fact(node.name, grow_queues(rabbitmq.nodename(node)), "add this broker to every quorum queue")
+        if grown.failed:
+            raise StepFailed(node.name, "add this broker to every quorum queue",
+                             "; ".join(f"{q}: {why}" for q, why in grown.failed[:10]))
+        if grown.added:
+            d.changed(node.name, f"added a replica of {len(grown.added)} quorum queue(s) on {rabbitmq.nodename(node)}")
 
     async def start(self, d: Deploy, node: Node) -> None:
         await ensure_running(d, node.name, rabbitmq.UNIT, restart=False)
@@ -92,3 +134,7 @@ class RabbitMQStage:
         await d.wait(host, "gate: RabbitMQ vhosts", probe,
                      what="every vhost running on every broker", timeout=60, interval=1)
 
+
+def departed_brokers(view: RabbitCluster, want: set[str]) -> list[str]:
+    """Members of the cluster the topology no longer lists."""
+    return [m for m in view.members if m not in want]

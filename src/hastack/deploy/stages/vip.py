@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hastack.components import keepalived
 from hastack.deploy.engine import Deploy
-from hastack.deploy.systemd import ensure_running
+from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.facts import HAProxyStats, addresses, show_stat
 from hastack.topology.model import Node
 
@@ -42,6 +42,15 @@ class VipStage:
         await ensure_running(d, node.name, unit)
 
     async def haproxy(self, d: Deploy, node: Node) -> None:
+        """A changed configuration is reloaded, not restarted: the new process takes the listening
+        sockets over (`expose-fd listeners`) and the old one finishes the connections it holds, so
+        the VIP holder's clients (every DB session, every API call in flight) are not cut. A changed
+        backend list (a controller replaced) then costs nothing. `hard-stop-after` bounds how long
+        the old process may keep long-lived connections."""
+        if d.needs_restart(node.name, "haproxy") and (await unit_states(d, node.name, ["haproxy"]))["haproxy"].active:
+            await d.run(node.name, ["systemctl", "reload", "haproxy"], "reload haproxy")
+            d.started.setdefault(node.name, set()).add("haproxy")
+            d.changed(node.name, "reloaded haproxy (its configuration changed)")
         await ensure_running(d, node.name, "haproxy")
 
         async def probe() -> tuple[bool, object]:

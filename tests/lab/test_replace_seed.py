@@ -1,0 +1,144 @@
+"""Lab tier, destructive, the last module on the seed lab: a dead controller replaced by a new one.
+
+ctl-2 is powered off for good; the operator writes ctl-4 (a new address) in its place, `hastack lab
+up` boots it beside the running nodes and `hastack deploy` converges: Galera gives ctl-4 a full
+state transfer, RabbitMQ forgets rabbit@ctl-2 and grows every quorum queue onto rabbit@ctl-4, every
+list (HAProxy, keepalived, memcached, transport URLs) names ctl-4 instead of ctl-2, the agents
+Pacemaker runs restart with the new URLs, and Nova, Cinder and Heat drop ctl-2's service rows. All
+of it under the drills' own database and broker workloads, whose acknowledged writes and confirmed
+messages must all be there afterwards.
+
+Why ctl-2 and not ctl-3: in the seed, ctl-3 is also the network cluster's quorum device (qnetd);
+replacing the arbitrator is a different procedure (README, "Replacing a dead controller").
+
+The module leaves the seed lab with ctl-4 instead of ctl-2 (it sorts last of the seed-lab modules,
+and the session takes the lab down after it). A developer keeping the lab (HASTACK_KEEP_LAB=1) takes
+it down before the next run: `hastack lab down examples/seed.yml`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hastack.drills.samples import Recorder
+from hastack.drills.scoring import score
+from hastack.drills.workloads.base import Credentials, Endpoints
+from hastack.drills.workloads.broker import Broker
+from hastack.drills.workloads.db import DbWrites
+from hastack.secrets import Secrets, secrets_path
+from hastack.topology.load import load
+from seedcloud import install_clouds_yaml
+from seedlab import ROOT, SEED, hastack, on
+
+pytestmark = pytest.mark.lab
+
+GONE, GONE_ADDRESS = "ctl-2", "10.77.0.12"
+NEW, NEW_ADDRESS = "ctl-4", "10.77.0.14"
+STAYING = ("ctl-1", "ctl-3", NEW)
+# Where a controller's name or address could linger: every rendered config of the survivors.
+CONFIG_DIRS = "/etc/haproxy /etc/keepalived /etc/mysql /etc/rabbitmq /etc/memcached.conf /etc/keystone " \
+              "/etc/glance /etc/placement /etc/nova /etc/neutron /etc/cinder /etc/heat /etc/hastack"
+
+
+@pytest.fixture(scope="module")
+def replaced(seed_lab: Path) -> Iterator[Path]:
+    """The seed topology with ctl-2 replaced by ctl-4, beside seed.yml (same name, same secrets and
+    lab key); removed afterwards."""
+    text = SEED.read_text()
+    old = f"- {{name: {GONE}, address: {GONE_ADDRESS}, roles: [controller]}}"
+    assert old in text
+    path = ROOT / "examples" / ".seed-ctl-2-replaced.yml"
+    path.write_text(text.replace(old, f"- {{name: {NEW}, address: {NEW_ADDRESS}, roles: [controller]}}"))
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def run_ok(*args: str, timeout: float = 1800) -> str:
+    res = hastack(*args, timeout=timeout)
+    assert res.returncode == 0, f"hastack {' '.join(args)}:\n{res.stdout[-4000:]}\n{res.stderr[-2000:]}"
+    return res.stdout
+
+
+def test_a_dead_controller_is_replaced_with_nothing_lost_and_no_trace_left(replaced: Path) -> None:
+    loaded = load(replaced)
+    assert loaded.topology is not None
+    topo = loaded.topology
+    creds = Credentials.from_secrets(Secrets.load(secrets_path(replaced, topo.name)))
+    # Clients know the new membership (like every service after the deploy): ctl-4 refuses them
+    # until it has joined, and they move on to the next broker or keep writing through the VIP.
+    ep = Endpoints.from_topology(topo)
+    run_id = f"replace-{int(time.time())}"
+    db = DbWrites(ep, creds, run_id, rate=5.0, workers=2, verify_timeout=120.0)
+    mq = Broker(ep, creds, run_id, rate=5.0, workers=2)
+    for w in (db, mq):
+        w.prepare()
+    install_clouds_yaml()
+
+    run_ok("lab", "power", "-t", str(SEED), GONE, "off", timeout=300)
+    rec, stop = Recorder(), threading.Event()
+    rec.event("start", "replace a dead controller")
+    threads = [threading.Thread(target=w.run, args=(rec, stop, 3600.0), daemon=True) for w in (db, mq)]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    try:
+        rec.event("fault", f"{GONE} powered off for good; {NEW} replaces it")
+        up = run_ok("lab", "up", str(replaced), timeout=600)
+        deployed = run_ok("deploy", str(replaced), "--yes", timeout=2400)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+    for w in (db, mq):
+        w.verify(rec)
+    scores = score(rec.snapshot())
+    print(up[-600:], deployed[-6000:], sep="\n")
+    print(f"replace: lab up + deploy {took:.1f}s; db acked {scores.writes.acked} lost {scores.writes.lost}; "
+          f"messages confirmed {scores.messages.confirmed} lost {scores.messages.lost}; "
+          f"gaps {{{', '.join(f'{k}: {g.seconds:.2f}s' for k, g in scores.gaps.items() if g)}}}")
+    assert scores.writes.acked > 0 and scores.messages.confirmed > 0
+    assert scores.writes.lost == 0, scores.writes
+    assert scores.messages.lost == 0, scores.messages
+    assert "removed rabbit@ctl-2 from the RabbitMQ cluster" in deployed, deployed[-4000:]
+
+    status = hastack("status", str(replaced), timeout=180)
+    assert status.returncode == 0, status.stdout[-3000:]
+
+    # -- no trace of ctl-2 in any live list ---------------------------------------------------------
+    rabbit = json.loads(on(replaced, "ctl-1", "rabbitmqctl", "-q", "cluster_status", "--formatter", "json"))
+    assert sorted(rabbit["disk_nodes"]) == sorted(["rabbit@ctl-1", "rabbit@ctl-3", f"rabbit@{NEW}", "rabbit@net-1"])
+    members = on(replaced, "ctl-1", "rabbitmqctl", "-q", "list_queues", "--vhost", "nova", "--formatter", "json",
+                 "name", "type", "members")
+    for q in json.loads(members):
+        if q["type"] == "quorum":
+            assert f"rabbit@{NEW}" in q["members"] and f"rabbit@{GONE}" not in q["members"], q
+    wsrep = on(replaced, "ctl-1", "mariadb", "-N", "-B", "-e",
+               "SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_incoming_addresses')")
+    assert re.search(r"wsrep_cluster_size\s+3\b", wsrep), wsrep
+    assert GONE_ADDRESS not in wsrep and NEW_ADDRESS in wsrep, wsrep
+    for node in STAYING:
+        left = on(replaced, node, "sh", "-c",
+                  f"grep -rlE '{re.escape(GONE_ADDRESS)}|\\b{GONE}\\b' {CONFIG_DIRS} 2>/dev/null || true")
+        assert not left.strip(), f"{node}: {GONE} still named in {left}"
+    for node in ("net-1", "net-2", "cmp-1"):
+        left = on(replaced, node, "sh", "-c", f"grep -rlE '{re.escape(GONE_ADDRESS)}' /etc/neutron /etc/nova "
+                                              "2>/dev/null || true")
+        assert not left.strip(), f"{node}: {GONE_ADDRESS} still named in {left}"
+    # the agents Pacemaker runs were restarted with the new transport URL
+    agents = on(replaced, "net-1", "sh", "-c", "crm_mon -1 --output-as=xml")
+    assert 'resource id="neutron-l3-agent"' in agents
+    for api, cmd in (("compute", "compute service list"), ("volume", "volume service list"),
+                     ("orchestration", "orchestration service list")):
+        rows = json.loads(on(replaced, "cmp-1", "sh", "-c", f"openstack --os-cloud hastack {cmd} -f json"))
+        hosts = {str(r.get("Host") or r.get("host") or r.get("Hostname") or "") for r in rows}
+        assert not any(h == GONE or h.startswith(f"{GONE}@") for h in hosts), f"{api}: {sorted(hosts)}"
