@@ -70,3 +70,25 @@ def test_chroot_helper_is_importable_without_side_effects() -> None:
     code = "import hastack.lab.chroot, hastack.lab.launch"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert proc.returncode == 0
+
+
+def test_up_asks_only_the_topologys_nodes_to_accept_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A controller replaced by another stays recorded (and off) in the lab's state: `lab up` with the
+    new topology must not ask it for anything (it failed with "ctl-2 is not running" before)."""
+    from types import SimpleNamespace
+
+    from hastack.lab.lab import Lab
+
+    lab = Lab.load(SMALL)
+    names = [n.name for n in lab.topo.nodes]
+    recorded = {**{n: object() for n in names}, "gone-1": object()}
+    monkeypatch.setattr(Lab, "state", property(lambda self: SimpleNamespace(nodes=recorded)))
+    asked: list[str] = []
+
+    def run(self: Lab, name: str, argv: list[str], timeout: float = 120, **_: object) -> object:
+        asked.append(name)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(Lab, "run", run)
+    lab._authorize("ssh-ed25519 AAAA test")
+    assert asked == names

@@ -203,10 +203,12 @@ class Lab:
         return key
 
     def _authorize(self, pub: str) -> None:
-        """Make sure every node accepts the topology's key (a resumed lab may meet a new key file)."""
+        """Make sure every node of the topology accepts its key (a resumed lab may meet a new key file).
+        Only the topology's nodes, which `up` has just powered on: a node the lab still records but the
+        topology left out (a controller replaced by another) stays off and is not asked."""
         keys = "/root/.ssh/authorized_keys"
         script = f'grep -qxF "$1" {keys} 2>/dev/null || echo "$1" >> {keys}'
-        for n in self.state.nodes:
+        for n in (x.name for x in self.topo.nodes):
             res = self.run(n, ["sh", "-c", script, "sh", pub], timeout=30)
             if res.returncode != 0:
                 raise LabError("authorize-failed", f"{n}: cannot install the lab key: {res.stderr.strip()}")
