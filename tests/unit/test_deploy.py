@@ -438,3 +438,21 @@ def test_a_changed_haproxy_is_reloaded_not_restarted(seed: Topology) -> None:
     asyncio.run(VipStage().haproxy(d, seed.node("ctl-1")))
     s.assert_done()  # no `systemctl restart haproxy`: an unexpected call fails the fake
     assert d.changes == 1
+
+
+def test_keepalived_is_reloaded_for_its_config_and_restarted_for_its_unit(seed: Topology) -> None:
+    from hastack.components import keepalived
+    from hastack.deploy.stages.vip import VipStage
+
+    s = Script().add(unit("ctl-1", "keepalived", True, times=2), on("systemctl", "reload", "keepalived", host="ctl-1"))
+    d = make(seed, s)
+    d.restarts["ctl-1"] = {"keepalived"}
+    d.changed_paths["ctl-1"] = {keepalived.CONF}
+    asyncio.run(VipStage().keepalived(d, seed.node("ctl-1")))
+    s.assert_done()  # the holder keeps the VIP: no restart
+    s = Script().add(unit("ctl-1", "keepalived", True), on("systemctl", "restart", "keepalived", host="ctl-1"))
+    d = make(seed, s)
+    d.restarts["ctl-1"] = {"keepalived"}
+    d.changed_paths["ctl-1"] = {keepalived.CONF, keepalived.DROPIN}
+    asyncio.run(VipStage().keepalived(d, seed.node("ctl-1")))
+    s.assert_done()

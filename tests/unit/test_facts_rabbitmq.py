@@ -105,3 +105,13 @@ def test_users_failing_rabbitmqctl_is_an_error() -> None:
     fact = users()
     with pytest.raises(CommandError):
         fact.parse(Result("ctl-1", fact.argv, 69, "", "Error: unable to perform an operation on node"))
+
+
+def test_grow_lists_every_queue_it_added_the_broker_to() -> None:
+    from hastack.facts.rabbitmq import grow_queues
+
+    grown = answer(grow_queues("rabbit@ctl-3"), "rabbitmq-queues", "grow-all")
+    assert len(grown.added) == 81 and grown.failed == ()
+    assert "nova/scheduler" in grown.added and "neutron/q-plugin.ctl-3" in grown.added
+    again = answer(grow_queues("rabbit@ctl-3"), "rabbitmq-queues", "grow-nothing")
+    assert again.added == () and again.failed == ()

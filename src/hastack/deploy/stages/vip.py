@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hastack.components import keepalived
 from hastack.deploy.engine import Deploy
-from hastack.deploy.systemd import ensure_running, unit_states
+from hastack.deploy.systemd import ensure_running, reload_if_changed
 from hastack.facts import HAProxyStats, addresses, show_stat
 from hastack.topology.model import Node
 
@@ -34,12 +34,20 @@ class VipStage:
         await d.rolling(ctls, lambda n: self.haproxy(d, n))
         # The quorum watch first: keepalived reads its verdict from the start.
         await d.each(ctls, lambda n: self.unit(d, n, keepalived.QUORUM_UNIT))
-        await d.rolling(ctls, lambda n: self.unit(d, n, "keepalived"))
+        await d.rolling(ctls, lambda n: self.keepalived(d, n))
         await d.each(ctls, lambda n: self.unit(d, n, keepalived.GUARD_UNIT))
         await self.gate(d)
 
     async def unit(self, d: Deploy, node: Node, unit: str) -> None:
         await ensure_running(d, node.name, unit)
+
+    async def keepalived(self, d: Deploy, node: Node) -> None:
+        """A changed keepalived.conf is reloaded (SIGHUP): the holder keeps the VIP, where a restart
+        would move it (a replaced controller changes every node's peer list). A changed unit drop-in
+        needs the restart."""
+        if keepalived.DROPIN not in d.changed_paths.get(node.name, set()):
+            await reload_if_changed(d, node.name, "keepalived")
+        await ensure_running(d, node.name, "keepalived")
 
     async def haproxy(self, d: Deploy, node: Node) -> None:
         """A changed configuration is reloaded, not restarted: the new process takes the listening
@@ -47,10 +55,7 @@ class VipStage:
         the VIP holder's clients (every DB session, every API call in flight) are not cut. A changed
         backend list (a controller replaced) then costs nothing. `hard-stop-after` bounds how long
         the old process may keep long-lived connections."""
-        if d.needs_restart(node.name, "haproxy") and (await unit_states(d, node.name, ["haproxy"]))["haproxy"].active:
-            await d.run(node.name, ["systemctl", "reload", "haproxy"], "reload haproxy")
-            d.started.setdefault(node.name, set()).add("haproxy")
-            d.changed(node.name, "reloaded haproxy (its configuration changed)")
+        await reload_if_changed(d, node.name, "haproxy")
         await ensure_running(d, node.name, "haproxy")
 
         async def probe() -> tuple[bool, object]:
