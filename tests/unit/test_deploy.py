@@ -346,9 +346,30 @@ def test_a_dead_broker_left_out_of_the_topology_is_forgotten_from_the_largest_vi
         on_fact(cluster_status(), host="ctl-4", stdout=_cluster(["rabbit@ctl-4"], ["rabbit@ctl-4"])),
         on("rabbitmqctl", "-q", "forget_cluster_node", "rabbit@ctl-2", host="ctl-1"))
     d = make(topo, s)
-    asyncio.run(RabbitMQStage().forget_departed(d))
+    assert asyncio.run(RabbitMQStage().forget_departed(d)).name == "ctl-1"
     s.assert_done()
     assert d.changes == 1
+
+
+def test_a_new_first_broker_joins_the_others_never_the_reverse(seed: Topology) -> None:
+    """ctl-1 replaced in place by ctl-4: ctl-4 is first in the topology but new; the anchor the others
+    would join is the broker that knows the cluster (a reset of ctl-2 and ctl-3 would lose their queues)."""
+    from hastack.facts import cluster_status
+
+    topo = seed.model_copy(update={"nodes": [
+        n.model_copy(update={"name": "ctl-4", "address": "10.77.0.14"}) if n.name == "ctl-1" else n
+        for n in seed.nodes]})
+    assert topo.brokers[0].name == "ctl-4"
+    old = ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
+    s = Script().add(
+        on_fact(cluster_status(), host="ctl-4", stdout=_cluster(["rabbit@ctl-4"], ["rabbit@ctl-4"])),
+        *(on_fact(cluster_status(), host=h, stdout=_cluster(old, ["rabbit@ctl-2", "rabbit@ctl-3"]))
+          for h in ("ctl-2", "ctl-3")),
+        on("rabbitmqctl", "-q", "forget_cluster_node", "rabbit@ctl-1", host="ctl-2"))
+    d = make(topo, s)
+    anchor = asyncio.run(RabbitMQStage().forget_departed(d))
+    assert anchor.name == "ctl-2"
+    s.assert_done()
 
 
 def test_a_running_broker_left_out_of_the_topology_stops_the_stage_and_is_not_forgotten(seed: Topology) -> None:

@@ -33,16 +33,19 @@ class RabbitMQStage:
         ctls = d.topo.brokers
         # First start: together. Later runs: a changed config restarts one broker at a time.
         await d.each(ctls, lambda n: self.start(d, n))
-        await self.forget_departed(d)
+        anchor = await self.forget_departed(d)
         await d.rolling(ctls, lambda n: self.restart_if_changed(d, n))
-        await d.rolling(ctls[1:], lambda n: self.join(d, n))
+        await d.rolling([n for n in ctls if n.name != anchor.name], lambda n: self.join(d, n, anchor))
         await d.each(ctls, lambda n: self.grow(d, n))
         await self.gate(d)
 
-    async def forget_departed(self, d: Deploy) -> None:
+    async def forget_departed(self, d: Deploy) -> Node:
         """Brokers of the cluster that the topology no longer lists: forgotten when they are down,
         a stop with what to do when one still runs. Read from the broker that knows the largest
-        cluster (a broker that joins in this run knows only itself yet)."""
+        cluster (the first such in topology order), which is returned: the anchor the others join.
+        A broker that is new in this run knows only itself, and may well be first in the topology
+        (a replaced first controller): joining the others to it would reset them and lose their
+        queues."""
         hosts = [n.name for n in d.topo.brokers]
         views = await asyncio.gather(*(rabbit_cluster(d, h) for h in hosts))
         host, view = max(zip(hosts, views, strict=True), key=lambda hv: len(hv[1].members))
@@ -56,6 +59,7 @@ class RabbitMQStage:
         for member in departed:
             await d.run(host, ["rabbitmqctl", "-q", "forget_cluster_node", member], f"forget {member}", timeout=180)
             d.changed(host, f"removed {member} from the RabbitMQ cluster and from its quorum queues")
+        return d.topo.node(host)
 
     async def grow(self, d: Deploy, node: Node) -> None:
         """A replica of every quorum queue on this broker (those it lacks: a queue declared while it
@@ -78,9 +82,10 @@ class RabbitMQStage:
         await d.run(host, ["rabbitmqctl", "-q", "await_startup", "--timeout", "120"], "wait for the broker",
                     timeout=150)
 
-    async def join(self, d: Deploy, node: Node) -> None:
-        """A broker that formed a cluster of its own (e.g. it booted alone once) joins the first one."""
-        first = rabbitmq.nodename(d.topo.brokers[0])
+    async def join(self, d: Deploy, node: Node, anchor: Node) -> None:
+        """A broker that formed a cluster of its own (it booted alone once, or it is new) joins the
+        anchor's cluster (see forget_departed)."""
+        first = rabbitmq.nodename(anchor)
         status = await rabbit_cluster(d, node.name)
         if not status.available:
             await self.await_startup(d, node.name)
