@@ -19,7 +19,7 @@ from hastack.components import openstack as os_
 from hastack.components import telemetry
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
-from hastack.deploy.engine import Deploy, StageFailed, StepFailed
+from hastack.deploy.engine import Deploy, Event, StageFailed, StepFailed
 from hastack.deploy.services import LISTENERS, TOOL, cluster_expectations, expectations, service_units, wait_http
 from hastack.deploy.stages.openstack import KEY_DIRS, TOKEN_REQUEST, OpenStackStage
 from hastack.facts.files import FILE_STATE_SCRIPT, FileState, render_file_state
@@ -50,6 +50,8 @@ class Cloud:
     gnocchi_storage: set[str] = field(default_factory=set)  # hosts whose storage directory is initialised
     resource_types: bool = False
     watch_columns: int = 0  # SELECT column grants of the agent watch account on neutron.agents
+    prune: dict[str, Any] = field(default_factory=dict)  # what the admin tool's prune answers
+    pruned: list[str] = field(default_factory=list)  # the manage commands run for stale rows
 
 
 def answer(host: str, argv: tuple[str, ...], out: str = "", code: int = 0, err: str = "") -> Result:
@@ -176,7 +178,14 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
             changed = [] if cloud.identity_done else [f"created user {u['name']}" for u in spec["users"]]
             cloud.identity_done = True
             return answer(h, argv, json.dumps({"changed": changed}) + "\n")
+        if argv[-1] == "prune":
+            assert spec["keep"] and all(set(e) == {"service", "binary", "host"} for e in spec["keep"])
+            return answer(h, argv, json.dumps({"removed": [], "stale": [], "alive": [], **cloud.prune}) + "\n")
         return answer(h, argv, json.dumps({"ok": True, "missing": [], "seen": {}}) + "\n")
+
+    def manage(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
+        cloud.pruned.append(f"{h}: {shlex.join(argv)}")
+        return answer(h, argv)
 
     s.add(on_prefix(*MARIADB_QUERY, times=None, respond=sql_query),
           on_prefix("mariadb", "--batch", "--skip-column-names", times=None, respond=sql_read),
@@ -191,6 +200,7 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
           on_prefix(*TOKEN_REQUEST, times=None, respond=token),
           on_regex(r"keystone-manage bootstrap", times=None, respond=bootstrap),
           on_prefix("python3", TOOL, times=None, respond=admin_tool),
+          on_regex(r"^(cinder|heat)-manage service ", times=None, respond=manage),
           on_prefix("test", "-f", times=None, respond=test_file))
     return s
 
@@ -656,3 +666,22 @@ def test_tool_prune_deletes_the_down_rows_of_hosts_left_out_and_names_the_live_o
     assert out["removed"] == ["nova-scheduler@ctl-2"]
     assert out["alive"] == ["nova-conductor@ctl-2"]
     assert out["stale"] == [["orchestration", "heat-engine", "ctl-2"], ["volumev3", "cinder-scheduler", "ctl-2"]]
+
+
+def test_the_rows_of_a_replaced_controller_go_through_each_services_own_way(seed: Topology) -> None:
+    cloud = Cloud()
+    s = script_cloud(seed, cloud)
+    run(seed, s)
+    assert cloud.pruned == []  # nothing stale: no manage command
+    cloud.prune = {"removed": ["nova-scheduler@ctl-9"], "alive": ["nova-conductor@ctl-8"],
+                   "stale": [["volumev3", "cinder-scheduler", "ctl-9"], ["orchestration", "heat-engine", "ctl-9"],
+                             ["orchestration", "heat-engine", "ctl-9"]]}
+    events: list[Event] = []
+    d = make(seed, s)
+    d.emit = events.append
+    asyncio.run(d.execute([OpenStackStage()]))
+    assert cloud.pruned == ["ctl-1: cinder-manage service remove cinder-scheduler ctl-9",
+                            "ctl-1: heat-manage service clean"]
+    said = [e.message for e in events]
+    assert any("deleted the service row nova-scheduler@ctl-9" in m for m in said)
+    assert any("nova-conductor@ctl-8 is up although its host is not in the topology" in m for m in said)
