@@ -33,11 +33,13 @@ from typing import Any
 
 import pytest
 
+from hastack import pki
 from hastack.drills.samples import Recorder
 from hastack.drills.scoring import score
 from hastack.drills.workloads.base import Credentials, Endpoints
 from hastack.drills.workloads.broker import Broker
 from hastack.drills.workloads.db import DbWrites
+from hastack.drills.workloads.http import KeystoneTokens, NeutronNetworks
 from hastack.secrets import Secrets, secrets_path
 from hastack.topology.load import load
 from seedcloud import install_clouds_yaml, osc, osc_quietly, until
@@ -137,20 +139,24 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
     loaded = load(replaced)
     assert loaded.topology is not None
     topo = loaded.topology
-    creds = Credentials.from_secrets(Secrets.load(secrets_path(replaced, topo.name)))
+    secrets = Secrets.load(secrets_path(replaced, topo.name))
+    creds = Credentials.from_secrets(secrets)
     # Clients know the new membership (like every service after the deploy): ctl-4 refuses them
     # until it has joined, and they move on to the next broker or keep writing through the VIP.
-    ep = Endpoints.from_topology(topo)
+    ep = Endpoints.from_topology(topo, pki.ca_cert(secrets))
     run_id = f"replace-{int(time.time())}"
     db = DbWrites(ep, creds, run_id, rate=5.0, workers=2, verify_timeout=120.0)
     mq = Broker(ep, creds, run_id, rate=5.0, workers=2)
-    for w in (db, mq):
+    # the APIs through the VIP, at a drill's rates halved (the deploy restarts every service)
+    workloads = [db, mq, KeystoneTokens(ep, creds, run_id, rate=5.0, workers=2),
+                 NeutronNetworks(ep, creds, run_id, rate=2.0, workers=2)]
+    for w in workloads:
         w.prepare()
     move_vip_to(GONE)
 
     rec, stop = Recorder(), threading.Event()
     rec.event("start", "the VIP controller dies, a new one replaces it")
-    threads = [threading.Thread(target=w.run, args=(rec, stop, 3600.0), daemon=True) for w in (db, mq)]
+    threads = [threading.Thread(target=w.run, args=(rec, stop, 3600.0), daemon=True) for w in workloads]
     for t in threads:
         t.start()
     try:
@@ -165,7 +171,7 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
         stop.set()
         for t in threads:
             t.join(timeout=120)
-    for w in (db, mq):
+    for w in workloads:
         w.verify(rec)
     scores = score(rec.snapshot())
     actions = [ln for ln in deployed.splitlines() if "] [files] " not in ln or " stage " in ln]

@@ -22,7 +22,7 @@ from hastack.facts import FileState, file_state, galera_status, grastate, packag
 from hastack.facts.galera import sql_accounts
 from hastack.plan.gather import HostPlan
 from hastack.topology.model import Topology
-from hastack.transport.fake import Expect, Script, on, on_fact, on_prefix
+from hastack.transport.fake import Expect, Script, on, on_fact, on_prefix, on_regex
 
 SYNCED = "wsrep_cluster_status\tPrimary\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON\nwsrep_cluster_size\t3\n"
 ACTIVE = "Id={u}.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n"
@@ -477,3 +477,63 @@ def test_keepalived_is_reloaded_for_its_config_and_restarted_for_its_unit(seed: 
     d.changed_paths["ctl-1"] = {keepalived.CONF, keepalived.DROPIN}
     asyncio.run(VipStage().keepalived(d, seed.node("ctl-1")))
     s.assert_done()
+
+
+# -- the quorum device after its arbitrator was replaced -----------------------------------------
+CA_A = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+CA_B = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n"
+
+
+def _qdevice_script(trusted: str) -> Script:
+    from hastack.components import corosync
+    from hastack.facts.pacemaker import trusted_qnetd_ca
+
+    s = Script().file("ctl-3", corosync.QNETD_CA, CA_A)
+    for m in ("net-1", "net-2"):
+        s.add(on(*corosync.HAS_CLUSTER_CERT, host=m), on_fact(trusted_qnetd_ca(), host=m, stdout=trusted))
+    return s
+
+
+def test_members_that_trust_the_qnetd_ca_keep_their_certificates(seed: Topology) -> None:
+    from hastack.deploy.stages.pacemaker import PacemakerStage
+
+    s = _qdevice_script(CA_A)
+    d = make(seed, s)
+    asyncio.run(PacemakerStage().certificates(d, seed.network_nodes))
+    s.assert_done()
+    assert d.changes == 0
+
+
+def test_members_that_trust_another_ca_redo_the_exchange(seed: Topology) -> None:
+    """The arbitrator was replaced: its new qnetd made its own CA, which the members do not trust."""
+    from hastack.components import corosync
+    from hastack.deploy.stages.pacemaker import PacemakerStage
+
+    s = _qdevice_script(CA_B)
+    steps = corosync.qdevice_tls_steps(seed)
+    for st in steps:  # every file a copy step reads is there; every command succeeds
+        if isinstance(st, corosync.Copy) and st.src != corosync.QNETD_CA:
+            s.file(st.src_host, st.src, b"x")
+    s.add(on_regex(r".*", times=None))
+    d = make(seed, s)
+    asyncio.run(PacemakerStage().certificates(d, seed.network_nodes))
+    ran = [" ".join(a) for a in s.runs()]
+    assert any(r.startswith("rm -rf " + corosync.QDEVICE_DB) for r in ran)
+    assert all("corosync-qdevice" in d.restarts[m] for m in ("net-1", "net-2"))
+
+
+def test_a_changed_corosync_conf_is_reloaded_once_and_qdevice_restarted(seed: Topology) -> None:
+    from hastack.components import corosync
+    from hastack.deploy.stages.pacemaker import PacemakerStage
+
+    s = Script().add(on(*corosync.RELOAD, host="net-1"))
+    d = make(seed, s)
+    d.changed_paths = {"net-1": {corosync.CONF}, "net-2": {corosync.CONF}}
+    asyncio.run(PacemakerStage().reload_corosync(d, seed.network_nodes))
+    s.assert_done()  # one reload for the cluster, no restart of corosync anywhere
+    assert all("corosync-qdevice" in d.restarts[m] for m in ("net-1", "net-2"))
+    d = make(seed, Script())
+    d.changed_paths = {"net-1": {corosync.CONF}}
+    d.started = {"net-1": {"corosync"}}  # started by this run with the new file: nothing to reload
+    asyncio.run(PacemakerStage().reload_corosync(d, seed.network_nodes))
+    assert d.changes == 0

@@ -125,3 +125,12 @@ def test_resource_ids_of_an_empty_cib_and_of_garbage() -> None:
     assert parse_resource_ids("<resources/>") == frozenset()
     with pytest.raises(ValueError):
         parse_resource_ids("<cib/>")
+
+
+def test_pem_body_compares_certificates_not_their_wrapping() -> None:
+    from hastack.facts.pacemaker import pem_body
+
+    a = "-----BEGIN CERTIFICATE-----\nMIIB\nabcd\n-----END CERTIFICATE-----\n"
+    b = "Certificate: QNet CA\r\n-----BEGIN CERTIFICATE-----\r\nMIIBabcd\r\n-----END CERTIFICATE-----\r\n"
+    assert pem_body(a) == pem_body(b) == "MIIBabcd"
+    assert pem_body("certutil: Could not find cert: QNet CA\n") == ""

@@ -134,12 +134,21 @@ class Corosync:
         if not node.has("network"):
             return [File(QNETD_DEFAULTS, qnetd_defaults(node), restarts=("corosync-qnetd",))]
         return [
-            File(CONF, corosync_conf(ctx.topo), restarts=("corosync",)),
+            # reloaded, not restarted (see RELOAD); a new key needs the restart
+            File(CONF, corosync_conf(ctx.topo)),
             File(AUTHKEY, authkey(ctx), mode=0o400, secret=True, restarts=("corosync",)),
         ]
 
 
 COMPONENT = Corosync()
+
+
+RELOAD: tuple[str, ...] = ("corosync-cfgtool", "-R")
+"""A changed corosync.conf is reloaded on every member at once (run on one), not restarted: a
+restart of corosync takes Pacemaker down with it on that node (pacemaker.service requires
+corosync), deploy would do it on every member, and the agents would stop. Corosync 3 reloads the
+totem timings, the nodelist and the quorum device's settings; qdevice is restarted after it,
+which keeps the cluster quorate (the members' own votes are a majority)."""
 
 
 # -- the qdevice TLS certificate exchange, as data for deploy -------------------------------

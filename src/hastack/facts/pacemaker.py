@@ -228,3 +228,26 @@ def parse_resource_ids(text: str) -> frozenset[str]:
 def resource_ids() -> Fact[frozenset[str]]:
     return Fact("cib_resource_ids", ("cibadmin", "-Q", "-o", "resources"),
                 lambda r: parse_resource_ids(require_exit(r).stdout), 30.0)
+
+
+QDEVICE_DB = "/etc/corosync/qdevice/net/nssdb"
+QNET_CA_NICK = "QNet CA"
+"""The nickname corosync-qdevice-net-certutil(8) gives the qnetd CA it imports into a member's database."""
+
+
+def pem_body(text: str) -> str:
+    """The base64 of the first PEM certificate in `text`, whitespace removed ('' when there is none):
+    one certificate compared with another whatever the line endings or the labels around it."""
+    lines = text.splitlines()
+    try:
+        begin = next(i for i, ln in enumerate(lines) if ln.startswith("-----BEGIN CERTIFICATE"))
+        end = next(i for i in range(begin + 1, len(lines)) if lines[i].startswith("-----END CERTIFICATE"))
+    except StopIteration:
+        return ""
+    return "".join(ln.strip() for ln in lines[begin + 1:end])
+
+
+def trusted_qnetd_ca() -> Fact[str]:
+    """The qnetd CA a qdevice member trusts, as `pem_body` ('' when its database has none)."""
+    argv = ("certutil", "-L", "-d", QDEVICE_DB, "-n", QNET_CA_NICK, "-a")
+    return Fact("qdevice_trusted_ca", argv, lambda r: pem_body(r.stdout) if r.exit_status == 0 else "", 15.0)

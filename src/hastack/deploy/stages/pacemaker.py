@@ -12,7 +12,7 @@ from hastack.deploy.reads import crm_state
 from hastack.deploy.services import network_agents_gate
 from hastack.deploy.systemd import ensure_disabled, ensure_running
 from hastack.facts import CrmMon
-from hastack.facts.pacemaker import resource_ids
+from hastack.facts.pacemaker import pem_body, resource_ids, trusted_qnetd_ca
 from hastack.topology.model import Node, Topology
 
 
@@ -42,6 +42,7 @@ class PacemakerStage:
             await self.certificates(d, members)
             await self.qnetd(d, d.topo.qnetd_nodes[0])
         await d.each(members, lambda n: self.start(d, n, "corosync"))
+        await self.reload_corosync(d, members)
         if d.topo.qnetd_nodes:
             await d.each(members, lambda n: self.start(d, n, "corosync-qdevice"))
         await d.each(members, lambda n: self.start(d, n, "pacemaker"))
@@ -73,12 +74,31 @@ class PacemakerStage:
     async def qnetd(self, d: Deploy, node: Node) -> None:
         await ensure_running(d, node.name, "corosync-qnetd")
 
+    async def reload_corosync(self, d: Deploy, members: list[Node]) -> None:
+        """A corosync.conf that changed under a running corosync: reloaded (see corosync.RELOAD), and
+        qdevice restarted on the members to take the new quorum device settings."""
+        changed = [m for m in members if corosync.CONF in d.changed_paths.get(m.name, set())
+                   and "corosync" not in d.started.get(m.name, set())]
+        if not changed:
+            return
+        await d.run(changed[0].name, list(corosync.RELOAD), "reload corosync.conf on every member")
+        d.changed(changed[0].name, "reloaded corosync.conf on every member (no restart)")
+        if d.topo.qnetd_nodes:
+            for m in members:
+                d.restarts.setdefault(m.name, set()).add("corosync-qdevice")
+
     async def certificates(self, d: Deploy, members: list[Node]) -> None:
-        """The qdevice TLS exchange (corosync-qdevice-net-certutil(8)), run only when a member lacks
-        its client certificate; it starts from empty member databases, so a half-done run is redone."""
+        """The qdevice TLS exchange (corosync-qdevice-net-certutil(8)), run when a member lacks its
+        client certificate or trusts another CA than the qnetd's (the arbitrator was replaced: the
+        new qnetd made its own CA); it starts from empty member databases, so a half-done run is
+        redone."""
         checks = [await d.run(m.name, list(corosync.HAS_CLUSTER_CERT), "check the qdevice certificate",
                               check=False) for m in members]
-        if all(r.ok for r in checks):
+        arb = d.topo.qnetd_nodes[0].name
+        qnetd_ca = await d.transports[arb].get(corosync.QNETD_CA)
+        trusted = [await d.fact(m.name, trusted_qnetd_ca(), "read the qnetd CA the member trusts") for m in members]
+        current = bool(qnetd_ca) and all(t == pem_body((qnetd_ca or b"").decode()) for t in trusted)
+        if all(r.ok for r in checks) and current:
             return
         for step in corosync.qdevice_tls_steps(d.topo):
             d.checkpoint()
