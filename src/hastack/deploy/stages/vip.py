@@ -34,20 +34,17 @@ class VipStage:
         await d.rolling(ctls, lambda n: self.haproxy(d, n))
         # The quorum watch first: keepalived reads its verdict from the start.
         await d.each(ctls, lambda n: self.unit(d, n, keepalived.QUORUM_UNIT))
-        await d.rolling(ctls, lambda n: self.keepalived(d, n))
+        # Restarted, not reloaded, for a changed configuration: keepalived 2.2.7 running its VRRP
+        # process realtime kills that process after a reload ("child process cannot set realtime
+        # rlimit", then SIGKILL from RLIMIT_RTTIME, 0-7 s later; seen on every reload in the lab,
+        # 2026-12-06), and its respawn starts as a backup: the VIP moved twice where a restart of
+        # the holder moves it once.
+        await d.rolling(ctls, lambda n: self.unit(d, n, "keepalived"))
         await d.each(ctls, lambda n: self.unit(d, n, keepalived.GUARD_UNIT))
         await self.gate(d)
 
     async def unit(self, d: Deploy, node: Node, unit: str) -> None:
         await ensure_running(d, node.name, unit)
-
-    async def keepalived(self, d: Deploy, node: Node) -> None:
-        """A changed keepalived.conf is reloaded (SIGHUP): the holder keeps the VIP, where a restart
-        would move it (a replaced controller changes every node's peer list). A changed unit drop-in
-        needs the restart."""
-        if keepalived.DROPIN not in d.changed_paths.get(node.name, set()):
-            await reload_if_changed(d, node.name, "keepalived")
-        await ensure_running(d, node.name, "keepalived")
 
     async def haproxy(self, d: Deploy, node: Node) -> None:
         """A changed configuration is reloaded, not restarted: the new process takes the listening
@@ -55,8 +52,9 @@ class VipStage:
         the VIP holder's clients (every DB session, every API call in flight) are not cut. A changed
         backend list (a controller replaced) then costs nothing. `hard-stop-after` bounds how long
         the old process may keep long-lived connections."""
-        await reload_if_changed(d, node.name, "haproxy")
-        await ensure_running(d, node.name, "haproxy")
+        if not await reload_if_changed(d, node.name, "haproxy"):
+            # (after a reload the unit reads "reloading" for a moment: no start to add)
+            await ensure_running(d, node.name, "haproxy")
 
         async def probe() -> tuple[bool, object]:
             stats = await haproxy_stats(d, node.name)
