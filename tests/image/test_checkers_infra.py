@@ -216,7 +216,8 @@ def test_galera_bootstraps_and_health_check_answers(node_files: Callable[[str, s
     node = topo.controllers[0]
     root = node_files("seed", node.name)
     (tmp_path / "users.sql").write_text(users_sql(ctx("seed")))
-    binds = {str(root / p.lstrip("/")): p for p in (galera.CONF, galera.CHECK_CNF, galera.CHECK_SCRIPT)}
+    binds = {str(root / p.lstrip("/")): p
+             for p in (galera.CONF, galera.MEMBERS_CONF, galera.CHECK_CNF, galera.CHECK_SCRIPT)}
     binds[str(tmp_path / "users.sql")] = "/tmp/users.sql"
     done = run([f"{TOOLS}/galera_boot.sh", "/tmp/users.sql"], binds, netns=netns(topo, node))
     lines = done.stdout.splitlines()
@@ -243,7 +244,8 @@ def test_backup_incremental_and_restore_bring_the_rows_back(node_files: Callable
     topo = EXAMPLES["seed"]
     node = topo.controllers[1]
     root = node_files("seed", node.name)
-    binds = {str(root / galera.CONF.lstrip("/")): galera.CONF, db_backup.__file__: "/tmp/db-backup"}
+    binds = {str(root / p.lstrip("/")): p for p in (galera.CONF, galera.MEMBERS_CONF)}
+    binds[db_backup.__file__] = "/tmp/db-backup"
     done = run([f"{TOOLS}/db_backup.sh", "/tmp/db-backup"], binds, netns=netns(topo, node), timeout=300)
     print(output(done))  # shown when an assertion below fails
     lines = done.stdout.splitlines()
