@@ -472,7 +472,8 @@ def _qdevice_script(trusted: str) -> Script:
 
     s = Script().file("ctl-3", corosync.QNETD_CA, CA_A)
     for m in ("net-1", "net-2"):
-        s.add(on(*corosync.HAS_CLUSTER_CERT, host=m), on_fact(trusted_qnetd_ca(), host=m, stdout=trusted))
+        s.add(on(*corosync.HAS_CLUSTER_CERT, host=m),
+              on_fact(trusted_qnetd_ca(corosync.QDEVICE_DB), host=m, stdout=trusted))
     return s
 
 

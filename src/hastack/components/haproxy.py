@@ -128,9 +128,9 @@ def listeners(topo: Topology) -> list[Listener]:
 
 
 HARD_STOP_AFTER_S = 60
-"""After a reload the old process runs no health checks of its own view any more; its long-lived
-connections (database pools) would otherwise stay on whatever writer it had, for up to an hour.
-A minute lets requests in flight finish."""
+"""After a reload the old process keeps serving the connections it holds until they close, and
+OpenStack's database pools keep theirs for up to an hour, on the writer that process chose. A minute
+lets the requests in flight finish; then those clients reconnect through the new process."""
 
 
 def config(ctx: Ctx, node: Node) -> str:

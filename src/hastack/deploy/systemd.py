@@ -60,7 +60,7 @@ async def ensure_disabled(d: Deploy, host: str, names: list[str]) -> None:
 
 async def reload_if_changed(d: Deploy, host: str, unit: str) -> bool:
     """`systemctl reload` instead of a restart, for a running unit whose changed files it re-reads on
-    reload (HAProxy, keepalived): the caller knows which changes a reload covers. True if reloaded."""
+    reload (HAProxy): the caller knows which changes a reload covers. True if reloaded."""
     if not d.needs_restart(host, unit) or not (await unit_states(d, host, [unit]))[unit].active:
         return False
     await d.run(host, ["systemctl", "reload", unit], f"reload {unit}")

@@ -230,7 +230,6 @@ def resource_ids() -> Fact[frozenset[str]]:
                 lambda r: parse_resource_ids(require_exit(r).stdout), 30.0)
 
 
-QDEVICE_DB = "/etc/corosync/qdevice/net/nssdb"
 QNET_CA_NICK = "QNet CA"
 """The nickname corosync-qdevice-net-certutil(8) gives the qnetd CA it imports into a member's database."""
 
@@ -247,7 +246,7 @@ def pem_body(text: str) -> str:
     return "".join(ln.strip() for ln in lines[begin + 1:end])
 
 
-def trusted_qnetd_ca() -> Fact[str]:
-    """The qnetd CA a qdevice member trusts, as `pem_body` ('' when its database has none)."""
-    argv = ("certutil", "-L", "-d", QDEVICE_DB, "-n", QNET_CA_NICK, "-a")
+def trusted_qnetd_ca(db: str) -> Fact[str]:
+    """The qnetd CA a qdevice member trusts (its NSS database `db`), as `pem_body` ('' when none)."""
+    argv = ("certutil", "-L", "-d", db, "-n", QNET_CA_NICK, "-a")
     return Fact("qdevice_trusted_ca", argv, lambda r: pem_body(r.stdout) if r.exit_status == 0 else "", 15.0)

@@ -96,7 +96,8 @@ class PacemakerStage:
                               check=False) for m in members]
         arb = d.topo.qnetd_nodes[0].name
         qnetd_ca = await d.transports[arb].get(corosync.QNETD_CA)
-        trusted = [await d.fact(m.name, trusted_qnetd_ca(), "read the qnetd CA the member trusts") for m in members]
+        trusted = [await d.fact(m.name, trusted_qnetd_ca(corosync.QDEVICE_DB), "read the qnetd CA the member trusts")
+                   for m in members]
         current = bool(qnetd_ca) and all(t == pem_body((qnetd_ca or b"").decode()) for t in trusted)
         if all(r.ok for r in checks) and current:
             return
