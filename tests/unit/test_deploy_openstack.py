@@ -685,3 +685,19 @@ def test_the_rows_of_a_replaced_controller_go_through_each_services_own_way(seed
     said = [e.message for e in events]
     assert any("deleted the service row nova-scheduler@ctl-9" in m for m in said)
     assert any("nova-conductor@ctl-8 is up although its host is not in the topology" in m for m in said)
+
+
+def test_a_keystone_only_cloud_with_network_nodes_asks_no_service_list() -> None:
+    """The status lab (Keystone only, network nodes for Pacemaker): nothing to gate or prune, so the
+    admin tool's prune is never run (CI, 2026-12-06: it asked the catalog for a network endpoint)."""
+    from pathlib import Path
+
+    from hastack.topology.load import load
+
+    topo = load(Path(__file__).resolve().parents[1] / "lab" / "status.yml").topology
+    assert topo is not None and topo.network_nodes and not topo.runs("neutron")
+    assert expectations(topo) == [] and cluster_expectations(topo) == []
+    cloud = Cloud()
+    s = script_cloud(topo, cloud)
+    run(topo, s)
+    assert not [c for c in s.calls if c.kind == "run" and c.argv[:3] == ("python3", TOOL, "prune")]
