@@ -39,6 +39,13 @@ class FixedSecrets(Secrets):
         return self._values[name]
 
 
+def replace_node(topo: Topology, old: str, new: str, address: str) -> Topology:
+    """`topo` with node `old` replaced in place by `new` at `address` (same roles), as an operator
+    replaces a dead server in the topology file."""
+    return topo.model_copy(update={"nodes": [
+        n.model_copy(update={"name": new, "address": address}) if n.name == old else n for n in topo.nodes]})
+
+
 def load_example(name: str) -> Topology:
     loaded = load(EXAMPLES / name)
     assert loaded.topology is not None, [r.render() for r in loaded.reports]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FixedSecrets
+from conftest import FixedSecrets, replace_node
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, Event, StageFailed, StepFailed
@@ -327,17 +327,10 @@ def _cluster(members: list[str], running: list[str]) -> str:
                        "running_nodes": running, "partitions": {}, "alarms": [], "versions": {}})
 
 
-def _replaced(seed: Topology) -> Topology:
-    """The seed with ctl-2 replaced by ctl-4 at a new address."""
-    return seed.model_copy(update={"nodes": [
-        n.model_copy(update={"name": "ctl-4", "address": "10.77.0.14"}) if n.name == "ctl-2" else n
-        for n in seed.nodes]})
-
-
 def test_a_dead_broker_left_out_of_the_topology_is_forgotten_from_the_largest_view(seed: Topology) -> None:
     from hastack.facts import cluster_status
 
-    topo = _replaced(seed)
+    topo = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
     old = ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
     s = Script().add(
         on_fact(cluster_status(), host="ctl-1", stdout=_cluster(old, ["rabbit@ctl-1", "rabbit@ctl-3"])),
@@ -356,9 +349,7 @@ def test_a_new_first_broker_joins_the_others_never_the_reverse(seed: Topology) -
     would join is the broker that knows the cluster (a reset of ctl-2 and ctl-3 would lose their queues)."""
     from hastack.facts import cluster_status
 
-    topo = seed.model_copy(update={"nodes": [
-        n.model_copy(update={"name": "ctl-4", "address": "10.77.0.14"}) if n.name == "ctl-1" else n
-        for n in seed.nodes]})
+    topo = replace_node(seed, "ctl-1", "ctl-4", "10.77.0.14")
     assert topo.brokers[0].name == "ctl-4"
     old = ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
     s = Script().add(
@@ -375,7 +366,7 @@ def test_a_new_first_broker_joins_the_others_never_the_reverse(seed: Topology) -
 def test_a_running_broker_left_out_of_the_topology_stops_the_stage_and_is_not_forgotten(seed: Topology) -> None:
     from hastack.facts import cluster_status
 
-    topo = _replaced(seed)
+    topo = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
     old = ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
     s = Script().add(*(on_fact(cluster_status(), host=h, stdout=_cluster(old, old)) for h in ("ctl-1", "ctl-3")),
                      on_fact(cluster_status(), host="ctl-4", stdout=_cluster(["rabbit@ctl-4"], ["rabbit@ctl-4"])))
@@ -416,7 +407,7 @@ def test_a_new_broker_gets_a_replica_of_every_quorum_queue(seed: Topology) -> No
 def test_a_galera_member_left_out_of_the_topology_but_running_stops_deploy(seed: Topology) -> None:
     from hastack.facts import GaleraStatus
 
-    topo = _replaced(seed)
+    topo = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
 
     def member(addresses: str) -> GaleraStatus:
         return GaleraStatus(True, {"wsrep_cluster_status": "Primary", "wsrep_local_state_comment": "Synced",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FixedSecrets
+from conftest import FixedSecrets, replace_node
 from hastack.agents import galera_check
 from hastack.components import galera
 from hastack.components.base import Ctx, File
@@ -48,9 +48,7 @@ def test_a_membership_change_restarts_no_member(seed: Topology, ctx_of: CtxOf) -
     """The member list is its own file and asks for no restart; the server file does not change
     when a controller is replaced (ctl-2 by ctl-4 at another address)."""
     ctx = ctx_of(seed)
-    replaced = seed.model_copy(update={"nodes": [
-        n.model_copy(update={"name": "ctl-4", "address": "10.77.0.14"}) if n.name == "ctl-2" else n
-        for n in seed.nodes]})
+    replaced = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
     ctx4 = ctx_of(replaced)
     for name in ("ctl-1", "ctl-3"):
         before, after = files(ctx, seed.node(name)), files(ctx4, replaced.node(name))

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from conftest import replace_node
 from hastack.components import rabbitmq
 from hastack.components.base import Ctx, File
 from hastack.topology.model import Node, Topology
@@ -222,9 +223,7 @@ def test_a_boot_never_hangs_on_a_peer_that_remembers_the_previous_run(seed: Topo
 def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -> None:
     """Replacing ctl-2 by ctl-4: on the brokers that stay, only the peer list changes, and it asks
     for no restart (peer discovery reads it only when a node joins)."""
-    replaced = seed.model_copy(update={"nodes": [
-        n.model_copy(update={"name": "ctl-4", "address": "10.77.0.14"}) if n.name == "ctl-2" else n
-        for n in seed.nodes]})
+    replaced = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
     before, after = ctx_of(seed), ctx_of(replaced)
     for name in ("ctl-1", "ctl-3"):
         old, new = files(before, seed.node(name)), files(after, replaced.node(name))

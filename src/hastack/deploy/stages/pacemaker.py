@@ -98,7 +98,8 @@ class PacemakerStage:
         qnetd_ca = await d.transports[arb].get(corosync.QNETD_CA)
         trusted = [await d.fact(m.name, trusted_qnetd_ca(corosync.QDEVICE_DB), "read the qnetd CA the member trusts")
                    for m in members]
-        current = bool(qnetd_ca) and all(t == pem_body((qnetd_ca or b"").decode()) for t in trusted)
+        want = pem_body(qnetd_ca.decode()) if qnetd_ca else ""
+        current = bool(qnetd_ca) and all(t == want for t in trusted)
         if all(r.ok for r in checks) and current:
             return
         for step in corosync.qdevice_tls_steps(d.topo):
