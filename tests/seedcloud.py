@@ -111,3 +111,32 @@ def status_healthy(timeout: float = 600) -> str:
 def power(node: str, state: str) -> None:
     res = hastack("lab", "power", "-t", str(TOPOLOGY), node, state, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def ready_to_build(osc_json: Callable[..., Any], compute: str = CLIENT) -> bool:
+    """The cloud's own view says a server can be built on `compute`: its nova-compute is up (the
+    scheduler's filter) and every Neutron agent is alive (ML2 binds a port only on a host whose L2
+    agent is alive). After a controller's loss both lag the brokers' nodedown by one report period:
+    an agent whose reports went through the dead broker may be dead until then (see
+    neutron.AGENT_REPORT_INTERVAL_S)."""
+    services = osc_json("compute", "service", "list", "--service", "nova-compute", "--host", compute)
+    agents = osc_json("network", "agent", "list")
+    return bool(services) and all(s["State"] == "up" for s in services) and all(a["Alive"] for a in agents)
+
+
+
+def create_server(raw_osc: Callable[..., str], name: str, *args: str) -> dict[str, Any]:
+    """`server create --wait` (its arguments: flavor, image, network) through `raw_osc` (the client's
+    text output). osc prints only "Error creating server" when the server went to ERROR: the
+    assertion then carries the server's status and fault."""
+    out = raw_osc("server", "create", *args, "--wait", name, "-f", "json", timeout=420)
+    if not out.lstrip().startswith("{"):
+        why = raw_osc("server", "show", name, "-c", "status", "-c", "fault", "-f", "json", timeout=120)
+        raise AssertionError(f"{out.strip()}: {why}")
+    server: dict[str, Any] = json.loads(out)
+    return server
+
+
+def osc_text(node: str, *args: str, timeout: float = 180) -> str:
+    """The `openstack` client's text output on `node` (the seed lab's admin cloud)."""
+    return on(node, shlex.join(["openstack", "--os-cloud", "hastack", *args]), timeout=timeout)

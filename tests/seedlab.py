@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "examples" / "seed.yml"
@@ -58,3 +61,54 @@ def own_lab(topo: Path, nodes: tuple[str, ...]) -> Iterator[Path]:
         if not os.environ.get("HASTACK_KEEP_LAB"):
             down = hastack("lab", "down", str(topo))
             assert down.returncode == 0, down.stdout + down.stderr
+
+
+# -- hastack status, polled -------------------------------------------------------------------------
+Doc = dict[str, Any]
+
+
+def status(topo: Path) -> tuple[int, Doc, float]:
+    """`hastack status --json`: its exit code, its document and its wall time."""
+    t0 = time.monotonic()
+    res = hastack("status", str(topo), "--json", timeout=60)
+    took = time.monotonic() - t0
+    assert res.stdout.strip(), res.stderr
+    return res.returncode, json.loads(res.stdout), took
+
+
+def wait_for(topo: Path, what: str, ok: Callable[[int, Doc], bool], timeout: float = 300,
+             nodes: tuple[str, ...] = CONTROLLERS) -> Doc:
+    """Poll status until `ok` (bounded by time); fail with the last answer's summary."""
+    deadline = time.monotonic() + timeout
+    last: tuple[int, Doc] = (-1, {})
+    while time.monotonic() < deadline:
+        code, doc, _ = status(topo)
+        last = (code, doc)
+        if ok(code, doc):
+            return doc
+        time.sleep(2)
+    raise AssertionError(f"status never showed {what} within {timeout:.0f}s; last: exit {last[0]}, "
+                         f"{last[1].get('summary')}\n{evidence(topo, nodes)}")
+
+
+EVIDENCE = ("systemctl show -p ActiveState -p SubState -p NRestarts -p ActiveEnterTimestamp keystone mariadb | "
+            "tr '\\n' ' '; echo; journalctl -u keystone -n 8 --no-pager -o short-monotonic; "
+            "tail -n 8 /var/log/keystone/keystone.log | cut -c 1-300; "
+            "journalctl -u hastack-api-watchdog -n 8 --no-pager -o cat | cut -c 1-300")
+
+
+def evidence(topo: Path, nodes: tuple[str, ...] = CONTROLLERS) -> str:
+    """Each controller's keystone and watchdog, for a failed wait (the CI host's lab is gone afterwards)."""
+    out = []
+    for node in nodes:
+        res = hastack("lab", "ssh", node, "-t", str(topo), "--", EVIDENCE, timeout=60)
+        out.append(f"--- {node}\n{res.stdout[:4000]}{res.stderr[-500:]}")
+    return "\n".join(out)
+
+
+def codes(doc: Doc, node: str | None = None) -> set[str]:
+    return {f["code"] for f in doc["findings"] if node is None or f["node"] == node}
+
+
+def finding(doc: Doc, code: str) -> Doc:
+    return next(f for f in doc["findings"] if f["code"] == code)

@@ -3,12 +3,13 @@ cloud keeps serving, and the dead controller is replaced by a new one.
 
 The VIP is moved to ctl-2 first (a restart of keepalived on the holder; priorities fall with the
 topology order), then ctl-2 is powered off for good, under the drills' database and broker
-workloads. With it off: a token through the VIP and a `server create` (fake driver) that reaches
-ACTIVE through the API, conductor, scheduler and compute. Then the operator writes ctl-4 (a new
-address) in its place, `hastack lab up` boots it beside the running nodes and `hastack deploy`
-converges: Galera gives ctl-4 a full
-state transfer, RabbitMQ forgets rabbit@ctl-2 and grows every quorum queue onto rabbit@ctl-4, every
-list (HAProxy, keepalived, memcached, transport URLs) names ctl-4 instead of ctl-2, the agents
+workloads. With it off: a token through the VIP, `hastack status` saying so (degraded, the host
+unreachable, Galera without it, its HAProxy backends down, the VIP elsewhere) and a `server create`
+(fake driver) that reaches ACTIVE through the API, conductor, scheduler and compute. Then the
+operator writes ctl-4 (a new address) in its place, `hastack lab up` boots it beside the running
+nodes and `hastack deploy` converges: Galera gives ctl-4 a full state transfer, RabbitMQ forgets
+rabbit@ctl-2 and grows every quorum queue onto rabbit@ctl-4, every list (HAProxy, keepalived,
+memcached, transport URLs) names ctl-4 instead of ctl-2, the agents
 Pacemaker runs restart with the new URLs, and Nova, Cinder and Heat drop ctl-2's service rows. All
 of it under the workloads, whose acknowledged writes and confirmed messages must all be there
 afterwards (on ctl-4 too).
@@ -42,9 +43,9 @@ from hastack.drills.workloads.db import DbWrites
 from hastack.drills.workloads.http import KeystoneTokens, NeutronNetworks
 from hastack.secrets import Secrets, secrets_path
 from hastack.topology.load import load
-from seedcloud import install_clouds_yaml, osc, osc_quietly, until
+from seedcloud import create_server, install_clouds_yaml, osc, osc_quietly, osc_text, ready_to_build, until
 from seedcloud import on as on_seed
-from seedlab import ROOT, SEED, VIP, hastack, on
+from seedlab import ROOT, SEED, VIP, codes, finding, hastack, on, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -120,17 +121,31 @@ def serve_with_the_vip_controller_off(client: str, net: str) -> None:
     t0 = time.monotonic()
     until("a token through the VIP", lambda: osc(client, "token", "issue")["id"], 120)
     token_s = time.monotonic() - t0
+    # how `hastack status` tells it: the host unreachable, Galera degraded without it, its HAProxy
+    # backends down, the VIP on one survivor
+    doc = wait_for(SEED, f"{GONE} down and the cluster degraded", lambda code, d: (
+        code == 1 and "HOST-UNREACHABLE" in codes(d, GONE) and "GALERA-DEGRADED" in codes(d)
+        and "HAPROXY-SERVER-DOWN" in codes(d, GONE) and len(d["vip"]["holders"]) == 1), timeout=120,
+        nodes=("ctl-1", "ctl-3"))
+    assert doc["vip"]["holders"][0] != GONE and GONE in finding(doc, "GALERA-DEGRADED")["message"]
+    status_s = time.monotonic() - t0
     # Until Erlang gives up on the silent node (net_ticktime), RabbitMQ's metadata operations wait
-    # for it and a publish can be nacked: the documented window. After it, nothing may fail.
+    # for it and a publish can be nacked: the documented window. An agent (or nova-compute) whose
+    # reports went through the dead broker is alive again at its first report after that; the cloud
+    # builds once its own view says so (ready_to_build), and from then on nothing may fail.
     connected = f"rabbitmqctl -q eval \"lists:member('rabbit@{GONE}', nodes()).\""
     until(f"ctl-1's broker no longer connected to {GONE}",
           lambda: on_seed("ctl-1", connected, timeout=60).strip() == "false", 180, interval=1)
     broker_s = time.monotonic() - t0
-    server = osc(client, "server", "create", "--flavor", f"{NAME}-flavor", "--image", f"{NAME}-image",
-                 "--network", net, "--wait", f"{NAME}-vm", timeout=420)
+    until("nova-compute up and every Neutron agent alive", lambda: ready_to_build(lambda *a: osc(client, *a)),
+          120, interval=1)
+    ready_s = time.monotonic() - t0
+    server = create_server(lambda *a, **kw: osc_text(client, *a, **kw), f"{NAME}-vm", "--flavor", f"{NAME}-flavor",
+                           "--image", f"{NAME}-image", "--network", net)
     assert server["status"] == "ACTIVE", server
-    print(f"{GONE} (the VIP holder) off -> token through the VIP {token_s:.1f} s, brokers dropped it "
-          f"{broker_s:.1f} s, server ACTIVE {time.monotonic() - t0:.1f} s")
+    print(f"{GONE} (the VIP holder) off -> token through the VIP {token_s:.1f} s, status degraded "
+          f"{status_s:.1f} s, brokers dropped it {broker_s:.1f} s, the cloud ready to build {ready_s:.1f} s, "
+          f"server ACTIVE {time.monotonic() - t0:.1f} s")
     assert len(vip_holders(("ctl-1", "ctl-3"))) == 1
 
 

@@ -72,9 +72,10 @@ WATCH_CNF = "/etc/hastack/agent-watch.cnf"
 WATCH_COLUMNS = ("binary", "host", "heartbeat_timestamp")
 """All the account may read: three columns of neutron.agents (a column grant), through the VIP."""
 STALE_S = 100
-"""Neutron calls an agent dead after agent_down_time (75 s, its default); one more report period."""
+"""Neutron calls an agent dead after agent_down_time (75 s, its default); then a margin."""
 FRESH_S = 60
-"""A peer agent of the same host reported within two report periods: the server takes its reports."""
+"""A peer agent of the same host reported lately (within six of its 10-s report periods, see
+neutron.AGENT_REPORT_INTERVAL_S): the server takes its reports."""
 BEAT_GRACE_S = 180
 """After the unit (re)starts: its first reports, a full sync on a loaded node, come first."""
 BEAT_EVERY_S = 15
