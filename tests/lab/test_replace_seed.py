@@ -10,9 +10,12 @@ operator writes ctl-4 (a new address) in its place, `hastack lab up` boots it be
 nodes and `hastack deploy` converges: Galera gives ctl-4 a full state transfer, RabbitMQ forgets
 rabbit@ctl-2 and grows every quorum queue onto rabbit@ctl-4, every list (HAProxy, keepalived,
 memcached, transport URLs) names ctl-4 instead of ctl-2, the agents
-Pacemaker runs restart with the new URLs, and Nova, Cinder and Heat drop ctl-2's service rows. All
-of it under the workloads, whose acknowledged writes and confirmed messages must all be there
-afterwards (on ctl-4 too).
+Pacemaker runs restart with the new URLs, and Nova, Cinder and Heat drop ctl-2's service rows.
+The standby network node is powered off for good too (another cluster: Corosync keeps quorum with
+the other node and the arbitrator's vote) and net-3 replaces it in the same deploy: corosync.conf
+reloaded, Pacemaker forgets the dead node and its fence device, net-3 gets its own and the qdevice
+certificate. All of it under the workloads, whose acknowledged writes and confirmed messages must
+all be there afterwards (on ctl-4 too).
 
 Why ctl-2 and not ctl-3: in the seed, ctl-3 is also the network cluster's quorum device (qnetd);
 replacing the arbitrator is a different procedure (README, "Replacing a dead controller").
@@ -29,6 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +45,10 @@ from hastack.drills.workloads.base import Credentials, Endpoints
 from hastack.drills.workloads.broker import Broker
 from hastack.drills.workloads.db import DbWrites
 from hastack.drills.workloads.http import KeystoneTokens, NeutronNetworks
+from hastack.facts.pacemaker import parse_crm_mon
 from hastack.secrets import Secrets, secrets_path
 from hastack.topology.load import load
-from seedcloud import create_server, install_clouds_yaml, osc, osc_quietly, osc_text, ready_to_build, until
+from seedcloud import agents_node, create_server, install_clouds_yaml, osc, osc_quietly, osc_text, ready_to_build, until
 from seedcloud import on as on_seed
 from seedlab import ROOT, SEED, VIP, codes, finding, hastack, on, wait_for
 
@@ -58,17 +63,34 @@ CONFIG_DIRS = "/etc/haproxy /etc/keepalived /etc/mysql /etc/rabbitmq /etc/memcac
               "/etc/glance /etc/placement /etc/nova /etc/neutron /etc/cinder /etc/heat /etc/hastack"
 
 
+NET_NEW, NET_NEW_ADDRESS = "net-3", "10.77.0.23"
+
+
+@dataclass(frozen=True)
+class Replaced:
+    topology: Path
+    net_gone: str
+    """The network node powered off for good: the standby one (the agents run on the other)."""
+    net_staying: str
+
+
 @pytest.fixture(scope="module")
-def replaced(seed_lab: Path) -> Iterator[Path]:
-    """The seed topology with ctl-2 replaced by ctl-4, beside seed.yml (same name, same secrets and
-    lab key); removed afterwards."""
+def replaced(seed_lab: Path) -> Iterator[Replaced]:
+    """The seed topology with ctl-2 replaced by ctl-4 and the standby network node by net-3, beside
+    seed.yml (same name, same secrets and lab key); removed afterwards."""
     text = SEED.read_text()
     old = f"- {{name: {GONE}, address: {GONE_ADDRESS}, roles: [controller]}}"
     assert old in text
-    path = ROOT / "examples" / ".seed-ctl-2-replaced.yml"
-    path.write_text(text.replace(old, f"- {{name: {NEW}, address: {NEW_ADDRESS}, roles: [controller]}}"))
+    text = text.replace(old, f"- {{name: {NEW}, address: {NEW_ADDRESS}, roles: [controller]}}")
+    staying = agents_node()
+    gone = next(n for n in ("net-1", "net-2") if n != staying)
+    block = re.search(rf"  - name: {gone}\n(    .*\n)+", text)
+    assert block, text
+    net = re.sub(r"10\.77\.0\.2\d\b", NET_NEW_ADDRESS, block.group(0).replace(gone, NET_NEW))
+    path = ROOT / "examples" / ".seed-replaced.yml"
+    path.write_text(text.replace(block.group(0), net))
     try:
-        yield path
+        yield Replaced(path, gone, staying)
     finally:
         path.unlink(missing_ok=True)
 
@@ -98,7 +120,7 @@ def move_vip_to(target: str) -> None:
 
 
 @pytest.fixture()
-def tenant(replaced: Path) -> Iterator[dict[str, Any]]:
+def tenant(replaced: Replaced) -> Iterator[dict[str, Any]]:
     """A network, a flavor and an image for the server, created before the fault; removed after."""
     client = install_clouds_yaml()
     on_seed(client, f"head -c 1024 /dev/zero > /root/{NAME}.img")
@@ -149,12 +171,30 @@ def serve_with_the_vip_controller_off(client: str, net: str) -> None:
     assert len(vip_holders(("ctl-1", "ctl-3"))) == 1
 
 
+def standby_network_node_off(r: Replaced) -> None:
+    """The standby network node off for good too (another cluster than the controllers'): fenced,
+    and the agents still where they ran."""
+    run_ok("lab", "power", "-t", str(SEED), r.net_gone, "off", timeout=300)
+    t0 = time.monotonic()
+
+    def fenced() -> bool:
+        st = parse_crm_mon(on_seed(r.net_staying, "crm_mon --one-shot --inactive --output-as=xml"))
+        node = st.node(r.net_gone)
+        return not node.online and not node.unclean and st.with_quorum
+
+    until(f"{r.net_gone} offline and clean in Pacemaker", fenced, 180, interval=1)
+    assert agents_node(r.net_staying) == r.net_staying
+    print(f"{r.net_gone} (the standby network node) off -> offline in Pacemaker {time.monotonic() - t0:.1f} s")
+
+
 def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
-        replaced: Path, tenant: dict[str, Any]) -> None:
-    loaded = load(replaced)
+        replaced: Replaced, tenant: dict[str, Any]) -> None:
+    r = replaced
+    path = r.topology
+    loaded = load(path)
     assert loaded.topology is not None
     topo = loaded.topology
-    secrets = Secrets.load(secrets_path(replaced, topo.name))
+    secrets = Secrets.load(secrets_path(path, topo.name))
     creds = Credentials.from_secrets(secrets)
     # Clients know the new membership (like every service after the deploy): ctl-4 refuses them
     # until it has joined, and they move on to the next broker or keep writing through the VIP.
@@ -178,9 +218,11 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
         rec.event("fault", f"{GONE} powered off for good; {NEW} replaces it")
         run_ok("lab", "power", "-t", str(SEED), GONE, "off", timeout=300)
         serve_with_the_vip_controller_off(tenant["client"], tenant["net"])
+        rec.event("fault", f"{r.net_gone} powered off for good; {NET_NEW} replaces it")
+        standby_network_node_off(r)
         t0 = time.monotonic()
-        up = run_ok("lab", "up", str(replaced), timeout=600)
-        deployed = run_ok("deploy", str(replaced), "--yes", timeout=2400)
+        up = run_ok("lab", "up", str(path), timeout=600)
+        deployed = run_ok("deploy", str(path), "--yes", timeout=2400)
         took = time.monotonic() - t0
     finally:
         stop.set()
@@ -202,38 +244,48 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
     # Bounded polling: right after a deploy that restarted every API, one status read of a service
     # list timed out once in the lab (exit 3, "unknown"); the next one was healthy.
     def healthy() -> bool:
-        res = hastack("status", str(replaced), timeout=180)
+        res = hastack("status", str(path), timeout=180)
         assert res.returncode == 0, res.stdout[-3000:]
         return True
 
     until("hastack status healthy after the replacement", healthy, 300, interval=5)
 
     # -- no trace of ctl-2 in any live list ---------------------------------------------------------
-    rabbit = json.loads(on(replaced, "ctl-1", "rabbitmqctl", "-q", "cluster_status", "--formatter", "json"))
+    rabbit = json.loads(on(path, "ctl-1", "rabbitmqctl", "-q", "cluster_status", "--formatter", "json"))
     brokers = sorted(f"rabbit@{n.name}" for n in topo.brokers)
     assert NEW in str(brokers) and sorted(rabbit["disk_nodes"]) == brokers, rabbit
-    members = on(replaced, "ctl-1", "rabbitmqctl", "-q", "list_queues", "--vhost", "nova", "--formatter", "json",
+    members = on(path, "ctl-1", "rabbitmqctl", "-q", "list_queues", "--vhost", "nova", "--formatter", "json",
                  "name", "type", "members")
     for q in json.loads(members):
         if q["type"] == "quorum":
             assert f"rabbit@{NEW}" in q["members"] and f"rabbit@{GONE}" not in q["members"], q
-    wsrep = on(replaced, "ctl-1", "mariadb", "-N", "-B", "-e",
+    wsrep = on(path, "ctl-1", "mariadb", "-N", "-B", "-e",
                "SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_incoming_addresses')")
     assert re.search(r"wsrep_cluster_size\s+3\b", wsrep), wsrep
     assert GONE_ADDRESS not in wsrep and NEW_ADDRESS in wsrep, wsrep
     for node in STAYING:
-        left = on(replaced, node, "sh", "-c",
+        left = on(path, node, "sh", "-c",
                   f"grep -rlE '{re.escape(GONE_ADDRESS)}|\\b{GONE}\\b' {CONFIG_DIRS} 2>/dev/null || true")
         assert not left.strip(), f"{node}: {GONE} still named in {left}"
-    for node in ("net-1", "net-2", "cmp-1"):
-        left = on(replaced, node, "sh", "-c", f"grep -rlE '{re.escape(GONE_ADDRESS)}' /etc/neutron /etc/nova "
-                                              "2>/dev/null || true")
+    nets = (r.net_staying, NET_NEW)
+    for node in (*nets, "cmp-1"):
+        left = on(path, node, "sh", "-c", f"grep -rlE '{re.escape(GONE_ADDRESS)}' /etc/neutron /etc/nova "
+                                          "2>/dev/null || true")
         assert not left.strip(), f"{node}: {GONE_ADDRESS} still named in {left}"
-    # the agents Pacemaker runs were restarted with the new transport URL
-    agents = on(replaced, "net-1", "sh", "-c", "crm_mon -1 --output-as=xml")
-    assert 'resource id="neutron-l3-agent"' in agents
+    # -- the network cluster: net-3 in, the dead node out of Corosync and Pacemaker -----------------
+    gone_address = str(load(SEED).topology.node(r.net_gone).address)  # type: ignore[union-attr]
+    for node in nets:
+        left = on(path, node, "sh", "-c", f"grep -rlE '{re.escape(gone_address)}|\\b{r.net_gone}\\b' "
+                                          "/etc/corosync /etc/hastack 2>/dev/null || true")
+        assert not left.strip(), f"{node}: {r.net_gone} still named in {left}"
+    st = parse_crm_mon(on(path, r.net_staying, "crm_mon", "--one-shot", "--inactive", "--output-as=xml"))
+    assert sorted(n.name for n in st.nodes) == sorted(nets) and set(st.nodes_in("online")) == set(nets), st.nodes
+    assert st.running_on(f"fence-{NET_NEW}") and not any(r.net_gone in res.id for res in st.resources), st.resources
+    assert len({n for u in ("neutron-l3-agent", "neutron-dhcp-agent") for n in st.running_on(u)}) == 1
+    votes = on(path, NET_NEW, "corosync-quorumtool", "-s")
+    assert re.search(r"Total votes:\s+3\b", votes) and re.search(r"Quorate:\s+Yes", votes), votes
     for api, cmd in (("compute", "compute service list"), ("volume", "volume service list"),
                      ("orchestration", "orchestration service list")):
-        rows = json.loads(on(replaced, "cmp-1", "sh", "-c", f"openstack --os-cloud hastack {cmd} -f json"))
-        hosts = {str(r.get("Host") or r.get("host") or r.get("Hostname") or "") for r in rows}
+        rows = json.loads(on(path, "cmp-1", "sh", "-c", f"openstack --os-cloud hastack {cmd} -f json"))
+        hosts = {str(row.get("Host") or row.get("host") or row.get("Hostname") or "") for row in rows}
         assert not any(h == GONE or h.startswith(f"{GONE}@") for h in hosts), f"{api}: {sorted(hosts)}"

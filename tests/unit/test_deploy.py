@@ -511,3 +511,42 @@ def test_a_changed_corosync_conf_is_reloaded_once_and_qdevice_restarted(seed: To
     d.started = {"net-1": {"corosync"}}  # started by this run with the new file: nothing to reload
     asyncio.run(PacemakerStage().reload_corosync(d, seed.network_nodes))
     assert d.changes == 0
+
+
+# -- a network node replaced under Pacemaker -----------------------------------------------------
+def _crm(case: str) -> str:
+    from recordings import load as recording
+
+    return recording("crm_mon", case).stdout
+
+
+def test_a_dead_network_node_left_out_of_the_topology_is_removed_from_pacemaker(seed: Topology) -> None:
+    """net-1 powered off for good (fenced, offline: recorded), net-3 in its place: Pacemaker forgets it."""
+    from hastack.deploy.stages.pacemaker import PacemakerStage
+    from hastack.facts.pacemaker import crm_mon
+
+    topo = replace_node(seed, "net-1", "net-3", "10.77.0.23")
+    s = Script().add(on_fact(crm_mon(), host="net-2", stdout=_crm("node-fenced")),
+                     on("crm_node", "--force", "--remove", "net-1", host="net-2"))
+    d = make(topo, s)
+    asyncio.run(PacemakerStage().forget_departed(d, "net-2"))
+    s.assert_done()
+    assert d.changes == 1
+
+
+def test_a_network_node_left_out_but_online_stops_the_stage_and_stays(seed: Topology) -> None:
+    from hastack.deploy.stages.pacemaker import PacemakerStage
+    from hastack.facts.pacemaker import crm_mon
+
+    topo = replace_node(seed, "net-1", "net-3", "10.77.0.23")
+    s = Script().add(on_fact(crm_mon(), host="net-2", stdout=_crm("lab-healthy")))
+    d = make(topo, s)
+    with pytest.raises(StepFailed) as exc:
+        asyncio.run(PacemakerStage().forget_departed(d, "net-2"))
+    assert "net-1 still online in the Pacemaker cluster" in str(exc.value) and "crm cluster stop" in str(exc.value)
+    assert d.changes == 0  # the scripted transport has no crm_node: an attempt would have failed the fake
+    # the topology that lists both: nothing to forget
+    s = Script().add(on_fact(crm_mon(), host="net-1", stdout=_crm("lab-healthy")))
+    d = make(seed, s)
+    asyncio.run(PacemakerStage().forget_departed(d, "net-1"))
+    assert d.changes == 0
