@@ -2,11 +2,12 @@
 
 Runs on the shared seed lab (the whole cloud, so status reads every API and every cluster); it sorts
 before the destructive last modules. Every wait is a bounded poll of `hastack status --json`; every
-test heals what it broke and waits for exit 0. A powered-off controller as status sees it (the host
-unreachable, Galera degraded, its HAProxy backends down, the VIP elsewhere) is checked where the seed
-lab loses a controller anyway: tests/lab/test_replace_seed.py. Until 2026-12-06 these tests had a
-Keystone-only lab of their own (tests/lab/status.yml, still the topology of the recorded status
-cases): three minutes of the suite spent on a second deploy.
+test heals what it broke and waits for exit 0. A controller gone as status sees it (the host
+unreachable, Galera degraded to 2 of 3 naming it, its HAProxy backends down, the VIP elsewhere) is
+checked where the seed lab loses a controller anyway: tests/lab/test_replace_seed.py (a full cut of
+ctl-3 here asked the same of status and cost 150 s, mostly the healing of a whole controller).
+Until 2026-12-06 these tests had a Keystone-only lab of their own (tests/lab/status.yml, still the
+topology of the recorded status cases): three minutes of the suite spent on a second deploy.
 """
 
 from __future__ import annotations
@@ -38,19 +39,6 @@ def test_a_healthy_lab_exits_0_fast(seed_lab: Path) -> None:
     assert min(times) < 10  # generous: the CI host may be loaded; the figure itself is printed
     prom = hastack("status", str(seed_lab), "--prometheus", timeout=60)
     assert prom.returncode == 0 and 'hastack_status_code{topology="seed"} 0' in prom.stdout
-
-
-def test_a_cut_galera_node_is_named_with_its_state(seed_lab: Path) -> None:
-    healthy(seed_lab)
-    lab(seed_lab, "cut", "ctl-3")
-    try:
-        doc = wait_for(seed_lab, "ctl-3 cut off", lambda code, d: (
-            code == 1 and "HOST-UNREACHABLE" in codes(d, "ctl-3") and "GALERA-DEGRADED" in codes(d)), timeout=120)
-        assert "ctl-3" in finding(doc, "GALERA-DEGRADED")["message"]
-        assert "2 of 3" in finding(doc, "GALERA-DEGRADED")["message"]
-    finally:
-        lab(seed_lab, "heal", "ctl-3")
-    healthy(seed_lab)
 
 
 def test_a_galera_node_cut_from_its_peers_is_read_as_non_primary(seed_lab: Path) -> None:
