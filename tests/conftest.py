@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,7 +44,8 @@ def replace_node(topo: Topology, old: str, new: str, address: str) -> Topology:
     """`topo` with node `old` replaced in place by `new` at `address` (same roles), as an operator
     replaces a dead server in the topology file."""
     return topo.model_copy(update={"nodes": [
-        n.model_copy(update={"name": new, "address": address}) if n.name == old else n for n in topo.nodes]})
+        n.model_copy(update={"name": new, "address": ipaddress.IPv4Address(address)}) if n.name == old else n
+        for n in topo.nodes]})
 
 
 def load_example(name: str) -> Topology:

@@ -499,8 +499,11 @@ def test_members_that_trust_another_ca_redo_the_exchange(seed: Topology) -> None
 def test_a_changed_corosync_conf_is_reloaded_once_and_qdevice_restarted(seed: Topology) -> None:
     from hastack.components import corosync
     from hastack.deploy.stages.pacemaker import PacemakerStage
+    from hastack.facts.pacemaker import running_nodeid
 
-    s = Script().add(on(*corosync.RELOAD, host="net-1"))
+    s = Script().add(*(on_fact(running_nodeid(), host=h, stdout=f"runtime.votequorum.this_node_id (u32) = {i}\n")
+                       for h, i in (("net-1", 21), ("net-2", 22))),
+                     on(*corosync.RELOAD, host="net-1"))
     d = make(seed, s)
     d.changed_paths = {"net-1": {corosync.CONF}, "net-2": {corosync.CONF}}
     asyncio.run(PacemakerStage().reload_corosync(d, seed.network_nodes))
@@ -550,3 +553,27 @@ def test_a_network_node_left_out_but_online_stops_the_stage_and_stays(seed: Topo
     d = make(seed, s)
     asyncio.run(PacemakerStage().forget_departed(d, "net-1"))
     assert d.changes == 0
+
+
+def test_a_cluster_numbered_by_position_is_not_reloaded_with_address_ids(seed: Topology) -> None:
+    """Deployed before node ids came from addresses: corosync cannot renumber a running node, so
+    deploy stops before the reload and says what to do."""
+    from hastack.components import corosync
+    from hastack.deploy.stages.pacemaker import PacemakerStage
+    from hastack.facts.pacemaker import running_nodeid
+
+    s = Script().add(on_fact(running_nodeid(), host="net-1", stdout="runtime.votequorum.this_node_id (u32) = 1\n"))
+    d = make(seed, s)
+    d.changed_paths = {"net-1": {corosync.CONF}}
+    with pytest.raises(StepFailed) as exc:
+        asyncio.run(PacemakerStage().reload_corosync(d, seed.network_nodes))
+    assert "runs as nodeid 1" in str(exc.value) and "numbers this node 21" in str(exc.value)
+    assert "crm cluster stop" in str(exc.value)
+
+
+def test_the_running_nodeid_parser() -> None:
+    from hastack.facts.pacemaker import parse_running_nodeid
+
+    assert parse_running_nodeid("runtime.votequorum.this_node_id (u32) = 21\n") == 21
+    with pytest.raises(ValueError):
+        parse_running_nodeid("Can't get key runtime.votequorum.this_node_id. Error CS_ERR_NOT_EXIST\n")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from conftest import replace_node
 from hastack.components import corosync
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
@@ -81,18 +82,26 @@ def test_totem_knet_crypto_and_token(seed: Topology) -> None:
 
 
 @pytest.mark.parametrize("count", [2, 3, 5])
-def test_nodeids_unique_from_one_in_topology_order(seed: Topology, count: int) -> None:
+def test_nodeids_are_the_addresses_low_16_bits(seed: Topology, count: int) -> None:
     topo = variant(seed, count, qnetd=False, delay=5)
     nodes = nodes_of(conf_of(topo))
-    assert [int(n["nodeid"]) for n in nodes] == list(range(1, count + 1))
+    assert [int(n["nodeid"]) for n in nodes] == [20 + i for i in range(1, count + 1)]  # 10.77.0.21 ...
     assert [n["name"] for n in nodes] == [n.name for n in topo.network_nodes]
     assert [n["ring0_addr"] for n in nodes] == [str(n.address) for n in topo.network_nodes]
+    wide = topo.model_copy(update={"nodes": [n.model_copy(update={"address": ipaddress.IPv4Address("10.1.255.254")})
+                                             if n.name == "net-1" else n for n in topo.nodes]})
+    assert corosync.node_ids(wide)["net-1"] == 65534  # the largest id knet takes
 
 
-def test_nodeids_stable_when_a_network_node_is_appended(seed: Topology) -> None:
-    before = corosync.node_ids(variant(seed, 2, qnetd=True))
-    after = corosync.node_ids(variant(seed, 3, qnetd=True))
-    assert all(after[name] == nid for name, nid in before.items())
+def test_nodeids_stay_when_a_network_node_is_appended_removed_or_replaced(seed: Topology) -> None:
+    """A replaced node gets an id of its own: by position it would inherit the dead one's, which a
+    running corosync cannot reload and Pacemaker still keys to the dead node."""
+    before = corosync.node_ids(variant(seed, 3, qnetd=True))
+    assert all(corosync.node_ids(variant(seed, 4, qnetd=True))[name] == nid for name, nid in before.items())
+    replaced = replace_node(variant(seed, 3, qnetd=True), "net-2", "net-9", "10.77.0.29")
+    after = corosync.node_ids(replaced)
+    assert after == {"net-1": before["net-1"], "net-9": 29, "net-3": before["net-3"]}
+    assert after["net-9"] not in before.values()
 
 
 def test_qdevice_only_with_a_qnetd_node(seed: Topology) -> None:

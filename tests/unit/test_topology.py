@@ -128,6 +128,19 @@ tuning: {corosync: {priority_fencing_delay_s: 5}}
     assert "PCMK-QUORUM-UNSAFE" in codes_of(text.replace("priority_fencing_delay_s: 5", "token: 1000"))
 
 
+def test_network_nodes_whose_corosync_ids_clash_are_refused() -> None:
+    """corosync's nodeid is the address's low 16 bits: a /15 holds two hosts with the same."""
+    text = BASE.replace("10.0.0.0/24", "10.0.0.0/15").replace("openstack: {services: [keystone]}", """\
+  - {name: net-1, address: 10.0.0.21, roles: [network]}
+  - {name: net-2, address: 10.1.0.21, roles: [network]}
+openstack: {services: [keystone, neutron]}
+tuning: {corosync: {priority_fencing_delay_s: 5}}
+""")
+    assert "COROSYNC-NODEID" in codes_of(text)
+    assert "COROSYNC-NODEID" in codes_of(text.replace("10.1.0.21", "10.1.0.0"))  # id 0
+    assert "COROSYNC-NODEID" not in codes_of(text.replace("10.1.0.21", "10.1.0.22"))
+
+
 def test_two_qnetd_hosts_are_refused() -> None:
     text = BASE.replace("roles: [controller]}\n  - {name: ctl-2", "roles: [controller, arbitrator]}\n  - {name: ctl-2")
     text = text.replace("name: ctl-3, address: 10.0.0.13, roles: [controller]",

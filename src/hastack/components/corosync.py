@@ -42,13 +42,23 @@ def members(topo: Topology) -> list[Node]:
     return topo.network_nodes
 
 
-def node_ids(topo: Topology) -> dict[str, int]:
-    """nodeid by name: position among the network nodes, from 1.
+NODEID_BITS = 16
+"""knet numbers nodes below 65536 (corosync refuses a larger nodeid with it)."""
 
-    Stable while network nodes are only appended; reordering or removing one renumbers the ones
-    after it, which needs a full cluster restart (corosync and Pacemaker key state by nodeid).
-    """
-    return {n.name: i for i, n in enumerate(members(topo), start=1)}
+
+def nodeid(node: Node) -> int:
+    """A network node's corosync nodeid: the low 16 bits of its address (10.77.0.21 -> 21).
+
+    It is the node's own: a node replaced by one with another address gets a new id, and the others
+    keep theirs whatever the order or the removals (by position, a replaced node would have
+    inherited the dead one's id, which corosync cannot reload and Pacemaker keys its state by).
+    validate refuses network nodes whose addresses share the low 16 bits, or end in 0.0."""
+    return int(node.address) & ((1 << NODEID_BITS) - 1)
+
+
+def node_ids(topo: Topology) -> dict[str, int]:
+    """nodeid by name, for every member (see nodeid)."""
+    return {n.name: nodeid(n) for n in members(topo)}
 
 
 def qnetd_node(topo: Topology) -> Node | None:

@@ -250,3 +250,20 @@ def trusted_qnetd_ca(db: str) -> Fact[str]:
     """The qnetd CA a qdevice member trusts (its NSS database `db`), as `pem_body` ('' when none)."""
     argv = ("certutil", "-L", "-d", db, "-n", QNET_CA_NICK, "-a")
     return Fact("qdevice_trusted_ca", argv, lambda r: pem_body(r.stdout) if r.exit_status == 0 else "", 15.0)
+
+
+def parse_running_nodeid(text: str) -> int:
+    """`corosync-cmapctl -g runtime.votequorum.this_node_id`: `runtime.votequorum.this_node_id (u32) = 21`."""
+    key, sep, value = text.strip().rpartition("=")
+    if not sep or "this_node_id" not in key:
+        raise ValueError(f"not a this_node_id key: {text.strip()[:200]!r}")
+    return int(value.strip())
+
+
+def running_nodeid() -> Fact[int | None]:
+    """The nodeid the running corosync uses (None when corosync does not run: nothing to compare)."""
+
+    def parse(r: Result) -> int | None:
+        return parse_running_nodeid(r.stdout) if r.exit_status == 0 else None
+
+    return Fact("corosync_nodeid", ("corosync-cmapctl", "-g", "runtime.votequorum.this_node_id"), parse, 15.0)

@@ -130,6 +130,15 @@ def network_cluster(t: Topology) -> Iterator[tuple[str, Severity, str, PathKey, 
                "on a partition both sides fence each other", ("nodes",),
                "add the 'arbitrator' role to a non-network node (qnetd), or set "
                "tuning.corosync.priority_fencing_delay_s (two_node mode)")
+    ids: dict[int, list[str]] = {}
+    for n in nets:
+        ids.setdefault(int(n.address) & 0xFFFF, []).append(n.name)
+    for nid, holders in ids.items():
+        if nid == 0 or len(holders) > 1:
+            why = "ends in .0.0" if nid == 0 else f"share the low 16 bits ({nid})"
+            yield ("COROSYNC-NODEID", E, f"network node address(es) of {', '.join(holders)} {why}: corosync numbers "
+                   "its nodes by them (knet allows 1-65535)", ("nodes",),
+                   "give each network node an address that differs from the others' in its last two octets")
     if len(nets) >= 4 and len(nets) % 2 == 0 and not t.qnetd_nodes:
         yield ("PCMK-VOTES-EVEN", W, f"{len(nets)} network nodes and no quorum device: an even split "
                "stops both halves", ("nodes",), "add a quorum device (the 'arbitrator' role)")

@@ -12,7 +12,7 @@ from hastack.deploy.reads import crm_state
 from hastack.deploy.services import network_agents_gate
 from hastack.deploy.systemd import ensure_disabled, ensure_running
 from hastack.facts import CrmMon
-from hastack.facts.pacemaker import pem_body, resource_ids, trusted_qnetd_ca
+from hastack.facts.pacemaker import pem_body, resource_ids, running_nodeid, trusted_qnetd_ca
 from hastack.topology.model import Node, Topology
 
 
@@ -82,6 +82,14 @@ class PacemakerStage:
                    and "corosync" not in d.started.get(m.name, set())]
         if not changed:
             return
+        for m in changed:
+            running = await d.fact(m.name, running_nodeid(), "read the nodeid corosync runs with")
+            if running is not None and running != corosync.nodeid(m):
+                raise StepFailed(m.name, "reload corosync.conf",
+                                 f"corosync runs as nodeid {running}, the new corosync.conf numbers this node "
+                                 f"{corosync.nodeid(m)} (hastack derives node ids from addresses since 2026-12-06) "
+                                 "and corosync cannot change a running node's id: stop the cluster on every "
+                                 "network node (`crm cluster stop`), then deploy again")
         await d.run(changed[0].name, list(corosync.RELOAD), "reload corosync.conf on every member")
         d.changed(changed[0].name, "reloaded corosync.conf on every member (no restart)")
         if d.topo.qnetd_nodes:
