@@ -41,17 +41,35 @@ def test_a_healthy_lab_exits_0_fast(seed_lab: Path) -> None:
     assert prom.returncode == 0 and 'hastack_status_code{topology="seed"} 0' in prom.stdout
 
 
+CUT_FOR_AT_MOST_S = 35
+"""The cut is healed before Erlang's tick timer can give up on ctl-3 (0.75 x net_ticktime 60 = 45 s at
+the earliest): a heal at that very moment leaves a RabbitMQ partition that nothing heals
+(docs/reliability/rabbit-partition-at-nodedown-2026-12-06/). Galera calls ctl-3 non-Primary within
+~10 s."""
+
+
+def healthy_again(topo: Path) -> None:
+    """Healthy after a heal; a RabbitMQ partition recorded anyway gets the documented remedy, said aloud."""
+    code, doc, _ = status(topo)
+    if "RABBIT-PARTITION" in codes(doc):
+        print(f"a RabbitMQ partition was recorded: {finding(doc, 'RABBIT-PARTITION')['message']}; "
+              "running `hastack recover rabbitmq`")
+        res = hastack("recover", "rabbitmq", str(topo), "--yes", timeout=900)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    healthy(topo)
+
+
 def test_a_galera_node_cut_from_its_peers_is_read_as_non_primary(seed_lab: Path) -> None:
     """Cut from the other controllers only: status still reads it and says what state it is in."""
     healthy(seed_lab)
     lab(seed_lab, "cut", "ctl-3", "--peer", "ctl-1", "--peer", "ctl-2")
     try:
         doc = wait_for(seed_lab, "ctl-3 isolated", lambda code, d: "GALERA-NODE-ISOLATED" in codes(d, "ctl-3"),
-                       timeout=120)
+                       timeout=CUT_FOR_AT_MOST_S)
         assert "non-Primary" in finding(doc, "GALERA-NODE-ISOLATED")["message"]
         galera = {n["node"]: n for n in doc["galera"]["nodes"]}
         assert galera["ctl-3"]["cluster_status"] == "non-Primary" and galera["ctl-1"]["cluster_status"] == "Primary"
         assert doc["exit_code"] in (1, 2)  # 2 when ctl-3's keepalived, hearing no peer, took the VIP too
     finally:
         lab(seed_lab, "heal", "ctl-3")
-    healthy(seed_lab)
+    healthy_again(seed_lab)

@@ -577,3 +577,43 @@ def test_the_running_nodeid_parser() -> None:
     assert parse_running_nodeid("runtime.votequorum.this_node_id (u32) = 21\n") == 21
     with pytest.raises(ValueError):
         parse_running_nodeid("Can't get key runtime.votequorum.this_node_id. Error CS_ERR_NOT_EXIST\n")
+
+
+# -- recover rabbitmq: a partition pause_minority left recorded ------------------------------------
+def test_the_minority_of_a_recorded_partition_is_restarted_and_only_it(seed: Topology) -> None:
+    """Recorded on the lab: ctl-3 healed from a cut at the moment of net_tick_timeout, nothing paused;
+    ctl-1 and ctl-2 cannot reach ctl-3, ctl-3 cannot reach either (views of ctl-1 and ctl-3)."""
+    from recordings import load as recording
+
+    from hastack.facts import cluster_status
+    from hastack.recover.run import heal_partition, partition_losers
+
+    majority = recording("rabbitmqctl", "cluster_status-partition-majority").stdout
+    minority = recording("rabbitmqctl", "cluster_status-partition-minority").stdout
+    views = [cluster_status().parse(recording("rabbitmqctl", f"cluster_status-partition-{c}").result())
+             for c in ("majority", "minority")]
+    brokers = ["rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3"]
+    assert partition_losers(views, brokers) == ["rabbit@ctl-3"]
+    assert partition_losers(views[1:], brokers) == []  # one side's word alone names no minority
+    s = Script().add(on_fact(cluster_status(), host="ctl-1", stdout=majority),
+                     on_fact(cluster_status(), host="ctl-2", stdout=majority),
+                     on_fact(cluster_status(), host="ctl-3", stdout=minority),
+                     on("rabbitmqctl", "-q", "stop_app", host="ctl-3"),
+                     on("rabbitmqctl", "-q", "start_app", host="ctl-3"))
+    d = make(seed, s)
+    asyncio.run(heal_partition(d))
+    s.assert_done()
+    assert d.changes == 1
+
+
+def test_a_whole_cluster_has_no_partition_to_heal(seed: Topology) -> None:
+    from recordings import load as recording
+
+    from hastack.facts import cluster_status
+    from hastack.recover.run import heal_partition
+
+    healthy = recording("rabbitmqctl", "lab-healthy").stdout
+    s = Script().add(*(on_fact(cluster_status(), host=h, stdout=healthy) for h in ("ctl-1", "ctl-2", "ctl-3")))
+    d = make(seed, s)
+    asyncio.run(heal_partition(d))
+    assert d.changes == 0  # no stop_app anywhere: the scripted transport would have refused it

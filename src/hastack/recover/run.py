@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from hastack.components import rabbitmq
 from hastack.deploy import services
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import crm_state, rabbit_cluster, wait_synced
@@ -19,7 +20,7 @@ from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.deploy.stages.vip import VipStage
 from hastack.deploy.systemd import ensure_running, ensure_units, unit_states
 from hastack.deploy.wait import GateTimeout, until
-from hastack.facts import galera_status, grastate, wsrep_recover
+from hastack.facts import RabbitCluster, galera_status, grastate, wsrep_recover
 from hastack.facts.galera import NIL_UUID
 from hastack.recover import galera
 from hastack.topology.model import Node
@@ -146,7 +147,44 @@ async def rabbitmq_execute(d: Deploy) -> None:
             await d.run(n.name, ["systemctl", "start", "rabbitmq-server"], "start the broker", timeout=330)
         for n in down:
             d.changed(n.name, "started rabbitmq-server")
+    await heal_partition(d)
     await RabbitMQStage().gate(d)
+
+
+def partition_losers(views: list[RabbitCluster], brokers: list[str]) -> list[str]:
+    """The brokers on the minority side of a recorded partition: those that more than half of all
+    brokers report they cannot reach (every view's partitions merged). Restarting their app is the
+    documented way out; a quorum queue loses nothing by it (its majority is on the other side)."""
+    unreachable: dict[str, set[str]] = {}
+    for v in views:
+        for node, peers in v.partitions.items():
+            unreachable.setdefault(node, set()).update(peers)
+    majority = len(brokers) // 2 + 1
+    return [b for b in brokers if sum(1 for node, peers in unreachable.items() if node != b and b in peers) >= majority]
+
+
+async def heal_partition(d: Deploy) -> None:
+    """A partition that `pause_minority` left recorded: the link came back at the moment Erlang gave
+    up on the node (`net_tick_timeout`), nothing paused, and nothing heals it
+    (docs/reliability/rabbit-partition-at-nodedown-2026-12-06). The minority's brokers restart
+    their app and rejoin; a partition with no clear minority is left to the operator."""
+    hosts = {rabbitmq.nodename(n): n.name for n in d.topo.brokers}
+    views = [await rabbit_cluster(d, h) for h in hosts.values()]
+    if not any(v.partitioned for v in views):
+        return
+    losers = partition_losers([v for v in views if v.available], list(hosts))
+    if not losers:
+        parts = sorted({f"{n} cannot reach {', '.join(p)}" for v in views for n, p in v.partitions.items() if p})
+        raise StepFailed(next(iter(hosts.values())), "heal the RabbitMQ partition",
+                         f"no broker is cut off from a majority ({'; '.join(parts)}): restart the brokers of "
+                         "the side with the fewest clients (`rabbitmqctl stop_app` then `start_app`)")
+    for name in losers:
+        host = hosts[name]
+        d.info(host, f"{name} is on the minority side of a recorded partition: restarting its app")
+        await d.run(host, ["rabbitmqctl", "-q", "stop_app"], "stop the broker's app (minority of a partition)",
+                    timeout=180)
+        await d.run(host, ["rabbitmqctl", "-q", "start_app"], "start the broker's app", timeout=330)
+        d.changed(host, f"restarted {name} (the minority side of a partition)")
 
 
 async def pacemaker_execute(d: Deploy) -> None:
