@@ -617,3 +617,25 @@ def test_a_whole_cluster_has_no_partition_to_heal(seed: Topology) -> None:
     d = make(seed, s)
     asyncio.run(heal_partition(d))
     assert d.changes == 0  # no stop_app anywhere: the scripted transport would have refused it
+
+
+def test_a_broker_whose_app_stayed_stopped_is_started(seed: Topology) -> None:
+    """Seen on the lab after a cut healed at the tick timeout: ctl-3's app stopped and stayed so
+    while the others ran without a recorded partition."""
+    from recordings import load as recording
+
+    from hastack.facts import cluster_status
+    from hastack.recover.run import heal_partition
+
+    healthy = recording("rabbitmqctl", "lab-healthy").stdout
+    stopped = recording("rabbitmqctl", "cluster_status-app-stopped").result()
+    assert cluster_status().parse(stopped).app_stopped
+    s = Script().add(on_fact(cluster_status(), host="ctl-1", stdout=healthy),
+                     on_fact(cluster_status(), host="ctl-2", stdout=healthy),
+                     on_fact(cluster_status(), host="ctl-3", stdout=stopped.stdout, stderr=stopped.stderr,
+                             exit_status=stopped.exit_status),
+                     on("rabbitmqctl", "-q", "start_app", host="ctl-3"))
+    d = make(seed, s)
+    asyncio.run(heal_partition(d))
+    s.assert_done()
+    assert d.changes == 1

@@ -63,6 +63,12 @@ class RabbitCluster:
     def partitioned(self) -> bool:
         return any(self.partitions.values())
 
+    @property
+    def app_stopped(self) -> bool:
+        """The Erlang node answers but its rabbit app does not run (paused by pause_minority, or
+        `stop_app`): what rabbitmqctl says when asked on such a node."""
+        return not self.available and "requires the 'rabbit' app to be running" in self.error
+
 
 def parse_cluster_status(text: str) -> RabbitCluster:
     """`rabbitmqctl cluster_status --formatter json`."""

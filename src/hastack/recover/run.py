@@ -164,12 +164,18 @@ def partition_losers(views: list[RabbitCluster], brokers: list[str]) -> list[str
 
 
 async def heal_partition(d: Deploy) -> None:
-    """A partition that `pause_minority` left recorded: the link came back at the moment Erlang gave
-    up on the node (`net_tick_timeout`), nothing paused, and nothing heals it
-    (docs/reliability/rabbit-partition-at-nodedown-2026-12-06). The minority's brokers restart
-    their app and rejoin; a partition with no clear minority is left to the operator."""
+    """What `pause_minority` can leave behind when a cut link comes back at the very moment Erlang
+    gives up on the node (`net_tick_timeout`), both seen on the lab and nothing healing either
+    (docs/reliability/rabbit-partition-at-nodedown-2026-12-06): a broker whose app stayed stopped
+    although it sees the majority again (`start_app`), and a partition recorded with nothing paused
+    (the minority's brokers restart their app and rejoin). A partition with no clear minority is
+    left to the operator."""
     hosts = {rabbitmq.nodename(n): n.name for n in d.topo.brokers}
     views = [await rabbit_cluster(d, h) for h in hosts.values()]
+    for (name, host), view in zip(hosts.items(), views, strict=True):
+        if view.app_stopped:
+            await d.run(host, ["rabbitmqctl", "-q", "start_app"], "start the broker's app", timeout=330)
+            d.changed(host, f"started the app of {name} (the Erlang node ran, the app had stopped)")
     if not any(v.partitioned for v in views):
         return
     losers = partition_losers([v for v in views if v.available], list(hosts))
