@@ -580,6 +580,11 @@ def test_the_running_nodeid_parser() -> None:
 
 
 # -- recover rabbitmq: a partition pause_minority left recorded ------------------------------------
+def restarted(host: str) -> list[Expect]:
+    return [on("systemctl", "restart", "rabbitmq-server", host=host),
+            on("rabbitmqctl", "-q", "await_startup", "--timeout", "120", host=host)]
+
+
 def test_the_minority_of_a_recorded_partition_is_restarted_and_only_it(seed: Topology) -> None:
     """Recorded on the lab: ctl-3 healed from a cut at the moment of net_tick_timeout, nothing paused;
     ctl-1 and ctl-2 cannot reach ctl-3, ctl-3 cannot reach either (views of ctl-1 and ctl-3)."""
@@ -598,8 +603,7 @@ def test_the_minority_of_a_recorded_partition_is_restarted_and_only_it(seed: Top
     s = Script().add(on_fact(cluster_status(), host="ctl-1", stdout=majority),
                      on_fact(cluster_status(), host="ctl-2", stdout=majority),
                      on_fact(cluster_status(), host="ctl-3", stdout=minority),
-                     on("rabbitmqctl", "-q", "stop_app", host="ctl-3"),
-                     on("rabbitmqctl", "-q", "start_app", host="ctl-3"))
+                     *restarted("ctl-3"))
     d = make(seed, s)
     asyncio.run(heal_partition(d))
     s.assert_done()
@@ -634,7 +638,7 @@ def test_a_broker_whose_app_stayed_stopped_is_started(seed: Topology) -> None:
                      on_fact(cluster_status(), host="ctl-2", stdout=healthy),
                      on_fact(cluster_status(), host="ctl-3", stdout=stopped.stdout, stderr=stopped.stderr,
                              exit_status=stopped.exit_status),
-                     on("rabbitmqctl", "-q", "start_app", host="ctl-3"))
+                     *restarted("ctl-3"))
     d = make(seed, s)
     asyncio.run(heal_partition(d))
     s.assert_done()

@@ -167,15 +167,15 @@ async def heal_partition(d: Deploy) -> None:
     """What `pause_minority` can leave behind when a cut link comes back at the very moment Erlang
     gives up on the node (`net_tick_timeout`), both seen on the lab and nothing healing either
     (docs/reliability/rabbit-partition-at-nodedown-2026-12-06): a broker whose app stayed stopped
-    although it sees the majority again (`start_app`), and a partition recorded with nothing paused
-    (the minority's brokers restart their app and rejoin). A partition with no clear minority is
-    left to the operator."""
+    although it sees the majority again, and a partition recorded with nothing paused (the
+    minority's brokers). Both restart and rejoin. A partition with no clear minority is left to the
+    operator."""
     hosts = {rabbitmq.nodename(n): n.name for n in d.topo.brokers}
     views = [await rabbit_cluster(d, h) for h in hosts.values()]
     for (name, host), view in zip(hosts.items(), views, strict=True):
         if view.app_stopped:
-            await d.run(host, ["rabbitmqctl", "-q", "start_app"], "start the broker's app", timeout=330)
-            d.changed(host, f"started the app of {name} (the Erlang node ran, the app had stopped)")
+            await restart_broker(d, host)
+            d.changed(host, f"restarted {name} (its Erlang node ran, its app had stopped)")
     if not any(v.partitioned for v in views):
         return
     losers = partition_losers([v for v in views if v.available], list(hosts))
@@ -183,14 +183,19 @@ async def heal_partition(d: Deploy) -> None:
         parts = sorted({f"{n} cannot reach {', '.join(p)}" for v in views for n, p in v.partitions.items() if p})
         raise StepFailed(next(iter(hosts.values())), "heal the RabbitMQ partition",
                          f"no broker is cut off from a majority ({'; '.join(parts)}): restart the brokers of "
-                         "the side with the fewest clients (`rabbitmqctl stop_app` then `start_app`)")
+                         "the side with the fewest clients (`systemctl restart rabbitmq-server`)")
     for name in losers:
         host = hosts[name]
         d.info(host, f"{name} is on the minority side of a recorded partition: restarting its app")
-        await d.run(host, ["rabbitmqctl", "-q", "stop_app"], "stop the broker's app (minority of a partition)",
-                    timeout=180)
-        await d.run(host, ["rabbitmqctl", "-q", "start_app"], "start the broker's app", timeout=330)
+        await restart_broker(d, host)
         d.changed(host, f"restarted {name} (the minority side of a partition)")
+
+
+async def restart_broker(d: Deploy, host: str) -> None:
+    """The whole broker, not its app: after pause_minority stopped the app, `start_app` fails on the
+    lab (Mnesia still runs: rabbit_prelaunch's assertion); a restarted node rejoins at boot."""
+    await d.run(host, ["systemctl", "restart", "rabbitmq-server"], "restart the broker", timeout=330)
+    await d.run(host, ["rabbitmqctl", "-q", "await_startup", "--timeout", "120"], "wait for the broker", timeout=150)
 
 
 async def pacemaker_execute(d: Deploy) -> None:
