@@ -69,7 +69,9 @@ def test_a_galera_node_cut_from_its_peers_is_read_as_non_primary(seed_lab: Path)
         assert "non-Primary" in finding(doc, "GALERA-NODE-ISOLATED")["message"]
         galera = {n["node"]: n for n in doc["galera"]["nodes"]}
         assert galera["ctl-3"]["cluster_status"] == "non-Primary" and galera["ctl-1"]["cluster_status"] == "Primary"
-        assert doc["exit_code"] in (1, 2)  # 2 when ctl-3's keepalived, hearing no peer, took the VIP too
+        # 2 when ctl-3's keepalived, hearing no peer, took the VIP too; 3 when a read on the isolated
+        # node did not answer in time (seen on the lab: its broker waits for its peers)
+        assert doc["exit_code"] in (1, 2, 3)
     finally:
         lab(seed_lab, "heal", "ctl-3")
     healthy_again(seed_lab)

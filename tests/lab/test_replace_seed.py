@@ -147,7 +147,7 @@ def serve_with_the_vip_controller_off(client: str, net: str) -> None:
     # backends down, the VIP on one survivor
     doc = wait_for(SEED, f"{GONE} down and the cluster degraded", lambda code, d: (
         code == 1 and "HOST-UNREACHABLE" in codes(d, GONE) and "GALERA-DEGRADED" in codes(d)
-        and "HAPROXY-SERVER-DOWN" in codes(d, GONE) and len(d["vip"]["holders"]) == 1), timeout=120,
+        and "HAPROXY-SERVER-DOWN" in codes(d, GONE) and len(d["vip"]["holders"]) == 1), timeout=240,
         nodes=("ctl-1", "ctl-3"))
     degraded = finding(doc, "GALERA-DEGRADED")["message"]
     assert doc["vip"]["holders"][0] != GONE and GONE in degraded and "2 of 3" in degraded, degraded
@@ -174,7 +174,9 @@ def serve_with_the_vip_controller_off(client: str, net: str) -> None:
 
 def standby_network_node_off(r: Replaced) -> None:
     """The standby network node off for good too (another cluster than the controllers'): fenced,
-    and the agents still where they ran."""
+    and the agents still where they ran. Its links are cut first: Pacemaker fences with a reboot,
+    which the lab's power switch carries out, and a dead server does not come back."""
+    run_ok("lab", "cut", "-t", str(SEED), r.net_gone, timeout=300)
     run_ok("lab", "power", "-t", str(SEED), r.net_gone, "off", timeout=300)
     t0 = time.monotonic()
 
