@@ -153,7 +153,7 @@ async def rabbitmq_execute(d: Deploy) -> None:
 
 def partition_losers(views: list[RabbitCluster], brokers: list[str]) -> list[str]:
     """The brokers on the minority side of a recorded partition: those that more than half of all
-    brokers report they cannot reach (every view's partitions merged). Restarting their app is the
+    brokers report they cannot reach (every view's partitions merged). Restarting them is the
     documented way out; a quorum queue loses nothing by it (its majority is on the other side)."""
     unreachable: dict[str, set[str]] = {}
     for v in views:
@@ -186,7 +186,7 @@ async def heal_partition(d: Deploy) -> None:
                          "the side with the fewest clients (`systemctl restart rabbitmq-server`)")
     for name in losers:
         host = hosts[name]
-        d.info(host, f"{name} is on the minority side of a recorded partition: restarting its app")
+        d.info(host, f"{name} is on the minority side of a recorded partition: restarting it")
         await restart_broker(d, host)
         d.changed(host, f"restarted {name} (the minority side of a partition)")
 
