@@ -42,10 +42,6 @@ def members(topo: Topology) -> list[Node]:
     return topo.network_nodes
 
 
-NODEID_BITS = 16
-"""knet numbers nodes below 65536 (corosync refuses a larger nodeid with it)."""
-
-
 def nodeid(node: Node) -> int:
     """A network node's corosync nodeid: the low 16 bits of its address (10.77.0.21 -> 21).
 
@@ -53,7 +49,7 @@ def nodeid(node: Node) -> int:
     keep theirs whatever the order or the removals (by position, a replaced node would have
     inherited the dead one's id, which corosync cannot reload and Pacemaker keys its state by).
     validate refuses network nodes whose addresses share the low 16 bits, or end in 0.0."""
-    return int(node.address) & ((1 << NODEID_BITS) - 1)
+    return node.corosync_nodeid
 
 
 def node_ids(topo: Topology) -> dict[str, int]:

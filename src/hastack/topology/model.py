@@ -182,6 +182,12 @@ class Node(Strict):
     def has(self, role: Role) -> bool:
         return role in self.roles
 
+    @property
+    def corosync_nodeid(self) -> int:
+        """The low 16 bits of the address (10.77.0.21 -> 21): the id corosync numbers a network node by
+        (knet takes 1-65535). See corosync.nodeid for why, validate for the clashes it refuses."""
+        return int(self.address) & 0xFFFF
+
 
 class PublicNetwork(Strict):
     cidr: IPv4Net

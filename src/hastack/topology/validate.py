@@ -132,7 +132,7 @@ def network_cluster(t: Topology) -> Iterator[tuple[str, Severity, str, PathKey, 
                "tuning.corosync.priority_fencing_delay_s (two_node mode)")
     ids: dict[int, list[str]] = {}
     for n in nets:
-        ids.setdefault(int(n.address) & 0xFFFF, []).append(n.name)
+        ids.setdefault(n.corosync_nodeid, []).append(n.name)
     for nid, holders in ids.items():
         if nid == 0 or len(holders) > 1:
             why = "ends in .0.0" if nid == 0 else f"share the low 16 bits ({nid})"
