@@ -47,8 +47,8 @@ class PacemakerStage:
             await d.each(members, lambda n: self.start(d, n, "corosync-qdevice"))
         await d.each(members, lambda n: self.start(d, n, "pacemaker"))
         await self.wait_dc(d, members[0].name)
-        await self.forget_departed(d, members[0].name)
-        running_before = group_nodes(await crm_state(d, members[0].name), pacemaker.group_units(d.topo))
+        st = await self.forget_departed(d, members[0].name)
+        running_before = group_nodes(st, pacemaker.group_units(d.topo))
         await self.configure(d, members[0].name)
         await self.gate(d)
         if running_before:
@@ -138,12 +138,13 @@ class PacemakerStage:
         await d.wait(host, "wait for the cluster", probe,
                      what="a DC, quorum and every network node online", timeout=120, interval=1)
 
-    async def forget_departed(self, d: Deploy, host: str) -> None:
+    async def forget_departed(self, d: Deploy, host: str) -> CrmMon:
         """Network nodes Pacemaker still knows that the topology no longer lists (a replaced one):
         removed from its node list and caches (`crm_node --remove`) once they are down, which the
         corosync.conf reload before made them for Corosync. One still online stops the stage: deploy
         has no way to that host any more. Their fence devices go with the configuration
-        (`pacemaker.stale_resources`)."""
+        (`pacemaker.stale_resources`). Returns the state it read: where the agents run (removing an
+        offline node moves none)."""
         st = await crm_state(d, host)
         want = {n.name for n in d.topo.network_nodes}
         departed = [n for n in st.nodes if n.type == "member" and n.name not in want]
@@ -155,6 +156,7 @@ class PacemakerStage:
         for n in departed:
             await d.run(host, ["crm_node", "--force", "--remove", n.name], f"remove {n.name} from Pacemaker")
             d.changed(host, f"removed {n.name} from the Pacemaker cluster (its host is no longer in the topology)")
+        return st
 
     async def configure(self, d: Deploy, host: str) -> None:
         ids = await d.fact(host, resource_ids(), "read the CIB")
