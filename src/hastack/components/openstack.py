@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hastack import pki
-from hastack.components import memcached, rabbitmq
+from hastack.components import logins, memcached, rabbitmq
 from hastack.components.base import HEADER, Ctx, File, ini
 from hastack.topology.model import Node, ServiceName, Topology
 
@@ -110,10 +110,6 @@ class Database:
     name: str
     user: str
 
-    @property
-    def secret(self) -> str:
-        return f"db/{self.user}"
-
 
 DATABASES: dict[ServiceName, tuple[Database, ...]] = {
     "keystone": (Database("keystone", "keystone"),),
@@ -134,8 +130,8 @@ def databases(topo: Topology) -> list[Database]:
 
 def db_url(ctx: Ctx, user: str, database: str) -> str:
     """SQLAlchemy URL through the VIP: HAProxy forwards 3306 to the single Galera writer."""
-    pw = ctx.secrets.password(f"db/{user}")
-    return f"mysql+pymysql://{user}:{pw}@{ctx.vip}/{database}"
+    lg = logins.login(ctx.secrets, "db", user)
+    return f"mysql+pymysql://{lg.user}:{lg.password}@{ctx.vip}/{database}"
 
 
 def database(ctx: Ctx, user: str, name: str, section: str = "database") -> Sections:
@@ -182,15 +178,17 @@ def notifications(ctx: Ctx) -> Sections:
 
 # -- keystone clients --------------------------------------------------------------------------------
 def password_auth(ctx: Ctx, user: str) -> dict[str, Any]:
-    """keystoneauth password plugin options for the service user `user` in project `service`."""
+    """keystoneauth password plugin options for the service user `user` in project `service` (its
+    current login: `components/logins.py`)."""
+    lg = logins.login(ctx.secrets, "keystone", user)
     return {
         "auth_type": "password",
         "auth_url": auth_url(ctx),
         "project_domain_name": DOMAIN,
         "user_domain_name": DOMAIN,
         "project_name": SERVICE_PROJECT,
-        "username": user,
-        "password": ctx.secrets.password(f"keystone/{user}"),
+        "username": lg.user,
+        "password": lg.password,
         **tls_trust(ctx),
     }
 
@@ -251,10 +249,6 @@ class ServiceUser:
     `service` (admin: what each service needs from the others; service: marks its service tokens)."""
 
     name: str
-
-    @property
-    def secret(self) -> str:
-        return f"keystone/{self.name}"
 
 
 SERVICE_USERS: dict[ServiceName, tuple[str, ...]] = {

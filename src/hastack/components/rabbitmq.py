@@ -41,6 +41,7 @@ import hashlib
 import json
 from typing import Any
 
+from hastack.components import logins
 from hastack.components.base import HEADER, Ctx, File, template
 from hastack.topology.model import Node, RabbitMQTuning, ServiceName, Topology
 
@@ -130,14 +131,10 @@ def messaging_services(topo: Topology) -> list[ServiceName]:
     return out
 
 
-def secret_name(service: str) -> str:
-    return f"rabbit/{service}"
-
-
 def transport_url(ctx: Ctx, service: ServiceName) -> str:
     """oslo.messaging transport_url naming every broker (clients fail over between them)."""
-    pw = ctx.secrets.password(secret_name(service))
-    hosts = ",".join(f"{service}:{pw}@{n.address}:{AMQP_PORT}" for n in ctx.topo.controllers)  # not arbitrators
+    lg = logins.login(ctx.secrets, "rabbit", service)
+    hosts = ",".join(f"{lg.user}:{lg.password}@{n.address}:{AMQP_PORT}" for n in ctx.topo.controllers)  # not arbitrators
     return f"rabbit://{hosts}/{service}"
 
 
@@ -186,8 +183,12 @@ def policies(topo: Topology, vhosts: list[str]) -> list[dict[str, Any]]:
 def definitions(ctx: Ctx) -> dict[str, Any]:
     services = messaging_services(ctx.topo)
     users = [_user(ADMIN_USER, ctx.secrets.password(ADMIN_SECRET), ["administrator"])]
-    users += [_user(s, ctx.secrets.password(secret_name(s)), []) for s in services]
-    perms = [_perm(ADMIN_USER, s) for s in services] + [_perm(s, s) for s in services]
+    perms = [_perm(ADMIN_USER, s) for s in services]
+    for s in services:  # the service's login, and during a rotation the one it moves away from
+        for lg in (logins.login(ctx.secrets, "rabbit", s), logins.previous(ctx.secrets, "rabbit", s)):
+            if lg is not None:
+                users.append(_user(lg.user, lg.password, []))
+                perms.append(_perm(lg.user, s))
     # hastack's own vhost: drills publish and consume there, never in a service's vhost
     perms.append(_perm(ADMIN_USER, DRILLS_VHOST))
     names = [*services, DRILLS_VHOST]

@@ -40,7 +40,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hastack.components import api_watchdog, haproxy, heat, keystone, telemetry
+from hastack.components import api_watchdog, haproxy, heat, keystone, logins, telemetry
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.deploy.engine import Deploy, StepFailed
@@ -142,9 +142,12 @@ class OpenStackStage:
 
     # -- 1. databases --------------------------------------------------------------------------
     async def databases(self, d: Deploy, host: str) -> None:
-        dbs = os_.databases(d.topo)
+        # Each database's owner is its service's current login (`components/logins.py`); during a
+        # rotation the previous one keeps its grants until the rotation retires it.
+        login = {db.user: logins.login(d.secrets, "db", db.user) for db in os_.databases(d.topo)}
+        dbs = [os_.Database(db.name, login[db.user].user) for db in os_.databases(d.topo)]
         users = sorted({db.user for db in dbs})
-        pw = {u: sql_quote(d.secrets.password(f"db/{u}")) for u in users}
+        pw = {lg.user: sql_quote(lg.password) for lg in login.values()}
         # Tagged rows (mariadb --batch separates columns by tabs): what exists, in one round trip.
         read = ["SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA;",
                 "SELECT 'grant', Db, User FROM mysql.db WHERE Host = '%' AND Select_priv = 'Y'"
@@ -289,9 +292,9 @@ class OpenStackStage:
     def identity_spec(self, d: Deploy) -> dict[str, Any]:
         topo = d.topo
         project = {"project": os_.SERVICE_PROJECT, "project_domain": os_.DOMAIN}
-        users = [{"name": u.name, "domain": os_.DOMAIN, "password": d.secrets.password(u.secret),
+        users = [{"name": lg.user, "domain": os_.DOMAIN, "password": lg.password,
                   "grants": [{"role": "admin", **project}, {"role": "service", **project}]}
-                 for u in os_.service_users(topo)]
+                 for lg in (logins.login(d.secrets, "keystone", u.name) for u in os_.service_users(topo))]
         roles, domains = ["service"], []
         if topo.runs("heat"):
             roles += list(heat.STACK_ROLES)
