@@ -5,6 +5,8 @@ it with python3 there, the JSON spec on stdin (passwords travel only there, neve
 
     python3 openstack-admin setup   # projects, roles, domains, users, grants, services, endpoints
     python3 openstack-admin gate    # poll the service/agent lists until every expected row is up
+    python3 openstack-admin prune   # service rows of hosts the topology no longer lists
+    python3 openstack-admin retire  # service users a finished rotation left behind
 
 Why a script and not the `openstack` CLI: each CLI call is a new Python start-up (~1.6 s measured
 in the lab); the catalog alone is ~40 calls. Here one process authenticates once and asks the APIs
@@ -336,6 +338,23 @@ def prune(http: Http, spec: dict[str, Any]) -> dict[str, list[Any]]:
     return {"removed": removed, "stale": stale, "alive": alive}
 
 
+# -- logins a rotation moved away from ---------------------------------------------------------------
+def retire(http: Http, spec: dict[str, Any]) -> dict[str, list[str]]:
+    """Delete the users named in the spec (`{"users": [{"name", "domain"}]}`) that exist: the
+    previous service logins of a rotation, once every service has moved to its new one. A user
+    already gone is no error (a retire interrupted after its DELETE runs again)."""
+    ident = Identity(http)
+    removed: list[str] = []
+    for u in spec.get("users", []):
+        did = ident.domain_id(u["domain"])
+        found = ident.get(f"/users?name={quote(u['name'])}&domain_id={quote(did)}", f"find user {u['name']}")
+        for user in found["users"]:
+            status, doc = http("DELETE", "identity", f"/users/{user['id']}", None, True)
+            _check(status, doc, f"delete user {u['name']}", ok=(204, 404))
+            removed.append(str(u["name"]))
+    return {"removed": removed}
+
+
 # -- on the node ------------------------------------------------------------------------------------
 def keystoneauth_http(spec: dict[str, Any]) -> Http:  # pragma: no cover - needs a cloud
     """An Http over one keystoneauth1 session, authenticated as admin in project admin. Catalog URLs
@@ -399,8 +418,8 @@ def save_known(known: dict[str, str], path: str = STATE) -> None:
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - runs on a node
-    if len(argv) != 2 or argv[1] not in ("setup", "gate", "prune"):
-        print("usage: openstack-admin setup|gate|prune  (JSON spec on stdin)", file=sys.stderr)
+    if len(argv) != 2 or argv[1] not in ("setup", "gate", "prune", "retire"):
+        print("usage: openstack-admin setup|gate|prune|retire  (JSON spec on stdin)", file=sys.stderr)
         return 2
     spec = json.load(sys.stdin)
     try:
@@ -412,6 +431,8 @@ def main(argv: list[str]) -> int:  # pragma: no cover - runs on a node
             print(json.dumps({"changed": changed}))
         elif argv[1] == "prune":
             print(json.dumps(prune(http, spec)))
+        elif argv[1] == "retire":
+            print(json.dumps(retire(http, spec)))
         else:
             print(json.dumps(gate(http, spec)))
     except ApiError as exc:

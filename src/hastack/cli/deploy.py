@@ -133,6 +133,11 @@ def run_deploy(loaded: Loaded, console: Console, only: list[str] | None, *, yes:
         stop = confirm_deploy(_plan(ctx, loaded), console, dry_run=dry_run, ask=terminal_ask(console))
         if stop is not None:
             return stop
+    return _apply(ctx, loaded, console, only)
+
+
+def _apply(ctx: Ctx, loaded: Loaded, console: Console, only: list[str] | None) -> int:
+    """Deploy with this context, the stages' events on the console; the exit code."""
     t0 = time.monotonic()
     emit = show_event(console, t0)
 
@@ -165,6 +170,42 @@ def run_deploy(loaded: Loaded, console: Console, only: list[str] | None, *, yes:
         return 0
 
     return asyncio.run(go())
+
+
+def run_rotate_secrets(loaded: Loaded, console: Console, services: list[str], *, dry_run: bool, yes: bool) -> int:
+    """New logins for the services (all, or `services`), then a deploy that moves every service onto them
+    one node at a time and removes the previous ones (`components/logins.py`, `deploy/stages/logins.py`).
+    A rotation already under way is finished, not started again. Exit codes as deploy's."""
+    from hastack.components import logins
+    from hastack.deploy.stages.logins import principals, under_way
+
+    ctx = context(loaded)
+    unknown = [s for s in services if s not in ctx.topo.openstack.services]
+    if unknown:
+        console.print(f"error: this topology runs no {', '.join(unknown)} (it runs "
+                      f"{', '.join(ctx.topo.openstack.services)})", style="red")
+        return 1
+    pending = [p for p, _ in under_way(ctx)]
+    chosen = [p for p in principals(ctx.topo, services or None) if p not in pending]
+    if pending:
+        console.print(f"a rotation is under way for {', '.join(map(str, pending))}: this run finishes it"
+                      + (" and does not start another" if chosen else ""))
+        chosen = []
+    for p in chosen:
+        now = logins.login(ctx.secrets, p.kind, p.base).user
+        console.print(f"  {p}: {now} -> {logins.alternate(p.base, now)}, a new password")
+    console.print("then deploy: every service that uses them restarted one node at a time onto its new login "
+                  "(the previous one keeps working meanwhile), then the previous logins removed from MariaDB, "
+                  "RabbitMQ and Keystone once nothing uses them")
+    if dry_run:
+        return 0
+    again = "rotate (or --dry-run to only show it)"
+    if not yes and not agreed(console, terminal_ask(console), "rotate? [y/N] ", again):
+        return 1
+    for p in chosen:
+        logins.begin(ctx.secrets, p.kind, p.base)
+    ctx.secrets.save()  # the rotation is on record before any host changes: an interrupted one is finished later
+    return _apply(ctx, loaded, console, None)
 
 
 def run_recover(loaded: Loaded, console: Console, what: str, *, dry_run: bool, yes: bool, lost: list[str]) -> int:

@@ -192,6 +192,23 @@ def rotate_keys_cmd(
                                          credentials=credentials))
 
 
+@app.command("rotate-secrets")
+def rotate_secrets_cmd(
+    topology: TopologyArg = DEFAULT_TOPOLOGY,
+    service: Annotated[list[str] | None, typer.Option("--service", help="only this service's logins "
+                                                                        "(repeatable); default: every service")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change, change nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="rotate without asking")] = False,
+) -> None:
+    """New SQL, RabbitMQ and Keystone logins for the OpenStack services, moved onto one node at a time."""
+    from hastack.cli.deploy import run_rotate_secrets
+
+    if yes and dry_run:
+        fail("--yes and --dry-run exclude each other", 2)
+    with reported():
+        raise typer.Exit(run_rotate_secrets(load_or_exit(topology), out, service or [], dry_run=dry_run, yes=yes))
+
+
 @app.command("backup")
 def backup_cmd(
     topology: TopologyArg = DEFAULT_TOPOLOGY,

@@ -10,8 +10,10 @@ Choices and why:
   every start, deploy has nothing to replay, and because definitions are configured RabbitMQ never
   seeds its default account (there is no guest user). Passwords appear only as RabbitMQ's salted
   SHA-256 hashes; the 4-byte salt is derived from the user name and password, so a render is
-  byte-for-byte repeatable and changes exactly when the password changes. To apply a changed file
-  without a restart, deploy may run `rabbitmqctl import_definitions <file>` on one node.
+  byte-for-byte repeatable and changes exactly when the password changes. A changed file restarts
+  no broker: deploy imports it on one running broker (`rabbitmqctl import_definitions`, which adds
+  and updates and never removes), so a new service's vhost or a rotation's second login reaches the
+  cluster without a broker restart, whose reconnecting clients would meet the new state half-done.
 - One vhost per OpenStack service, named after the service (`nova`), and one user per service with
   full rights on its own vhost only. In a transport URL the vhost is the path: `.../nova`
   (`transport_url()` builds it); the shared convention's "vhost `/<service>`" is that URL path, the
@@ -134,7 +136,8 @@ def messaging_services(topo: Topology) -> list[ServiceName]:
 def transport_url(ctx: Ctx, service: ServiceName) -> str:
     """oslo.messaging transport_url naming every broker (clients fail over between them)."""
     lg = logins.login(ctx.secrets, "rabbit", service)
-    hosts = ",".join(f"{lg.user}:{lg.password}@{n.address}:{AMQP_PORT}" for n in ctx.topo.controllers)  # not arbitrators
+    # every controller's broker, not an arbitrator's
+    hosts = ",".join(f"{lg.user}:{lg.password}@{n.address}:{AMQP_PORT}" for n in ctx.topo.controllers)
     return f"rabbit://{hosts}/{service}"
 
 
@@ -235,7 +238,8 @@ class RabbitMQ:
             File(BOOT_DROPIN, boot_dropin(), restarts=r),
             File(DROP_STALE, drop_stale_script(ctx.topo, node), mode=0o755),
             File(PLUGINS, "[rabbitmq_management].\n", restarts=r),
-            File(DEFINITIONS, defs, group="rabbitmq", mode=0o640, secret=True, restarts=r),
+            # loaded at boot; a change is imported live by the rabbitmq stage (above)
+            File(DEFINITIONS, defs, group="rabbitmq", mode=0o640, secret=True),
             # Erlang reads the cookie verbatim: no trailing newline.
             File(COOKIE, ctx.secrets.password(COOKIE_SECRET), owner="rabbitmq", group="rabbitmq", mode=0o400,
                  secret=True, restarts=r),

@@ -11,6 +11,7 @@ from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, Event, Stage, StageTiming
 from hastack.deploy.stages.files import FilesStage
 from hastack.deploy.stages.galera import GaleraStage
+from hastack.deploy.stages.logins import LoginsStage
 from hastack.deploy.stages.openstack import OpenStackStage
 from hastack.deploy.stages.pacemaker import PacemakerStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
@@ -22,7 +23,8 @@ from hastack.transport.base import HostError, Transport
 
 def stages() -> list[Stage]:
     """Deploy order: each stage's gate is what the next one relies on."""
-    return [FilesStage(), GaleraStage(), RabbitMQStage(), VipStage(), OpenStackStage(), PacemakerStage()]
+    return [FilesStage(), GaleraStage(), RabbitMQStage(), VipStage(), OpenStackStage(), PacemakerStage(),
+            LoginsStage()]
 
 
 STAGE_NAMES = [s.name for s in stages()]

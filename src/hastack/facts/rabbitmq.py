@@ -210,6 +210,17 @@ def users() -> Fact[frozenset[str]]:
     return Fact("rabbitmq_users", ("rabbitmqctl", "-q", "list_users", "--formatter", "json"), parse, 70.0)
 
 
+def parse_connections(text: str) -> list[tuple[str, str]]:
+    """(user, peer host) of each client connection, as `list_connections user peer_host` prints it."""
+    return [(str(c.get("user", "")), str(c.get("peer_host", ""))) for c in _json_list(text, "list_connections")]
+
+
+def connections() -> Fact[list[tuple[str, str]]]:
+    """Every client connection of the cluster (any broker answers for all): who is logged in, from where."""
+    argv = ("rabbitmqctl", "-q", "list_connections", "user", "peer_host", "--formatter", "json")
+    return Fact("rabbitmq_connections", argv, lambda r: parse_connections(require_exit(r).stdout), 70.0)
+
+
 def parse_stopped_vhosts(text: str) -> list[tuple[str, str]]:
     """(broker, vhost) for every vhost not running on a broker, from `list_vhosts name cluster_state`."""
     return sorted((broker, str(row["name"])) for row in _json_list(text, "list_vhosts")

@@ -36,6 +36,7 @@ class RabbitMQStage:
         anchor = await self.forget_departed(d)
         await d.rolling(ctls, lambda n: self.restart_if_changed(d, n))
         await d.rolling([n for n in ctls if n.name != anchor.name], lambda n: self.join(d, n, anchor))
+        await self.import_definitions(d, anchor)
         await d.each(ctls, lambda n: self.grow(d, n))
         await self.gate(d)
 
@@ -60,6 +61,16 @@ class RabbitMQStage:
             await d.run(host, ["rabbitmqctl", "-q", "forget_cluster_node", member], f"forget {member}", timeout=180)
             d.changed(host, f"removed {member} from the RabbitMQ cluster and from its quorum queues")
         return d.topo.node(host)
+
+    async def import_definitions(self, d: Deploy, anchor: Node) -> None:
+        """A definitions file this run changed, imported on one broker (users, vhosts, permissions
+        and policies are cluster-wide): a new user, vhost or policy without a broker restart. Each
+        broker also loads the file at its next boot."""
+        if not any(rabbitmq.DEFINITIONS in d.changed_paths.get(n.name, set()) for n in d.topo.brokers):
+            return
+        await d.run(anchor.name, ["rabbitmqctl", "-q", "import_definitions", rabbitmq.DEFINITIONS],
+                    "import the RabbitMQ definitions", timeout=120)
+        d.changed(anchor.name, "imported the changed RabbitMQ definitions (users, vhosts, permissions, policies)")
 
     async def grow(self, d: Deploy, node: Node) -> None:
         """A replica of every quorum queue on this broker (those it lacks: a queue declared while it
