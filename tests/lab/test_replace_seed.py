@@ -14,7 +14,10 @@ Pacemaker runs restart with the new URLs, and Nova, Cinder and Heat drop ctl-2's
 The standby network node is powered off for good too (another cluster: Corosync keeps quorum with
 the other node and the arbitrator's vote) and net-3 replaces it in the same deploy: corosync.conf
 reloaded, Pacemaker forgets the dead node and its fence device, net-3 gets its own and the qdevice
-certificate. All of it under the workloads, whose acknowledged writes and confirmed messages must
+certificate. The deploy is `hastack rotate-secrets` (what an operator should run when a dead disk
+held every service's passwords): every service moves onto a new SQL, RabbitMQ and Keystone login in
+the same rolling restarts, and the previous logins must be gone from MariaDB, RabbitMQ and Keystone
+afterwards. All of it under the workloads, whose acknowledged writes and confirmed messages must
 all be there afterwards (on ctl-4 too).
 
 Why ctl-2 and not ctl-3: in the seed, ctl-3 is also the network cluster's quorum device (qnetd);
@@ -39,6 +42,9 @@ from typing import Any
 import pytest
 
 from hastack import pki
+from hastack.components import logins
+from hastack.components.base import Ctx
+from hastack.deploy.stages.logins import principals, under_way
 from hastack.drills.samples import Recorder
 from hastack.drills.scoring import score
 from hastack.drills.workloads.base import Credentials, Endpoints
@@ -225,7 +231,8 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
         standby_network_node_off(r)
         t0 = time.monotonic()
         up = run_ok("lab", "up", str(path), timeout=600)
-        deployed = run_ok("deploy", str(path), "--yes", timeout=2400)
+        # rotate-secrets deploys, and moves every service onto new logins: the dead disk held them all
+        deployed = run_ok("rotate-secrets", str(path), "--yes", timeout=2400)
         took = time.monotonic() - t0
     finally:
         stop.set()
@@ -252,6 +259,22 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
         return True
 
     until("hastack status healthy after the replacement", healthy, 300, interval=5)
+
+    # -- the logins: every service on its new one, the previous ones gone from every store ----------
+    after = Secrets.load(secrets_path(path, topo.name))
+    moved = {p: (logins.login(secrets, p.kind, p.base).user, logins.login(after, p.kind, p.base).user)
+             for p in principals(topo)}
+    assert all(new == logins.alternate(p.base, old) for p, (old, new) in moved.items()), moved
+    assert not under_way(Ctx(topo, after)), "the rotation is finished"
+    assert not [n for n in after.names() if n.endswith(("/previous", "/previous-user"))]
+    sql = set(on(path, "ctl-1", "mariadb", "-N", "-B", "-e", "SELECT User FROM mysql.user").split())
+    mq = {u["user"] for u in json.loads(on(path, NEW, "rabbitmqctl", "-q", "list_users", "--formatter", "json"))}
+    listed = on(path, "cmp-1", "sh", "-c", "openstack --os-cloud hastack user list -f json")
+    ks = {u["Name"] for u in json.loads(listed)}
+    for kind, live in (("db", sql), ("rabbit", mq), ("keystone", ks)):
+        pairs = [pair for p, pair in moved.items() if p.kind == kind]
+        assert all(new in live and old not in live for old, new in pairs), (kind, pairs, sorted(live))
+    assert "rotation finished" in deployed, deployed[-3000:]
 
     # -- no trace of ctl-2 in any live list ---------------------------------------------------------
     rabbit = json.loads(on(path, "ctl-1", "rabbitmqctl", "-q", "cluster_status", "--formatter", "json"))

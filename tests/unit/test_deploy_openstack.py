@@ -16,7 +16,7 @@ import pytest
 from conftest import FixedSecrets
 from hastack.agents import openstack_admin as tool
 from hastack.components import openstack as os_
-from hastack.components import telemetry
+from hastack.components import rabbitmq, telemetry
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, Event, StageFailed, StepFailed
@@ -52,6 +52,8 @@ class Cloud:
     watch_columns: int = 0  # SELECT column grants of the agent watch account on neutron.agents
     prune: dict[str, Any] = field(default_factory=dict)  # what the admin tool's prune answers
     pruned: list[str] = field(default_factory=list)  # the manage commands run for stale rows
+    cells: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # name -> (uuid, database, transport)
+    nova_transport: str = ""  # [DEFAULT] transport_url of nova.conf, as nova-manage would read it
 
 
 def answer(host: str, argv: tuple[str, ...], out: str = "", code: int = 0, err: str = "") -> Result:
@@ -60,6 +62,8 @@ def answer(host: str, argv: tuple[str, ...], out: str = "", code: int = 0, err: 
 
 def script_cloud(topo: Topology, cloud: Cloud) -> Script:
     s = Script()
+    if "nova" in topo.openstack.services:
+        cloud.nova_transport = rabbitmq.transport_url(Ctx(topo, FixedSecrets(None)), "nova")
 
     def sql_read(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
         text = (stdin or b"").decode()
@@ -91,6 +95,8 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
             return answer(h, argv, "".join(f"{x}\n" for x in sorted(cloud.mapped)))
         if "compute_nodes" in q:
             return answer(h, argv, "".join(f"{x}\n" for x in sorted(cloud.compute_nodes)))
+        if "nova_api.cell_mappings" in q:
+            return answer(h, argv, "".join(f"{u}\t{n}\t{db}\t{mq}\n" for n, (u, db, mq) in cloud.cells.items()))
         if "gnocchi.resource_type" in q:
             return answer(h, argv, f"{int(cloud.resource_types)}\n")
         raise AssertionError(q)
@@ -127,6 +133,15 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
             assert not (first_time and cloud.units.get((h, "ceilometer-agent-notification"))), \
                 "an agent started before its resource types exist"
             cloud.resource_types = True
+            return answer(h, argv)
+        if cmd[:3] == ("nova-manage", "cell_v2", "map_cell0"):
+            cloud.cells["cell0"] = ("uuid-0", cmd[cmd.index("--database_connection") + 1], "none:///")
+        if cmd[:3] == ("nova-manage", "cell_v2", "create_cell") and "cell1" not in cloud.cells:
+            cloud.cells["cell1"] = ("uuid-1", cmd[cmd.index("--database_connection") + 1], cloud.nova_transport)
+        if cmd[:3] == ("nova-manage", "cell_v2", "update_cell"):
+            name = next(n for n, c in cloud.cells.items() if c[0] == cmd[cmd.index("--cell_uuid") + 1])
+            mq = cmd[cmd.index("--transport-url") + 1] if "--transport-url" in cmd else cloud.nova_transport
+            cloud.cells[name] = (cloud.cells[name][0], cmd[cmd.index("--database_connection") + 1], mq)
             return answer(h, argv)
         if cmd[:3] == ("nova-manage", "cell_v2", "discover_hosts"):
             new = cloud.compute_nodes - cloud.mapped
@@ -335,6 +350,32 @@ def test_a_changed_config_restarts_its_units_rolling_without_resync(seed: Topolo
     assert restarts == [(h, (u,)) for h in ("ctl-1", "ctl-2", "ctl-3") for u in ("nova-api", "nova-scheduler")]
     assert d.changes == 6
     assert not any(c.argv and c.argv[0] == "runuser" for c in s.calls[before:])
+
+
+def test_cells_are_mapped_as_templates_and_a_stale_mapping_follows_nova_conf(seed: Topology) -> None:
+    """Fresh: cell0 and cell1 mapped with database templates (no login in them), cell1's transport
+    from nova.conf. A mapping left from before (literal URLs) or a cell1 transport that no longer
+    matches (a rotation, a replaced broker) is updated from nova.conf, never with a secret in argv,
+    and Nova's units restart on every controller, one controller at a time."""
+    cloud = Cloud()
+    s = script_cloud(seed, cloud)
+    run(seed, s)
+    assert cloud.cells == {"cell0": ("uuid-0", os_.CELL0_DB, "none:///"),
+                           "cell1": ("uuid-1", os_.CELL1_DB, cloud.nova_transport)}
+    cloud.cells["cell0"] = ("uuid-0", "mysql+pymysql://nova:old@10.77.0.10/nova_cell0", "none:///")
+    cloud.cells["cell1"] = ("uuid-1", "mysql+pymysql://nova:old@10.77.0.10/nova", "rabbit://nova:old@x:5672/nova")
+    before = len(s.calls)
+    d = run(seed, s)
+    assert cloud.cells == {"cell0": ("uuid-0", os_.CELL0_DB, "none:///"),
+                           "cell1": ("uuid-1", os_.CELL1_DB, cloud.nova_transport)}
+    updates = [c.argv for c in s.calls[before:] if "update_cell" in c.argv]
+    assert len(updates) == 2 and not any(v in " ".join(a) for a in updates for v in d.secrets.values() if len(v) > 5)
+    restarts = [(c.host, u) for c in s.calls[before:] if c.argv[:2] == ("systemctl", "restart") for u in c.argv[2:]]
+    hosts = [h for h, _ in restarts]
+    assert hosts == sorted(hosts) and set(hosts) == {"ctl-1", "ctl-2", "ctl-3"}
+    assert {u for _, u in restarts} == {u for u in service_units(seed, seed.node("ctl-1")) if u.startswith("nova-")}
+    before = len(s.calls)
+    assert run(seed, s).changes == 0 and not [c for c in s.calls[before:] if "update_cell" in c.argv]
 
 
 def test_a_stale_sql_password_is_reset_and_a_lost_database_resynced(seed: Topology) -> None:

@@ -385,15 +385,25 @@ class SyncStep:
     ok_codes: tuple[int, ...] = (0,)
 
 
+CELL0_DB = "{scheme}://{username}:{password}@{hostname}/nova_cell0"
+CELL1_DB = "{scheme}://{username}:{password}@{hostname}/{path}"
+"""Nova's cell mappings (rows in nova_api) name each cell's database. Written literally they would
+hold a login and never follow the configuration: a rotation (`components/logins.py`) would leave
+every Nova process that reads them on the previous login. As templates, each process fills them in
+from its own [database] connection (Nova's cell URL templates): cell0 is its `nova_cell0`, cell1
+the `nova` database itself. Cell1's transport URL has no such form for several brokers (only
+numbered hosts), so it is the literal URL of nova.conf, and the openstack stage updates it from there
+when the login or the brokers change (`OpenStackStage.cell_mappings`)."""
+
 _SYNC: dict[ServiceName, tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]] = {
     "keystone": (("keystone", ("keystone-manage", "db_sync"), (0,)),),
     "glance": (("glance", ("glance-manage", "db_sync"), (0,)),),
     "placement": (("placement", ("placement-manage", "db", "sync"), (0,)),),
     "nova": (("nova", ("nova-manage", "api_db", "sync"), (0,)),
-             # cell0's URL is derived from [database] connection (database name + "_cell0").
-             ("nova", ("nova-manage", "cell_v2", "map_cell0"), (0,)),
+             ("nova", ("nova-manage", "cell_v2", "map_cell0", "--database_connection", CELL0_DB), (0,)),
              # exit 2: a cell with this transport URL and database already exists.
-             ("nova", ("nova-manage", "cell_v2", "create_cell", "--name", "cell1"), (0, 2)),
+             ("nova", ("nova-manage", "cell_v2", "create_cell", "--name", "cell1",
+                       "--database_connection", CELL1_DB), (0, 2)),
              ("nova", ("nova-manage", "db", "sync"), (0,))),
     "neutron": (("neutron", ("neutron-db-manage", "--config-file", "/etc/neutron/neutron.conf",
                              "--config-file", "/etc/neutron/plugins/ml2/ml2_conf.ini", "upgrade", "head"), (0,)),),

@@ -40,7 +40,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hastack.components import api_watchdog, haproxy, heat, keystone, logins, telemetry
+from hastack.components import api_watchdog, haproxy, heat, keystone, logins, rabbitmq, telemetry
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.deploy.engine import Deploy, StepFailed
@@ -104,6 +104,7 @@ class OpenStackStage:
         await self.databases(d, host)
         await d.each(ctls, lambda n: self.key_dirs(d, n))
         await self.schemas(d, host)
+        await self.cell_mappings(d, host)
         await self.agent_watch_account(d, host)
         await d.rolling(ctls, lambda n: self.keystone(d, n))
         await wait_http(d, host, [(d.topo.vip_url(os_.KEYSTONE_PORT, "/v3"), 200)],
@@ -231,6 +232,31 @@ class OpenStackStage:
                     raise StepFailed(host, label, f"exit code {r.exit_status} is not one of {step.ok_codes}", r)
             await t.put(stamp_path, version, owner="root", group="root", mode=0o644)
             d.changed(host, f"synced the {svc} schema ({why})")
+
+    async def cell_mappings(self, d: Deploy, host: str) -> None:
+        """Nova's cell mappings as `os_.CELL0_DB` says: cell0 and cell1 databases as templates, cell1's
+        transport URL that of nova.conf (its login and every broker). A mapping that differs is
+        updated from nova.conf on this host (the password never in argv), and Nova's units on every
+        controller restart (rolling, with the others): a running Nova process keeps the connections
+        it made from the mapping it read, which stay valid until a rotation retires their login."""
+        if not d.topo.runs("nova"):
+            return
+        want = {"cell0": (os_.CELL0_DB, "none:///"),
+                "cell1": (os_.CELL1_DB, rabbitmq.transport_url(ctx_of(d), "nova"))}
+        rows = await d.fact(host, sql_rows("SELECT uuid, name, database_connection, transport_url "
+                                           "FROM nova_api.cell_mappings"), "read Nova's cell mappings")
+        stale = [(uuid, name) for uuid, name, *urls in rows if name in want and tuple(urls) != want[name]]
+        for uuid, name in stale:
+            argv = ["nova-manage", "cell_v2", "update_cell", "--cell_uuid", uuid,
+                    "--database_connection", want[name][0]]
+            if name == "cell0":
+                argv += ["--transport-url", want[name][1]]
+            await d.run(host, ["runuser", "-u", "nova", "--", *argv], f"update Nova's {name} mapping", timeout=300)
+            d.changed(host, f"Nova's {name} mapping follows nova.conf (its database login and brokers)")
+        if stale:
+            for n in d.topo.controllers:
+                d.restarts.setdefault(n.name, set()).update(
+                    u for u in service_units(d.topo, n) if u.startswith("nova-"))
 
     async def agent_watch_account(self, d: Deploy, host: str) -> None:
         """The network nodes' watchdog reads the agents' heartbeats as Neutron recorded them: its own
