@@ -23,7 +23,7 @@ from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.services import TOOL
-from hastack.deploy.stages.logins import LoginsStage, principals, under_way
+from hastack.deploy.stages.logins import LoginsStage, from_departed, principals, under_way
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.facts.galera import sql_rows
 from hastack.facts.rabbitmq import connections, parse_connections, users
@@ -107,7 +107,7 @@ def make(ctx: Ctx, script: Script) -> Deploy:
     return Deploy(ctx.topo, desired(ctx), dict(script.fleet(*[n.name for n in ctx.topo.nodes])), ctx.secrets)
 
 
-PROCESSLIST = ("SELECT USER, HOST FROM information_schema.PROCESSLIST WHERE USER IN ('nova')")
+PROCESSLIST = ("SELECT ID, USER, HOST FROM information_schema.PROCESSLIST WHERE USER IN ('nova')")
 NOVA_CONNS = json.dumps([{"user": "nova_b", "peer_host": "10.77.0.11"}, {"user": "cinder", "peer_host": "10.77.0.12"}])
 
 
@@ -139,7 +139,7 @@ def test_a_previous_login_still_in_use_stops_the_stage_with_nothing_removed(seed
     ctx = rotating(seed)
     s = Script().add(
         on_fact(sql_rows(PROCESSLIST), host="ctl-1", stdout=""),
-        on_fact(sql_rows(PROCESSLIST), host="ctl-2", stdout="nova\t10.77.0.12:41822\n"),
+        on_fact(sql_rows(PROCESSLIST), host="ctl-2", stdout="17\tnova\t10.77.0.12:41822\n"),
     )
     d = make(ctx, s)
     with pytest.raises(StepFailed) as exc:
@@ -159,6 +159,30 @@ def test_a_previous_login_still_in_use_stops_the_stage_with_nothing_removed(seed
         asyncio.run(LoginsStage().run(make(ctx, s)))
     assert "nova from 10.77.0.31" in str(exc.value)
     assert not any(c.argv[:3] == ("rabbitmqctl", "-q", "delete_user") for c in s.calls)
+
+
+def test_sessions_of_a_host_that_left_are_ended_not_waited_for(seed: Topology) -> None:
+    """A replaced controller powered off for good leaves sessions the writer still lists (no FIN ever
+    came): they come from an address no node has any more, and are ended; a live node's still stop it."""
+    topo = seed.model_copy(update={"nodes": [n for n in seed.nodes if n.name != "ctl-2"]})
+    ctx = rotating(topo)
+    assert ctx.topo.node("ctl-1")
+    s = Script().add(
+        on_fact(sql_rows(PROCESSLIST), host="ctl-1", stdout="41\tnova\t10.77.0.12:52924\n"),
+        on("mariadb", host="ctl-1"),
+        on_fact(sql_rows(PROCESSLIST), host="ctl-3", stdout=""),
+        on("mariadb", host="ctl-1"),
+        on_fact(connections(), host="ctl-1", stdout=json.dumps([{"user": "nova", "peer_host": "10.77.0.12"}])),
+        on_fact(users(), host="ctl-1", stdout=json.dumps([{"user": "nova_b"}])),
+        on("python3", TOOL, "retire", host="ctl-1", stdout='{"removed": []}\n'),
+    )
+    asyncio.run(LoginsStage().run(make(ctx, s)))
+    s.assert_done()
+    sql = [c.stdin for c in s.calls if c.argv == ("mariadb",)]
+    assert sql == [b"KILL CONNECTION 41;\n", b"DROP USER IF EXISTS 'nova'@'%';\n"]
+    assert from_departed(topo, "10.77.0.12:1") and not from_departed(topo, "10.77.0.11:1")
+    assert not from_departed(topo, "localhost") and not from_departed(topo, "127.0.0.1:5")
+    assert not from_departed(topo, f"{topo.network.vip}:3306")
 
 
 def test_connections_parser() -> None:

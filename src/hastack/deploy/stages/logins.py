@@ -15,6 +15,8 @@ anywhere, the next deploy runs this stage again: each removal tolerates a login 
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hastack.components import logins, rabbitmq
@@ -93,10 +95,16 @@ class LoginsStage:
         quoted = ", ".join(sql_quote(u) for u in names)
         step = "check that no session uses a previous SQL login"
         for n in d.topo.controllers:
-            rows = await d.fact(n.name, sql_rows("SELECT USER, HOST FROM information_schema.PROCESSLIST "
+            rows = await d.fact(n.name, sql_rows("SELECT ID, USER, HOST FROM information_schema.PROCESSLIST "
                                                  f"WHERE USER IN ({quoted})"), step)
-            if rows:
-                raise StepFailed(n.name, step, in_use(rows))
+            ghosts = [r for r in rows if from_departed(d.topo, r[2])]
+            if live := [r[1:] for r in rows if r not in ghosts]:
+                raise StepFailed(n.name, step, in_use(live))
+            if ghosts:  # a dead host's sessions: no FIN ever came, the server still lists them
+                await d.run(n.name, ["mariadb"], "end the sessions of hosts no longer in the topology",
+                            stdin="".join(f"KILL CONNECTION {int(r[0])};\n" for r in ghosts).encode(), check=False)
+                d.changed(n.name, f"ended {len(ghosts)} session(s) left by hosts no longer in the topology "
+                                  f"({', '.join(sorted({r[2].rsplit(':', 1)[0] for r in ghosts}))})")
         host = first(d)
         drop = "".join(f"DROP USER IF EXISTS {sql_quote(u)}@'%';\n" for u in names)
         await d.run(host, ["mariadb"], "remove the previous SQL logins", stdin=drop.encode())
@@ -105,7 +113,8 @@ class LoginsStage:
     async def retire_rabbit(self, d: Deploy, names: list[str]) -> None:
         host = d.topo.brokers[0].name
         step = "check that no connection uses a previous RabbitMQ login"
-        rows = [(u, peer) for u, peer in await d.fact(host, connections(), step) if u in names]
+        rows = [(u, peer) for u, peer in await d.fact(host, connections(), step)
+                if u in names and not from_departed(d.topo, peer)]  # a dead host's: its heartbeats end it
         if rows:
             raise StepFailed(host, step, in_use(rows))
         have = await d.fact(host, users(), "list RabbitMQ users")
@@ -115,7 +124,20 @@ class LoginsStage:
                 d.changed(host, f"removed RabbitMQ user {u} (its service logs in as its new user)")
 
 
-def in_use(rows: list[tuple[str, str]] | tuple[tuple[str, ...], ...]) -> str:
+def from_departed(topo: Topology, client: str) -> bool:
+    """A session's client (`address` or `address:port`) is an IP address that no node of the topology
+    and no VIP has: a host that left (a replaced controller powered off for good)."""
+    host = client.rsplit(":", 1)[0] if client.count(":") == 1 else client
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # a name (localhost): a live local client
+    vips = [topo.network.vip] + ([topo.network.public.vip] if topo.network.public else [])
+    known = {str(n.address) for n in topo.nodes} | {str(v) for v in vips}
+    return not address.is_loopback and str(address) not in known
+
+
+def in_use(rows: Sequence[tuple[str, ...]]) -> str:
     where = sorted({f"{r[0]} from {r[1]}" for r in rows})
     return (f"{len(rows)} session(s) still use a login the rotation is retiring ({'; '.join(where[:10])}): "
             "a service hastack did not restart, or a client of yours. Restart it with its new configuration "
