@@ -15,8 +15,8 @@ import pytest
 
 from conftest import FixedSecrets
 from hastack.agents import openstack_admin as tool
+from hastack.components import haproxy, rabbitmq, telemetry
 from hastack.components import openstack as os_
-from hastack.components import rabbitmq, telemetry
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, Event, StageFailed, StepFailed
@@ -24,6 +24,7 @@ from hastack.deploy.services import LISTENERS, TOOL, cluster_expectations, expec
 from hastack.deploy.stages.openstack import KEY_DIRS, TOKEN_REQUEST, OpenStackStage
 from hastack.facts.files import FILE_STATE_SCRIPT, FileState, render_file_state
 from hastack.facts.galera import MARIADB_QUERY
+from hastack.facts.haproxy import ADMIN_SCRIPT, SHOW_STAT_SCRIPT
 from hastack.facts.system import HTTP_CODES
 from hastack.recover.run import openstack_execute
 from hastack.topology.model import Topology
@@ -54,6 +55,7 @@ class Cloud:
     pruned: list[str] = field(default_factory=list)  # the manage commands run for stale rows
     cells: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # name -> (uuid, database, transport)
     nova_transport: str = ""  # [DEFAULT] transport_url of nova.conf, as nova-manage would read it
+    haproxy: list[tuple[str, str]] = field(default_factory=list)  # (balancer, admin command line) sent
 
 
 def answer(host: str, argv: tuple[str, ...], out: str = "", code: int = 0, err: str = "") -> Result:
@@ -202,7 +204,16 @@ def script_cloud(topo: Topology, cloud: Cloud) -> Script:
         cloud.pruned.append(f"{h}: {shlex.join(argv)}")
         return answer(h, argv)
 
-    s.add(on_prefix(*MARIADB_QUERY, times=None, respond=sql_query),
+    def haproxy_admin(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
+        cloud.haproxy.append((h, argv[-1]))
+        return answer(h, argv)
+
+    def show_stat(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:  # no session held anywhere
+        return answer(h, argv, "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,status,type\n")
+
+    s.add(on_prefix("python3", "-c", ADMIN_SCRIPT, times=None, respond=haproxy_admin),
+          on_prefix("python3", "-c", SHOW_STAT_SCRIPT, times=None, respond=show_stat),
+          on_prefix(*MARIADB_QUERY, times=None, respond=sql_query),
           on_prefix("mariadb", "--batch", "--skip-column-names", times=None, respond=sql_read),
           on_prefix("mariadb", times=None, respond=sql_write),
           on_prefix("sh", "-c", FILE_STATE_SCRIPT, times=None, respond=file_states),
@@ -349,6 +360,10 @@ def test_a_changed_config_restarts_its_units_rolling_without_resync(seed: Topolo
     # one controller at a time; on each the API first, the daemon once the APIs answer
     assert restarts == [(h, (u,)) for h in ("ctl-1", "ctl-2", "ctl-3") for u in ("nova-api", "nova-scheduler")]
     assert d.changes == 6
+    # each node's nova-api out of every HAProxy's rotation around its restart, back in after
+    compute = [a.name for a in haproxy.apis(seed) if a.unit == "nova-api"]
+    assert cloud.haproxy == [(b, f"set server {px}/{h} state {st}") for h in ("ctl-1", "ctl-2", "ctl-3")
+                             for st in ("drain", "ready") for b in ("ctl-1", "ctl-2", "ctl-3") for px in compute]
     assert not any(c.argv and c.argv[0] == "runuser" for c in s.calls[before:])
 
 

@@ -17,7 +17,7 @@ from hastack.transport.base import Result
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 UNREACHABLE_EXIT = 3
 
-SHOW_STAT_SCRIPT = """\
+ADMIN_SCRIPT = """\
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(10)
@@ -26,15 +26,18 @@ try:
 except OSError as e:
     sys.stderr.write("cannot connect to %s: %s\\n" % (sys.argv[1], e.strerror or e))
     sys.exit(3)
-s.sendall(b"show stat\\n")
+s.sendall(sys.argv[2].encode() + b"\\n")
 while True:
     chunk = s.recv(65536)
     if not chunk:
         break
     sys.stdout.buffer.write(chunk)
 """
-"""Sends one `show stat` and copies the answer to stdout (HAProxy closes the connection after
-a single command); exits 3 when nothing listens on the socket."""
+"""Sends one command line (several commands separated by `;`) and copies the answer to stdout
+(HAProxy closes the connection after it); exits 3 when nothing listens on the socket."""
+
+SHOW_STAT_SCRIPT = ADMIN_SCRIPT.replace('sys.argv[2].encode() + b"\\n"', 'b"show stat\\n"')
+"""The same for `show stat` alone (the command the recorded outputs were taken with)."""
 
 TYPES = {"0": "frontend", "1": "backend", "2": "server", "3": "listener"}
 

@@ -43,6 +43,7 @@ from typing import Any
 from hastack.components import api_watchdog, haproxy, heat, keystone, logins, rabbitmq, telemetry
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
+from hastack.deploy.drain import out_of_rotation
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import sql_quote
 from hastack.deploy.services import (
@@ -281,9 +282,10 @@ class OpenStackStage:
 
     # -- 4. keystone -----------------------------------------------------------------------------
     async def keystone(self, d: Deploy, node: Node) -> None:
-        await ensure_running(d, node.name, keystone.UNIT)
-        await wait_http(d, node.name, [(f"http://{node.address}:{os_.KEYSTONE_PORT}/v3", 200)],
-                        f"Keystone on {node.name}")
+        async with out_of_rotation(d, node, [u for u in [keystone.UNIT] if d.needs_restart(node.name, u)]):
+            await ensure_running(d, node.name, keystone.UNIT)
+            await wait_http(d, node.name, [(f"http://{node.address}:{os_.KEYSTONE_PORT}/v3", 200)],
+                            f"Keystone on {node.name}")
 
     async def admin_token(self, d: Deploy, host: str) -> str:
         """HTTP status of an admin token request through the VIP: 201 yes, 401 no such admin."""
@@ -353,8 +355,10 @@ class OpenStackStage:
         served = {a.unit for a in haproxy.apis(d.topo)}
         if d.topo.runs("telemetry"):
             await self.gnocchi_storage(d, node)
-        await ensure_units(d, node.name, [u for u in units if u in served])
-        await wait_http(d, node.name, api_urls(d.topo, str(node.address)), f"every API on {node.name}")
+        apis = [u for u in units if u in served]
+        async with out_of_rotation(d, node, [u for u in apis if d.needs_restart(node.name, u)]):
+            await ensure_units(d, node.name, apis)
+            await wait_http(d, node.name, api_urls(d.topo, str(node.address)), f"every API on {node.name}")
         await wait_http(d, node.name, vip_api_urls(d.topo),
                         f"every API through the VIP, before the daemons on {node.name}")
         if d.topo.runs("telemetry") and node.name == first(d):
