@@ -3,11 +3,16 @@ VIP, publishes with confirms, Keystone tokens, Neutron network lists), then the 
 writes and confirmed messages lost, and each stream's longest gap. Run from the repository root:
 
     uv run python docs/reliability/rotate-secrets-2026-12-06/run.py examples/seed.yml
+
+run1: stopped by the logins stage (Nova's cell mappings still held the previous login), finished by a
+deploy after the fix; run2: a full rotation; run3: the same after HAProxy drains each API before its
+restart (on the lab after the replacement of ctl-2 and net-2, hence `.seed-replaced.yml`).
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections import Counter
 import sys
 import threading
 import time
@@ -59,4 +64,5 @@ print(f"rotate-secrets exit {res.returncode} in {took:.1f} s; db acked {s.writes
 snap = rec.snapshot()
 for name in sorted({smp.stream for smp in snap.samples}):
     bad = [smp for smp in snap.stream(name) if not smp.ok]
-    print(f"  {name}: {len(snap.stream(name))} samples, {len(bad)} failed" + (f", first: {bad[0].error}" if bad else ""))
+    kinds = Counter(str(smp.error)[:60] for smp in bad)
+    print(f"  {name}: {len(snap.stream(name))} samples, {len(bad)} failed" + (f": {dict(kinds)}" if bad else ""))
