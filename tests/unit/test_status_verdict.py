@@ -78,6 +78,28 @@ def test_healthy_lab_exits_0_and_says_where_things_run(healthy: ClusterState) ->
     assert one(v, "OS-NOT-DEPLOYED").level is Level.INFO  # keystone: in the topology, not deployed yet
 
 
+def test_an_unfinished_rotation_is_named_with_what_finishes_it(healthy: ClusterState, tmp_path) -> None:
+    """Read from the secrets file (not a host): healthy still, but said, with the command."""
+    from pathlib import Path
+
+    from hastack.components import logins
+    from hastack.secrets import Secrets
+    from hastack.status.collect import credentials
+
+    assert not [f for f in verdict(healthy).findings if f.code == "ROTATION-UNFINISHED"]
+    v = verdict(replace(healthy, rotating=("db/nova", "rabbit/nova")))
+    f = one(v, "ROTATION-UNFINISHED")
+    assert v.exit_code == 0 and f.level is Level.INFO and "2 service login(s)" in f.message
+    assert "hastack deploy" in f.next_step
+    topo, _ = sc.topology("healthy")
+    topo_file = Path(tmp_path) / "t.yml"
+    s = Secrets.load(Path(tmp_path) / ".hastack" / topo.name / "secrets.yml")
+    s.path.parent.mkdir(parents=True)  # type: ignore[union-attr]
+    logins.begin(s, "db", "nova")
+    s.save()
+    assert credentials(topo, topo_file).rotating == ("db/nova",)
+
+
 def test_a_powered_off_controller_is_degraded_and_the_vip_moved() -> None:
     v = verdict(sc.state("ctl1-off"))
     assert v.exit_code == 1

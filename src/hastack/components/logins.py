@@ -73,6 +73,11 @@ def begin(secrets: Secrets, kind: Kind, base: str) -> bool:
     return True
 
 
+def unfinished(secrets: Secrets) -> list[str]:
+    """Every login (`kind/base`) whose rotation the secrets file records as under way."""
+    return sorted(n.removesuffix("/previous-user") for n in secrets.names() if n.endswith("/previous-user"))
+
+
 def finish(secrets: Secrets, kind: Kind, base: str) -> None:
     """The previous login is gone from every store: forget it."""
     name = secret_name(kind, base)

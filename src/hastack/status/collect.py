@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hastack import pki
-from hastack.components import haproxy, pacemaker, rabbitmq
+from hastack.components import haproxy, logins, pacemaker, rabbitmq
 from hastack.facts import UnitState
 from hastack.secrets import Secrets, SecretsFileError, secrets_path, state_dir
 from hastack.status import client as client_mod
@@ -70,7 +70,8 @@ def credentials(topo: Topology, topology_file: Path) -> Credentials:
     probe = get(client_mod.PROBE_SECRET)
     return Credentials(rabbit=(rabbitmq.ADMIN_USER, rabbit) if rabbit else None,
                        db_probe=(client_mod.PROBE_USER, probe) if probe else None,
-                       keystone_admin=get(client_mod.ADMIN_SECRET), ca_cert=pki.ca_cert(secrets))
+                       keystone_admin=get(client_mod.ADMIN_SECRET), ca_cert=pki.ca_cert(secrets),
+                       rotating=tuple(logins.unfinished(secrets)))
 
 
 async def default_client(topo: Topology, creds: Credentials, tokens: TokenCache) -> ClientView:
@@ -103,7 +104,8 @@ class Collector:
         client_task = asyncio.ensure_future(self.client(self.topo, self.creds, self.tokens))
         reads = dict(zip([n.name for n in self.topo.nodes], await hosts_task, strict=True))
         client = await client_task
-        return assemble(self.topo, str(self.topology_file), reads, client, at, time.monotonic() - t0)
+        return assemble(self.topo, str(self.topology_file), reads, client, at, time.monotonic() - t0,
+                        rotating=self.creds.rotating)
 
     async def _host(self, node: Node) -> HostRead:
         t0 = time.monotonic()
@@ -166,14 +168,14 @@ async def read_cluster(topo: Topology, topology_file: Path, *, creds: Credential
 
 
 def assemble(topo: Topology, topology_file: str, reads: Mapping[str, HostRead], client: ClientView,
-             collected_at: float = 0.0, seconds: float = 0.0) -> ClusterState:
+             collected_at: float = 0.0, seconds: float = 0.0, rotating: tuple[str, ...] = ()) -> ClusterState:
     facts = {name: r.facts for name, r in reads.items()}
     return ClusterState(
         name=topo.name, topology_file=topology_file, collected_at=collected_at, seconds=seconds,
         hosts=tuple(reads[n.name].view for n in topo.nodes),
         galera=galera_view(topo, facts, client), rabbit=rabbit_view(topo, facts), vip=vip_view(topo, facts, client),
         haproxy=haproxy_view(topo, facts, client), memcached=memcached_view(topo, facts),
-        pacemaker=pacemaker_view(topo, facts), openstack=openstack_view(topo, facts, client),
+        pacemaker=pacemaker_view(topo, facts), openstack=openstack_view(topo, facts, client), rotating=rotating,
     )
 
 

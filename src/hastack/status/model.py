@@ -334,6 +334,8 @@ class ClusterState:
     memcached: tuple[MemcachedNode, ...]
     pacemaker: PacemakerView
     openstack: OpenStackView
+    rotating: tuple[str, ...] = ()
+    """Service logins whose rotation is not finished (read from the secrets file, not from a host)."""
 
     def host(self, name: str) -> HostView:
         return next(h for h in self.hosts if h.name == name)

@@ -56,6 +56,8 @@ class Credentials:
     keystone_admin: str | None = field(default=None, repr=False)
     ca_cert: str | None = None
     """The cluster CA's certificate (PEM, public): what the VIP's https is verified with."""
+    rotating: tuple[str, ...] = ()
+    """Service logins whose rotation the secrets file records as unfinished (`components/logins.py`)."""
 
 
 # -- readers without a fact -----------------------------------------------------------------

@@ -290,8 +290,18 @@ def openstack(s: ClusterState) -> Iterator[Finding]:
 Rule = Callable[[ClusterState], Iterable[Finding]]
 
 
+def secrets(s: ClusterState) -> Iterator[Finding]:
+    """A rotation of service logins left unfinished (deploy stopped before its logins stage): the
+    services run on their new logins, the previous ones still work and are still in the stores."""
+    if s.rotating:
+        shown = ", ".join(s.rotating[:6]) + (f" and {len(s.rotating) - 6} more" if len(s.rotating) > 6 else "")
+        yield Finding("ROTATION-UNFINISHED", INFO, "secrets",
+                      f"a rotation of {len(s.rotating)} service login(s) is not finished ({shown}): the previous "
+                      "logins still work", "run `hastack deploy`: its logins stage finishes it")
+
+
 def rules() -> Sequence[Rule]:
-    return (hosts, galera, rabbitmq, vip, haproxy, memcached, pacemaker, openstack)
+    return (hosts, galera, rabbitmq, vip, haproxy, memcached, pacemaker, openstack, secrets)
 
 
 def evaluate(state: ClusterState) -> Verdict:
