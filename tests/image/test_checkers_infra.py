@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from conftest import FixedSecrets, load_example
-from hastack.components import galera, garbd, haproxy, keepalived, rabbitmq
+from hastack.components import galera, garbd, haproxy, keepalived, logins, rabbitmq
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.topology.model import Node, Topology
@@ -326,7 +326,7 @@ def test_rabbitmq_definitions_load_and_authenticate(node_files: Callable[[str, s
     root = node_files("seed", node.name)
     services = rabbitmq.messaging_services(c.topo)
     creds = [("hastack", c.secrets.password(rabbitmq.ADMIN_SECRET))]
-    creds += [(s, c.secrets.password(rabbitmq.secret_name(s))) for s in services]
+    creds += [(lg.user, lg.password) for lg in (logins.login(c.secrets, "rabbit", s) for s in services)]
     lines_in = [*creds, ("nova", "not-the-password")]
     (tmp_path / "credentials").write_text("".join(f"{u} {p}\n" for u, p in lines_in))
     (tmp_path / "hosts").write_text("127.0.0.1 localhost hastack-check\n")
