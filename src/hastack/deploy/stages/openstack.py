@@ -10,7 +10,10 @@ Order, and why:
    (`/var/lib/hastack/schema-<service>`). db sync commands are idempotent but slow (nova's alone
    takes tens of seconds of CPU); their migrations change only with the code, i.e. the package
    version, and an empty database (first deploy, or a database re-created) always syncs;
-4. Keystone on every controller, one at a time, each gated on its own address; then
+   then Nova's cell mappings kept as `os_.CELL0_DB` says (templates; cell1's transport URL that of
+   nova.conf), Nova restarted when one changed;
+4. Keystone on every controller, one at a time, each gated on its own address (each API drained
+   from HAProxy around its restart: `deploy/drain.py`); then
    `keystone-manage bootstrap` once, and only when the admin user cannot get a token;
 5. projects, roles, users, grants and the catalog, from ONE Python process on the first
    controller (`agents/openstack_admin.py`; the CLI costs ~1.6 s per call);
