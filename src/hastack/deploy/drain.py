@@ -38,7 +38,8 @@ def balancers(d: Deploy) -> list[str]:
 
 
 async def set_state(d: Deploy, node: Node, listeners: Sequence[str], state: str) -> None:
-    """`set server <listener>/<node> state <state>` on every HAProxy, at once; failures tolerated."""
+    """`set server <listener>/<node> state <state>` on every HAProxy in turn (one command line each, all
+    listeners in it); failures tolerated."""
     line = "; ".join(f"set server {px}/{node.name} state {state}" for px in listeners)
     for host in balancers(d):
         try:

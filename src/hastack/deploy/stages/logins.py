@@ -19,7 +19,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hastack.components import logins, rabbitmq
+from hastack.components import haproxy, logins, rabbitmq
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.deploy.engine import Deploy, StepFailed, put_file
@@ -132,8 +132,7 @@ def from_departed(topo: Topology, client: str) -> bool:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False  # a name (localhost): a live local client
-    vips = [topo.network.vip] + ([topo.network.public.vip] if topo.network.public else [])
-    known = {str(n.address) for n in topo.nodes} | {str(v) for v in vips}
+    known = {str(n.address) for n in topo.nodes} | set(haproxy.vips(topo, public=True))
     return not address.is_loopback and str(address) not in known
 
 
