@@ -388,6 +388,32 @@ def test_nothing_to_forget_when_the_cluster_is_the_topology(seed: Topology) -> N
     assert d.changes == 0
 
 
+def _databases(topo: Topology, have: set[str]) -> Script:
+    """Each broker's database directory: there on the hosts in `have`."""
+    from hastack.components import rabbitmq
+
+    s = Script()
+    for n in topo.brokers:
+        path = f"{rabbitmq.DATA_DIR}/{rabbitmq.nodename(n)}"
+        st = {path: FileState(path, True, "rabbitmq", "rabbitmq", 0o755, "directory")} if n.name in have else {}
+        s.add(on_fact(file_state([path]), host=n.name, stdout=render_file_state([path], st)))
+    return s
+
+
+@pytest.mark.parametrize(("have", "batches"), [
+    (set(), [["ctl-1"], ["ctl-2", "ctl-3"]]),  # a new cluster: the first forms it, the others join together
+    ({"ctl-1", "ctl-3"}, [["ctl-1", "ctl-3"], ["ctl-2"]]),  # a new broker after the members
+    ({"ctl-1", "ctl-2", "ctl-3"}, [["ctl-1", "ctl-2", "ctl-3"]]),  # all members: together (they wait for each other)
+])
+def test_brokers_start_in_batches_a_new_cluster_by_its_first_broker(
+        seed: Topology, have: set[str], batches: list[list[str]]) -> None:
+    s = _databases(seed, have)
+    d = make(seed, s)
+    order = asyncio.run(RabbitMQStage().start_order(d))
+    assert [[n.name for n in b] for b in order] == batches
+    s.assert_done()
+
+
 def test_a_new_broker_gets_a_replica_of_every_quorum_queue(seed: Topology) -> None:
     from hastack.facts.rabbitmq import grow_queues
 
@@ -643,3 +669,32 @@ def test_a_broker_whose_app_stayed_stopped_is_started(seed: Topology) -> None:
     asyncio.run(heal_partition(d))
     s.assert_done()
     assert d.changes == 1
+
+
+def test_the_network_cluster_starts_before_openstack_and_is_configured_after(
+        seed: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pacemaker's first DC election (dc-deadtime, 20 s) runs beside the OpenStack stage; the
+    pacemaker stage forms the cluster itself only when the corosync stage did not run (--stage)."""
+    from hastack.deploy.engine import StageTiming
+    from hastack.deploy.run import STAGE_NAMES
+    from hastack.deploy.stages.pacemaker import PacemakerStage
+
+    assert STAGE_NAMES.index("vip") < STAGE_NAMES.index("corosync") < STAGE_NAMES.index("openstack") \
+        < STAGE_NAMES.index("pacemaker")
+    formed: list[str] = []
+
+    async def form(self: PacemakerStage, d: Deploy) -> None:
+        formed.append("form")
+
+    async def stop(*a: Any, **k: Any) -> None:
+        raise RuntimeError("the rest of the stage")
+
+    monkeypatch.setattr(PacemakerStage, "form", form)
+    monkeypatch.setattr(PacemakerStage, "wait_dc", stop)
+    for ran, forms in (([], 1), ([StageTiming("corosync", 1.0, 0)], 0)):
+        formed.clear()
+        d = make(seed, Script())
+        d.timings.extend(ran)
+        with pytest.raises(RuntimeError):
+            asyncio.run(PacemakerStage().run(d))
+        assert len(formed) == forms

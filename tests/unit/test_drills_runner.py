@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,6 +161,20 @@ def test_a_drill_runs_its_phases_in_order_and_scores_the_outage() -> None:
     assert f["split_brain_samples"] == 0
     assert run.errors == ()
     assert len(run.recording.placements) > 10
+
+
+def test_the_heal_comes_when_the_heal_when_file_appears_not_at_the_end_of_the_hold(tmp_path: Path) -> None:
+    lab = FakeLab()
+    flag = tmp_path / "done"
+    threading.Timer(0.6, flag.touch).start()
+    t0 = time.monotonic()
+    run = run_drill(quick("power-off-vip-writer", hold_s=30.0, heal_when=str(flag)), lab.bindings(),
+                    [FakeWorkload(lab)], timing=FAST)
+    assert time.monotonic() - t0 < 15.0  # not the 30 s hold
+    assert lab.calls == [("power", "ctl-1", "off"), ("power", "ctl-1", "on")]
+    fault, heal = (next(e.t for e in run.recording.events if e.kind == k) for k in ("fault", "heal"))
+    assert 0.4 <= heal - fault < 5.0
+    assert any(str(flag) in e.text for e in run.recording.events if e.kind == "note")
 
 
 def test_a_failing_fault_is_recorded_and_healed_at_once() -> None:

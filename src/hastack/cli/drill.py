@@ -48,7 +48,7 @@ def _ctx(loaded: Loaded) -> Ctx:
 
 
 def run_drill(loaded: Loaded, console: Console, scenario: str | None, repeat: int, report_dir: Path | None,
-              hold_s: float | None = None) -> int:
+              hold_s: float | None = None, heal_when: Path | None = None) -> int:
     if scenario is None:
         console.print(drills.scenarios_table())
         return 0
@@ -56,7 +56,7 @@ def run_drill(loaded: Loaded, console: Console, scenario: str | None, repeat: in
     lab = Lab.load(loaded.path)
     with contextlib.ExitStack() as stack:
         return drills.drill(ctx.topo, ctx.secrets, _bindings(loaded, lab, ctx.topo, stack), scenario, repeat=repeat,
-                            report_dir=report_dir, out=console, hold_s=hold_s)
+                            report_dir=report_dir, out=console, hold_s=hold_s, heal_when=heal_when)
 
 
 def run_bench(loaded: Loaded, console: Console, scenarios: list[str], repeat: int, report_dir: Path | None) -> int:

@@ -263,12 +263,14 @@ def drill_cmd(
     report: Annotated[Path | None, typer.Option("--report", help="write JSON + HTML timeline here")] = None,
     hold: Annotated[float | None, typer.Option(
         "--hold", min=1, max=600, help="seconds between the fault and the heal (default: the scenario's)")] = None,
+    heal_when: Annotated[Path | None, typer.Option(
+        "--heal-when", help="heal as soon as this file exists (at the latest when the hold ends)")] = None,
 ) -> None:
     """Inject a real failure into the deployed lab under load; score gaps, losses and split brain."""
     from hastack.cli.drill import run_drill
 
     with reported():
-        raise typer.Exit(run_drill(load_or_exit(topology), out, scenario, repeat, report, hold))
+        raise typer.Exit(run_drill(load_or_exit(topology), out, scenario, repeat, report, hold, heal_when))
 
 
 @app.command("campaign")

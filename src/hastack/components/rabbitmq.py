@@ -108,6 +108,8 @@ def drop_stale_script(topo: Topology, node: Node) -> str:
 PLUGINS = "/etc/rabbitmq/enabled_plugins"
 DEFINITIONS = "/etc/rabbitmq/definitions.json"
 COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
+DATA_DIR = "/var/lib/rabbitmq/mnesia"
+"""Where Debian's broker keeps its database: a directory per node name, made at its first boot."""
 AMQP_PORT = 5672
 MANAGEMENT_PORT = 15672
 ADMIN_USER = "hastack"

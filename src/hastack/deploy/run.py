@@ -13,7 +13,7 @@ from hastack.deploy.stages.files import FilesStage
 from hastack.deploy.stages.galera import GaleraStage
 from hastack.deploy.stages.logins import LoginsStage
 from hastack.deploy.stages.openstack import OpenStackStage
-from hastack.deploy.stages.pacemaker import PacemakerStage
+from hastack.deploy.stages.pacemaker import CorosyncStage, PacemakerStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.deploy.stages.vip import VipStage
 from hastack.plan.gather import HostPlan, host_plan
@@ -23,8 +23,8 @@ from hastack.transport.base import HostError, Transport
 
 def stages() -> list[Stage]:
     """Deploy order: each stage's gate is what the next one relies on."""
-    return [FilesStage(), GaleraStage(), RabbitMQStage(), VipStage(), OpenStackStage(), PacemakerStage(),
-            LoginsStage()]
+    return [FilesStage(), GaleraStage(), RabbitMQStage(), VipStage(), CorosyncStage(), OpenStackStage(),
+            PacemakerStage(), LoginsStage()]
 
 
 STAGE_NAMES = [s.name for s in stages()]

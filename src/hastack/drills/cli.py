@@ -179,12 +179,13 @@ MakeWorkloads = Callable[[int], Sequence[Workload]]
 def drill(topo: Topology, secrets: Secrets, bindings: Bindings, scenario: str, *, repeat: int = 1,
           report_dir: Path | None = None, out: Console | None = None, timing: Timing = DEFAULT_TIMING,
           rates: Rates = DEFAULT_RATES, make_workloads: MakeWorkloads | None = None,
-          hold_s: float | None = None) -> int:
+          hold_s: float | None = None, heal_when: Path | None = None) -> int:
     """Run one scenario `repeat` times, print min/median/max against the targets, write the report.
-    `hold_s` replaces the scenario's own time between the fault and the heal."""
+    `hold_s` replaces the scenario's own time between the fault and the heal; `heal_when` ends it
+    early (Scenario.heal_when)."""
     con = out or Console()
     make = make_workloads or workloads_for(topo, secrets, rates)
-    series = _series(bindings, scenario, repeat, report_dir, con, timing, make, "", hold_s)
+    series = _series(bindings, scenario, repeat, report_dir, con, timing, make, "", hold_s, heal_when)
     if series is None:
         return EXIT_ABORTED
     verdicts = judge(series.stats, series.scenario.tags)
@@ -194,10 +195,13 @@ def drill(topo: Topology, secrets: Secrets, bindings: Bindings, scenario: str, *
 
 
 def _series(bindings: Bindings, name: str, repeat: int, report_dir: Path | None, con: Console, timing: Timing,
-            make: MakeWorkloads, label: str, hold_s: float | None = None) -> DrillSeries | None:
+            make: MakeWorkloads, label: str, hold_s: float | None = None,
+            heal_when: Path | None = None) -> DrillSeries | None:
     scenario = by_name(name)
     if hold_s is not None:
         scenario = dataclasses.replace(scenario, hold_s=hold_s)
+    if heal_when is not None:
+        scenario = dataclasses.replace(scenario, heal_when=str(heal_when))
     try:
         series = run_series(scenario, bindings, make, repeat, timing=timing,
                             say=lambda s: con.print(f"  {s}", highlight=False, markup=False))

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hastack.drills.samples import Recorder, Recording, short_error
 from hastack.drills.scenarios import Action, FaultApi, Scenario, SelectorError, World, resolve
@@ -23,6 +24,7 @@ from hastack.drills.scoring import Figure, Scores, Stat, aggregate, score
 from hastack.drills.workloads import Observe, Sampler, Workload, placement
 
 ACTION_ERROR_CHARS = 2000
+HEAL_WHEN_POLL_S = 0.5
 """A failed fault or heal action (e.g. `hastack recover`'s own failure report) is kept this long."""
 Status = Callable[[], tuple[bool, str]]
 """`hastack status` as a callable: (healthy, one-line summary). Read-only, may be slow-ish."""
@@ -203,7 +205,7 @@ class Drill:
                 if then is not None:
                     time.sleep(then.after_s)
                     self.strike_again()
-                time.sleep(max(0.0, self.s.hold_s - (then.after_s if then else 0.0)))
+                self.hold(max(0.0, self.s.hold_s - (then.after_s if then else 0.0)))
         finally:
             if then is not None and self.second:
                 self.act("heal", then.heal, self.second)
@@ -215,6 +217,15 @@ class Drill:
         else:
             self.errors.append(f"not healthy {self.s.healthy_timeout_s:.0f} s after the heal: {detail}")
         time.sleep(self.s.settle_s)
+
+    def hold(self, seconds: float) -> None:
+        """The time the fault lasts: `seconds`, or less once the scenario's `heal_when` file is there."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self.s.heal_when is not None and Path(self.s.heal_when).exists():
+                self.rec.event("note", f"{self.s.heal_when} is there: healing {left:.1f} s before the hold's end")
+                return
+            time.sleep(min(left, HEAL_WHEN_POLL_S) if self.s.heal_when is not None else left)
 
     def strike_again(self) -> None:
         """The scenario's second fault, on a target seen now (never the first one again)."""

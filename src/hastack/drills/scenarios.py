@@ -202,6 +202,9 @@ class Scenario:
     hold_s: float = 20.0
     """From the fault to the heal: long enough for every failover (the slowest measured is the
     reference profile's ~10 s corosync token on 3 votes) and a stable period after it."""
+    heal_when: str | None = None
+    """A path: the heal comes as soon as a file is there, at the latest after `hold_s` (an operator's
+    experiment, or a test, done with the fault before the hold is over: `--heal-when`)."""
     baseline_s: float = 5.0
     settle_s: float = 10.0
     """Observation after `status` is healthy: failback effects (sessions moved back) land here."""

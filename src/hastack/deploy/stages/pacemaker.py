@@ -1,7 +1,14 @@
-"""Stage 6: Corosync (+ qdevice/qnetd) and Pacemaker on the network nodes.
+"""Corosync (+ qdevice/qnetd) and Pacemaker on the network nodes, in two stages.
 
-Gate: every node online, the cluster quorate, the fencing devices started, and the agents (the
-cleanup resource and the agents colocated with it) running on exactly one node.
+- `corosync`, before the OpenStack stage: certificates, corosync, qdevice and Pacemaker started
+  (no wait). A new Pacemaker cluster elects its first DC only after `dc-deadtime` (20 s, a cluster
+  property a new cluster cannot have yet): lab 2026-12-06, S_PENDING 21.2 s. Started here, that
+  wait runs beside the OpenStack stage instead of after it.
+- `pacemaker`, last but the logins: a DC, departed nodes removed, the configuration (fencing, the
+  agents' group) loaded, the agents restarted where a file they read changed. Gate: every node
+  online, the cluster quorate, the fencing devices started, and the agents (the cleanup resource
+  and the agents colocated with it) running on exactly one node. Run alone (`--stage pacemaker`),
+  it starts the cluster itself first.
 """
 
 from __future__ import annotations
@@ -29,6 +36,16 @@ def agents_to_restart(topo: Topology, changed_paths: dict[str, set[str]]) -> lis
     return [u for u in pacemaker.group_units(topo) if written & set(reads.get(u, ()))]
 
 
+class CorosyncStage:
+    name = "corosync"
+
+    def applies(self, d: Deploy) -> bool:
+        return bool(d.topo.network_nodes)
+
+    async def run(self, d: Deploy) -> None:
+        await PacemakerStage().form(d)
+
+
 class PacemakerStage:
     name = "pacemaker"
 
@@ -37,15 +54,8 @@ class PacemakerStage:
 
     async def run(self, d: Deploy) -> None:
         members = d.topo.network_nodes
-        await d.each(members, lambda n: self.prepare(d, n))
-        if d.topo.qnetd_nodes:
-            await self.certificates(d, members)
-            await self.qnetd(d, d.topo.qnetd_nodes[0])
-        await d.each(members, lambda n: self.start(d, n, "corosync"))
-        await self.reload_corosync(d, members)
-        if d.topo.qnetd_nodes:
-            await d.each(members, lambda n: self.start(d, n, "corosync-qdevice"))
-        await d.each(members, lambda n: self.start(d, n, "pacemaker"))
+        if not any(t.name == CorosyncStage.name for t in d.timings):
+            await self.form(d)
         await self.wait_dc(d, members[0].name)
         st = await self.forget_departed(d, members[0].name)
         running_before = group_nodes(st, pacemaker.group_units(d.topo))
@@ -56,6 +66,19 @@ class PacemakerStage:
         # The watchdog guards the agents the group runs: started once the group is up and alive.
         watched = [n for n in members if api_watchdog.COMPONENT.applies(d.topo, n)]
         await d.each(watched, lambda n: self.start(d, n, api_watchdog.UNIT))
+
+    async def form(self, d: Deploy) -> None:
+        """The cluster's daemons running with the rendered configuration (the corosync stage)."""
+        members = d.topo.network_nodes
+        await d.each(members, lambda n: self.prepare(d, n))
+        if d.topo.qnetd_nodes:
+            await self.certificates(d, members)
+            await self.qnetd(d, d.topo.qnetd_nodes[0])
+        await d.each(members, lambda n: self.start(d, n, "corosync"))
+        await self.reload_corosync(d, members)
+        if d.topo.qnetd_nodes:
+            await d.each(members, lambda n: self.start(d, n, "corosync-qdevice"))
+        await d.each(members, lambda n: self.start(d, n, "pacemaker"))
 
     async def prepare(self, d: Deploy, node: Node) -> None:
         # Pacemaker alone starts the group's units; haproxy and keepalived arrive as dependencies of
