@@ -246,7 +246,8 @@ def test_backup_incremental_and_restore_bring_the_rows_back(node_files: Callable
     root = node_files("seed", node.name)
     binds = {str(root / p.lstrip("/")): p for p in (galera.CONF, galera.MEMBERS_CONF)}
     binds[db_backup.__file__] = "/tmp/db-backup"
-    done = run([f"{TOOLS}/db_backup.sh", "/tmp/db-backup"], binds, netns=netns(topo, node), timeout=300)
+    done = run([f"{TOOLS}/db_backup.sh", "/tmp/db-backup", str(node.address)], binds, netns=netns(topo, node),
+               timeout=300)
     print(output(done))  # shown when an assertion below fails
     lines = done.stdout.splitlines()
 
@@ -277,7 +278,29 @@ def test_backup_incremental_and_restore_bring_the_rows_back(node_files: Callable
     assert next(ln for ln in lines if ln.startswith("EARLY-INCR ")).endswith("rc=1")
     after = [b["name"] for b in doc("AFTER")["backups"]]
     assert after == [doc("FULL2")["name"]] and doc("FULL2")["pruned"] == [full["name"], first["name"], incr["name"]]
+    sched = doc("SCHED")  # alone in its cluster and last in that order: it takes it, as a full
+    assert sched.get("kind") == "full" and "no full backup" in str(sched.get("note")), output(done)
     assert not [ln for ln in lines if ln.startswith("LOG ")], output(done)
+
+
+def test_backup_schedule_units_verify(tmp_path: Path) -> None:
+    """The service template and both timers of a schedule, as systemd reads them; and the calendars
+    hastack's README shows parse."""
+    from hastack.topology.model import Backups
+
+    calendars = {"full": "Sun *-*-* 02:00:00", "incremental": "*-*-* 00/6:30:00"}
+    topo = EXAMPLES["seed"].model_copy(update={"backups": Backups(**calendars, keep=4)})
+    node = topo.controllers[0]
+    binds = {}
+    for f in galera.backup_files(topo, node):
+        local = tmp_path / f.path.lstrip("/").replace("/", "_")
+        local.write_bytes(f.data)
+        binds[str(local)] = f.path
+    units = [f"/etc/systemd/system/{t}" for t in galera.BACKUP_TIMERS.values()]
+    done = run(["systemd-analyze", "verify", *units], binds)
+    assert done.returncode == 0, output(done)
+    done = run(["systemd-analyze", "calendar", *calendars.values(), "daily"], {})
+    assert done.returncode == 0 and done.stdout.count("Next elapse:") == 3, output(done)
 
 
 def test_health_check_units_verify(node_files: Callable[[str, str], Path]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pymysql
@@ -137,3 +138,37 @@ def test_backup_then_restore_brings_the_dropped_rows_back(seed_lab: Path) -> Non
     for n in CONTROLLERS:
         assert after not in sql(seed_lab, n, "SELECT id FROM hastack_probe.recover")
     until("the cloud healthy after the restore", lambda: hastack("status", str(seed_lab)).returncode == 0, 600, 10)
+
+
+def test_scheduled_backups_one_node_takes_each_and_the_timers_follow_the_topology(seed_lab: Path) -> None:
+    """Issue 16: `backups:` in the topology gives every controller the timers; the timers' service,
+    started on every controller at once (as the timers do), backs up on one node only, the last in
+    the topology's order; without `backups:` the timers go again."""
+    timers = ("hastack-db-backup-full.timer", "hastack-db-backup-incr.timer")
+    scheduled = seed_lab.parent / ".seed-backups.yml"
+    scheduled.write_text(seed_lab.read_text() + "backups: {full: 'Sun *-*-* 02:00:00', "
+                         "incremental: '*-*-* 00/6:30:00', keep: 3}\n")
+    try:
+        dep = hastack("deploy", str(scheduled), "--yes", "--stage", "files", "--stage", "galera")
+        assert dep.returncode == 0, dep.stdout + dep.stderr
+        for n in CONTROLLERS:
+            assert on(seed_lab, n, "systemctl", "is-active", *timers).split() == ["active", "active"]
+        def held(n: str) -> set[str]:
+            return set(on(seed_lab, n, "sh", "-c", "ls /var/backups/hastack-db 2>/dev/null; true").split())
+
+        before = {n: held(n) for n in CONTROLLERS}
+        with ThreadPoolExecutor(len(CONTROLLERS)) as pool:  # as the timers fire: every node at once
+            list(pool.map(lambda n: on(seed_lab, n, "systemctl", "start", "hastack-db-backup@full.service"),
+                          CONTROLLERS))
+        new = {n: sorted(held(n) - before[n]) for n in CONTROLLERS}
+        assert [n for n in CONTROLLERS if new[n]] == ["ctl-3"] and len(new["ctl-3"]) == 1, new
+        assert new["ctl-3"][0].endswith("-full"), new
+        said = on(seed_lab, "ctl-1", "journalctl", "-u", "hastack-db-backup@full.service", "-o", "cat", "-n", "20")
+        assert "10.77.0.13 takes it" in said, said
+    finally:
+        scheduled.unlink(missing_ok=True)
+        back = hastack("deploy", str(seed_lab), "--yes", "--stage", "files", "--stage", "galera")
+    assert back.returncode == 0 and "removed hastack-db-backup-full.timer" in back.stdout, back.stdout + back.stderr
+    for n in CONTROLLERS:
+        gone = on(seed_lab, n, "sh", "-c", "ls /etc/systemd/system/hastack-db-backup-*.timer 2>/dev/null; true")
+        assert gone.strip() == "", (n, gone)

@@ -185,3 +185,108 @@ def test_the_listing_keeps_every_name_whole_on_a_narrow_terminal() -> None:
         con.print(backups_table(found))
         text = con.export_text()
         assert all(b.name in text for b in found), text
+
+
+# -- scheduled backups: the timers, and the one node that takes each backup -------------------------
+ADDRS = ["10.77.0.11", "10.77.0.12", "10.77.0.13"]
+
+
+def wsrep_status(members: list[str], state: str = "Synced", cluster: str = "Primary") -> dict[str, str]:
+    return {"wsrep_cluster_status": cluster, "wsrep_local_state_comment": state,
+            "wsrep_incoming_addresses": ",".join(f"{a}:3306" for a in members)}
+
+
+@pytest.mark.parametrize(("me", "members", "takes"), [
+    ("10.77.0.13", ADDRS, True),  # the last controller of the order, all up
+    ("10.77.0.12", ADDRS, False),  # ctl-3 is later and a member: it takes it
+    ("10.77.0.11", ADDRS, False),
+    ("10.77.0.12", ADDRS[:2], True),  # ctl-3 is gone: the next one back
+    ("10.77.0.11", ADDRS[:1], True),  # alone: the writer itself, as `hastack backup` would
+])
+def test_the_last_member_in_the_topology_order_takes_the_scheduled_backup(
+        me: str, members: list[str], takes: bool) -> None:
+    from hastack.agents.db_backup import turn
+
+    why = turn(me, ADDRS, wsrep_status(members))
+    assert (why is None) == takes, why
+    if not takes:
+        assert "10.77.0.13" in str(why) or "10.77.0.12" in str(why)
+
+
+def test_a_node_out_of_the_primary_component_or_not_synced_never_takes_it() -> None:
+    from hastack.agents.db_backup import turn
+
+    assert "not Synced" in str(turn("10.77.0.13", ADDRS, wsrep_status(ADDRS, state="Donor/Desynced")))
+    assert "non-Primary" in str(turn("10.77.0.13", ADDRS, wsrep_status(["10.77.0.13"], cluster="non-Primary")))
+    with pytest.raises(ValueError):
+        turn("10.77.0.99", ADDRS, wsrep_status(ADDRS))
+
+
+def test_a_scheduled_incremental_with_no_full_on_the_node_is_a_full(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from hastack.agents import db_backup
+
+    taken: list[str] = []
+    monkeypatch.setattr(db_backup, "run", lambda argv: "wsrep_cluster_status\tPrimary\n"
+                        "wsrep_local_state_comment\tSynced\nwsrep_incoming_addresses\t10.77.0.13:3306\n")
+    monkeypatch.setattr(db_backup, "backup", lambda root, kind, keep: taken.append(kind) or {"kind": kind})
+    out = db_backup.scheduled(tmp_path, "incr", 2, "10.77.0.13", ADDRS)
+    assert taken == ["full"] and "no full backup" in str(out["note"])
+    out = db_backup.scheduled(tmp_path, "incr", 2, "10.77.0.12", ADDRS[:2] + ["10.77.0.13"])
+    assert taken == ["full"] and "skipped" in out  # 10.77.0.13 is a member and later: not this node
+    assert db_backup.main(["scheduled", str(tmp_path), "incr", "2", "10.77.0.13;reboot", *ADDRS]) == 2
+
+
+def test_the_schedule_renders_a_timer_per_kind_and_none_without_it(seed: Topology) -> None:
+    from conftest import FixedSecrets
+    from hastack.components.base import Ctx
+    from hastack.topology.model import Backups
+
+    def rendered(topo: Topology) -> dict[str, str]:
+        return {f.path: f.data.decode() for f in galera.COMPONENT.files(Ctx(topo, FixedSecrets(None)),
+                                                                          topo.controllers[0])}
+
+    plain = rendered(seed)
+    assert not [p for p in plain if p.endswith(".timer")]
+    service = plain[f"/etc/systemd/system/{galera.BACKUP_SERVICE}"]
+    assert f"scheduled {galera.BACKUP_ROOT} %i 2 10.77.0.11 10.77.0.11 10.77.0.12 10.77.0.13" in service
+    topo = seed.model_copy(update={"backups": Backups(full="Sun *-*-* 02:00:00", incremental="*-*-* 00/6:30",
+                                                      keep=4)})
+    files = rendered(topo)
+    full = files["/etc/systemd/system/hastack-db-backup-full.timer"]
+    assert "OnCalendar=Sun *-*-* 02:00:00" in full and "Unit=hastack-db-backup@full.service" in full
+    assert "OnCalendar=*-*-* 00/6:30" in files["/etc/systemd/system/hastack-db-backup-incr.timer"]
+    assert " %i 4 " in files[f"/etc/systemd/system/{galera.BACKUP_SERVICE}"]
+    assert galera.backup_keep(topo) == 4 and galera.backup_keep(seed) == galera.BACKUP_KEEP
+
+
+@pytest.mark.parametrize("calendar", ["daily\nExecStartPre=/bin/sh", "*-*-* 02:00 %n", "daily; reboot", "",
+                                      "x" * 65])
+def test_a_schedule_that_is_not_a_calendar_is_refused_at_its_line(calendar: str) -> None:
+    from test_topology import BASE
+
+    from hastack.topology.load import load_text
+
+    text = BASE + f"backups: {{full: {json.dumps(calendar)}}}\n"
+    reports = load_text(text, "t.yml").reports
+    bad = [r for r in reports if r.severity.name == "ERROR"]
+    assert bad and all(r.path[:1] == ("backups",) and r.location.line == 9 for r in bad), reports
+
+
+def test_timers_deployed_with_the_schedule_and_removed_without_it(seed: Topology) -> None:
+    from test_deploy import unit
+
+    from hastack.deploy.stages.galera import REMOVE_TIMERS, GaleraStage
+    from hastack.topology.model import Backups
+
+    topo = seed.model_copy(update={"backups": Backups(full="daily")})
+    s = Script().add(unit("ctl-1", "hastack-db-backup-full.timer", False),
+                     on("systemctl", "enable", "--quiet", "hastack-db-backup-full.timer", host="ctl-1"),
+                     on("systemctl", "reset-failed", "hastack-db-backup-full.timer", host="ctl-1"),
+                     on("systemctl", "start", "hastack-db-backup-full.timer", host="ctl-1"),
+                     on("sh", "-c", REMOVE_TIMERS, "hastack", "hastack-db-backup-incr.timer", host="ctl-1",
+                        stdout="hastack-db-backup-incr.timer\n"))
+    d = make(topo, s)
+    asyncio.run(GaleraStage().backup_schedule(d, topo.node("ctl-1")))
+    s.assert_done()
+    assert d.changes == 3  # enabled, started, the incremental timer removed

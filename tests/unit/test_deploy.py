@@ -58,6 +58,14 @@ def old_check_unit(host: str, *, removed: bool = False) -> Expect:
               stdout="removed\n" if removed else "")
 
 
+def no_timers(host: str, removed: str = "") -> Expect:
+    """The seed schedules no backups: both timers are removed where they are (none here)."""
+    from hastack.components import galera
+    from hastack.deploy.stages import galera as stage
+
+    return on("sh", "-c", stage.REMOVE_TIMERS, "hastack", *galera.BACKUP_TIMERS.values(), host=host, stdout=removed)
+
+
 def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed: Topology) -> None:
     s = Script()
     s.add(*status_cmd("ctl-1", [None], SYNCED), *status_cmd("ctl-2", [None], SYNCED),
@@ -72,7 +80,8 @@ def test_fresh_cluster_bootstraps_first_controller_then_joins_one_at_a_time(seed
               on("systemctl", "reset-failed", "mariadb", host=h),  # a unit at its start limit refuses start
               on("systemctl", "start", "mariadb", host=h), unit(h, "mariadb", True, None))
     for h in ("ctl-1", "ctl-2", "ctl-3"):
-        s.add(unit(h, "hastack-galera-check.socket", True, None), old_check_unit(h, removed=h == "ctl-2"))
+        s.add(unit(h, "hastack-galera-check.socket", True, None), old_check_unit(h, removed=h == "ctl-2"),
+              no_timers(h))
     d = make(seed, s)
     events: list[Event] = []
     d.emit = events.append

@@ -17,6 +17,10 @@ grastate.dat with safe_to_bootstrap, so the restored node can bootstrap a new pr
 
 Commands (every path is checked against a strict pattern; names are this program's own):
     db-backup backup ROOT full|incr KEEP     KEEP: full chains kept (older chains deleted after a full)
+    db-backup scheduled ROOT full|incr KEEP SELF ADDR...
+                                             the timers' (and a by-hand run on every node at once):
+                                             backs up only if SELF is the one to (see `turn`);
+                                             an incremental with no full here is taken as a full
     db-backup list ROOT
     db-backup prepare ROOT NAME STAGING      a copy of NAME's chain, prepared, in STAGING (replaced)
     db-backup install STAGING DATADIR        mariadbd stopped: DATADIR moved aside, STAGING moved in,
@@ -58,6 +62,12 @@ def checked_path(text: str) -> Path:
     if not PLAIN_PATH.fullmatch(text) or "/../" in f"{text}/" or "//" in text:
         raise ValueError(f"not an absolute plain path: {text!r}")
     return Path(text)
+
+
+def checked_address(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F.:]{2,45}", text):
+        raise ValueError(f"not an IP address: {text!r}")
+    return text
 
 
 def checked_name(text: str) -> str:
@@ -161,6 +171,38 @@ def backup(root: Path, kind: str, keep: int) -> dict[str, object]:
         return meta
 
 
+WSREP_READ = ("mariadb", "--batch", "--skip-column-names", "-e",
+              "SHOW GLOBAL STATUS WHERE Variable_name IN "
+              "('wsrep_cluster_status', 'wsrep_local_state_comment', 'wsrep_incoming_addresses')")
+
+
+def turn(me: str, order: Sequence[str], status: dict[str, str]) -> str | None:
+    """None when this node (address `me`) takes the scheduled backup, else why not. The one to is the
+    last controller in the topology's order (`order`, addresses) that is in the primary component:
+    `hastack backup`'s choice too, as HAProxy sends the writes to the first one that is up. Each node
+    decides from its own Galera status, so one node backs up without any of them asking the others."""
+    if status.get("wsrep_cluster_status") != "Primary" or status.get("wsrep_local_state_comment") != "Synced":
+        return (f"this node is not Synced in a primary component ({status.get('wsrep_cluster_status', '?')}, "
+                f"{status.get('wsrep_local_state_comment', '?')})")
+    members = {a.rsplit(":", 1)[0].strip("[]") for a in status.get("wsrep_incoming_addresses", "").split(",") if a}
+    if me not in order:
+        raise ValueError(f"{me} is not in the controllers' order {list(order)}")
+    later = [a for a in order[order.index(me) + 1:] if a in members]
+    if later:
+        return f"{later[-1]} takes it (later in the topology's order and in the primary component)"
+    return None
+
+
+def scheduled(root: Path, kind: str, keep: int, me: str, order: Sequence[str]) -> dict[str, object]:
+    rows = [line.split("\t", 1) for line in run(WSREP_READ).splitlines() if "\t" in line]
+    why = turn(me, order, {k: v.strip() for k, v in rows})
+    if why is not None:
+        return {"skipped": why}
+    if kind == "incr" and not any(b["kind"] == "full" for b in backups(root)):
+        return {**backup(root, "full", keep), "note": "no full backup on this node to base an incremental on"}
+    return backup(root, kind, keep)
+
+
 def prune(root: Path, keep: int) -> list[str]:
     """Delete whole chains older than the KEEP newest fulls (an incremental never outlives its full)."""
     fulls = [str(b["name"]) for b in backups(root) if b["kind"] == "full"]
@@ -240,6 +282,9 @@ def main(argv: list[str]) -> int:
         match argv:
             case ["backup", root, ("full" | "incr") as kind, keep] if keep.isdigit():
                 out = backup(checked_path(root), kind, int(keep))
+            case ["scheduled", root, ("full" | "incr") as kind, keep, me, *order] if keep.isdigit() and order:
+                out = scheduled(checked_path(root), kind, int(keep), checked_address(me),
+                                [checked_address(a) for a in order])
             case ["list", root]:
                 out = {"backups": backups(checked_path(root))}
             case ["prepare", root, name, staging]:

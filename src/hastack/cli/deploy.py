@@ -364,11 +364,14 @@ def _on_cluster(loaded: Loaded, console: Console, fn: Callable[[Deploy], Awaitab
     return asyncio.run(go())
 
 
-def run_backup(loaded: Loaded, console: Console, *, incremental: bool, keep: int, node: str | None) -> int:
+def run_backup(loaded: Loaded, console: Console, *, incremental: bool, keep: int | None, node: str | None) -> int:
+    from hastack.components.galera import backup_keep
     from hastack.deploy import backup
     from hastack.secrets import secrets_path, state_dir
 
     async def go(d: Deploy) -> int:
+        nonlocal keep
+        keep = backup_keep(d.topo) if keep is None else keep  # the schedule's, so a backup by hand prunes alike
         b, pruned, why = await backup.take(d, incremental=incremental, keep=keep, node=node)
         kept = backup.keep_secrets(secrets_path(loaded.path, d.topo.name), state_dir(loaded.path, d.topo.name),
                                    b.name)

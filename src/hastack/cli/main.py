@@ -214,8 +214,8 @@ def backup_cmd(
     topology: TopologyArg = DEFAULT_TOPOLOGY,
     incremental: Annotated[bool, typer.Option("--incremental", help="only what changed since the node's last "
                                                                       "backup (a full one must exist)")] = False,
-    keep: Annotated[int, typer.Option("--keep", min=1, max=100, help="full backups (with their incrementals) "
-                                                                     "kept on the node")] = 2,
+    keep: Annotated[int | None, typer.Option("--keep", min=1, max=100, help="full backups (with their "
+                                             "incrementals) kept on the node (default: backups.keep, else 2)")] = None,
     node: Annotated[str | None, typer.Option("--node", help="the controller to back up (default: a Synced "
                                                             "one that is not the writer)")] = None,
 ) -> None:

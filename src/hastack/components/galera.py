@@ -52,7 +52,44 @@ BACKUP_PROGRAM = "/usr/local/lib/hastack/db-backup"
 BACKUP_ROOT = "/var/backups/hastack-db"
 """`hastack backup` keeps its copies here on the node that took them (agents/db_backup.py)."""
 BACKUP_KEEP = 2
-"""Full backups (with their incrementals) kept on a node by default."""
+"""Full backups (with their incrementals) kept on a node by default (`backups.keep` when scheduled)."""
+BACKUP_SERVICE = "hastack-db-backup@.service"
+"""`hastack-db-backup@full` / `@incr`: the node takes the backup if it is the one to (see
+agents/db_backup.py `scheduled`), else logs why not and ends; what the timers start, and what an
+operator may start by hand on every controller at once."""
+BACKUP_TIMERS = {"full": "hastack-db-backup-full.timer", "incr": "hastack-db-backup-incr.timer"}
+
+
+def backup_keep(topo: Topology) -> int:
+    return topo.backups.keep if topo.backups else BACKUP_KEEP
+
+
+def backup_timers(topo: Topology) -> dict[str, str]:
+    """{timer unit: calendar} of the schedule (none without `backups:`)."""
+    b = topo.backups
+    if b is None:
+        return {}
+    when = {"full": b.full, "incr": b.incremental}
+    return {BACKUP_TIMERS[k]: v for k, v in when.items() if v is not None}
+
+
+def backup_files(topo: Topology, node: Node) -> list[File]:
+    """The backup program, its service template (always: a backup by hand on every node picks one
+    node too) and the schedule's timers."""
+    order = " ".join(str(n.address) for n in topo.controllers)
+    files = [
+        File(BACKUP_PROGRAM, Path(db_backup.__file__).read_bytes(), mode=0o755),
+        File(f"/etc/systemd/system/{BACKUP_SERVICE}",
+             template("galera/hastack-db-backup@.service.j2", program=BACKUP_PROGRAM, root=BACKUP_ROOT,
+                      keep=backup_keep(topo), me=node.address, order=order)),
+    ]
+    for kind, timer in BACKUP_TIMERS.items():
+        if calendar := backup_timers(topo).get(timer):
+            files.append(File(f"/etc/systemd/system/{timer}",
+                              template("galera/hastack-db-backup.timer.j2", kind=kind, calendar=calendar,
+                                       service=BACKUP_SERVICE.replace("@.", f"@{kind}.")),
+                              restarts=(timer,)))
+    return files
 
 SST_USER = "sst"
 SST_SECRET = "galera/sst"
@@ -173,8 +210,7 @@ class Galera:
         cnf = File(CONF, server_cnf(ctx, node), group="mysql", mode=0o640, secret=has_auth,
                    restarts=("mariadb",))
         members_file = File(MEMBERS_CONF, members_cnf(ctx, node), group="mysql", mode=0o640)
-        backup = File(BACKUP_PROGRAM, Path(db_backup.__file__).read_bytes(), mode=0o755)
-        return [cnf, members_file, *check_files(ctx, node), backup]
+        return [cnf, members_file, *check_files(ctx, node), *backup_files(ctx.topo, node)]
 
 
 COMPONENT = Galera()

@@ -324,6 +324,23 @@ class RabbitMQ(Strict):
     queues: Literal["quorum", "mirrored"] = "quorum"
 
 
+Calendar = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9*:,./~ -]{1,64}$")]
+"""A systemd calendar event (systemd.time(7)): `daily`, `Mon..Fri *-*-* 02:00`, `*-*-* 00/6:30`.
+Only the characters that grammar uses, so nothing else reaches the timer file; the grammar itself is
+checked by systemd when deploy starts the timer (a bad one fails that step, naming it)."""
+
+
+class Backups(Strict):
+    """Scheduled database backups: a timer on every controller; when it fires, the one node that
+    takes the backup is chosen there and then (agents/db_backup.py `scheduled`), like `hastack backup`."""
+
+    full: Calendar
+    incremental: Calendar | None = None
+    """Incrementals between the fulls (based on the node's newest backup; a full when it has none)."""
+    keep: Annotated[int, Field(ge=1, le=100)] = 2
+    """Full backups (with their incrementals) kept on a node; older chains go after a new full."""
+
+
 class OpenStack(Strict):
     release: Literal["zed"] = "zed"
     region: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = "RegionOne"
@@ -344,6 +361,7 @@ class Topology(Strict):
     nodes: Annotated[list[Node], Field(min_length=1)]
     rabbitmq: RabbitMQ = RabbitMQ()
     openstack: OpenStack = OpenStack()
+    backups: Backups | None = None
     tuning: Tuning = Tuning()
 
     # -- views used by every component ------------------------------------------------

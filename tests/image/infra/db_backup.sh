@@ -3,7 +3,9 @@
 # the real mariadb-backup: a full, rows added, two chained incrementals, a row after them, the table dropped;
 # then the second incremental's chain prepared, mariadbd stopped, the datadir replaced, the node
 # bootstrapped from the restored grastate.dat. Then two more fulls with KEEP 1: the first chain goes.
-# $1: the db-backup program. Lines prefixed with a word are what the test reads.
+# Last, the timers' command on a node that is alone in its cluster (so the one to take it) and has no full
+# backup yet: a scheduled incremental is taken as a full.
+# $1: the db-backup program, $2: the node's address. Lines prefixed with a word are what the test reads.
 set -u
 prog=$1
 root=/var/backups/hastack-db
@@ -44,5 +46,6 @@ sleep 1
 echo "FULL2 $(python3 "$prog" backup $root full 1)"
 out=$(python3 "$prog" backup /var/backups/empty incr 1 2>&1); rc=$?; echo "EARLY-INCR $out rc=$rc"
 echo "AFTER $(python3 "$prog" list $root)"
+echo "SCHED $(python3 "$prog" scheduled /var/backups/sched incr 1 "$2" 10.77.0.250 "$2")"
 stop
 grep -E "\[ERROR\]" /tmp/mariadbd.log | sed 's/^/LOG /'

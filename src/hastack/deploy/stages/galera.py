@@ -11,7 +11,7 @@ from __future__ import annotations
 from hastack.components import galera
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import sql_quote, wait_synced, wsrep
-from hastack.deploy.systemd import ensure_running, unit_states
+from hastack.deploy.systemd import ensure_running, ensure_units, unit_states
 from hastack.facts import GaleraStatus, grastate
 from hastack.facts.galera import NIL_UUID, sql_accounts
 from hastack.topology.model import Node
@@ -19,6 +19,9 @@ from hastack.topology.model import Node
 OLD_CHECK_UNIT = "/etc/systemd/system/hastack-galera-check@.service"
 """The per-connection check of before (Accept=yes); the resident one replaced it."""
 REMOVE_OLD_CHECK_UNIT = 'test ! -e "$1" || { rm -f "$1" && systemctl daemon-reload && echo removed; }'
+REMOVE_TIMERS = ('for t; do f=/etc/systemd/system/$t; test -e "$f" || continue; systemctl disable --now --quiet "$t" '
+                 '&& rm -f "$f" && echo "$t"; done; systemctl daemon-reload')
+"""The backup timers the topology no longer schedules: stopped, disabled and removed (names on argv)."""
 
 
 class GaleraStage:
@@ -41,6 +44,7 @@ class GaleraStage:
         await d.each(d.topo.garbd_nodes, lambda n: self.garbd(d, n))
         await d.each(ctls, lambda n: self.check_socket(d, n))
         await self.gate(d)
+        await d.each(ctls, lambda n: self.backup_schedule(d, n))
 
     @staticmethod
     def no_member_left_out(d: Deploy, seed: str, states: dict[str, GaleraStatus]) -> None:
@@ -113,6 +117,17 @@ class GaleraStage:
                             f"restart {galera.CHECK_SERVICE}")
                 d.started.setdefault(node.name, set()).add(galera.CHECK_SERVICE)
                 d.changed(node.name, f"restarted {galera.CHECK_SERVICE} (its program or settings changed)")
+
+    async def backup_schedule(self, d: Deploy, node: Node) -> None:
+        """The topology's backup timers enabled and started (restarted when their schedule changed);
+        timers it no longer has stopped and removed."""
+        want = galera.backup_timers(d.topo)
+        if want:
+            await ensure_units(d, node.name, list(want))
+        drop = [t for t in galera.BACKUP_TIMERS.values() if t not in want]
+        res = await d.run(node.name, ["sh", "-c", REMOVE_TIMERS, "hastack", *drop], "remove unscheduled backup timers")
+        for t in res.stdout.split():
+            d.changed(node.name, f"removed {t} (the topology no longer schedules it)")
 
     async def gate(self, d: Deploy) -> None:
         votes = d.topo.galera_votes
