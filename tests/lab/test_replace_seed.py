@@ -11,14 +11,15 @@ nodes and `hastack deploy` converges: Galera gives ctl-4 a full state transfer, 
 rabbit@ctl-2 and grows every quorum queue onto rabbit@ctl-4, every list (HAProxy, keepalived,
 memcached, transport URLs) names ctl-4 instead of ctl-2, the agents
 Pacemaker runs restart with the new URLs, and Nova, Cinder and Heat drop ctl-2's service rows.
-The standby network node is powered off for good too (another cluster: Corosync keeps quorum with
-the other node and the arbitrator's vote) and net-3 replaces it in the same deploy: corosync.conf
-reloaded, Pacemaker forgets the dead node and its fence device, net-3 gets its own and the qdevice
-certificate. The deploy is `hastack rotate-secrets` (what an operator should run when a dead disk
-held every service's passwords): every service moves onto a new SQL, RabbitMQ and Keystone login in
-the same rolling restarts, and the previous logins must be gone from MariaDB, RabbitMQ and Keystone
-afterwards. All of it under the workloads, whose acknowledged writes and confirmed messages must
-all be there afterwards (on ctl-4 too).
+The standby network node is given back too, the planned way: `hastack retire` takes it out of the
+Pacemaker cluster while it runs (standby, its cluster stack stopped and disabled; Corosync keeps
+quorum with the other node and the arbitrator's vote), it is powered off, and net-3 replaces it in
+the same deploy: corosync.conf reloaded, Pacemaker forgets the old node and its fence device, net-3
+gets its own and the qdevice certificate. The deploy is `hastack rotate-secrets` (what an operator
+should run when a dead disk held every service's passwords): every service moves onto a new SQL,
+RabbitMQ and Keystone login in the same rolling restarts, and the previous logins must be gone from
+MariaDB, RabbitMQ and Keystone afterwards. All of it under the workloads, whose acknowledged writes
+and confirmed messages must all be there afterwards (on ctl-4 too).
 
 Why ctl-2 and not ctl-3: in the seed, ctl-3 is also the network cluster's quorum device (qnetd);
 replacing the arbitrator is a different procedure (README, "Replacing a dead controller").
@@ -178,22 +179,23 @@ def serve_with_the_vip_controller_off(client: str, net: str) -> None:
     assert len(vip_holders(("ctl-1", "ctl-3"))) == 1
 
 
-def standby_network_node_off(r: Replaced) -> None:
-    """The standby network node off for good too (another cluster than the controllers'): fenced,
-    and the agents still where they ran. Its links are cut first: Pacemaker fences with a reboot,
-    which the lab's power switch carries out, and a dead server does not come back."""
-    run_ok("lab", "cut", "-t", str(SEED), r.net_gone, timeout=300)
-    run_ok("lab", "power", "-t", str(SEED), r.net_gone, "off", timeout=300)
+def standby_network_node_retired(r: Replaced) -> None:
+    """The standby network node given back (another cluster than the controllers'): `hastack retire`
+    while it runs (standby, then its cluster stack stopped and disabled), then powered off. Pacemaker
+    sees it offline and clean, with quorum (the other node and qnetd), and the agents stay where they
+    ran. The deploy that follows forgets it like a dead one (`crm_node --remove`)."""
     t0 = time.monotonic()
-
-    def fenced() -> bool:
-        st = parse_crm_mon(on_seed(r.net_staying, "crm_mon --one-shot --inactive --output-as=xml"))
-        node = st.node(r.net_gone)
-        return not node.online and not node.unclean and st.with_quorum
-
-    until(f"{r.net_gone} offline and clean in Pacemaker", fenced, 180, interval=1)
+    out = run_ok("retire", r.net_gone, str(SEED), "--yes", timeout=600)
+    took = time.monotonic() - t0
+    assert f"{r.net_gone} retired" in out, out
+    st = parse_crm_mon(on_seed(r.net_staying, "crm_mon --one-shot --inactive --output-as=xml"))
+    node = st.node(r.net_gone)
+    assert not node.online and not node.unclean and st.with_quorum, st
     assert agents_node(r.net_staying) == r.net_staying
-    print(f"{r.net_gone} (the standby network node) off -> offline in Pacemaker {time.monotonic() - t0:.1f} s")
+    enabled = on_seed(r.net_gone, "systemctl is-enabled corosync pacemaker || true").split()
+    assert enabled and set(enabled) == {"disabled"}, enabled  # a reboot does not bring it back
+    run_ok("lab", "power", "-t", str(SEED), r.net_gone, "off", timeout=300)
+    print(f"{r.net_gone} (the standby network node) retired in {took:.1f} s (hastack retire), then off")
 
 
 def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
@@ -227,8 +229,8 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
         rec.event("fault", f"{GONE} powered off for good; {NEW} replaces it")
         run_ok("lab", "power", "-t", str(SEED), GONE, "off", timeout=300)
         serve_with_the_vip_controller_off(tenant["client"], tenant["net"])
-        rec.event("fault", f"{r.net_gone} powered off for good; {NET_NEW} replaces it")
-        standby_network_node_off(r)
+        rec.event("fault", f"{r.net_gone} retired and powered off; {NET_NEW} replaces it")
+        standby_network_node_retired(r)
         t0 = time.monotonic()
         up = run_ok("lab", "up", str(path), timeout=600)
         # rotate-secrets deploys, and moves every service onto new logins: the dead disk held them all

@@ -416,6 +416,32 @@ def run_backups(loaded: Loaded, console: Console) -> int:
     return _on_cluster(loaded, console, go)
 
 
+def run_retire(loaded: Loaded, console: Console, name: str, *, dry_run: bool, yes: bool) -> int:
+    from hastack.deploy import retire
+
+    async def go(d: Deploy) -> int:
+        node = d.topo.node(name)
+        for line in retire.plan(d, node):
+            console.print(line, markup=False, highlight=False)
+        if why := retire.refusals(d, node):
+            for w in why:
+                console.print(f"refused: {w}", style="red", markup=False, highlight=False)
+            return 1
+        if dry_run:
+            console.print("dry run: nothing was changed")
+            return 0
+        if not (yes or agreed(console, terminal_ask(console), f"retire {name}? [y/N] ",
+                              "retire (or --dry-run to only show the plan)")):
+            return 1
+        t0 = time.monotonic()
+        await retire.retire(d, node)
+        console.print(f"{name} retired in {time.monotonic() - t0:.1f}s: remove it from {loaded.path} (or put its "
+                      "successor in its place) and run `hastack deploy`", markup=False, highlight=False)
+        return 0
+
+    return _on_cluster(loaded, console, go)
+
+
 def run_restore(loaded: Loaded, console: Console, name: str, *, node: str | None, dry_run: bool, yes: bool) -> int:
     from hastack.deploy import backup
 

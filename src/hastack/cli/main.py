@@ -238,6 +238,25 @@ def backups_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY) -> None:
         raise typer.Exit(run_backups(load_or_exit(topology), out))
 
 
+@app.command("retire")
+def retire_cmd(
+    node: Annotated[str, typer.Argument(help="the node to take out of every cluster (still in the topology)")],
+    topology: TopologyArg = DEFAULT_TOPOLOGY,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the plan, change nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="carry out the plan without asking")] = False,
+) -> None:
+    """Take a running node out of every cluster cleanly; then remove it from the topology and deploy."""
+    from hastack.cli.deploy import run_retire
+
+    if yes and dry_run:
+        fail("--yes and --dry-run exclude each other", 2)
+    loaded = load_or_exit(topology)
+    if node not in [n.name for n in loaded.topology.nodes]:  # type: ignore[union-attr]
+        fail(f"{node}: not a node of {topology}", 2)
+    with reported():
+        raise typer.Exit(run_retire(loaded, out, node, dry_run=dry_run, yes=yes))
+
+
 @app.command("restore")
 def restore_cmd(
     name: Annotated[str, typer.Argument(help="a backup's name, as `hastack backups` lists it")],

@@ -41,12 +41,17 @@ async def set_state(d: Deploy, node: Node, listeners: Sequence[str], state: str)
     """`set server <listener>/<node> state <state>` on every HAProxy in turn (one command line each, all
     listeners in it); failures tolerated."""
     line = "; ".join(f"set server {px}/{node.name} state {state}" for px in listeners)
+    await admin(d, line, f"HAProxy: {node.name}'s {', '.join(listeners)} {state}")
+
+
+async def admin(d: Deploy, line: str, step: str) -> None:
+    """One admin-socket command line (`;`-separated commands) on every HAProxy in turn; failures
+    tolerated (an unreachable balancer: its checks decide for it)."""
     for host in balancers(d):
         try:
-            await d.run(host, ["python3", "-c", ADMIN_SCRIPT, ADMIN_SOCKET, line],
-                        f"HAProxy: {node.name}'s {', '.join(listeners)} {state}", timeout=20, check=False)
-        except StepFailed as exc:  # an unreachable balancer: its checks decide for it
-            d.info(host, f"could not set {node.name} {state} in HAProxy: {exc}")
+            await d.run(host, ["python3", "-c", ADMIN_SCRIPT, ADMIN_SOCKET, line], step, timeout=20, check=False)
+        except StepFailed as exc:
+            d.info(host, f"{step}: not done there: {exc}")
 
 
 async def sessions(d: Deploy, node: Node, listeners: Sequence[str]) -> int:

@@ -58,7 +58,8 @@ class GaleraStage:
             raise StepFailed(seed, "compare the Galera members with the topology",
                              f"{', '.join(strangers)} still run(s) MariaDB in the cluster but the topology does not "
                              "list that address: stop MariaDB there (it leaves the cluster cleanly) or put the "
-                             "node back in the topology, then deploy again")
+                             "node back in the topology and take it out with `hastack retire NODE`, then deploy "
+                             "again")
 
     async def bootstrap(self, d: Deploy, ctls: list[Node], states: dict[str, GaleraStatus]) -> str:
         running = [h for h, s in states.items() if s.available]

@@ -175,7 +175,8 @@ class PacemakerStage:
             raise StepFailed(host, "forget network nodes the topology left out",
                              f"{', '.join(alive)} still online in the Pacemaker cluster but the topology no longer "
                              "lists them: stop the cluster there (`crm cluster stop`) or power the host off, then "
-                             "deploy again; or put the node back in the topology")
+                             "deploy again; or put the node back in the topology (`hastack retire NODE` with it "
+                             "does all of this cleanly)")
         for n in departed:
             await d.run(host, ["crm_node", "--force", "--remove", n.name], f"remove {n.name} from Pacemaker")
             d.changed(host, f"removed {n.name} from the Pacemaker cluster (its host is no longer in the topology)")

@@ -64,7 +64,8 @@ class RabbitMQStage:
             raise StepFailed(host, "forget brokers the topology left out",
                              f"{', '.join(alive)} still run(s) in the RabbitMQ cluster but the topology no longer "
                              "lists them: stop RabbitMQ there (`systemctl stop rabbitmq-server`) or power the "
-                             "host off, then deploy again; or put the node back in the topology")
+                             "host off, then deploy again; or put the node back in the topology (`hastack retire "
+                             "NODE` with it does all of this cleanly)")
         for member in departed:
             await d.run(host, ["rabbitmqctl", "-q", "forget_cluster_node", member], f"forget {member}", timeout=180)
             d.changed(host, f"removed {member} from the RabbitMQ cluster and from its quorum queues")
