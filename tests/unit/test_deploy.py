@@ -479,11 +479,30 @@ def test_a_changed_haproxy_is_reloaded_not_restarted(seed: Topology) -> None:
     stat = "# pxname,svname,qcur,status,weight,act,bck,check_status,lastchg,type,\ngalera,ctl-1,0,UP,1,1,0,L7OK,10,2,\n"
     s = Script().add(unit("ctl-1", "haproxy", True),
                      on("systemctl", "reload", "haproxy", host="ctl-1"),
-                     on_fact(show_stat(), host="ctl-1", stdout=stat))
+                     on_fact(show_stat(), host="ctl-1", stdout=stat, times=2))
     d = make(seed, s)
     d.restarts["ctl-1"] = {"haproxy"}
     asyncio.run(VipStage().haproxy(d, seed.node("ctl-1")))
     s.assert_done()  # no restart, and no start after the reload: an unexpected call fails the fake
+    assert d.changes == 1
+
+
+def test_servers_left_in_maintenance_or_drain_are_put_back_in_rotation(seed: Topology) -> None:
+    """`hastack retire` (or an operator) left ctl-1's servers out; the node is back in the topology."""
+    from hastack.deploy.stages.vip import VipStage
+    from hastack.facts import show_stat
+    from hastack.facts.haproxy import ADMIN_SCRIPT, ADMIN_SOCKET
+
+    stat = ("# pxname,svname,qcur,status,weight,act,bck,check_status,lastchg,type,\n"
+            "galera,ctl-1,0,MAINT,1,1,0,L7OK,10,2,\ngalera,ctl-2,0,UP,1,0,1,L7OK,10,2,\n"
+            "keystone,ctl-1,0,DRAIN,1,1,0,L7OK,10,2,\nkeystone,ctl-2,0,UP,1,1,0,L7OK,10,2,\n"
+            "keystone,BACKEND,0,UP,1,1,0,,10,1,\n")
+    ready = "set server galera/ctl-1 state ready; set server keystone/ctl-1 state ready"
+    s = Script().add(on_fact(show_stat(), host="ctl-2", stdout=stat),
+                     on("python3", "-c", ADMIN_SCRIPT, ADMIN_SOCKET, ready, host="ctl-2"))
+    d = make(seed, s)
+    asyncio.run(VipStage().in_rotation(d, seed.node("ctl-2")))
+    s.assert_done()
     assert d.changes == 1
 
 
