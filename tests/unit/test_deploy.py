@@ -475,11 +475,14 @@ def test_a_changed_haproxy_is_reloaded_not_restarted(seed: Topology) -> None:
     """A reload keeps the VIP holder's connections (a replaced controller changes every backend list)."""
     from hastack.deploy.stages.vip import VipStage
     from hastack.facts import show_stat
+    from hastack.facts.haproxy import servers_state
 
     stat = "# pxname,svname,qcur,status,weight,act,bck,check_status,lastchg,type,\ngalera,ctl-1,0,UP,1,1,0,L7OK,10,2,\n"
     s = Script().add(unit("ctl-1", "haproxy", True),
                      on("systemctl", "reload", "haproxy", host="ctl-1"),
-                     on_fact(show_stat(), host="ctl-1", stdout=stat, times=2))
+                     on_fact(show_stat(), host="ctl-1", stdout=stat),
+                     on_fact(servers_state(), host="ctl-1", stdout="1\n# be_id be_name srv_id srv_name srv_addr "
+                             "srv_op_state srv_admin_state\n3 galera 1 ctl-1 10.77.0.11 2 0\n"))
     d = make(seed, s)
     d.restarts["ctl-1"] = {"haproxy"}
     asyncio.run(VipStage().haproxy(d, seed.node("ctl-1")))
@@ -489,21 +492,25 @@ def test_a_changed_haproxy_is_reloaded_not_restarted(seed: Topology) -> None:
 
 def test_servers_left_in_maintenance_or_drain_are_put_back_in_rotation(seed: Topology) -> None:
     """`hastack retire` (or an operator) left ctl-1's servers out; the node is back in the topology."""
-    from hastack.deploy.stages.vip import VipStage
-    from hastack.facts import show_stat
-    from hastack.facts.haproxy import ADMIN_SCRIPT, ADMIN_SOCKET
+    from recordings import load
 
-    stat = ("# pxname,svname,qcur,status,weight,act,bck,check_status,lastchg,type,\n"
-            "galera,ctl-1,0,MAINT,1,1,0,L7OK,10,2,\ngalera,ctl-2,0,UP,1,0,1,L7OK,10,2,\n"
-            "keystone,ctl-1,0,DRAIN,1,1,0,L7OK,10,2,\nkeystone,ctl-2,0,UP,1,1,0,L7OK,10,2,\n"
-            "keystone,BACKEND,0,UP,1,1,0,,10,1,\n")
-    ready = "set server galera/ctl-1 state ready; set server keystone/ctl-1 state ready"
-    s = Script().add(on_fact(show_stat(), host="ctl-2", stdout=stat),
+    from hastack.deploy.stages.vip import VipStage
+    from hastack.facts.haproxy import ADMIN_SCRIPT, ADMIN_SOCKET, servers_state
+
+    recorded = load("haproxy", "servers_state-drained").stdout
+    rows = [ln.split() for ln in recorded.splitlines()[2:] if ln.strip()]
+    held = [r[1] for r in rows if r[3] == "ctl-1" and r[6] != "0"]
+    ready = "; ".join(f"set server {b}/ctl-1 state ready" for b in held)
+    s = Script().add(on_fact(servers_state(), host="ctl-2", stdout=recorded),
                      on("python3", "-c", ADMIN_SCRIPT, ADMIN_SOCKET, ready, host="ctl-2"))
     d = make(seed, s)
     asyncio.run(VipStage().in_rotation(d, seed.node("ctl-2")))
     s.assert_done()
-    assert d.changes == 1
+    assert d.changes == 1 and "keystone" in held
+    s = Script().add(on_fact(servers_state(), host="ctl-2", stdout=recorded.replace(" 8 ", " 0 ")))
+    d = make(seed, s)
+    asyncio.run(VipStage().in_rotation(d, seed.node("ctl-2")))
+    assert d.changes == 0  # nothing held out: nothing sent
 
 
 # -- the quorum device after its arbitrator was replaced -----------------------------------------

@@ -85,3 +85,17 @@ def test_the_socket_script_for_real(tmp_path: Path) -> None:
     assert got == [b"show stat\n"] and stats.serving("galera") == "ctl-1"
     missing = asyncio.run(gather(LocalTransport(), show_stat(str(tmp_path / "nope.sock"))))
     assert not missing.available and "No such file or directory" in missing.error
+
+
+def test_servers_state_names_the_servers_held_out_at_run_time() -> None:
+    """Recorded on the lab after `hastack retire ctl-1` and a deploy that started ctl-1 again: its API
+    servers still in forced drain in ctl-2's HAProxy, its galera server back."""
+    from hastack.facts.haproxy import parse_servers_state, servers_state
+
+    states = answer(servers_state(), "haproxy", "servers_state-drained")
+    held = sorted({(s.backend, s.server) for s in states if s.held_out})
+    assert held and all(srv == "ctl-1" for _, srv in held)
+    assert ("keystone", "ctl-1") in held and ("galera", "ctl-1") not in held
+    assert all(s.op_state == 2 for s in states)  # running: `show stat` alone cannot tell DRAIN from a down server
+    with pytest.raises(ValueError):
+        parse_servers_state("# pxname,svname\n")

@@ -129,3 +129,52 @@ def show_stat(socket_path: str = ADMIN_SOCKET) -> Fact[HAProxyStats]:
         return parse_show_stat(r.stdout)
 
     return Fact("haproxy_stats", ("python3", "-c", SHOW_STAT_SCRIPT, socket_path), parse, 15.0)
+
+
+ADMF_FORCED_MAINT = 0x01
+ADMF_FORCED_DRAIN = 0x08
+"""srv_admin_state bits set by `set server ... state maint|drain` (HAProxy's SRV_ADMF_FMAINT and
+SRV_ADMF_FDRAIN); the others come from the configuration, a tracked server or DNS resolution."""
+
+
+@dataclass(frozen=True)
+class ServerState:
+    backend: str
+    server: str
+    op_state: int
+    """0 stopped, 1 starting, 2 running, 3 stopping."""
+    admin_state: int
+
+    @property
+    def held_out(self) -> bool:
+        """Put in maintenance or drain at run time (the admin socket): `show stat` cannot say so of a
+        server whose checks fail, it reads DOWN; this state can."""
+        return bool(self.admin_state & (ADMF_FORCED_MAINT | ADMF_FORCED_DRAIN))
+
+
+def parse_servers_state(text: str) -> tuple[ServerState, ...]:
+    """`show servers state`: a format version line ("1"), a `# be_id be_name ...` header, a row per server."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or lines[0].strip() != "1":
+        raise ValueError(f"not a version 1 servers state dump: {text[:40]!r}")
+    if len(lines) < 2 or not lines[1].startswith("# be_id be_name"):
+        raise ValueError("no '# be_id be_name ...' header line")
+    header = lines[1].lstrip("# ").split()
+    out = []
+    for line in lines[2:]:
+        f = dict(zip(header, line.split(), strict=False))
+        try:
+            out.append(ServerState(f["be_name"], f["srv_name"], int(f["srv_op_state"]), int(f["srv_admin_state"])))
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"bad servers state row {line[:60]!r}: {exc}") from None
+    return tuple(out)
+
+
+def servers_state(socket_path: str = ADMIN_SOCKET) -> Fact[tuple[ServerState, ...]]:
+    def parse(r: Result) -> tuple[ServerState, ...]:
+        if r.exit_status != 0:
+            raise ValueError(first_line(r.stderr) or f"exit status {r.exit_status}")
+        return parse_servers_state(r.stdout)
+
+    return Fact("haproxy_servers_state", ("python3", "-c", ADMIN_SCRIPT, socket_path, "show servers state"), parse,
+                15.0)

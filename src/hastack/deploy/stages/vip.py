@@ -10,7 +10,7 @@ from hastack.components import keepalived
 from hastack.deploy.engine import Deploy
 from hastack.deploy.systemd import ensure_running, reload_if_changed
 from hastack.facts import HAProxyStats, addresses, show_stat
-from hastack.facts.haproxy import ADMIN_SCRIPT, ADMIN_SOCKET
+from hastack.facts.haproxy import ADMIN_SCRIPT, ADMIN_SOCKET, servers_state
 from hastack.topology.model import Node
 
 
@@ -69,16 +69,15 @@ class VipStage:
         """Every controller of the topology in this HAProxy's rotation: a server an operator or
         `hastack retire` set to maintenance or drain keeps that state through its node's return
         (the state is HAProxy's, at run time), so it is set `ready` here; its checks then judge it."""
-        stats = await haproxy_stats(d, node.name)
         names = {n.name for n in d.topo.controllers}
-        held = [r for r in stats.rows if r.type == "server" and r.svname in names
-                and ("MAINT" in r.status.upper() or "DRAIN" in r.status.upper())]
+        held = [s for s in await d.fact(node.name, servers_state(), "read HAProxy's server states")
+                if s.server in names and s.held_out]
         if not held:
             return
-        line = "; ".join(f"set server {r.pxname}/{r.svname} state ready" for r in held)
+        line = "; ".join(f"set server {s.backend}/{s.server} state ready" for s in held)
         await d.run(node.name, ["python3", "-c", ADMIN_SCRIPT, ADMIN_SOCKET, line], "HAProxy: servers back in rotation")
-        for svname in sorted({r.svname for r in held}):
-            pxs = ", ".join(r.pxname for r in held if r.svname == svname)
+        for svname in sorted({s.server for s in held}):
+            pxs = ", ".join(s.backend for s in held if s.server == svname)
             d.changed(node.name, f"{svname} back in rotation in this HAProxy ({pxs}: it was in maintenance or drain)")
 
     async def gate(self, d: Deploy) -> None:
