@@ -135,11 +135,34 @@ def test_the_retire_stage_removes_the_previous_logins_and_forgets_them(seed: Top
     assert not LoginsStage().applies(make(ctx, Script()))
 
 
-def test_a_previous_login_still_in_use_stops_the_stage_with_nothing_removed(seed: Topology) -> None:
+def test_a_session_that_ends_while_the_stage_waits_lets_the_rotation_finish(
+        seed: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead client's session behind a live HAProxy ends when its keepalive probes give up."""
+    from hastack.deploy.stages import logins as stage
+
+    monkeypatch.setattr(stage, "SESSIONS_POLL_S", 0.01)
     ctx = rotating(seed)
     s = Script().add(
-        on_fact(sql_rows(PROCESSLIST), host="ctl-1", stdout=""),
-        on_fact(sql_rows(PROCESSLIST), host="ctl-2", stdout="17\tnova\t10.77.0.12:41822\n"),
+        on_fact(sql_rows(PROCESSLIST), host="ctl-1", stdout="41\tnova\t10.77.0.13:52924\n"),  # the first read
+        *(on_fact(sql_rows(PROCESSLIST), host=h, stdout="", times=None) for h in ("ctl-1", "ctl-2", "ctl-3")),
+        on("mariadb", host="ctl-1"),
+    )
+    d = make(ctx, s)
+    asyncio.run(LoginsStage().retire_sql(d, ["nova"]))
+    s.assert_done()
+    assert [c.stdin for c in s.calls if c.argv == ("mariadb",)] == [b"DROP USER IF EXISTS 'nova'@'%';\n"]
+
+
+def test_a_previous_login_still_in_use_stops_the_stage_with_nothing_removed(
+        seed: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hastack.deploy.stages import logins as stage
+
+    monkeypatch.setattr(stage, "SESSIONS_WAIT_S", 0.3)  # waited for, bounded; then the stop
+    ctx = rotating(seed)
+    s = Script().add(
+        on_fact(sql_rows(PROCESSLIST), host="ctl-1", stdout="", times=None),
+        on_fact(sql_rows(PROCESSLIST), host="ctl-2", stdout="17\tnova\t10.77.0.12:41822\n", times=None),
+        on_fact(sql_rows(PROCESSLIST), host="ctl-3", stdout="", times=None),
     )
     d = make(ctx, s)
     with pytest.raises(StepFailed) as exc:
