@@ -70,7 +70,7 @@ def test_galera_has_exactly_one_writer(seed: Topology, ctx_of: CtxOf) -> None:
             assert s[s.index("on-marked-up") + 1] == "shutdown-backup-sessions"
         assert "mode tcp" in g and "option httpchk" in g and "http-check expect status 200" in g
         assert not any("stick" in ln for ln in g)
-        assert lines(g, "bind") == [f"bind {seed.network.vip}:3306"]
+        assert lines(g, "bind") == [f"bind {seed.network.vip}:3306 tcp-ut 60s"]  # a dead client bounded
 
 
 def test_binds_vip_never_a_node_address(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:
@@ -188,7 +188,7 @@ def test_public_vip_for_public_apis_only(seed: Topology, ctx_of: CtxOf) -> None:
     tls = " ssl crt /etc/haproxy/hastack.pem"
     assert lines(secs["listen keystone"], "bind") == [f"bind 10.77.0.10:5000{tls}", f"bind 192.0.2.10:5000{tls}"]
     assert lines(secs["listen nova_metadata"], "bind") == [f"bind 10.77.0.10:8775{tls}"]
-    assert lines(secs["listen galera"], "bind") == ["bind 10.77.0.10:3306"]
+    assert lines(secs["listen galera"], "bind") == ["bind 10.77.0.10:3306 tcp-ut 60s"]
 
 
 def test_metadata_keeps_the_proxys_forwarded_for(seed: Topology, ctx_of: CtxOf) -> None:

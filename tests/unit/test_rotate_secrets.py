@@ -158,6 +158,7 @@ def test_a_previous_login_still_in_use_stops_the_stage_with_nothing_removed(
     from hastack.deploy.stages import logins as stage
 
     monkeypatch.setattr(stage, "SESSIONS_WAIT_S", 0.3)  # waited for, bounded; then the stop
+    monkeypatch.setattr(stage, "SESSIONS_POLL_S", 0.05)
     ctx = rotating(seed)
     s = Script().add(
         on_fact(sql_rows(PROCESSLIST), host="ctl-1", stdout="", times=None),
