@@ -75,17 +75,24 @@ async def out_of_rotation(d: Deploy, node: Node, units: Sequence[str]) -> AsyncI
     if not listeners:
         yield
         return
-    await set_state(d, node, listeners, "drain")
     try:
-        async def idle() -> tuple[bool, object]:
-            left = await sessions(d, node, listeners)
-            return left == 0, f"{left} session(s)"
-
-        try:
-            await d.wait(node.name, "drain HAProxy", idle, what=f"no session on {node.name}'s "
-                         f"{', '.join(listeners)}", timeout=DRAIN_WAIT_S, interval=0.5)
-        except StepFailed as exc:
-            d.info(node.name, f"restarting with sessions still open: {exc}")
+        await drained(d, node, listeners, "restarting")
         yield
     finally:
         await set_state(d, node, listeners, "ready")
+
+
+async def drained(d: Deploy, node: Node, listeners: Sequence[str], then: str) -> None:
+    """The node's servers of these listeners set to `drain` on every HAProxy, then a bounded wait
+    (DRAIN_WAIT_S) for their sessions to end; past it, `then` goes on with them open (said)."""
+    await set_state(d, node, listeners, "drain")
+
+    async def idle() -> tuple[bool, object]:
+        left = await sessions(d, node, listeners)
+        return left == 0, f"{left} session(s)"
+
+    try:
+        await d.wait(node.name, "drain HAProxy", idle, what=f"no session on {node.name}'s "
+                     f"{', '.join(listeners)}", timeout=DRAIN_WAIT_S, interval=0.5)
+    except StepFailed as exc:
+        d.info(node.name, f"{then} with sessions still open: {exc}")

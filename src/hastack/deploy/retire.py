@@ -137,18 +137,7 @@ class Retire:
 
     async def controller(self) -> None:
         d, node = self.d, self.node
-        apis = [a.name for a in haproxy.apis(d.topo)]
-        await drain.set_state(d, node, apis, "drain")
-
-        async def idle() -> tuple[bool, object]:
-            left = await drain.sessions(d, node, apis)
-            return left == 0, f"{left} session(s)"
-
-        try:
-            await d.wait(node.name, "drain HAProxy", idle, what=f"no session on {node.name}'s APIs",
-                         timeout=drain.DRAIN_WAIT_S, interval=0.5)
-        except StepFailed as exc:
-            d.info(node.name, f"going on with sessions still open: {exc}")
+        await drain.drained(d, node, [a.name for a in haproxy.apis(d.topo)], "going on")
         # the writes: this server out of rotation and its sessions ended, so clients reconnect to the
         # next node now rather than after the checks see MariaDB gone
         await drain.admin(d, f"set server {haproxy.GALERA_PROXY}/{node.name} state maint; "
