@@ -16,6 +16,7 @@ from hastack.drills.scoring import (
     bench_rows,
     changes,
     failures,
+    heal_gap,
     judge,
     longest_gap,
     lost_writes,
@@ -203,6 +204,37 @@ def test_score_of_a_whole_run() -> None:
     assert f["vip_moved_s"] == 0.5
     assert f["agents_moved_s"] is None
     assert f["heal_to_healthy_s"] == 2
+
+
+def test_the_heal_is_scored_apart_from_the_fault() -> None:
+    s = score(small_run())
+    f = s.figures()
+    assert s.window == Window(5.0, 7)  # the fault's window ends at the heal
+    assert f["db_gap_s"] == 3  # 5 -> 8: open at the heal, so it is the fault's gap
+    assert f["db_heal_gap_s"] == 1  # 8 -> 9 -> 10
+    assert f["vip_heal_gap_s"] == pytest.approx(0.1)
+    assert f["keystone_heal_gap_s"] is None
+
+
+def test_a_stall_that_begins_after_the_heal_is_the_heal_gap_not_the_faults() -> None:
+    vip = [ok("vip", t / 10) for t in range(0, 201) if not 50 <= t < 55 and not 121 <= t < 140]
+    events = (Event(0, "start"), Event(5.0, "fault"), Event(10, "heal"), Event(20, "stop"))
+    f = score(Recording(0.0, tuple(vip), (), events)).figures()
+    assert f["vip_gap_s"] == pytest.approx(0.6)  # 4.9 -> 5.5
+    assert f["vip_heal_gap_s"] == pytest.approx(2.0)  # 12.0 -> 14.0, the node coming back
+
+
+def test_heal_gap_edges() -> None:
+    assert heal_gap([1, 2, 3], 5, 10) is None  # nothing after the heal: still the fault's gap
+    assert heal_gap([1, 6, 7], 5, 10) == Gap(3, 7, 10, False)  # stopped again and never came back
+    assert heal_gap([6, 9, 9.5], 5, 10) == Gap(3, 6, 9, True)
+
+
+def test_heal_targets_do_not_apply_where_nothing_heals() -> None:
+    v = {x.target.figure: x for x in judge(single({"vip_heal_gap_s": None}), ("self-healed",))}
+    assert v["vip_heal_gap_s"].passed is None
+    v = {x.target.figure: x for x in judge(single({"vip_heal_gap_s": 0.5}), ("vip",))}
+    assert v["vip_heal_gap_s"].passed is False
 
 
 def test_a_run_without_a_fault_is_scored_over_its_whole_length() -> None:

@@ -50,8 +50,8 @@ def _plain(obj: Any) -> Any:
 
 
 def scores_json(s: Scores) -> dict[str, Any]:
-    return {"figures": s.figures(), "gaps": _plain(s.gaps), "failures": _plain(s.failures),
-            "writes": _plain(s.writes), "messages": _plain(s.messages),
+    return {"figures": s.figures(), "gaps": _plain(s.gaps), "heal_gaps": _plain(s.heal_gaps),
+            "failures": _plain(s.failures), "writes": _plain(s.writes), "messages": _plain(s.messages),
             "split_brain": {**_plain(s.split), "total": s.split.total}, "vip": _plain(s.vip),
             "agents": _plain(s.agents), "heal_to_healthy_s": s.heal_to_healthy_s, "window": _plain(s.window)}
 

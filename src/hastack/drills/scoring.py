@@ -2,11 +2,15 @@
 
 Definitions (the README's drill section repeats them for operators):
 - gap: the longest interval between two consecutive *successful* operations of one stream that
-  overlaps the fault window. Because the interval starts at the last success before the fault,
-  the gap includes the time the client had already been waiting when the fault struck (that is
+  overlaps the fault window (from the fault to the heal; to the end of the run when nothing
+  heals). Because the interval starts at the last success before the fault, the gap includes
+  the time the client had already been waiting when the fault struck (that is
   what a user sees), not only the time from the fault. The start of the run and its end act as
   virtual boundaries: a stream with no success before the fault is measured from the start, and
   one that never succeeds again is measured to the end and reported as not recovered.
+- heal gap: the longest interval between consecutive successes that *starts* at or after the heal:
+  a stream that was serving again and then stalled because the failed node came back (a writer
+  taking its sessions back, a VIP moving home). A gap still open at the heal is the fault's.
 - failed: operations that returned an error (or timed out). Operations skipped because every
   worker was still blocked are counted apart: they say the client stalled, not that a server
   refused.
@@ -92,6 +96,22 @@ def longest_gap(success_times: Iterable[float], windows: Iterable[Window], begin
         recovered = i + 1 < len(bounds) - 1
         if best is None or b - a > best.seconds:
             best = Gap(round(b - a, 6), a, b, recovered)
+    return best
+
+
+def heal_gap(success_times: Iterable[float], heal: float, end: float) -> Gap | None:
+    """The longest interval between consecutive successes that starts at or after `heal` (see the
+    module's docstring); the last one runs to the end of the run when the stream stopped again. None
+    when the stream had no success after the heal (its gap is still the fault's)."""
+    points = sorted(t for t in success_times if heal <= t <= end)
+    if not points:
+        return None
+    bounds = [*points, end]
+    best: Gap | None = None
+    for i in range(len(bounds) - 1):
+        a, b = bounds[i], bounds[i + 1]
+        if best is None or b - a > best.seconds:
+            best = Gap(round(b - a, 6), a, b, i + 1 < len(points))
     return best
 
 
@@ -260,6 +280,8 @@ class Scores:
     agents: Move
     heal_to_healthy_s: float | None
     window: Window | None
+    heal_gaps: dict[str, Gap | None] = field(default_factory=dict)
+    """Per stream, the longest stall that began after the heal (empty when nothing healed)."""
     vip_moves: int = 0
     agents_moves: int = 0
     galera_changes: int | None = None
@@ -270,6 +292,8 @@ class Scores:
         for stream in STREAMS:
             gap = self.gaps.get(stream)
             out[f"{stream}_gap_s"] = gap.seconds if gap else None
+            hgap = self.heal_gaps.get(stream)
+            out[f"{stream}_heal_gap_s"] = hgap.seconds if hgap else None
             f = self.failures.get(stream, Failures(0, 0))
             out[f"{stream}_failed"] = f.failed
             out[f"{stream}_skipped"] = f.skipped
@@ -288,12 +312,14 @@ class Scores:
 
 
 def fault_window(rec: Recording) -> Window | None:
-    """From the first fault to the end of the run: heal-time disturbances count too (a writer that
-    comes back takes its sessions back, for instance)."""
+    """From the first fault to the first heal action, or to the end of the run when nothing heals
+    (a self-healed scenario). What happens after the heal is scored apart (`heal_gap`)."""
     fault = rec.first_event("fault")
     if fault is None:
         return None
-    return Window(fault.t, max(fault.t, rec.end()))
+    heal = rec.first_event("heal")
+    end = heal.t if heal is not None and heal.t >= fault.t else rec.end()
+    return Window(fault.t, max(fault.t, end))
 
 
 def present_from_checks(rec: Recording, key: str = "db_present") -> dict[str, list[str] | None]:
@@ -310,11 +336,14 @@ def score(rec: Recording) -> Scores:
             for s in STREAMS}
     fails = {s: failures(rec.samples, s) for s in STREAMS}
     fault_t = window.start if window else begin
+    heal = rec.first_event("heal") if window else None
+    heal_gaps = ({s: heal_gap(successes(rec.samples, s), heal.t, end) if rec.stream(s) else None for s in STREAMS}
+                 if heal is not None and heal.t >= fault_t else {})
     return Scores(
         gaps=gaps, failures=fails, writes=lost_writes(rec.samples, present_from_checks(rec)),
         messages=messages(rec.samples), split=split_brain(rec.placements),
         vip=moved(rec.placements, fault_t, "vip"), agents=moved(rec.placements, fault_t, "agents"),
-        heal_to_healthy_s=heal_to_healthy(rec), window=window,
+        heal_to_healthy_s=heal_to_healthy(rec), window=window, heal_gaps=heal_gaps,
         vip_moves=changes(rec.placements, "vip"), agents_moves=changes(rec.placements, "agents"),
         galera_changes=membership_changes(rec),
     )
@@ -380,6 +409,12 @@ TARGETS: tuple[Target, ...] = (
     Target("messages_lost", "confirmed messages lost", 0, ""),
     Target("agents_moved_s", "agents alive on the other node", 5.0, only_when="agents"),
     Target("split_brain_samples", "split-brain samples", 0, ""),
+    # The same limits after the heal: a node coming back must not cause a second outage (issue 13).
+    *(Target(f"{stream}_heal_gap_s", f"{label} after the heal", limit, optional=optional,
+             not_when=("soak", "self-healed")) for stream, label, limit, optional in (
+        ("vip", "VIP gap", 0.3, False), ("keystone", "Keystone token gap", 1.5, False),
+        ("networks", "Neutron network list gap", 1.5, True), ("db", "DB write gap", 1.5, False),
+        ("publish", "broker publish gap", 1.0, False))),
     # A self-healed scenario holds its fault past Neutron's agent_down_time (see its scenario): its
     # fault-to-healthy is mostly that hold, reported but not judged against a heal target.
     Target("heal_to_healthy_s", "heal to healthy", 30.0, not_when=("soak", "self-healed")),
