@@ -10,7 +10,8 @@ import httpx
 from recordings import load
 
 from hastack.drills import observe as ob
-from hastack.facts.system import FIND_PROCESS, addresses, parse_fib_trie_local, process_running
+from hastack.facts.neutron import SERVING, Serving, serving
+from hastack.facts.system import addresses, parse_fib_trie_local
 from hastack.topology.model import Topology
 from hastack.transport.base import Result
 
@@ -18,15 +19,16 @@ IP_HOLDER = load("ip", "vip-held").stdout  # `ip -j -4 addr show` on a controlle
 IP_OTHER = load("ip", "vip-elsewhere").stdout
 STATS_HEALTHY = load("haproxy", "show_stat-healthy").stdout  # the writer is ctl-1
 STATS_WRITER_DOWN = load("haproxy", "show_stat-writer-down").stdout  # ctl-1 DOWN: the writer is ctl-2
+SERVING_NET1 = load("sh", "neutron_serving-active").stdout  # net-1 running the agents, a router and a network
 
 
 def test_the_observer_reads_through_the_facts_parsers() -> None:
     """The same commands and parsers as status and deploy (facts/), run through the lab."""
-    lab = ScriptedLab({("ctl-1", "ip"): IP_HOLDER, ("net-1", "sh"): "/proc/812/cmdline\n"})
+    lab = ScriptedLab({("ctl-1", "ip"): IP_HOLDER, ("net-1", "sh"): SERVING_NET1})
     assert ob.lab_fact(lab, "ctl-1", addresses()).holds("10.77.0.10")
     assert lab.argvs == [["ip", "-j", "-4", "addr", "show"]]
-    assert ob.lab_fact(lab, "net-1", ob.AGENTS_RUNNING) is True
-    assert ob.lab_fact(lab, "net-2", ob.AGENTS_RUNNING) is False
+    assert ob.lab_fact(lab, "net-1", ob.NETWORK_SERVING).agents is True
+    assert ob.lab_fact(lab, "net-2", ob.NETWORK_SERVING) == Serving(False, frozenset(), frozenset())
     assert lab.argvs[-1][-1] == ob.AGENT_PATTERN  # the pattern is an argument, not part of the script
 
 
@@ -53,7 +55,7 @@ def test_agents_pattern_matches_only_agent_processes() -> None:
         b"/usr/bin/python3\0/usr/bin/neutron-dhcp-agent\0--config-file\0/etc/neutron/neutron.conf\0": True,
         b"systemctl\0show\0-p\0Id\0--\0neutron-l3-agent\0neutron-dhcp-agent\0": False,
         b"python3\0-c\0import sys\0neutron-metadata-agent\0": False,
-        b"sh\0-c\0" + FIND_PROCESS.encode() + b"\0sh\0" + ob.AGENT_PATTERN.encode() + b"\0": False,
+        b"sh\0-c\0" + SERVING.encode() + b"\0sh\0" + ob.AGENT_PATTERN.encode() + b"\0": False,
         b"grep\0-l\0-a\0-E\0-e\0" + ob.AGENT_PATTERN.encode() + b"\0": False,
         b"neutron-linuxbridge-agent (/usr/bin/python3 /usr/bin/neutron-linuxbridge-agent)": False,
     }
@@ -97,21 +99,22 @@ def observer(seed: Topology, lab: ScriptedLab, cuts: list[list[str]], seen_urls:
 
 def test_one_observation_of_the_lab(seed: Topology) -> None:
     lab = ScriptedLab({("ctl-1", "ip"): IP_HOLDER, ("ctl-2", "ip"): IP_OTHER, ("ctl-3", "ip"): TimeoutError("hung"),
-                       ("net-1", "sh"): "/proc/812/cmdline\n", ("net-2", "sh"): ""})
+                       ("net-1", "sh"): SERVING_NET1, ("net-2", "sh"): "agents\n"})
     urls: list[str] = []
     o = observer(seed, lab, [], urls)
     try:
         seen = o()
     finally:
         o.close()
-    assert seen == {"vip": ["ctl-1"], "agents": ["net-1"], "galera_writer": "ctl-2"}
+    assert seen == {"vip": ["ctl-1"], "agents": ["net-1", "net-2"], "galera_writer": "ctl-2",
+                    "routers": ["net-1"], "dhcp": ["net-1"]}
     assert urls == ["https://10.77.0.11:8404/stats;csv"]
     assert sorted(set(lab.asked)) == ["ctl-1", "ctl-2", "ctl-3", "net-1", "net-2"]
 
 
 def test_a_cut_controller_does_not_count_as_holding_the_vip(seed: Topology) -> None:
     lab = ScriptedLab({("ctl-1", "ip"): IP_HOLDER, ("ctl-2", "ip"): IP_HOLDER.replace("10.77.0.11", "10.77.0.12"),
-                       ("net-1", "sh"): "/proc/1/cmdline", ("net-2", "sh"): "/proc/2/cmdline"})
+                       ("net-1", "sh"): SERVING_NET1, ("net-2", "sh"): "agents\n"})
     urls: list[str] = []
     o = observer(seed, lab, [["ctl-1", "*"]], urls)
     try:
@@ -122,18 +125,19 @@ def test_a_cut_controller_does_not_count_as_holding_the_vip(seed: Topology) -> N
     assert seen["agents"] == ["net-1", "net-2"]  # agents on both: the split brain the score counts
 
 
-def test_process_running_finds_a_real_process_by_its_command_line() -> None:
-    """The fact's own script and argv, run on this machine against a process started here."""
+def test_serving_finds_a_real_process_by_its_command_line() -> None:
+    """The fact's own script and argv, run on this machine against a process started here (this
+    machine has no qrouter/qdhcp namespaces: only the agents line can come back)."""
     marker = str(40000 + threading.get_ident() % 9999)
-    fact = process_running(f"^sleep[^/]{marker}")
+    fact = serving(f"^sleep[^/]{marker}")
     with subprocess.Popen(["sleep", marker]) as proc:
         try:
             res = subprocess.run(list(fact.argv), capture_output=True, text=True, timeout=10)
-            assert fact.parse(Result("here", fact.argv, res.returncode, res.stdout, res.stderr)) is True
+            assert fact.parse(Result("here", fact.argv, res.returncode, res.stdout, res.stderr)).agents is True
         finally:
             proc.kill()
     res = subprocess.run(list(fact.argv), capture_output=True, text=True, timeout=10)
-    assert fact.parse(Result("here", fact.argv, res.returncode, res.stdout, res.stderr)) is False
+    assert fact.parse(Result("here", fact.argv, res.returncode, res.stdout, res.stderr)).agents is False
 
 
 FIB_HELD = load("proc", "fib_trie-vip-held").stdout  # ctl-1's /proc/net/fib_trie, holding 10.77.0.10
@@ -166,7 +170,7 @@ def test_the_vip_is_read_at_one_instant_where_the_lab_can(seed: Topology) -> Non
     """No `ip` is run on a controller: the holders come from the lab's one-pass reading; an off node
     (None) holds nothing; a fully cut holder is still left out."""
     other = FIB_HELD.replace("10.77.0.10\n", "10.77.0.1\n")
-    lab = TogetherLab({("net-1", "sh"): "/proc/1/cmdline"}, {"ctl-1": FIB_HELD, "ctl-2": other, "ctl-3": None})
+    lab = TogetherLab({("net-1", "sh"): "agents\n"}, {"ctl-1": FIB_HELD, "ctl-2": other, "ctl-3": None})
     o = observer(seed, lab, [], [])
     try:
         assert o()["vip"] == ["ctl-1"]

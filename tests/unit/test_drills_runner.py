@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -150,7 +150,7 @@ def test_a_drill_runs_its_phases_in_order_and_scores_the_outage() -> None:
     assert run.target == "ctl-1"
     assert lab.calls == [("power", "ctl-1", "off"), ("power", "ctl-1", "on")]
     kinds = [e.kind for e in run.recording.events if e.kind != "status"]
-    assert kinds == ["start", "fault", "heal", "healthy", "stop"]
+    assert kinds == ["start", "fault", "heal", "healthy", "placed", "stop"]
     assert w.prepared and w.verified and w.stopped_by_event
     f = run.figures()
     assert 0.3 <= f["db_gap_s"] <= 1.5  # the hold, plus scheduling slack on a busy machine
@@ -195,6 +195,45 @@ def test_every_heal_action_runs_even_when_one_fails() -> None:
         "vip": ["ctl-1"], "agents": ["net-1"], "galera_writer": "ctl-1"}), [FakeWorkload(lab)], timing=FAST)
     assert lab.calls == [("cut", "net-1"), ("heal", "net-1"), ("power", "net-1", "on")]
     assert any("heal failed" in e for e in run.errors)
+
+
+def network_lab(served_after: int | None) -> tuple[FakeLab, Callable[[], dict[str, Any]]]:
+    """The agents' node serves a router and a DHCP server; after it is powered off the other node
+    serves them `served_after` observations after the heal (never, when None)."""
+    lab = FakeLab()
+    after_heal = {"n": 0}
+
+    def observe() -> dict[str, Any]:
+        seen = lab.observe()
+        if ("power", "net-1", "off") not in lab.calls:
+            return {**seen, "agents": ["net-1"], "routers": ["net-1"], "dhcp": ["net-1"]}
+        if ("power", "net-1", "on") in lab.calls:
+            after_heal["n"] += 1
+        back = served_after is not None and after_heal["n"] > served_after
+        return {**seen, "agents": ["net-2"], "routers": ["net-2"] if back else [], "dhcp": ["net-2"] if back else []}
+
+    return lab, observe
+
+
+def test_the_drill_watches_until_the_tenant_is_served_again() -> None:
+    """`status` is healthy before the router and DHCP server are back: the drill waits for them."""
+    lab, observe = network_lab(served_after=8)
+    run = run_drill(quick("power-off-active-network"), replace(lab.bindings(), observe=observe),
+                    [FakeWorkload(lab)], timing=FAST)
+    assert run.errors == ()
+    kinds = [e.kind for e in run.recording.events if e.kind in ("heal", "healthy", "placed")]
+    assert kinds == ["heal", "healthy", "placed"]
+    f = run.figures()
+    assert f["routers_moved_s"] is not None and f["dhcp_moved_s"] is not None
+    assert f["routers_moved_s"] >= f["agents_moved_s"]
+
+
+def test_a_router_never_served_again_is_a_run_error() -> None:
+    lab, observe = network_lab(served_after=None)
+    run = run_drill(quick("power-off-active-network", healthy_timeout_s=1.0), replace(lab.bindings(), observe=observe),
+                    [FakeWorkload(lab)], timing=FAST)
+    assert any("not held by one node again" in e and "routers, dhcp" in e for e in run.errors)
+    assert run.figures()["routers_moved_s"] is None
 
 
 def test_interrupt_during_the_fault_still_heals_and_stops_the_workloads() -> None:

@@ -153,6 +153,27 @@ def test_split_brain_counts_samples_exactly_and_per_kind() -> None:
     assert (sb.vip, sb.agents, sb.total, sb.samples) == (2, 2, 4, 6)
 
 
+def test_a_router_or_dhcp_server_on_two_network_nodes_is_split_brain() -> None:
+    ps = [Placement(0, ("a",), ("n1",), routers=("n1",), dhcp=("n1",)),
+          Placement(1, ("a",), ("n2",), routers=("n1", "n2"), dhcp=("n2",)),
+          Placement(2, ("a",), ("n2",), routers=("n2",), dhcp=("n1", "n2"))]
+    sb = split_brain(ps)
+    assert (sb.vip, sb.agents, sb.routers, sb.dhcp, sb.total) == (0, 0, 1, 1, 2)
+
+
+def test_the_data_plane_moves_after_the_agents() -> None:
+    """The agents alive on n2 first, the router gateway up there later, DHCP last: three figures."""
+    ps = [Placement(4.0, agents=("n1",), routers=("n1",), dhcp=("n1",)),
+          Placement(6.0, agents=("n2",)), Placement(9.0, agents=("n2",), routers=("n2",)),
+          Placement(11.5, agents=("n2",), routers=("n2",), dhcp=("n2",))]
+    rec = Recording(0.0, (), tuple(ps), (Event(0, "start"), Event(5.0, "fault"), Event(12, "stop")))
+    f = score(rec).figures()
+    assert (f["agents_moved_s"], f["routers_moved_s"], f["dhcp_moved_s"]) == (1.0, 4.0, 6.5)
+    assert f["split_brain_samples"] == 0
+    back = Recording.from_json(rec.to_json())
+    assert back.placements == rec.placements  # the report's JSON keeps the data plane
+
+
 def test_agents_move_time_from_the_fault_to_the_other_node() -> None:
     ps = [Placement(4.0, agents=("n1",)), Placement(5.0, agents=("n1",)), Placement(5.5, agents=()),
           Placement(6.0, error="x"), Placement(7.25, agents=("n2",)), Placement(8, agents=("n2",))]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import httpx
 import pytest
 
 from hastack.drills import workloads as wl
@@ -330,4 +331,75 @@ def test_standard_workloads() -> None:
     names = [w.name for w in wl.standard(LOOP, CREDS, "r")]
     assert names == ["vip", "keystone", "db", "broker"]
     with_neutron = dataclasses.replace(LOOP, neutron_port=9696)
-    assert [w.name for w in wl.standard(with_neutron, CREDS, "r")] == ["vip", "keystone", "networks", "db", "broker"]
+    assert [w.name for w in wl.standard(with_neutron, CREDS, "r")] == ["vip", "keystone", "networks", "tenant", "db",
+                                                                       "broker"]
+
+
+# -- the tenant's network and router --------------------------------------------------------------------
+
+class FakeNeutron:
+    """Neutron's API as far as the drill's tenant network uses it: list by filters, create, attach."""
+
+    def __init__(self, ports_active_after: int = 0) -> None:
+        self.objects: dict[str, list[dict[str, Any]]] = {"network": [], "subnet": [], "router": [], "port": []}
+        self.calls: list[str] = []
+        self.port_reads, self.active_after = 0, ports_active_after
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        self.calls.append(f"{method} {path}")
+        if path == "/v3/auth/tokens":
+            return httpx.Response(201, headers={"X-Subject-Token": "tok"}, json={})
+        assert request.headers["X-Auth-Token"] == "tok"
+        kind = path.split("/")[2].rstrip("s")
+        if method == "GET":
+            if kind == "port":
+                self.port_reads += 1
+            query = dict(request.url.params)
+            found = [o for o in self.objects[kind] if all(o.get(k) == v for k, v in query.items())]
+            if kind == "port":
+                found = [{**o, "status": "ACTIVE" if self.port_reads > self.active_after else "DOWN"} for o in found]
+            return httpx.Response(200, json={f"{kind}s": found})
+        if method == "POST":
+            obj = {**json.loads(request.content)[kind], "id": f"{len(self.calls):08d}-0000-0000-0000-000000000000"}
+            self.objects[kind].append(obj)
+            if kind == "subnet" and obj["enable_dhcp"]:
+                self.objects["port"].append({"id": "dhcp0000", "device_owner": "network:dhcp", "device_id": "dhcp",
+                                             "network_id": obj["network_id"]})
+            return httpx.Response(201, json={kind: obj})
+        assert method == "PUT" and path.endswith("/add_router_interface")
+        router = path.split("/")[3]
+        subnet = json.loads(request.content)["subnet_id"]
+        net = next(s["network_id"] for s in self.objects["subnet"] if s["id"] == subnet)
+        self.objects["port"].append({"id": "rtr00000", "device_owner": "network:router_interface",
+                                     "device_id": router, "network_id": net})
+        return httpx.Response(200, json={})
+
+
+def tenant(api: FakeNeutron, **kw: Any) -> wl.TenantNetwork:
+    w = wl.TenantNetwork(dataclasses.replace(LOOP, neutron_port=9696), CREDS, **kw)
+    w.client = w.keystone.client = httpx.Client(transport=httpx.MockTransport(api.handle))
+    return w
+
+
+def test_the_tenant_network_is_created_once_and_found_after() -> None:
+    api = FakeNeutron(ports_active_after=2)
+    w = tenant(api, poll=0.01)
+    w.prepare()
+    assert [o["name"] for k in ("network", "subnet", "router") for o in api.objects[k]] == ["hastack-drill"] * 3
+    subnet = api.objects["subnet"][0]
+    assert (subnet["cidr"], subnet["gateway_ip"], subnet["enable_dhcp"]) == ("192.0.2.0/24", "192.0.2.1", True)
+    assert sum(c.endswith("/add_router_interface") for c in api.calls) == 1
+    assert api.port_reads >= 3  # waited for the ports to turn ACTIVE
+    rec = Recorder()
+    w.run(rec, threading.Event(), 1)
+    assert rec.snapshot().checks["tenant"]["router"] == api.objects["router"][0]["id"]
+    api.calls.clear()
+    tenant(api, poll=0.01).prepare()  # the next drill finds everything: no create, no attach
+    assert not [c for c in api.calls if not c.startswith("GET") and "auth" not in c]
+
+
+def test_ports_that_never_turn_active_stop_the_drill_before_it_starts() -> None:
+    w = tenant(FakeNeutron(ports_active_after=10**6), ready_timeout=0.05, poll=0.01)
+    with pytest.raises(RuntimeError, match="not ACTIVE after 0 s: .*network:dhcp"):
+        w.prepare()

@@ -2,7 +2,7 @@
 cuts). What it reads is parsed by `facts/` (the same parsers status and deploy use, tested on
 recorded output): `lab_fact` runs a fact's command through the lab. The lab may replace it with
 something cheaper; the contract is `workloads.Observe`:
-{"vip": [nodes], "agents": [nodes], "galera_writer": node | None}.
+{"vip": [nodes], "agents": [nodes], "galera_writer": node | None, "routers": [nodes], "dhcp": [nodes]}.
 
 What each field means, and why:
 - vip: controllers with the VIP configured *and* a link that is not cut. A fully cut controller
@@ -13,6 +13,10 @@ What each field means, and why:
   node that keeps its routers while the other starts them is exactly what fencing must prevent.
   Processes are found in the node's own /proc (its PID namespace), not through systemctl, which
   would hang on a frozen node.
+- routers / dhcp: network nodes where a router's tenant gateway address is up in its namespace, and
+  where a DHCP server listens in a network's namespace (`facts.neutron.serving`, read in the same
+  command as the agents): what a tenant needs, which the agents reach seconds after they report
+  alive. Counted like the agents, links or not.
 - galera_writer: the server HAProxy sends writes to, read from the stats CSV of a VIP holder: the
   first UP active server, else the first UP backup (HAProxy uses one backup unless `allbackups`).
 Each node is asked in parallel with a short timeout; a node that does not answer holds nothing.
@@ -33,7 +37,8 @@ from hastack import pki
 from hastack.components import haproxy, pacemaker
 from hastack.facts.base import Fact
 from hastack.facts.haproxy import parse_show_stat
-from hastack.facts.system import addresses, process_running
+from hastack.facts.neutron import Serving, serving
+from hastack.facts.system import addresses
 from hastack.topology.model import Topology
 from hastack.transport.base import Result
 
@@ -45,7 +50,7 @@ AGENT_PATTERN = f"^(({_AGENTS}) |/usr/bin/python3[^/]*/usr/bin/({_AGENTS}))"
 `neutron-l3-agent (...)`, or python3 running /usr/bin/neutron-l3-agent). Anchored, so a process
 that merely names an agent in its arguments (systemctl, a status probe, this probe's own grep) never
 counts: unanchored, `hastack status` polling the node showed up as the agents running on both nodes."""
-AGENTS_RUNNING = process_running(AGENT_PATTERN)
+NETWORK_SERVING = serving(AGENT_PATTERN)
 
 
 class Completed(Protocol):
@@ -103,11 +108,14 @@ class LabObserver:
     def __call__(self) -> Mapping[str, Any]:
         ctls = [n.name for n in self.topo.controllers]
         nets = [n.name for n in self.topo.network_nodes]
-        agents = self.pool.map(lambda n: self._read(n, AGENTS_RUNNING), nets)
+        seen: dict[str, Serving | None] = dict(zip(nets, self.pool.map(lambda n: self._read(n, NETWORK_SERVING), nets),
+                                                   strict=True))
         cut = fully_cut(self.cuts())
         vip = [n for n in self._vip_holders(ctls) if n not in cut]
-        running = [n for n, up in zip(nets, agents, strict=True) if up]
-        return {"vip": vip, "agents": running, "galera_writer": self._writer(vip)}
+        return {"vip": vip, "galera_writer": self._writer(vip),
+                "agents": [n for n, v in seen.items() if v is not None and v.agents],
+                "routers": [n for n, v in seen.items() if v is not None and v.routers],
+                "dhcp": [n for n, v in seen.items() if v is not None and v.dhcp]}
 
     def _vip_holders(self, ctls: list[str]) -> list[str]:
         """The controllers holding the VIP. A lab that reads every node's addresses at one instant

@@ -196,11 +196,10 @@ def gap_label(gap: Gap, scale: Scale, y: float, target: Target | None) -> str:
 def _holders(p: Placement, what: str) -> tuple[str, ...] | None:
     if p.error is not None:
         return None
-    if what == "vip":
-        return p.vip
-    if what == "agents":
-        return p.agents
-    return (p.writer,) if p.writer else ()
+    if what == "writer":
+        return (p.writer,) if p.writer else ()
+    held: tuple[str, ...] = getattr(p, what)
+    return held
 
 
 def segments(placements: Sequence[Placement], what: str, end: float) -> list[tuple[float, float, Any]]:
@@ -336,7 +335,11 @@ def timeline_svg(run: DrillRun, span: tuple[float, float] | None = None) -> str:
     y += LANE_H + LANE_GAP
     names = [n for p in rec.placements for n in (*p.vip, *p.agents, *([p.writer] if p.writer else []))]
     colours = node_colours(names)
-    for what, label in (("vip", "VIP holder"), ("writer", "Galera writer"), ("agents", "agent group")):
+    lanes_shown = [("vip", "VIP holder"), ("writer", "Galera writer"), ("agents", "agent group")]
+    # The tenant's data plane, where the lab showed one (a topology with Neutron).
+    lanes_shown += [(what, label) for what, label in (("routers", "router gateway"), ("dhcp", "DHCP server"))
+                    if any(getattr(p, what) for p in rec.placements)]
+    for what, label in lanes_shown:
         body += placement_lane(rec.placements, what, scale, y, colours, ids)
         lanes.append((label, y))
         y += LANE_H + LANE_GAP

@@ -11,6 +11,7 @@ the scenario's own time bound even if the runner itself hangs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hastack.drills.samples import Recorder, Recording, short_error
+from hastack.drills.samples import PLACED, Placement, Recorder, Recording, short_error
 from hastack.drills.scenarios import Action, FaultApi, Scenario, SelectorError, World, resolve
 from hastack.drills.scoring import Figure, Scores, Stat, aggregate, score
 from hastack.drills.workloads import Observe, Sampler, Workload, placement
@@ -127,6 +128,8 @@ class Drill:
         self.second = ""
         """The target of the scenario's `then` fault, once struck."""
         self.world: World | None = None
+        self.before: Placement | None = None
+        """Everything held before the fault (the VIP, the agents, routers and DHCP servers, the writer)."""
 
     def precheck(self) -> None:
         ok, detail = wait_healthy(self.b.status, self.timing.precheck_timeout_s, self.timing.poll_s)
@@ -144,6 +147,8 @@ class Drill:
             self.target = resolve(self.s.target, self.world)
         except SelectorError as exc:
             raise DrillAborted(f"{self.s.name}: {exc}") from exc
+        with contextlib.suppress(Exception):  # seen by `world` a moment ago; a failure here only skips the wait
+            self.before = placement(0.0, self.b.observe())
 
     def align_vip_with_writer(self, tries: int = 3) -> None:
         """Before the drill (nothing is measured yet): when the VIP sits on another controller than
@@ -211,12 +216,39 @@ class Drill:
                 self.act("heal", then.heal, self.second)
             self.act("heal", self.s.heal)
         self.say("waiting for status to be healthy")
+        deadline = time.monotonic() + self.s.healthy_timeout_s
         ok, detail = wait_healthy(self.b.status, self.s.healthy_timeout_s, self.timing.poll_s, self.rec)
         if ok:
             self.rec.event("healthy", detail)
+            self.wait_placed(deadline)
         else:
             self.errors.append(f"not healthy {self.s.healthy_timeout_s:.0f} s after the heal: {detail}")
         time.sleep(self.s.settle_s)
+
+    def wait_placed(self, deadline: float) -> None:
+        """Until everything one node held before the fault is held by one node again (bounded by the
+        heal's deadline). `status` is healthy once the agents report alive; the tenant's router and
+        DHCP server come later, and the drill keeps watching until they do."""
+        before = self.before
+        if before is None:
+            return
+        wanted = [k for k in PLACED if len(set(getattr(before, k))) == 1]
+        missing = wanted
+        while wanted:
+            try:
+                now = placement(0.0, self.b.observe())
+            except Exception:  # an observation that fails is "not yet"
+                now = None
+            if now is not None and now.error is None:
+                missing = [k for k in wanted if len(set(getattr(now, k))) != 1]
+                if not missing:
+                    self.rec.event("placed", "everything held before the fault is held by one node again")
+                    return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(self.timing.poll_s, max(0.0, deadline - time.monotonic())))
+        self.errors.append(f"not held by one node again {self.s.healthy_timeout_s:.0f} s after the heal: "
+                           f"{', '.join(missing)}")
 
     def hold(self, seconds: float) -> None:
         """The time the fault lasts: `seconds`, or less once the scenario's `heal_when` file is there."""

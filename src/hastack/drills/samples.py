@@ -31,6 +31,9 @@ REDELIVERED = "redelivered"
 STALE = "stale"
 """Flag of a message consumed by this run but published by an earlier one (left in the queue)."""
 
+PLACED = ("vip", "agents", "routers", "dhcp")
+"""The watcher's per-sample lists of nodes (each holds one thing: at most one node should)."""
+
 MAX_ERROR_CHARS = 200
 _T = TypeVar("_T", "Sample", "Placement", "Event")
 
@@ -53,13 +56,16 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """One observation of the watcher: who holds the VIP, where the agent group runs, the writer."""
+    """One observation of the watcher: who holds the VIP, where the agent group runs, the writer,
+    and which network nodes serve tenants (a router's gateway address up, a DHCP server listening)."""
 
     t: float
     vip: tuple[str, ...] = ()
     agents: tuple[str, ...] = ()
     writer: str | None = None
     error: str | None = None
+    routers: tuple[str, ...] = ()
+    dhcp: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +117,7 @@ class Recording:
         return cls(
             started_wall=float(data.get("started_wall", 0.0)),
             samples=tuple(Sample(**s) for s in data.get("samples", [])),
-            placements=tuple(Placement(**{**p, "vip": tuple(p.get("vip", ())),
-                                          "agents": tuple(p.get("agents", ()))})
+            placements=tuple(Placement(**{**p, **{k: tuple(p.get(k, ())) for k in PLACED}})
                              for p in data.get("placements", [])),
             events=tuple(Event(**e) for e in data.get("events", [])),
             checks=dict(data.get("checks", {})),

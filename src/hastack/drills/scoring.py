@@ -203,19 +203,26 @@ class SplitBrain:
     agents: int
     samples: int
     """How many watcher samples were taken (the denominator)."""
+    routers: int = 0
+    """Samples with a router's tenant gateway up on two network nodes (one address, two answers)."""
+    dhcp: int = 0
 
     @property
     def total(self) -> int:
-        return self.vip + self.agents
+        return self.vip + self.agents + self.routers + self.dhcp
 
 
 def split_brain(placements: Iterable[Placement]) -> SplitBrain:
     ps = [p for p in placements if p.error is None]
-    return SplitBrain(vip=sum(1 for p in ps if len(set(p.vip)) >= 2),
-                      agents=sum(1 for p in ps if len(set(p.agents)) >= 2), samples=len(ps))
+
+    def twice(what: Holder) -> int:
+        return sum(1 for p in ps if len(set(_holders(p, what))) >= 2)
+
+    return SplitBrain(vip=twice("vip"), agents=twice("agents"), samples=len(ps), routers=twice("routers"),
+                      dhcp=twice("dhcp"))
 
 
-Holder = Literal["vip", "agents"]
+Holder = Literal["vip", "agents", "routers", "dhcp"]
 
 
 @dataclass(frozen=True)
@@ -226,7 +233,7 @@ class Move:
 
 
 def _holders(p: Placement, what: Holder) -> tuple[str, ...]:
-    return p.vip if what == "vip" else p.agents
+    return {"vip": p.vip, "agents": p.agents, "routers": p.routers, "dhcp": p.dhcp}[what]
 
 
 def moved(placements: Sequence[Placement], fault_t: float, what: Holder) -> Move:
@@ -282,6 +289,9 @@ class Scores:
     window: Window | None
     heal_gaps: dict[str, Gap | None] = field(default_factory=dict)
     """Per stream, the longest stall that began after the heal (empty when nothing healed)."""
+    routers: Move = Move(None, None, None)
+    """A router's tenant gateway up on another network node, measured on the nodes."""
+    dhcp: Move = Move(None, None, None)
     vip_moves: int = 0
     agents_moves: int = 0
     galera_changes: int | None = None
@@ -302,8 +312,10 @@ class Scores:
             "messages_confirmed": self.messages.confirmed, "messages_lost": self.messages.lost,
             "messages_duplicated": self.messages.duplicates,
             "split_brain_vip": self.split.vip, "split_brain_agents": self.split.agents,
+            "split_brain_routers": self.split.routers, "split_brain_dhcp": self.split.dhcp,
             "split_brain_samples": self.split.total,
             "vip_moved_s": self.vip.seconds, "agents_moved_s": self.agents.seconds,
+            "routers_moved_s": self.routers.seconds, "dhcp_moved_s": self.dhcp.seconds,
             "heal_to_healthy_s": self.heal_to_healthy_s,
             "vip_moves": self.vip_moves, "agents_moves": self.agents_moves,
             "galera_membership_changes": self.galera_changes,
@@ -344,6 +356,7 @@ def score(rec: Recording) -> Scores:
         messages=messages(rec.samples), split=split_brain(rec.placements),
         vip=moved(rec.placements, fault_t, "vip"), agents=moved(rec.placements, fault_t, "agents"),
         heal_to_healthy_s=heal_to_healthy(rec), window=window, heal_gaps=heal_gaps,
+        routers=moved(rec.placements, fault_t, "routers"), dhcp=moved(rec.placements, fault_t, "dhcp"),
         vip_moves=changes(rec.placements, "vip"), agents_moves=changes(rec.placements, "agents"),
         galera_changes=membership_changes(rec),
     )
@@ -408,6 +421,10 @@ TARGETS: tuple[Target, ...] = (
     Target("publish_gap_s", "broker publish gap", 1.0),
     Target("messages_lost", "confirmed messages lost", 0, ""),
     Target("agents_moved_s", "agents alive on the other node", 5.0, only_when="agents"),
+    # Network nodes mean Neutron, and every drill there has its own router and DHCP network
+    # (`workloads.TenantNetwork`): not seen serving before the fault and after it is missed, not n/a.
+    Target("routers_moved_s", "router gateway up on the other node", 10.0, only_when="agents"),
+    Target("dhcp_moved_s", "DHCP serving on the other node", 10.0, only_when="agents"),
     Target("split_brain_samples", "split-brain samples", 0, ""),
     # The same limits after the heal: a node coming back must not cause a second outage (issue 13).
     *(Target(f"{stream}_heal_gap_s", f"{label} after the heal", limit, optional=optional,

@@ -182,21 +182,6 @@ def addresses() -> Fact[Addresses]:
                 lambda r: parse_addresses(require_exit(r).stdout))
 
 
-FIND_PROCESS = 'grep -l -a -E -e "$1" /proc/[0-9]*/cmdline 2>/dev/null | head -n 1'
-"""The node's own /proc (its PID namespace), never systemctl, which hangs on a frozen node. The
-pattern is an argument ($1), never part of the script."""
-
-
-def process_running(pattern: str) -> Fact[bool]:
-    """Whether a process whose command line (NUL-separated, as /proc shows it) matches the extended
-    regular expression `pattern` runs. Anchor the pattern (`^...`): this probe's own `sh` and `grep`
-    carry it in their arguments."""
-    def parse(r: Result) -> bool:
-        return bool(require_exit(r).stdout.strip())
-
-    return Fact("process_running", ("sh", "-c", FIND_PROCESS, "sh", pattern), parse, 10.0)
-
-
 HTTP_CODES = r"""for u do
   printf '%s %s\n' "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -- "$u")" "$u"
 done

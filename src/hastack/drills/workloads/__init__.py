@@ -15,7 +15,8 @@ Why they look like this:
 - Passwords come from the secrets file and never appear in a sample, an error or a log line.
 
 One module per kind: `base` (the protocol, endpoints, credentials, pacing), `http` (VIP probe, Keystone,
-Neutron), `db` (Galera writes), `broker` (the quorum queue), `watcher` (who holds what).
+Neutron), `db` (Galera writes), `broker` (the quorum queue), `tenant` (the network and router the
+watcher sees served), `watcher` (who holds what).
 """
 
 
@@ -40,19 +41,22 @@ from hastack.drills.workloads.base import (
 from hastack.drills.workloads.broker import Broker
 from hastack.drills.workloads.db import CREATE_TABLE, INSERT, SELECT_RUN, DbWrites
 from hastack.drills.workloads.http import KeystoneTokens, NeutronNetworks, VipProbe, token_request
+from hastack.drills.workloads.tenant import TenantNetwork
 from hastack.drills.workloads.watcher import Observe, Sampler, placement
 
 __all__ = ["AMQP_PORT", "CREATE_TABLE", "DB_PORT", "DB_TABLE", "INSERT", "KEYSTONE_PORT", "NEUTRON_PORT",
            "RABBIT_QUEUE", "RABBIT_VHOST", "SELECT_RUN", "Broker", "Clients", "Credentials", "DbWrites",
-           "Endpoints", "KeystoneTokens", "NeutronNetworks", "Observe", "Rates", "Sampler", "UnsafeTarget",
+           "Endpoints", "KeystoneTokens", "NeutronNetworks", "Observe", "Rates", "Sampler", "TenantNetwork",
+           "UnsafeTarget",
            "VipProbe", "Workload", "paced", "placement", "standard", "token_request"]
 
 
 def standard(ep: Endpoints, creds: Credentials, run_id: str, rates: Rates | None = None) -> list[Workload]:
     """The client workloads of every drill (the watcher is passed to the runner separately); the
-    network list only where the topology runs Neutron."""
+    network list and the tenant's network and router (what the watcher sees served on the network
+    nodes) only where the topology runs Neutron."""
     rates = rates or Rates()
     out: list[Workload] = [VipProbe(ep, run_id, rates.vip), KeystoneTokens(ep, creds, run_id, rates.keystone)]
     if ep.neutron_port is not None:
-        out.append(NeutronNetworks(ep, creds, run_id, rates.networks))
+        out += [NeutronNetworks(ep, creds, run_id, rates.networks), TenantNetwork(ep, creds)]
     return [*out, DbWrites(ep, creds, run_id, rates.db), Broker(ep, creds, run_id, rates.publish)]

@@ -7,22 +7,24 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hastack.drills.samples import Placement, Recorder, short_error
+from hastack.drills.samples import PLACED, Placement, Recorder, short_error
 
 # -- the watcher ---------------------------------------------------------------------------------------------
 
 Observe = Callable[[], Mapping[str, Any]]
-"""The lab's view of placements: {"vip": [nodes], "agents": [nodes], "galera_writer": node | None}."""
+"""The lab's view of placements: {"vip": [nodes], "agents": [nodes], "galera_writer": node | None},
+and where the lab can see them, "routers": [nodes] and "dhcp": [nodes] (see `drills.observe`)."""
 
 
 def placement(t: float, seen: Mapping[str, Any]) -> Placement:
     """Check the observer's answer: a malformed one is an error sample, not a silent empty list."""
-    vip, agents, writer = seen.get("vip", []), seen.get("agents", []), seen.get("galera_writer")
-    if not all(isinstance(x, list | tuple) and all(isinstance(n, str) for n in x) for x in (vip, agents)):
+    lists, writer = {k: seen.get(k, []) for k in PLACED}, seen.get("galera_writer")
+    if not all(isinstance(x, list | tuple) and all(isinstance(n, str) for n in x) for x in lists.values()):
         return Placement(t, error=f"malformed observation: {dict(seen)!r}"[:200])
     if writer is not None and not isinstance(writer, str):
         return Placement(t, error=f"malformed galera_writer: {writer!r}"[:200])
-    return Placement(t, tuple(sorted(vip)), tuple(sorted(agents)), writer)
+    vip, agents, routers, dhcp = (tuple(sorted(lists[k])) for k in PLACED)
+    return Placement(t, vip, agents, writer, routers=routers, dhcp=dhcp)
 
 
 class Sampler:
