@@ -14,6 +14,7 @@ from hastack.drills.scoring import (
     Window,
     aggregate,
     bench_rows,
+    casts_lost,
     changes,
     failures,
     heal_gap,
@@ -353,3 +354,27 @@ def test_a_self_healed_scenario_reports_its_fault_to_healthy_without_judging_it(
     assert heal.applies(by_name("power-off-vip-writer").tags)
     # its hold outlasts Neutron's agent_down_time (75 s): a still-frozen agent is dead in Neutron by then
     assert by_name("stop-dhcp-agent-active-network").hold_s > 75
+
+
+# -- RPC: per client, and the casts -------------------------------------------------------------------------
+
+def test_an_rpc_gap_is_the_worst_clients_not_hidden_by_the_others() -> None:
+    """client-0's broker died at 5: it waits 4 s while client-1 goes on; together they never stop."""
+    calls = [Sample("rpc_call", t / 2, True, node="client-1") for t in range(0, 21)]
+    calls += [Sample("rpc_call", t / 2, True, node="client-0") for t in range(0, 21) if not 10 < t < 18]
+    calls += [Sample("rpc_call", 6.0, False, error="MessagingTimeout")]
+    rec = Recording(0.0, tuple(sorted(calls, key=lambda s: s.t)), (),
+                    (Event(0, "start"), Event(5.0, "fault"), Event(7.0, "heal"), Event(10, "stop")))
+    f = score(rec).figures()
+    assert f["rpc_call_gap_s"] == 4.0  # 5.0 -> 9.0 on client-0
+    assert f["rpc_call_failed"] == 1
+    assert f["rpc_cast_gap_s"] is None and f["rpc_casts_lost"] is None  # no casts in this run
+
+
+def test_a_confirmed_cast_the_server_never_received_is_lost() -> None:
+    samples = (Sample("rpc_cast", 1, True, id="c1", node="client-0"),
+               Sample("rpc_cast", 2, True, id="c2", node="client-0"), Sample("rpc_cast", 3, False, id="c3"),
+               Sample("rpc_received", 1.1, True, id="c1"), Sample("rpc_received", 3.2, True, id="c3"))
+    assert casts_lost(samples) == 1  # c2; c3 failed for the client but arrived: allowed
+    v = {x.target.figure: x for x in judge(single({"rpc_casts_lost": 1}))}
+    assert v["rpc_casts_lost"].passed is False

@@ -403,3 +403,38 @@ def test_ports_that_never_turn_active_stop_the_drill_before_it_starts() -> None:
     w = tenant(FakeNeutron(ports_active_after=10**6), ready_timeout=0.05, poll=0.01)
     with pytest.raises(RuntimeError, match="not ACTIVE after 0 s: .*network:dhcp"):
         w.prepare()
+
+
+# -- RPC through oslo.messaging ---------------------------------------------------------------------------
+
+def test_the_rpc_client_uses_the_services_options_and_every_broker(seed: Topology) -> None:
+    from hastack.drills.workloads import rpc
+
+    opts = rpc.options_for(seed)
+    assert opts["DEFAULT"]["rpc_response_timeout"] == seed.tuning.rabbitmq.rpc_response_timeout
+    assert opts["oslo_messaging_rabbit"]["rabbit_quorum_queue"] is True
+    assert opts["oslo_messaging_rabbit"]["heartbeat_timeout_threshold"] == 20
+    text = rpc.config_text(opts)
+    assert "rabbit_quorum_queue = true" in text and "[oslo_messaging_rabbit]" in text
+    creds = dataclasses.replace(CREDS, rabbit_password="p@ss/w:rd")
+    url = rpc.transport_url(wl.Endpoints.from_topology(seed), creds)
+    assert url.count("@10.77.0.1") == 3 and "p%40ss%2Fw%3Ard@" in url and url.endswith("/drills")
+    assert "p@ss" not in rpc.config_text(opts)  # the password is in the URL only, never in the file
+    with pytest.raises(ValueError, match="line break"):
+        rpc.config_text({"DEFAULT": {"x": "a\nb"}})
+    names = [w.name for w in wl.standard(wl.Endpoints.from_topology(seed), CREDS, "r", rpc_options=opts)]
+    assert names[-1] == "rpc"
+
+
+def test_the_rpc_connection_notes_never_carry_the_password() -> None:
+    import logging
+
+    from hastack.drills.workloads.rpc import _Connections
+
+    rec = Recorder()
+    h = _Connections(rec, "s3cr/et")
+    text = "AMQP server on rabbit://u:s3cr%2Fet@h is unreachable"
+    h.emit(logging.LogRecord("x", logging.ERROR, "f", 1, text, (), None))
+    h.emit(logging.LogRecord("x", logging.INFO, "f", 1, "something else", (), None))
+    (note,) = rec.snapshot().events
+    assert "s3cr" not in note.text and "***" in note.text and note.ok is False

@@ -67,9 +67,11 @@ def violations(figures: Mapping[str, Figure], errors: Sequence[str]) -> list[str
         out.append(f"db: {lost:g} acknowledged write(s) missing on a Galera node")
     if figures.get("messages_lost"):
         out.append(f"broker: {figures['messages_lost']:g} confirmed message(s) never consumed")
+    if figures.get("rpc_casts_lost"):
+        out.append(f"rpc: {figures['rpc_casts_lost']:g} confirmed cast(s) the server never received")
     if figures.get("split_brain_samples"):
-        out.append(f"split brain: {figures['split_brain_samples']:g} sample(s) with the VIP or the agent group "
-                   "on two nodes")
+        out.append(f"split brain: {figures['split_brain_samples']:g} sample(s) with the VIP, the agent group, a "
+                   "router's gateway or a DHCP server on two nodes")
     if figures.get("heal_to_healthy_s") is None:
         out.append("status: not healthy within the bound after the heal")
     out += [f"run: {e}" for e in errors]

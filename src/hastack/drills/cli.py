@@ -46,6 +46,7 @@ from hastack.drills.workloads import (
     Observe,
     Rates,
     Workload,
+    rpc,
     standard,
 )
 from hastack.facts.rabbitmq import queues
@@ -53,7 +54,7 @@ from hastack.secrets import Secrets
 from hastack.topology.model import Topology
 
 EXIT_OK, EXIT_MISSED, EXIT_ABORTED, EXIT_RUN_ERROR, EXIT_LOST = 0, 1, 2, 3, 4
-SAFETY_FIGURES = frozenset({"db_lost", "messages_lost", "split_brain_samples"})
+SAFETY_FIGURES = frozenset({"db_lost", "messages_lost", "rpc_casts_lost", "split_brain_samples"})
 
 
 def outcome(missed: Sequence[str], run_errors: bool) -> int:
@@ -167,8 +168,10 @@ def workloads_for(topo: Topology, secrets: Secrets, rates: Rates = DEFAULT_RATES
     prefix = f"{topo.name[:24]}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{token_hex(3)}"
     counter = itertools.count()
 
+    options = rpc.options_for(topo)
+
     def make(_: int) -> list[Workload]:
-        return standard(ep, creds, f"{prefix}-{next(counter)}", rates)
+        return standard(ep, creds, f"{prefix}-{next(counter)}", rates, options)
 
     return make
 

@@ -30,7 +30,8 @@ OK, FAIL, STALL, GAP_INK = "#3a9d5d", "#d64545", "#e0a030", "#1f2933"
 NODE_COLOURS = ("#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1", "#9c755f", "#edc948", "#59a1c9", "#8c8c8c")
 STREAM_LABELS = {"vip": "VIP connect", "keystone": "Keystone token",
                  "networks": "network list", "db": "DB insert",
-                 "publish": "AMQP publish", "consume": "AMQP consume"}
+                 "publish": "AMQP publish", "consume": "AMQP consume",
+                 "rpc_call": "RPC call (worst client)", "rpc_cast": "RPC cast (worst client)"}
 MARK_COLOURS = {"fault": FAIL, "heal": OK, "healthy": "#2f6fb5"}
 
 

@@ -21,8 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-STREAMS = ("vip", "keystone", "networks", "db", "publish", "consume")
+STREAMS = ("vip", "keystone", "networks", "db", "publish", "consume", "rpc_call", "rpc_cast")
 """The operation streams the workloads record (the watcher records `Placement`s instead)."""
+PER_CLIENT = ("rpc_call", "rpc_cast")
+"""Streams of several independent clients (`Sample.node` names the client): their gap is the worst
+client's, since each client has its own broker connections (the one whose broker died is the one
+that waits, while the others go on)."""
 
 SKIPPED = "skipped"
 """Flag of an operation that was due but not started because every worker was still busy

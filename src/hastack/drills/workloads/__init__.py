@@ -1,4 +1,4 @@
-"""The five workloads a drill runs while it breaks something, and the watcher.
+"""The workloads a drill runs while it breaks something, and the watcher.
 
 Why they look like this:
 - Open loop, paced: each workload *starts* an operation every 1/rate seconds on a small pool of
@@ -16,11 +16,15 @@ Why they look like this:
 
 One module per kind: `base` (the protocol, endpoints, credentials, pacing), `http` (VIP probe, Keystone,
 Neutron), `db` (Galera writes), `broker` (the quorum queue), `tenant` (the network and router the
-watcher sees served), `watcher` (who holds what).
+watcher sees served), `rpc` (calls and casts through oslo.messaging, as the services make them),
+`watcher` (who holds what).
 """
 
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from hastack.drills.workloads.base import (
     AMQP_PORT,
@@ -41,17 +45,19 @@ from hastack.drills.workloads.base import (
 from hastack.drills.workloads.broker import Broker
 from hastack.drills.workloads.db import CREATE_TABLE, INSERT, SELECT_RUN, DbWrites
 from hastack.drills.workloads.http import KeystoneTokens, NeutronNetworks, VipProbe, token_request
+from hastack.drills.workloads.rpc import Rpc
 from hastack.drills.workloads.tenant import TenantNetwork
 from hastack.drills.workloads.watcher import Observe, Sampler, placement
 
 __all__ = ["AMQP_PORT", "CREATE_TABLE", "DB_PORT", "DB_TABLE", "INSERT", "KEYSTONE_PORT", "NEUTRON_PORT",
            "RABBIT_QUEUE", "RABBIT_VHOST", "SELECT_RUN", "Broker", "Clients", "Credentials", "DbWrites",
-           "Endpoints", "KeystoneTokens", "NeutronNetworks", "Observe", "Rates", "Sampler", "TenantNetwork",
+           "Endpoints", "KeystoneTokens", "NeutronNetworks", "Observe", "Rates", "Rpc", "Sampler", "TenantNetwork",
            "UnsafeTarget",
            "VipProbe", "Workload", "paced", "placement", "standard", "token_request"]
 
 
-def standard(ep: Endpoints, creds: Credentials, run_id: str, rates: Rates | None = None) -> list[Workload]:
+def standard(ep: Endpoints, creds: Credentials, run_id: str, rates: Rates | None = None,
+             rpc_options: Mapping[str, Mapping[str, Any]] | None = None) -> list[Workload]:
     """The client workloads of every drill (the watcher is passed to the runner separately); the
     network list and the tenant's network and router (what the watcher sees served on the network
     nodes) only where the topology runs Neutron."""
@@ -59,4 +65,7 @@ def standard(ep: Endpoints, creds: Credentials, run_id: str, rates: Rates | None
     out: list[Workload] = [VipProbe(ep, run_id, rates.vip), KeystoneTokens(ep, creds, run_id, rates.keystone)]
     if ep.neutron_port is not None:
         out += [NeutronNetworks(ep, creds, run_id, rates.networks), TenantNetwork(ep, creds)]
-    return [*out, DbWrites(ep, creds, run_id, rates.db), Broker(ep, creds, run_id, rates.publish)]
+    out += [DbWrites(ep, creds, run_id, rates.db), Broker(ep, creds, run_id, rates.publish)]
+    if rpc_options is not None:  # the services' oslo.messaging options (`rpc.options_for(topology)`)
+        out.append(Rpc(ep, creds, run_id, rpc_options, rates.rpc))
+    return out

@@ -124,6 +124,8 @@ class Rates:
     networks: float = 5.0
     db: float = 20.0
     publish: float = 20.0
+    rpc: float = 4.0
+    """Per RPC client, calls and casts together (half each)."""
 
 
 # -- pacing and per-worker clients -----------------------------------------------------------------------
