@@ -457,9 +457,19 @@ def test_mirrored_queues_switch_the_services_to_classic_ha_queues(four: Topology
     topo = four.model_copy(update={"rabbitmq": four.rabbitmq.model_copy(update={"queues": "mirrored"})})
     assert openstack.rabbit_options(topo) == {"oslo_messaging_rabbit": {
         "rabbit_quorum_queue": False, "rabbit_ha_queues": True,
-        "heartbeat_timeout_threshold": openstack.HEARTBEAT_TIMEOUT_S, "heartbeat_rate": openstack.HEARTBEAT_RATE,
+        "heartbeat_timeout_threshold": 20, "heartbeat_rate": openstack.HEARTBEAT_RATE,
         "rabbit_interval_max": openstack.RABBIT_INTERVAL_MAX_S}}
     assert openstack.rabbit_options(four)["oslo_messaging_rabbit"]["rabbit_quorum_queue"] is True
+
+
+def test_the_heartbeat_follows_the_topologys_tuning(four: Topology) -> None:
+    from hastack.drills import profiles
+
+    tuned = four.model_copy(update={"tuning": four.tuning.model_copy(update={
+        "rabbitmq": four.tuning.rabbitmq.model_copy(update={"heartbeat_timeout_s": 4})})})
+    assert openstack.rabbit_options(tuned)["oslo_messaging_rabbit"]["heartbeat_timeout_threshold"] == 4
+    reference = profiles.reference(four)  # oslo.messaging's own default
+    assert openstack.rabbit_options(reference)["oslo_messaging_rabbit"]["heartbeat_timeout_threshold"] == 60
 
 
 def test_ceilometer_waits_for_keystone_and_gnocchi_before_it_starts(four: Topology, ctx_of: Callable[[Topology], Ctx],

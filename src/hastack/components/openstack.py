@@ -35,9 +35,9 @@ METADATA_SECRET = "metadata/secret"
 """Shared by nova's metadata API and neutron's metadata agent, which signs the instances' requests."""
 
 # oslo.messaging: a broker that dies without closing its sockets (power cut, link cut) is noticed
-# only by missed heartbeats. The default 60 s threshold stalls RPC for a minute after such a failure;
-# 20 s (checked twice per interval) still tolerates a CPU-starved eventlet loop on a 2-core lab.
-HEARTBEAT_TIMEOUT_S = 20
+# only by missed heartbeats, after `tuning.rabbitmq.heartbeat_timeout_s` (20 s: the default 60 s stalls
+# RPC for a minute; 20 s still tolerates a CPU-starved eventlet loop on a 2-core lab), checked twice
+# per interval.
 HEARTBEAT_RATE = 2
 # Reconnect back-off cap: after a whole-cluster broker outage clients are back within 10 s of the
 # brokers, instead of up to 30 s.
@@ -160,7 +160,7 @@ def rabbit_options(topo: Topology) -> Sections:
     return {"oslo_messaging_rabbit": {
         "rabbit_quorum_queue": quorum,
         **({} if quorum else {"rabbit_ha_queues": True}),
-        "heartbeat_timeout_threshold": HEARTBEAT_TIMEOUT_S,
+        "heartbeat_timeout_threshold": topo.tuning.rabbitmq.heartbeat_timeout_s,
         "heartbeat_rate": HEARTBEAT_RATE,
         "rabbit_interval_max": RABBIT_INTERVAL_MAX_S,
     }}
