@@ -378,3 +378,15 @@ def test_a_confirmed_cast_the_server_never_received_is_lost() -> None:
     assert casts_lost(samples) == 1  # c2; c3 failed for the client but arrived: allowed
     v = {x.target.figure: x for x in judge(single({"rpc_casts_lost": 1}))}
     assert v["rpc_casts_lost"].passed is False
+
+
+def test_rpc_connections_lost_are_counted_for_the_soak() -> None:
+    events = (Event(0, "start"), Event(3, "note", "rpc: [x] AMQP server on 10.77.0.11:5672 is unreachable: timed out",
+                                       ok=False),
+              Event(4, "note", "rpc: [x] Reconnected to AMQP server on 10.77.0.12:5672", ok=True),
+              Event(5, "note", "workload db stopped", ok=False), Event(9, "stop"))
+    f = score(Recording(0.0, (), (), events)).figures()
+    assert f["rpc_reconnects"] == 1
+    v = {x.target.figure: x for x in judge(single(f), ("soak",))}
+    assert v["rpc_reconnects"].passed is False
+    assert {x.target.figure: x for x in judge(single(f), ("vip",))}["rpc_reconnects"].passed is None

@@ -207,6 +207,12 @@ def messages(samples: Sequence[Sample], publish: str = "publish", consume: str =
     )
 
 
+def rpc_reconnects(rec: Recording) -> int:
+    """Connections oslo.messaging reported lost during the run (the RPC workload's timeline notes):
+    in the soak, each one is a false detection of a dead broker (heartbeats missed on a busy host)."""
+    return sum(1 for e in rec.events if e.kind == "note" and e.text.startswith("rpc: ") and e.ok is False)
+
+
 def casts_lost(samples: Sequence[Sample], cast: str = "rpc_cast", received: str = "rpc_received") -> int | None:
     """RPC casts the broker confirmed that the server never received (None: no RPC workload ran)."""
     confirmed = {s.id for s in samples if s.stream == cast and s.ok and s.id is not None}
@@ -312,6 +318,7 @@ class Scores:
     routers: Move = Move(None, None, None)
     """A router's tenant gateway up on another network node, measured on the nodes."""
     rpc_casts_lost: int | None = None
+    rpc_reconnects: int = 0
     dhcp: Move = Move(None, None, None)
     vip_moves: int = 0
     agents_moves: int = 0
@@ -338,7 +345,7 @@ class Scores:
             "vip_moved_s": self.vip.seconds, "agents_moved_s": self.agents.seconds,
             "routers_moved_s": self.routers.seconds, "dhcp_moved_s": self.dhcp.seconds,
             "heal_to_healthy_s": self.heal_to_healthy_s,
-            "vip_moves": self.vip_moves, "agents_moves": self.agents_moves,
+            "vip_moves": self.vip_moves, "agents_moves": self.agents_moves, "rpc_reconnects": self.rpc_reconnects,
             "galera_membership_changes": self.galera_changes,
         })
         return out
@@ -379,7 +386,7 @@ def score(rec: Recording) -> Scores:
         vip=moved(rec.placements, fault_t, "vip"), agents=moved(rec.placements, fault_t, "agents"),
         heal_to_healthy_s=heal_to_healthy(rec), window=window, heal_gaps=heal_gaps,
         routers=moved(rec.placements, fault_t, "routers"), dhcp=moved(rec.placements, fault_t, "dhcp"),
-        rpc_casts_lost=casts_lost(rec.samples),
+        rpc_casts_lost=casts_lost(rec.samples), rpc_reconnects=rpc_reconnects(rec),
         vip_moves=changes(rec.placements, "vip"), agents_moves=changes(rec.placements, "agents"),
         galera_changes=membership_changes(rec),
     )
@@ -466,7 +473,8 @@ TARGETS: tuple[Target, ...] = (
     *(Target(figure, label, 0, "", only_when="soak", listed_only_when_applicable=True) for figure, label in (
         ("vip_moves", "VIP moves (no fault)"),
         ("galera_membership_changes", "Galera membership changes (no fault)"),
-        ("agents_moves", "Pacemaker group moves (no fault)"))),
+        ("agents_moves", "Pacemaker group moves (no fault)"),
+        ("rpc_reconnects", "RPC connections lost (no fault)"))),
 )
 
 

@@ -35,7 +35,10 @@ from hastack.drills.samples import Recorder
 from hastack.drills.workloads.base import AMQP_PORT, Credentials, Endpoints, paced, quietly
 from hastack.topology.model import Topology
 
-TOPIC = "hastack-drill-rpc"
+TOPIC, SERVER = "hastack-drill-rpc", "drill"
+"""The server's name is fixed: oslo.messaging declares a durable queue per server (`topic.server`, a
+quorum queue here) that stays when the server stops, so one name per run would leave a queue behind
+for every drill."""
 CALL, CAST, RECEIVED = "rpc_call", "rpc_cast", "rpc_received"
 QUIET_LOGGERS = ("amqp", "kombu", "oslo", "oslo_messaging")
 """oslo_log names the loggers of `oslo_x` modules `oslo.x` (one `oslo` node for all of them)."""
@@ -162,7 +165,7 @@ class Rpc:
         try:
             with self._conf() as conf:
                 transports.append(om.get_rpc_transport(conf, url=self.url))
-                server = om.get_rpc_server(transports[0], om.Target(topic=TOPIC, server=self.run_id),
+                server = om.get_rpc_server(transports[0], om.Target(topic=TOPIC, server=SERVER),
                                            [self.endpoint], executor="threading")
                 server.start()
                 threads = []
