@@ -438,3 +438,14 @@ def test_the_rpc_connection_notes_never_carry_the_password() -> None:
     h.emit(logging.LogRecord("x", logging.INFO, "f", 1, "something else", (), None))
     (note,) = rec.snapshot().events
     assert "s3cr" not in note.text and "***" in note.text and note.ok is False
+
+
+def test_oslo_messaging_log_lines_stay_off_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from hastack.drills.workloads.rpc import quiet_loggers
+
+    quiet_loggers()
+    logging.getLogger("oslo.messaging._drivers.pool").warning("Connection pool limit exceeded")
+    logging.getLogger("amqp").warning("Received method (60, 30) during closing channel 1")
+    assert capsys.readouterr().err == ""

@@ -83,6 +83,17 @@ def _library() -> Any:
     return oslo_messaging
 
 
+def quiet_loggers() -> None:
+    """oslo.messaging's and its transports' log lines (reconnects, pool warnings) stay off the terminal:
+    the reconnects are the timeline's notes. Not propagated, and a NullHandler each, since a record that
+    finds no handler at all is printed by logging's last resort."""
+    for name in QUIET_LOGGERS:
+        quiet = logging.getLogger(name)
+        quiet.propagate = False
+        if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+            quiet.addHandler(logging.NullHandler())
+
+
 class _Endpoint:
     """The server's side: answers `ping`, records each `note` it receives."""
 
@@ -154,8 +165,7 @@ class Rpc:
         om = _library()
 
         self.endpoint.rec = rec
-        for name in QUIET_LOGGERS:  # their reconnect warnings are the timeline's notes, not terminal lines
-            logging.getLogger(name).propagate = False
+        quiet_loggers()
         log = logging.getLogger(RABBIT_LOGGER)
         handler = _Connections(rec, self.password)
         log.addHandler(handler)
