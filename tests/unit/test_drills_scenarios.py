@@ -65,6 +65,7 @@ def test_every_issue_scenario_exists_with_a_heal() -> None:
         assert all(a.unit for a in (*s.fault, *s.heal) if a.op in ("kill", "start")), s.name
         assert s.timeline_bound() > s.baseline_s + s.hold_s + s.settle_s
     assert by_name("freeze-vip-controller").hold_s == 30
+    assert by_name("power-off-network-node") is by_name("power-off-active-network")  # issue 13's name
     assert "agents" in by_name("cut-active-network").tags
     assert by_name("soak").hold_s == 600 and by_name("soak").target == "none"
     stop = by_name("stop-dhcp-agent-active-network").fault[0]

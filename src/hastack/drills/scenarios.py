@@ -294,7 +294,12 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+ALIASES = {"power-off-network-node": "power-off-active-network"}
+"""Names issue 13 uses for the same scenarios (`hastack bench power-off-network-node ...`)."""
+
+
 def by_name(name: str) -> Scenario:
+    name = ALIASES.get(name, name)
     for s in SCENARIOS:
         if s.name == name:
             return s
