@@ -390,3 +390,10 @@ def test_rpc_connections_lost_are_counted_for_the_soak() -> None:
     v = {x.target.figure: x for x in judge(single(f), ("soak",))}
     assert v["rpc_reconnects"].passed is False
     assert {x.target.figure: x for x in judge(single(f), ("vip",))}["rpc_reconnects"].passed is None
+
+
+def test_a_placement_names_its_holders_by_kind() -> None:
+    p = Placement(1, vip=("ctl-1",), agents=("net-1",), writer="ctl-1", routers=("net-1",))
+    assert (p.held("vip"), p.held("routers"), p.held("dhcp")) == (("ctl-1",), ("net-1",), ())
+    with pytest.raises(KeyError):
+        p.held("writer")  # one node or none, not a list: read `writer`

@@ -199,8 +199,7 @@ def _holders(p: Placement, what: str) -> tuple[str, ...] | None:
         return None
     if what == "writer":
         return (p.writer,) if p.writer else ()
-    held: tuple[str, ...] = getattr(p, what)
-    return held
+    return p.held(what)
 
 
 def segments(placements: Sequence[Placement], what: str, end: float) -> list[tuple[float, float, Any]]:
@@ -339,7 +338,7 @@ def timeline_svg(run: DrillRun, span: tuple[float, float] | None = None) -> str:
     lanes_shown = [("vip", "VIP holder"), ("writer", "Galera writer"), ("agents", "agent group")]
     # The tenant's data plane, where the lab showed one (a topology with Neutron).
     lanes_shown += [(what, label) for what, label in (("routers", "router gateway"), ("dhcp", "DHCP server"))
-                    if any(getattr(p, what) for p in rec.placements)]
+                    if any(p.held(what) for p in rec.placements)]
     for what, label in lanes_shown:
         body += placement_lane(rec.placements, what, scale, y, colours, ids)
         lanes.append((label, y))

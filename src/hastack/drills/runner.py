@@ -232,7 +232,7 @@ class Drill:
         before = self.before
         if before is None:
             return
-        wanted = [k for k in PLACED if len(set(getattr(before, k))) == 1]
+        wanted = [k for k in PLACED if len(set(before.held(k))) == 1]
         missing = wanted
         while wanted:
             try:
@@ -240,7 +240,7 @@ class Drill:
             except Exception:  # an observation that fails is "not yet"
                 now = None
             if now is not None and now.error is None:
-                missing = [k for k in wanted if len(set(getattr(now, k))) != 1]
+                missing = [k for k in wanted if len(set(now.held(k))) != 1]
                 if not missing:
                     self.rec.event("placed", "everything held before the fault is held by one node again")
                     return

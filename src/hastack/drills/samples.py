@@ -71,6 +71,13 @@ class Placement:
     routers: tuple[str, ...] = ()
     dhcp: tuple[str, ...] = ()
 
+    def held(self, kind: str) -> tuple[str, ...]:
+        """The nodes holding one of the `PLACED` kinds in this observation."""
+        if kind not in PLACED:
+            raise KeyError(f"{kind!r} is not one of {PLACED}")
+        nodes: tuple[str, ...] = getattr(self, kind)
+        return nodes
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

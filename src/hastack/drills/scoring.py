@@ -242,7 +242,7 @@ def split_brain(placements: Iterable[Placement]) -> SplitBrain:
     ps = [p for p in placements if p.error is None]
 
     def twice(what: Holder) -> int:
-        return sum(1 for p in ps if len(set(_holders(p, what))) >= 2)
+        return sum(1 for p in ps if len(set(p.held(what))) >= 2)
 
     return SplitBrain(vip=twice("vip"), agents=twice("agents"), samples=len(ps), routers=twice("routers"),
                       dhcp=twice("dhcp"))
@@ -258,19 +258,15 @@ class Move:
     seconds: float | None
 
 
-def _holders(p: Placement, what: Holder) -> tuple[str, ...]:
-    return {"vip": p.vip, "agents": p.agents, "routers": p.routers, "dhcp": p.dhcp}[what]
-
-
 def moved(placements: Sequence[Placement], fault_t: float, what: Holder) -> Move:
     """Time from the fault until `what` is alive on a node other than its holder before the fault."""
     ok = [p for p in placements if p.error is None]
-    prior = [p for p in ok if p.t <= fault_t and len(set(_holders(p, what))) == 1]
+    prior = [p for p in ok if p.t <= fault_t and len(set(p.held(what))) == 1]
     if not prior:
         return Move(None, None, None)
-    before = _holders(prior[-1], what)[0]
+    before = prior[-1].held(what)[0]
     for p in ok:
-        hs = _holders(p, what)
+        hs = p.held(what)
         if p.t > fault_t and hs and before not in hs:
             return Move(before, hs[0], round(p.t - fault_t, 6))
     return Move(before, None, None)
@@ -279,7 +275,7 @@ def moved(placements: Sequence[Placement], fault_t: float, what: Holder) -> Move
 def changes(placements: Sequence[Placement], what: Holder) -> int:
     """How many times `what` changed hands (a soak wants 0): samples where exactly one node holds
     it, compared with the previous such sample."""
-    owners = [hs[0] for p in placements if p.error is None and len(hs := _holders(p, what)) == 1]
+    owners = [hs[0] for p in placements if p.error is None and len(hs := p.held(what)) == 1]
     return sum(1 for a, b in itertools.pairwise(owners) if a != b)
 
 

@@ -52,8 +52,7 @@ from hastack.drills.workloads.watcher import Observe, Sampler, placement
 __all__ = ["AMQP_PORT", "CREATE_TABLE", "DB_PORT", "DB_TABLE", "INSERT", "KEYSTONE_PORT", "NEUTRON_PORT",
            "RABBIT_QUEUE", "RABBIT_VHOST", "SELECT_RUN", "Broker", "Clients", "Credentials", "DbWrites",
            "Endpoints", "KeystoneTokens", "NeutronNetworks", "Observe", "Rates", "Rpc", "Sampler", "TenantNetwork",
-           "UnsafeTarget",
-           "VipProbe", "Workload", "paced", "placement", "standard", "token_request"]
+           "UnsafeTarget", "VipProbe", "Workload", "paced", "placement", "standard", "token_request"]
 
 
 def standard(ep: Endpoints, creds: Credentials, run_id: str, rates: Rates | None = None,

@@ -140,6 +140,8 @@ class Rpc:
         self.password = creds.rabbit_password
         self.rate, self.clients, self.workers, self.drain_timeout = rate, clients, workers, drain_timeout
         self.endpoint = _Endpoint()
+        self.confirmed: set[str] = set()
+        """Casts the broker confirmed (guarded by the endpoint's lock): what the server must receive."""
         self.timeout = float(options.get("DEFAULT", {}).get("rpc_response_timeout", 60))
 
     @contextlib.contextmanager
@@ -188,7 +190,7 @@ class Rpc:
                     t.start()
                 for t in threads:
                     t.join(duration + self.timeout + 30)
-                self._drain(rec)
+                self._drain()
         finally:
             log.removeHandler(handler)
             if server is not None:
@@ -207,6 +209,8 @@ class Rpc:
 
         def cast(op_id: str) -> str:
             client.cast({}, "note", id=op_id)
+            with self.endpoint.lock:
+                self.confirmed.add(op_id)
             return node
 
         caster = threading.Thread(target=paced, name=f"drill-rpc-cast-{i}", daemon=True, args=(rec, stop, duration),
@@ -217,13 +221,12 @@ class Rpc:
               ids=lambda k: f"{self.run_id}-r{i}-{k}")
         caster.join(duration + self.timeout + 30)
 
-    def _drain(self, rec: Recorder) -> None:
+    def _drain(self) -> None:
         """Give the server a bounded time to receive every cast the broker confirmed."""
         deadline = time.monotonic() + self.drain_timeout
         while time.monotonic() < deadline:
-            confirmed = {s.id for s in rec.snapshot().samples if s.stream == CAST and s.ok}
             with self.endpoint.lock:
-                if confirmed <= self.endpoint.received:
+                if self.confirmed <= self.endpoint.received:
                     return
             time.sleep(0.5)
 
