@@ -261,6 +261,11 @@ def test_a_real_stopped_process_reads_as_frozen() -> None:
 
     child = subprocess.Popen(["sleep", "30"])
     try:
+        # A process just started may be in D for a moment (exec reading its pages from a loaded disk: seen in CI);
+        # what matters is that a running one is not frozen, so wait (bounded) until it runs or sleeps.
+        deadline = time.monotonic() + 5
+        while proc_state(str(child.pid)) not in ("S", "R") and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert proc_state(str(child.pid)) in ("S", "R") and not frozen(str(child.pid))
         os.kill(child.pid, signal.SIGSTOP)
         deadline = time.monotonic() + 5
