@@ -41,7 +41,6 @@ from conftest import FixedSecrets, load_example
 from hastack.components import galera, garbd, haproxy, keepalived, logins, rabbitmq
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
-from hastack.facts.haproxy import parse_show_stat
 from hastack.topology.model import Node, Topology
 
 pytestmark = [pytest.mark.image, pytest.mark.usefixtures("lab_image")]
@@ -147,40 +146,6 @@ def test_vip_follows_haproxy(node_files: Callable[[str, str], Path], netns: Netn
     assert "NO-QUORUM-VIP-RELEASED" in lines and "QUORUM-VIP-ACQUIRED" in lines, output(done)
     assert "VIP-RELEASED" in lines, output(done)
     assert not [ln for ln in lines if ln.startswith("KEEPALIVED")], output(done)
-
-
-@pytest.mark.parametrize("last_resort", [True, False])
-def test_every_check_failing_still_serves_through_the_last_resort(tmp_path: Path, netns: NetnsFactory,
-                                                                  last_resort: bool) -> None:
-    """Every controller's Keystone fails its checks (two refuse, one answers its check too late): the
-    real HAProxy marks them all down, and a request through the VIP is still served by the one that
-    works when the config has last-resort servers, or answered 503 when it has none."""
-    seed = EXAMPLES["seed"]
-    tuning = seed.tuning.model_copy(update={"haproxy": seed.tuning.haproxy.model_copy(
-        update={"last_resort": last_resort})})
-    topo = seed.model_copy(update={"tuning": tuning})
-    node, slow = topo.controllers[0], topo.controllers[1]
-    root = tmp_path / "ctl-1"
-    for f in desired(Ctx(topo, FixedSecrets(None)))[node.name].files:
-        target = root / f.path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(f.data)
-        target.chmod(0o644)
-    binds = {str(root / "etc/haproxy"): "/etc/haproxy",
-             str(root / "usr/local/share/ca-certificates"): "/usr/local/share/ca-certificates"}
-    others = [str(n.address) for n in topo.controllers if n.name not in (node.name, slow.name)]
-    argv = [f"{TOOLS}/last_resort.sh", str(topo.network.vip), "5000", str(slow.address), *others]
-    done = run(argv, binds, netns=netns(topo, node), timeout=90)
-    out = done.stdout.splitlines()
-    assert "ALL-DOWN" in out, output(done)
-    stat = parse_show_stat("\n".join(out[out.index("STAT-BEGIN") + 1:out.index("STAT-END")]))
-    assert stat.up_servers("keystone") == () and [r.svname for r in stat.servers("keystone")] == [
-        n.name for n in topo.controllers]
-    assert [r.svname for r in stat.last_resort("keystone")] == (
-        [f"{n.name}{haproxy.LAST_RESORT}" for n in topo.controllers] if last_resort else [])
-    vip = next(ln for ln in out if ln.startswith("VIP "))
-    assert vip == "VIP 200 served by the slow one" if last_resort else vip.startswith("VIP 503 "), output(done)
-    assert not [ln for ln in out if ln.startswith("HAPROXY")], output(done)
 
 
 # -- keepalived ----------------------------------------------------------------------------------

@@ -43,19 +43,6 @@ def test_recorded_in_the_lab() -> None:
     assert s.up_servers("galera") == ("ctl-1", "ctl-2", "ctl-3")
 
 
-def test_last_resort_servers_are_apart_from_the_checked_ones() -> None:
-    """The unchecked stand-ins read `no check`: not servers whose state status judges."""
-    s = answer(show_stat(), "haproxy", "show_stat-last-resort")
-    assert [r.svname for r in s.servers("keystone")] == ["ctl-1", "ctl-2", "ctl-3"]
-    assert s.up_servers("keystone") == () and s.serving("keystone") is None
-    ctl2 = s.server("keystone", "ctl-2")
-    assert ctl2 is not None and ctl2.status == "DOWN" and ctl2.check_status == "L7TOUT"
-    last = s.last_resort("keystone")
-    assert [r.svname for r in last] == ["ctl-1.last-resort", "ctl-2.last-resort", "ctl-3.last-resort"]
-    assert all(r.status == "no check" and r.backup and not r.up for r in last)
-    assert s.server("keystone", "ctl-1.last-resort") is None and s.last_resort("galera") == ()
-
-
 def test_not_running_is_an_answer() -> None:
     s = answer(show_stat(), "haproxy", "show_stat-not-running")
     assert load("haproxy", "show_stat-not-running").exit_status == 3

@@ -45,12 +45,7 @@ def lines(section: list[str], keyword: str) -> list[str]:
 
 
 def servers(section: list[str]) -> list[list[str]]:
-    """The checked servers."""
-    return [ln.split() for ln in lines(section, "server") if not ln.split()[1].endswith(haproxy.LAST_RESORT)]
-
-
-def last_resort(section: list[str]) -> list[list[str]]:
-    return [ln.split() for ln in lines(section, "server") if ln.split()[1].endswith(haproxy.LAST_RESORT)]
+    return [ln.split() for ln in lines(section, "server")]
 
 
 def with_public(topo: Topology) -> Topology:
@@ -128,21 +123,7 @@ def test_every_api_checks_the_service_on_every_controller(seed: Topology, ctx_of
         assert "http-request set-header X-Forwarded-Proto https" in body
         srv = servers(body)
         assert [s[2] for s in srv] == [f"{n.address}:{api.port}" for n in seed.controllers]
-        assert all(s[3:] == ["check", "slowstart", "20s"] for s in srv)
-        # every controller again, unchecked, used only when no checked server is up
-        assert last_resort(body) == [["server", f"{n.name}.last-resort", f"{n.address}:{api.port}", "backup"]
-                                     for n in seed.controllers]
-        assert "option allbackups" in body and "option redispatch 1" in body
-
-
-def test_no_last_resort_and_no_slowstart_when_tuned_off(seed: Topology, ctx_of: CtxOf) -> None:
-    h = HAProxyTuning(slowstart_s=0, last_resort=False)
-    topo = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={"haproxy": h})})
-    text = files(ctx_of(topo), topo.controllers[0])[haproxy.CONF].data.decode()
-    assert "slowstart" not in text and "allbackups" not in text and "redispatch 1" not in text
-    assert haproxy.LAST_RESORT not in text and haproxy.with_last_resort(topo) == []
-    secs = sections(ctx_of(topo), topo.controllers[0])
-    assert all(s[3:] == ["check"] for a in haproxy.apis(topo) for s in servers(secs[f"listen {a.name}"]))
+        assert all("check" in s and "backup" not in s for s in srv)
 
 
 def every_service(tmp_path: Path) -> Topology:
@@ -162,13 +143,8 @@ def test_gnocchi_is_served_by_one_controller_at_a_time(four: Topology, ctx_of: C
     """Gnocchi's file storage is per controller: the first healthy one serves, the others are backups.
     Every other API is balanced over every controller."""
     secs = sections(ctx_of(four), four.controllers[1])
-    gnocchi = secs["listen gnocchi_api"]
-    assert [s[1:] for s in servers(gnocchi)] == [
-        ["ctl-1", "10.78.0.11:8041", "check", "slowstart", "20s"],
-        ["ctl-2", "10.78.0.12:8041", "check", "slowstart", "20s", "backup"]]
-    # no unchecked stand-ins: they would be used all at once (allbackups), one node at a time no more
-    assert last_resort(gnocchi) == [] and "option allbackups" not in gnocchi
-    assert "gnocchi_api" not in haproxy.with_last_resort(four)
+    assert [s[1:] for s in servers(secs["listen gnocchi_api"])] == [
+        ["ctl-1", "10.78.0.11:8041", "check"], ["ctl-2", "10.78.0.12:8041", "check", "backup"]]
     others = [a for a in haproxy.apis(four) if a.name != "gnocchi_api"]
     assert others and all("backup" not in s for a in others for s in servers(secs[f"listen {a.name}"]))
 

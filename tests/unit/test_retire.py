@@ -60,8 +60,7 @@ def test_a_controller_leaves_writes_first_vip_next_then_broker_then_galera(
     done = commands(s)
     apis = "; ".join(f"set server {a.name}/ctl-2 state drain" for a in haproxy.apis(seed))
     assert done[:3] == [(b, apis) for b in ("ctl-1", "ctl-2", "ctl-3")]
-    last_resort = "".join(f"set server {a.name}/ctl-2.last-resort state maint; " for a in haproxy.apis(seed))
-    galera_out = f"{last_resort}set server {haproxy.GALERA_PROXY}/ctl-2 state maint; shutdown sessions server " \
+    galera_out = f"set server {haproxy.GALERA_PROXY}/ctl-2 state maint; shutdown sessions server " \
                  f"{haproxy.GALERA_PROXY}/ctl-2"
     assert done[3:6] == [(b, galera_out) for b in ("ctl-1", "ctl-2", "ctl-3")]
     on_node = [w for h, w in done[6:] if h == "ctl-2"]

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 from hastack.components import galera, telemetry
 from hastack.components.base import Ctx, File, template
-from hastack.facts.haproxy import LAST_RESORT as LAST_RESORT
 from hastack.topology.model import Node, ServiceName, Topology
 
 CONF = "/etc/haproxy/haproxy.cfg"
@@ -128,11 +127,6 @@ def listeners(topo: Topology) -> list[Listener]:
             for a in apis(topo)]
 
 
-def with_last_resort(topo: Topology) -> list[str]:
-    """The listeners that list every controller a second time, unchecked (LAST_RESORT)."""
-    return [a.name for a in apis(topo) if topo.tuning.haproxy.last_resort and not a.one_node]
-
-
 HARD_STOP_AFTER_S = 60
 """After a reload the old process keeps serving the connections it holds until they close, and
 OpenStack's database pools keep theirs for up to an hour, on the writer that process chose. A minute
@@ -148,8 +142,7 @@ def config(ctx: Ctx, node: Node) -> str:
         stats_password=ctx.secrets.password(STATS_SECRET), galera=topo.controllers,
         check_port=galera.CHECK_PORT, check_timeout_ms=max(CHECK_TIMEOUT_MS, h.check_inter_ms),
         galera_check_timeout_ms=GALERA_CHECK_TIMEOUT_MS, listeners=listeners(topo),
-        controllers=topo.controllers, last_resort=LAST_RESORT, last_resort_in=with_last_resort(topo),
-        tls=topo.network.tls, scheme=topo.api_scheme,
+        controllers=topo.controllers, tls=topo.network.tls, scheme=topo.api_scheme,
         ssl=f" ssl crt {CERT}" if topo.network.tls else "", hard_stop_after_s=HARD_STOP_AFTER_S,
     )
 

@@ -139,13 +139,10 @@ class Retire:
         d, node = self.d, self.node
         await drain.drained(d, node, [a.name for a in haproxy.apis(d.topo)], "going on")
         # the writes: this server out of rotation and its sessions ended, so clients reconnect to the
-        # next node now rather than after the checks see MariaDB gone; its APIs' unchecked stand-ins
-        # too, or a moment with every other server down would send requests here
-        last = [f"set server {px}/{node.name}{haproxy.LAST_RESORT} state maint"
-                for px in haproxy.with_last_resort(d.topo)]
-        await drain.admin(d, "; ".join([*last, f"set server {haproxy.GALERA_PROXY}/{node.name} state maint",
-                                        f"shutdown sessions server {haproxy.GALERA_PROXY}/{node.name}"]),
-                          f"HAProxy: {node.name}'s database and last-resort servers out of rotation")
+        # next node now rather than after the checks see MariaDB gone
+        await drain.admin(d, f"set server {haproxy.GALERA_PROXY}/{node.name} state maint; "
+                             f"shutdown sessions server {haproxy.GALERA_PROXY}/{node.name}",
+                          f"HAProxy: {node.name}'s database server out of rotation")
         await self.stop([keepalived.GUARD_UNIT, keepalived.UNIT, keepalived.QUORUM_UNIT], "keepalived")
         others = [n.name for n in d.topo.controllers if n.name != node.name]
 

@@ -40,9 +40,6 @@ SHOW_STAT_SCRIPT = ADMIN_SCRIPT.replace('sys.argv[2].encode() + b"\\n"', 'b"show
 """The same for `show stat` alone (the command the recorded outputs were taken with)."""
 
 TYPES = {"0": "frontend", "1": "backend", "2": "server", "3": "listener"}
-LAST_RESORT = ".last-resort"
-"""Suffix of an API listener's unchecked backup servers, one per controller (components/haproxy.py):
-they take requests only when every checked server is down. A node name never holds a dot."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +62,6 @@ class StatRow:
     def up(self) -> bool:
         return self.status == "UP" or self.status.startswith("UP ")
 
-    @property
-    def last_resort(self) -> bool:
-        return self.type == "server" and self.svname.endswith(LAST_RESORT)
-
 
 @dataclass(frozen=True)
 class HAProxyStats:
@@ -77,11 +70,7 @@ class HAProxyStats:
     error: str = ""
 
     def servers(self, pxname: str) -> tuple[StatRow, ...]:
-        """The checked servers (the last-resort ones have no state to judge: `no check`)."""
-        return tuple(r for r in self.rows if r.pxname == pxname and r.type == "server" and not r.last_resort)
-
-    def last_resort(self, pxname: str) -> tuple[StatRow, ...]:
-        return tuple(r for r in self.rows if r.pxname == pxname and r.last_resort)
+        return tuple(r for r in self.rows if r.pxname == pxname and r.type == "server")
 
     def backend(self, pxname: str) -> StatRow | None:
         return next((r for r in self.rows if r.pxname == pxname and r.type == "backend"), None)

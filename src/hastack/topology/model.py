@@ -244,13 +244,6 @@ class HAProxyTuning(Strict):
     timeout_client_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 90
     timeout_server_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 90
     galera_timeout_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 3600
-    slowstart_s: Annotated[int, Field(ge=0, le=600)] = 20
-    """An API server that comes back after its checks failed gets a share of the requests growing from
-    nothing to its full share over this long (HAProxy's `slowstart`; 0: at once). A controller just
-    powered on passes its first checks while still starting the rest of its services."""
-    last_resort: bool = True
-    """When every controller fails an API's checks at once, send its requests to them unchecked
-    rather than answer 503 to everyone (components/haproxy.py, LAST_RESORT)."""
 
 
 class GaleraTuning(Strict):
