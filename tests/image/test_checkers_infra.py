@@ -148,43 +148,6 @@ def test_vip_follows_haproxy(node_files: Callable[[str, str], Path], netns: Netn
     assert not [ln for ln in lines if ln.startswith("KEEPALIVED")], output(done)
 
 
-@pytest.mark.parametrize("queue", [True, False])
-def test_a_burst_waits_in_haproxy_and_the_busy_server_stays_up(tmp_path: Path, netns: NetnsFactory,
-                                                                queue: bool) -> None:
-    """20 requests of a second each at once, on one server of two single-threaded processes (the other
-    controllers away): with the request limit they wait in HAProxy, the server's checks still get a
-    process within a second, and every request is served. Without it they wait in the server's
-    listen backlog, the checks behind them time out and HAProxy marks the serving server down."""
-    seed = EXAMPLES["seed"]
-    tuning = seed.tuning.model_copy(update={"haproxy": seed.tuning.haproxy.model_copy(
-        update={"queue_beyond_workers": queue})})
-    topo = seed.model_copy(update={"tuning": tuning})
-    node = topo.controllers[0]
-    root = tmp_path / node.name
-    for f in desired(Ctx(topo, FixedSecrets(None)))[node.name].files:
-        target = root / f.path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(f.data)
-        target.chmod(0o644)
-    assert (f"server {node.name} {node.address}:5000 check slowstart 20s maxconn 2" in
-            (root / haproxy.CONF.lstrip("/")).read_text()) == queue
-    binds = {str(root / "etc/haproxy"): "/etc/haproxy",
-             str(root / "usr/local/share/ca-certificates"): "/usr/local/share/ca-certificates"}
-    others = [str(n.address) for n in topo.controllers if n.name != node.name]
-    argv = [f"{TOOLS}/queue.sh", str(topo.network.vip), str(node.address), node.name, "5000", "20", *others]
-    done = run(argv, binds, netns=netns(topo, node), timeout=120)
-    out = done.stdout.splitlines()
-    assert "BEFORE UP" in out, output(done)
-    codes = sorted(ln.split()[1] for ln in out if ln.startswith("CODE "))
-    states = {ln.split(None, 1)[1] for ln in out if ln.startswith("STATE ") and len(ln.split()) > 1}
-    assert len(codes) == 20, output(done)
-    if queue:
-        assert codes == ["200"] * 20 and states == {"UP"}, (codes, states)
-    else:  # marked down although it was serving: whatever came next would have been answered 503
-        assert "DOWN" in states, (codes, states)
-    assert not [ln for ln in out if ln.startswith("HAPROXY")], output(done)
-
-
 # -- keepalived ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("example", "name"), CONTROLLERS)

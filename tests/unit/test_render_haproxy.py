@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from ruamel.yaml import YAML
 
 from conftest import EXAMPLES
-from hastack.components import haproxy, keystone, neutron, openstack
+from hastack.components import haproxy, keystone
 from hastack.components.base import Ctx, File
 from hastack.topology.load import load
 from hastack.topology.model import HAProxyTuning, Network, Node, PublicNetwork, ServiceName, Topology
@@ -124,24 +124,6 @@ def test_every_api_checks_the_service_on_every_controller(seed: Topology, ctx_of
         srv = servers(body)
         assert [s[2] for s in srv] == [f"{n.address}:{api.port}" for n in seed.controllers]
         assert all("check" in s and "backup" not in s for s in srv)
-        # as many requests at a time as the API has uWSGI processes; Glance's eventlet server: no limit
-        limit = ["maxconn", "2"] if api.name != "glance_api" else []
-        assert all(s[3:] == ["check", "slowstart", "20s", *limit] for s in srv), srv
-
-
-def test_request_limit_follows_the_api_workers_and_both_can_be_tuned_off(seed: Topology, ctx_of: CtxOf) -> None:
-    more = seed.model_copy(update={"openstack": seed.openstack.model_copy(update={"api_workers": 4})})
-    secs = sections(ctx_of(more), more.controllers[0])
-    for api in haproxy.apis(more):
-        limit = ["maxconn", "4"] if api.uwsgi else []
-        assert all(s[3:] == ["check", "slowstart", "20s", *limit] for s in servers(secs[f"listen {api.name}"]))
-    # the limit is the process count the uWSGI ini gets
-    ini = next(f for f in openstack.uwsgi_files(neutron.API, more.controllers[0], 4) if f.path == neutron.API.ini)
-    assert b"processes = 4\n" in ini.data
-    h = HAProxyTuning(slowstart_s=0, queue_beyond_workers=False)
-    off = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={"haproxy": h})})
-    text = files(ctx_of(off), off.controllers[0])[haproxy.CONF].data.decode()
-    assert "slowstart" not in text and "maxconn 2" not in text and "# The APIs below" not in text
 
 
 def every_service(tmp_path: Path) -> Topology:
@@ -162,8 +144,7 @@ def test_gnocchi_is_served_by_one_controller_at_a_time(four: Topology, ctx_of: C
     Every other API is balanced over every controller."""
     secs = sections(ctx_of(four), four.controllers[1])
     assert [s[1:] for s in servers(secs["listen gnocchi_api"])] == [
-        ["ctl-1", "10.78.0.11:8041", "check", "slowstart", "20s", "maxconn", "2"],
-        ["ctl-2", "10.78.0.12:8041", "check", "slowstart", "20s", "maxconn", "2", "backup"]]
+        ["ctl-1", "10.78.0.11:8041", "check"], ["ctl-2", "10.78.0.12:8041", "check", "backup"]]
     others = [a for a in haproxy.apis(four) if a.name != "gnocchi_api"]
     assert others and all("backup" not in s for a in others for s in servers(secs[f"listen {a.name}"]))
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hastack.components import galera, telemetry
-from hastack.components import openstack as os_
 from hastack.components.base import Ctx, File, template
 from hastack.topology.model import Node, ServiceName, Topology
 
@@ -71,9 +70,6 @@ class Api:
     one_node: bool = False
     """Served by the first healthy controller only, the others as backups (like the Galera writer):
     for an API whose data lives on the node that received it (Gnocchi's file storage)."""
-    uwsgi: bool = True
-    """Served by uWSGI processes of one thread each (openstack.debian_uwsgi): one request at a time
-    per process. Glance runs its own eventlet server, many requests per process."""
 
     @property
     def log(self) -> str:
@@ -88,7 +84,7 @@ class Api:
 # 4.4.2 and 15.0.0) mount `/healthcheck` in every auth mode's urlmap, beside `/`.
 APIS: tuple[Api, ...] = (
     Api("keystone", "keystone", 5000, "/healthcheck", 200, "Keystone identity API", unit="keystone"),
-    Api("glance_api", "glance", 9292, "/healthcheck", 200, "Glance image API", unit="glance-api", uwsgi=False),
+    Api("glance_api", "glance", 9292, "/healthcheck", 200, "Glance image API", unit="glance-api"),
     Api("placement_api", "placement", 8778, "/", 200, "Placement API", unit="placement-api"),
     Api("nova_api", "nova", 8774, "/", 200, "Nova compute API", unit="nova-api"),
     Api("nova_metadata", "nova", 8775, "/healthcheck", 200, "Nova metadata API", public=False,
@@ -110,8 +106,6 @@ class Listener:
     api: Api
     binds: list[str]
     forwardfor: str
-    maxconn: int | None = None
-    """Requests each server gets at a time, the rest queued in HAProxy (tuning.haproxy.queue_beyond_workers)."""
 
 
 def apis(topo: Topology) -> list[Api]:
@@ -129,15 +123,9 @@ def vips(topo: Topology, public: bool) -> list[str]:
 def listeners(topo: Topology) -> list[Listener]:
     # The metadata proxy on the network nodes already sets X-Forwarded-For (the instance's address):
     # HAProxy must not add a second one there.
-    processes = os_.uwsgi_processes(topo.openstack.api_workers)
-    queue = topo.tuning.haproxy.queue_beyond_workers
-    return [Listener(a, vips(topo, a.public), "forwardfor" if a.public else "forwardfor if-none",
-                     processes if queue and a.uwsgi else None)
+    return [Listener(a, vips(topo, a.public), "forwardfor" if a.public else "forwardfor if-none")
             for a in apis(topo)]
 
-
-QUEUE_TIMEOUT_S = 30
-"""Longest a request waits in HAProxy for a free server before its 503."""
 
 HARD_STOP_AFTER_S = 60
 """After a reload the old process keeps serving the connections it holds until they close, and
@@ -156,7 +144,6 @@ def config(ctx: Ctx, node: Node) -> str:
         galera_check_timeout_ms=GALERA_CHECK_TIMEOUT_MS, listeners=listeners(topo),
         controllers=topo.controllers, tls=topo.network.tls, scheme=topo.api_scheme,
         ssl=f" ssl crt {CERT}" if topo.network.tls else "", hard_stop_after_s=HARD_STOP_AFTER_S,
-        queue_timeout_s=QUEUE_TIMEOUT_S,
     )
 
 

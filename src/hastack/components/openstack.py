@@ -268,16 +268,6 @@ def service_users(topo: Topology) -> list[ServiceUser]:
 
 
 # -- uWSGI APIs --------------------------------------------------------------------------------------
-UWSGI_MIN_PROCESSES = 2
-"""With one thread per process (see debian_uwsgi), a second process keeps the API (and HAProxy's
-check of it) answering while the first one serves a slow request."""
-
-
-def uwsgi_processes(workers: int) -> int:
-    """The processes of each uWSGI API: each serves one request at a time (HAProxy's maxconn)."""
-    return max(workers, UWSGI_MIN_PROCESSES)
-
-
 @dataclass(frozen=True)
 class Uwsgi:
     """A Debian uWSGI API and the lines of the ini Debian ships for it.
@@ -293,6 +283,9 @@ class Uwsgi:
     ini: str
     port: int
     lines: tuple[tuple[str, str], ...]
+    min_processes: int = 2
+    """With one thread per process (see debian_uwsgi), a second process keeps the API (and HAProxy's
+    check of it) answering while the first one serves a slow request."""
 
     @property
     def default_file(self) -> str:
@@ -312,7 +305,7 @@ def debian_uwsgi(name: str, user: str, app: tuple[str, str], log: str, *, thread
       oslo.service, the memcache pools); run from several OS threads of one process they end in
       `greenlet.error: cannot switch to a different thread` and a deadlocked worker that accepts
       nothing more (seen in the lab on neutron-api and cinder-api, with the listen queue full). One
-      thread per process and at least two processes (UWSGI_MIN_PROCESSES) is the safe shape.
+      thread per process and at least two processes (Uwsgi.min_processes) is the safe shape.
     - `need-app` (see UWSGI_DROPIN)."""
     head = (("buffer-size", "65535"),) + ((("rem-header", "Content-Length"),) if rem_header else ()) + (
         ("master", "true"), ("thunder-lock", "true"), ("plugins", plugins))
@@ -365,7 +358,7 @@ def daemon_dropins(units: Iterable[str], *apis: Uwsgi) -> list[File]:
 
 
 def uwsgi_files(spec: Uwsgi, node: Node, workers: int) -> list[File]:
-    lines = [("http-socket", f"{node.address}:{spec.port}"), ("processes", str(uwsgi_processes(workers))),
+    lines = [("http-socket", f"{node.address}:{spec.port}"), ("processes", str(max(workers, spec.min_processes))),
              *spec.lines]
     body = "".join(f"{k} = {v}\n" for k, v in lines)
     ini_text = f"# {HEADER}\n[uwsgi]\n{body}"

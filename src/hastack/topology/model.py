@@ -244,15 +244,6 @@ class HAProxyTuning(Strict):
     timeout_client_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 90
     timeout_server_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 90
     galera_timeout_s: Annotated[int, Field(ge=1, le=HAPROXY_MAX_S)] = 3600
-    slowstart_s: Annotated[int, Field(ge=0, le=600)] = 20
-    """An API server that comes back after its checks failed gets a share of the requests (and of
-    its request limit) growing from nothing to its full share over this long (HAProxy's `slowstart`;
-    0: at once). A controller just powered on passes its first checks while still starting the rest
-    of its services."""
-    queue_beyond_workers: bool = True
-    """Send each uWSGI API server at most as many requests at a time as it has processes (one thread
-    each) and queue the rest in HAProxy, which hands them to whichever server frees first: a request
-    waiting in a busy server's listen backlog would hold that server's health check behind it."""
 
 
 class GaleraTuning(Strict):
