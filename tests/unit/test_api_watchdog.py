@@ -259,23 +259,25 @@ def test_a_real_stopped_process_reads_as_frozen() -> None:
     import subprocess
     import time
 
+    def state_within(pid: str, wanted: tuple[str, ...], seconds: float = 5) -> str:
+        deadline = time.monotonic() + seconds
+        while (state := proc_state(pid)) not in wanted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return state
+
     child = subprocess.Popen(["sleep", "30"])
+    pid = str(child.pid)
     try:
         # A process just started may be in D for a moment (exec reading its pages from a loaded disk: seen in CI);
         # what matters is that a running one is not frozen, so wait (bounded) until it runs or sleeps.
-        deadline = time.monotonic() + 5
-        while proc_state(str(child.pid)) not in ("S", "R") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert proc_state(str(child.pid)) in ("S", "R") and not frozen(str(child.pid))
+        assert state_within(pid, ("S", "R")) in ("S", "R") and not frozen(pid)
         os.kill(child.pid, signal.SIGSTOP)
-        deadline = time.monotonic() + 5
-        while proc_state(str(child.pid)) != "T" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert frozen(str(child.pid))
+        state_within(pid, ("T",))
+        assert frozen(pid)
     finally:
         child.kill()
         child.wait()
-    assert proc_state(str(child.pid)) == "" and not frozen(str(child.pid))
+    assert proc_state(pid) == "" and not frozen(pid)
 
 
 def test_network_nodes_guard_the_pacemaker_agents(seed: Topology) -> None:
