@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from ruamel.yaml import YAML
 
 from hastack.components import common, keystone, neutron, openstack, telemetry
 from hastack.components.base import Ctx, File
@@ -514,6 +515,20 @@ def test_ceilometer_events_go_to_gnocchi(four: Topology, ctx_of: Callable[[Topol
     """Debian's default sends events to a queue nothing consumes (it only grows)."""
     text = render(ctx_of(four))["ctl-1"][telemetry.EVENT_PIPELINE].data.decode()
     assert "- gnocchi://" in text and "notifier://" not in text.split("---", 1)[1]
+
+
+def test_ceilometer_waits_for_a_busy_gnocchi_instead_of_dropping_the_batch(
+        four: Topology, ctx_of: Callable[[Topology], Ctx]) -> None:
+    """Both pipelines publish every meter and event to Gnocchi with a timeout above the lone
+    survivor's slowest measured answers (ceilometer's 6.05 s default drops the batch); only the
+    controllers run the notification agent that reads them."""
+    files = render(ctx_of(four))
+    for path in (telemetry.PIPELINE, telemetry.EVENT_PIPELINE):
+        doc = YAML(typ="safe").load(files["ctl-2"][path].data.decode())
+        assert [s["publishers"] for s in doc["sinks"]] == [["gnocchi://?timeout=30"]], doc
+        assert [len(s.get("meters", s.get("events", []))) for s in doc["sources"]] == [1]
+        assert files["ctl-2"][path].mode == 0o640 and files["ctl-2"][path].group == "ceilometer"
+        assert path not in files["cmp-1"] and path not in files["net-1"]
 
 
 def test_every_node_probes_idle_connections_within_a_minute(ctx: Ctx, seed_files: Rendered) -> None:

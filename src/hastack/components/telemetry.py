@@ -49,6 +49,7 @@ NOTIFICATION_UNIT = "ceilometer-agent-notification"
 WAIT_DROPIN = f"/etc/systemd/system/{NOTIFICATION_UNIT}.service.d/hastack-wait-for-apis.conf"
 WAIT_SCRIPT = "/usr/local/sbin/hastack-ceilometer-wait"
 WAIT_S = 600
+PIPELINE = "/etc/ceilometer/pipeline.yaml"
 EVENT_PIPELINE = "/etc/ceilometer/event_pipeline.yaml"
 NOTIFICATION_LOG = f"/var/log/ceilometer/{NOTIFICATION_UNIT}.log"
 PUBLISHER_FAILED = "Unable to load publisher"
@@ -148,7 +149,34 @@ def wait_script(ctx: Ctx) -> str:
             "done\n")
 
 
-EVENT_PIPELINE_YAML = """# {header}
+PUBLISHER_TIMEOUT_S = 30
+"""How long ceilometer's Gnocchi publisher waits for an answer (ceilometer's default: 6.05 s).
+
+The publisher sends each batch once: a request that times out is logged and its samples are
+dropped, never retried. With one controller left in the four-server figure, that controller's
+Gnocchi answered a batch in 4.1-5.0 s while a server was being built (HAProxy's log, 2026-12-07), and
+its APIs answer in up to 9.6 s during the other controller's cold start (README, "Where the time
+goes"): the default timeout drops samples exactly when one server carries the cloud. 30 s is
+above every answer measured there and far below HAProxy's `timeout server` (90 s); a batch that
+waits holds its worker, and the notifications wait in their quorum queue meanwhile, unacknowledged."""
+
+GNOCCHI_PUBLISHER = f"gnocchi://?timeout={PUBLISHER_TIMEOUT_S}"
+PIPELINE_YAML = f"""# {{header}}
+# Ceilometer's own meter pipeline (every meter to Gnocchi) with a longer publisher timeout
+# ({PUBLISHER_TIMEOUT_S} s, see hastack.components.telemetry.PUBLISHER_TIMEOUT_S).
+---
+sources:
+    - name: meter_source
+      meters:
+          - "*"
+      sinks:
+          - meter_sink
+sinks:
+    - name: meter_sink
+      publishers:
+          - {GNOCCHI_PUBLISHER}
+"""
+EVENT_PIPELINE_YAML = f"""# {{header}}
 # Events go to Gnocchi (resource ends, e.g. a deleted image), not to the `event.sample` queue that
 # Debian's default names: nothing consumes that queue (Panko is gone), so it would only grow.
 ---
@@ -161,7 +189,7 @@ sources:
 sinks:
     - name: event_sink
       publishers:
-          - gnocchi://
+          - {GNOCCHI_PUBLISHER}
 """
 
 
@@ -189,8 +217,8 @@ class Telemetry:
             notify = (NOTIFICATION_UNIT,)
             out += [File(WAIT_DROPIN, wait_dropin(), restarts=notify),
                     File(WAIT_SCRIPT, wait_script(ctx), mode=0o755),
-                    File(EVENT_PIPELINE, EVENT_PIPELINE_YAML.format(header=HEADER), group="ceilometer",
-                         mode=0o640, restarts=notify)]
+                    *(File(path, text.format(header=HEADER), group="ceilometer", mode=0o640, restarts=notify)
+                      for path, text in ((PIPELINE, PIPELINE_YAML), (EVENT_PIPELINE, EVENT_PIPELINE_YAML)))]
             workers = ctx.topo.openstack.api_workers
             out += [os_.config_file(GNOCCHI, gnocchi_conf(ctx), "gnocchi", GNOCCHI_UNITS),
                     *os_.uwsgi_files(GNOCCHI_API, node, workers),
