@@ -339,7 +339,9 @@ def sample_in_gnocchi(name: str, timeout: float = 180) -> float:
                                      f"{timeout:.0f}s: {last}; {dropped}\n{telemetry_evidence()}")
         finally:
             osc_quietly("image", "delete", image)
-    raise AssertionError(f"the second sample was dropped too: {dropped}\n{telemetry_evidence()}")
+    # A drop logged during the second try may be another batch's (the central agent's polls): that try
+    # waits out its bound, so it returns its time or fails above.
+    raise AssertionError("not reached")
 
 
 def create_image(name: str) -> str:
