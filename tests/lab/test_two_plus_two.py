@@ -115,6 +115,7 @@ def test_a_fresh_deploy_is_healthy_with_three_brokers(four_lab: Path) -> None:
 
 
 BROKERS = {n.name for n in load(FOUR).topology.brokers}  # type: ignore[union-attr]
+CONTROLLERS = tuple(n.name for n in load(FOUR).topology.controllers)  # type: ignore[union-attr]
 
 
 def network_victim(scenario: str) -> str | None:
@@ -195,7 +196,7 @@ def build_while_off(victim: str, net: str) -> None:
     # Until Erlang gives up on the silent broker (net_ticktime), RabbitMQ's metadata operations wait
     # for it and a publish can be nacked: the documented window (README). After it and the agents'
     # next reports, nothing may fail. Polled from before the drill's fault (the broker is still there).
-    survivor = next(n for n in ("ctl-1", "ctl-2") if n != victim)
+    survivor = next(n for n in CONTROLLERS if n != victim)
     deadline = t0 + 300
     while broker_sees(survivor, victim) is not False:
         assert time.monotonic() < deadline, f"{survivor}'s broker still connected to {victim}"
@@ -277,7 +278,7 @@ def publish_failures() -> dict[str, int]:
     """How many batches each reachable controller's notification agent has dropped so far."""
     count = shlex.join(["grep", "-c", "-E", PUBLISH_FAILED, telemetry.NOTIFICATION_LOG])
     out = {}
-    for node in ("ctl-1", "ctl-2"):
+    for node in CONTROLLERS:
         res = answer(node, f"{count} || true", 30)
         if res and res.returncode == 0 and res.stdout.strip().isdigit():
             out[node] = int(res.stdout)
@@ -298,7 +299,7 @@ def telemetry_evidence() -> str:
         r" | grep -E 'Server gnocchi_api/|gnocchi_api/\S+ \S+ 5[0-9][0-9] ' | tail -n 4",
     )
     out = []
-    for node in ("ctl-1", "ctl-2"):
+    for node in CONTROLLERS:
         for probe in probes:
             res = answer(node, probe, 30)
             said = (res.stdout + res.stderr).strip()[-1200:] if res else "no answer within 30 s"

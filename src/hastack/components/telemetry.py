@@ -161,36 +161,21 @@ above every answer measured there and far below HAProxy's `timeout server` (90 s
 waits holds its worker, and the notifications wait in their quorum queue meanwhile, unacknowledged."""
 
 GNOCCHI_PUBLISHER = f"gnocchi://?timeout={PUBLISHER_TIMEOUT_S}"
-PIPELINE_YAML = f"""# {{header}}
-# Ceilometer's own meter pipeline (every meter to Gnocchi) with a longer publisher timeout
-# ({PUBLISHER_TIMEOUT_S} s, see hastack.components.telemetry.PUBLISHER_TIMEOUT_S).
----
-sources:
-    - name: meter_source
-      meters:
-          - "*"
-      sinks:
-          - meter_sink
-sinks:
-    - name: meter_sink
-      publishers:
-          - {GNOCCHI_PUBLISHER}
-"""
-EVENT_PIPELINE_YAML = f"""# {{header}}
-# Events go to Gnocchi (resource ends, e.g. a deleted image), not to the `event.sample` queue that
-# Debian's default names: nothing consumes that queue (Panko is gone), so it would only grow.
----
-sources:
-    - name: event_source
-      events:
-          - "*"
-      sinks:
-          - event_sink
-sinks:
-    - name: event_sink
-      publishers:
-          - {GNOCCHI_PUBLISHER}
-"""
+
+
+def pipeline_yaml(kind: str, why: str) -> str:
+    """One ceilometer pipeline file (`kind`: meter or event): every item of that kind to Gnocchi."""
+    return (f"# {HEADER}\n{why}---\nsources:\n    - name: {kind}_source\n      {kind}s:\n          - \"*\"\n"
+            f"      sinks:\n          - {kind}_sink\nsinks:\n    - name: {kind}_sink\n      publishers:\n"
+            f"          - {GNOCCHI_PUBLISHER}\n")
+
+
+PIPELINE_YAML = pipeline_yaml("meter", (
+    "# Ceilometer's own meter pipeline (every meter to Gnocchi) with a longer publisher timeout\n"
+    f"# ({PUBLISHER_TIMEOUT_S} s, see hastack.components.telemetry.PUBLISHER_TIMEOUT_S).\n"))
+EVENT_PIPELINE_YAML = pipeline_yaml("event", (
+    "# Events go to Gnocchi (resource ends, e.g. a deleted image), not to the `event.sample` queue that\n"
+    "# Debian's default names: nothing consumes that queue (Panko is gone), so it would only grow.\n"))
 
 
 def _on_compute(topo: Topology, node: Node) -> bool:
@@ -217,7 +202,7 @@ class Telemetry:
             notify = (NOTIFICATION_UNIT,)
             out += [File(WAIT_DROPIN, wait_dropin(), restarts=notify),
                     File(WAIT_SCRIPT, wait_script(ctx), mode=0o755),
-                    *(File(path, text.format(header=HEADER), group="ceilometer", mode=0o640, restarts=notify)
+                    *(File(path, text, group="ceilometer", mode=0o640, restarts=notify)
                       for path, text in ((PIPELINE, PIPELINE_YAML), (EVENT_PIPELINE, EVENT_PIPELINE_YAML)))]
             workers = ctx.topo.openstack.api_workers
             out += [os_.config_file(GNOCCHI, gnocchi_conf(ctx), "gnocchi", GNOCCHI_UNITS),
