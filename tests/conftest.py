@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -115,3 +117,46 @@ def seed_lab() -> Iterator[Path]:
         if not os.environ.get("HASTACK_KEEP_LAB"):
             down = hastack("lab", "down", str(SEED))
             assert down.returncode == 0, down.stdout + down.stderr
+
+
+# -- peers on real loopback sockets, for the agents that probe their peers' kernels (vip_quorum,
+# rabbit_peers): one that accepts, one that refuses, one that stays silent.
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(4096)  # never accepted: room for every probe of a test
+    yield s.getsockname()[1]
+    s.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port nothing listens on: the kernel refuses a connection with RST."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def silent() -> Iterator[tuple[str, int]]:
+    """A peer that never answers a SYN: a listener whose backlog is already full of unaccepted
+    connections makes the kernel drop further SYNs (Linux), like a cut link does."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(0)
+    port = s.getsockname()[1]
+    fillers = []
+    for _ in range(8):  # fill the accept queue; later connects stay in SYN_SENT
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        fillers.append(c)
+    time.sleep(0.05)
+    yield ("127.0.0.1", port)
+    for c in fillers:
+        c.close()
+    s.close()

@@ -12,6 +12,7 @@ from typing import Any
 from conftest import replace_node
 from hastack.components import rabbitmq
 from hastack.components.base import Ctx, File
+from hastack.drills.profiles import reference
 from hastack.topology.model import Node, Topology
 
 CtxOf = Callable[[Topology], Ctx]
@@ -221,14 +222,36 @@ def test_a_boot_never_hangs_on_a_peer_that_remembers_the_previous_run(seed: Topo
 
 
 def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -> None:
-    """Replacing ctl-2 by ctl-4: on the brokers that stay, only the peer list changes, and it asks
-    for no restart (peer discovery reads it only when a node joins)."""
+    """Replacing ctl-2 by ctl-4: on the brokers that stay, only the peer lists change, and they ask
+    for no broker restart (peer discovery reads its list only when a node joins; the dead-peer watch
+    restarts with its own)."""
     replaced = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
     before, after = ctx_of(seed), ctx_of(replaced)
     for name in ("ctl-1", "ctl-3"):
         old, new = files(before, seed.node(name)), files(after, replaced.node(name))
         changed = sorted(p for p in old if old[p].data != new[p].data)
-        assert changed == sorted([rabbitmq.DROP_STALE, rabbitmq.PEERS_CONF]), changed
-        assert all(new[p].restarts == () for p in changed)
+        assert changed == sorted([rabbitmq.DROP_STALE, rabbitmq.PEERS_CONF, rabbitmq.PEERS_UNIT_FILE]), changed
+        assert all(rabbitmq.UNIT not in new[p].restarts for p in changed)
+        assert new[rabbitmq.PEERS_UNIT_FILE].restarts == (rabbitmq.PEERS_UNIT,)
+        assert "rabbit@ctl-4=10.77.0.14" in new[rabbitmq.PEERS_UNIT_FILE].data.decode()
         assert "rabbit@ctl-4" in new[rabbitmq.PEERS_CONF].data.decode()
         assert "rabbit@ctl-2" not in new[rabbitmq.PEERS_CONF].data.decode()
+
+
+def test_every_broker_watches_its_peers_hosts_with_pause_minority(four: Topology, ctx_of: CtxOf) -> None:
+    """The dead-peer watch (agents/rabbit_peers.py) on every broker, the arbitrator's too, probing
+    the other brokers' epmd port; not with the reference profile (off), nor where pause_minority is
+    not in effect (autoheal or ignore keep both sides of a cut serving)."""
+    ctx = ctx_of(four)
+    for n in four.brokers:
+        f = files(ctx, n)
+        unit = f[rabbitmq.PEERS_UNIT_FILE].data.decode()
+        others = [f"rabbit@{o.name}={o.address}" for o in four.brokers if o.name != n.name]
+        assert f"ExecStart=/usr/bin/python3 {rabbitmq.PEERS_PROGRAM} 3 1 4369 {' '.join(others)}\n" in unit
+        assert f[rabbitmq.PEERS_PROGRAM].mode == 0o755 and f[rabbitmq.PEERS_PROGRAM].restarts == (rabbitmq.PEERS_UNIT,)
+    assert rabbitmq.peer_watch(four)
+    assert not rabbitmq.peer_watch(reference(four))
+    assert not rabbitmq.peer_watch(mirrored(four, partition_handling="ignore"))
+    two = mirrored(four).model_copy(update={"nodes": [n for n in four.nodes if n.name != "net-1"]})
+    assert two.partition_handling == "autoheal" and not rabbitmq.peer_watch(two)
+    assert rabbitmq.PEERS_UNIT_FILE not in files(ctx_of(reference(four)), four.node("ctl-1"))

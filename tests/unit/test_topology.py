@@ -85,6 +85,12 @@ def test_pause_minority_with_two_brokers_is_refused() -> None:
     assert "RABBIT-PAUSE-TWO" in codes_of(text)
 
 
+@pytest.mark.parametrize(("value", "refused"), [("0", False), ("0.5", True), ("1", False), ("3", False)])
+def test_a_dead_peer_must_miss_a_whole_probe_round(value: str, refused: bool) -> None:
+    codes = codes_of(BASE + f"tuning: {{rabbitmq: {{dead_peer_after_s: {value}}}}}\n")
+    assert ("RABBIT-DEAD-PEER-SHORT" in codes) is refused
+
+
 BASE = """\
 name: t
 network: {management: 10.0.0.0/24, vip: 10.0.0.10}

@@ -4,55 +4,13 @@ and the file keepalived tracks gets it."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hastack.agents import vip_quorum as q
-
-
-@pytest.fixture
-def listening() -> Iterator[int]:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(4096)  # never accepted: room for every probe of a test
-    yield s.getsockname()[1]
-    s.close()
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port nothing listens on: the kernel refuses a connection with RST."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
-
-
-@pytest.fixture
-def silent() -> Iterator[tuple[str, int]]:
-    """A peer that never answers a SYN: a listener whose backlog is already full of unaccepted
-    connections makes the kernel drop further SYNs (Linux), like a cut link does."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(0)
-    port = s.getsockname()[1]
-    fillers = []
-    for _ in range(8):  # fill the accept queue; later connects stay in SYN_SENT
-        c = socket.socket()
-        c.setblocking(False)
-        c.connect_ex(("127.0.0.1", port))
-        fillers.append(c)
-    time.sleep(0.05)
-    yield ("127.0.0.1", port)
-    for c in fillers:
-        c.close()
-    s.close()
 
 
 class Clock:

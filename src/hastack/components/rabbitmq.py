@@ -41,8 +41,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
+from hastack.agents import rabbit_peers
 from hastack.components import logins
 from hastack.components.base import HEADER, Ctx, File, template
 from hastack.topology.model import Node, RabbitMQTuning, ServiceName, Topology
@@ -215,6 +217,35 @@ def conf(ctx: Ctx, node: Node) -> str:
                     amqp_port=AMQP_PORT, management_port=MANAGEMENT_PORT, definitions=DEFINITIONS)
 
 
+PEERS_UNIT = "hastack-rabbit-peers"
+PEERS_UNIT_FILE = f"/etc/systemd/system/{PEERS_UNIT}.service"
+PEERS_PROGRAM = "/usr/local/lib/hastack/rabbit-peers"
+EPMD_PORT = 4369
+PEERS_EVERY_S = 1.0
+
+
+def peer_watch(topo: Topology) -> bool:
+    """The dead-peer watch (agents/rabbit_peers.py) runs where a dropped peer is handled the way a
+    tick timeout is: pause_minority. With autoheal or ignore both sides of a cut keep serving, and
+    dropping sooner would only start that sooner."""
+    return topo.tuning.rabbitmq.dead_peer_after_s > 0 and topo.partition_handling == "pause_minority"
+
+
+def peers_unit(topo: Topology, node: Node) -> str:
+    """Each peer is probed on epmd's port: every broker's host runs epmd (Erlang's name service, which
+    a peer must reach to connect at all). Node names are topology host names ([a-z0-9-]) and the
+    addresses validated IPs: nothing in the command needs quoting."""
+    t = topo.tuning.rabbitmq
+    peers = " ".join(f"{nodename(n)}={n.address}" for n in topo.brokers if n.name != node.name)
+    return (f"# {HEADER}\n"
+            "[Unit]\nDescription=hastack: drop a RabbitMQ peer whose host stopped answering (rabbit_peers)\n"
+            f"After={UNIT}.service\nStartLimitIntervalSec=0\n\n"
+            "[Service]\nType=simple\n"
+            f"ExecStart=/usr/bin/python3 {PEERS_PROGRAM} {t.dead_peer_after_s:g} {PEERS_EVERY_S:g} {EPMD_PORT} "
+            f"{peers}\nRestart=always\nRestartSec=1\n\n"
+            "[Install]\nWantedBy=multi-user.target\n")
+
+
 class RabbitMQ:
     name = "rabbitmq"
 
@@ -245,7 +276,10 @@ class RabbitMQ:
             # Erlang reads the cookie verbatim: no trailing newline.
             File(COOKIE, ctx.secrets.password(COOKIE_SECRET), owner="rabbitmq", group="rabbitmq", mode=0o400,
                  secret=True, restarts=r),
-        ]
+        ] + ([
+            File(PEERS_PROGRAM, Path(rabbit_peers.__file__).read_bytes(), mode=0o755, restarts=(PEERS_UNIT,)),
+            File(PEERS_UNIT_FILE, peers_unit(ctx.topo, node), restarts=(PEERS_UNIT,)),
+        ] if peer_watch(ctx.topo) else [])
 
 
 COMPONENT = RabbitMQ()

@@ -9,7 +9,8 @@ defaults that most guides copy), so the bench shows what hastack's tuning buys o
 - Galera's default evs timeouts: `suspect_timeout PT5S`, `inactive_timeout PT15S`,
   `keepalive_period PT1S`;
 - RabbitMQ's defaults: `cluster_partition_handling = ignore`, `net_ticktime = 60`, and
-  oslo.messaging's `rpc_response_timeout = 60` and `heartbeat_timeout_threshold = 60`.
+  oslo.messaging's `rpc_response_timeout = 60` and `heartbeat_timeout_threshold = 60`; no
+  dead-peer watch (a dead broker is dropped at Erlang's tick timeout only).
 Everything else (fencing, quorum layout, VRRP router ids, buffer sizes) stays as the topology says:
 the bench compares timing, not architecture.
 """
@@ -30,7 +31,7 @@ REFERENCE: Mapping[str, Mapping[str, Any]] = {
     "galera": {"evs_suspect_timeout": "PT5S", "evs_inactive_timeout": "PT15S",
                "evs_keepalive_period": "PT1S"},
     "rabbitmq": {"partition_handling": "ignore", "net_ticktime": 60, "rpc_response_timeout": 60,
-                 "heartbeat_timeout_s": 60},
+                 "heartbeat_timeout_s": 60, "dead_peer_after_s": 0},
 }
 
 

@@ -113,6 +113,10 @@ def messaging(t: Topology) -> Iterator[tuple[str, Severity, str, PathKey, str]]:
         yield ("RABBIT-PAUSE-TWO", E, "pause_minority with 2 brokers: the survivor of a broker's loss is a "
                "minority and pauses itself", ("tuning", "rabbitmq", "partition_handling"),
                "leave partition_handling unset (autoheal with 2 brokers), or add a third broker")
+    if 0 < t.tuning.rabbitmq.dead_peer_after_s < 1:
+        yield ("RABBIT-DEAD-PEER-SHORT", E, f"dead_peer_after_s {t.tuning.rabbitmq.dead_peer_after_s:g}: a peer "
+               "must miss at least one whole 1-s probe round before it is dropped",
+               ("tuning", "rabbitmq", "dead_peer_after_s"), "use 0 (off) or at least 1 (3 by default)")
 
 
 @rule

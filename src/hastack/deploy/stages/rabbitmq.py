@@ -24,7 +24,7 @@ import asyncio
 from hastack.components import rabbitmq
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.reads import rabbit_cluster
-from hastack.deploy.systemd import ensure_running
+from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.facts import RabbitCluster, file_state
 from hastack.facts.rabbitmq import grow_queues, stopped_vhosts, users
 from hastack.topology.model import Node
@@ -47,6 +47,19 @@ class RabbitMQStage:
         await self.import_definitions(d, anchor)
         await d.each(ctls, lambda n: self.grow(d, n))
         await self.gate(d)
+        await d.each(ctls, lambda n: self.peer_watch(d, n))
+
+    async def peer_watch(self, d: Deploy, node: Node) -> None:
+        """The dead-peer watch started once the cluster is whole (it drops peers; a cluster still
+        forming must not be disturbed), or stopped and disabled where the tuning turned it off."""
+        if rabbitmq.peer_watch(d.topo):
+            await ensure_running(d, node.name, rabbitmq.PEERS_UNIT)
+            return
+        state = (await unit_states(d, node.name, [rabbitmq.PEERS_UNIT]))[rabbitmq.PEERS_UNIT]
+        if state.active or state.enabled:
+            await d.run(node.name, ["systemctl", "disable", "--now", "--quiet", rabbitmq.PEERS_UNIT],
+                        f"stop {rabbitmq.PEERS_UNIT}")
+            d.changed(node.name, f"stopped and disabled {rabbitmq.PEERS_UNIT} (the tuning turned it off)")
 
     async def forget_departed(self, d: Deploy) -> Node:
         """Brokers of the cluster that the topology no longer lists: forgotten when they are down,

@@ -1,0 +1,239 @@
+#!/usr/bin/python3
+"""hastack broker peer watch, run on each RabbitMQ broker as hastack-rabbit-peers.service.
+
+Why: Erlang declares a silent peer down only after `net_ticktime` (0.75-1.25 x 60 s). Until then
+RabbitMQ 3.10 holds every metadata operation that involves the dead member: a reconnecting client's
+reply-queue declaration, a publisher's first registration with a queue whose recorded leader was
+there. In the lab an RPC client saw no answer for 68-80 s after a controller's power-off although
+its own broker was alive (README, "Where the time goes"). A shorter `net_ticktime` (15 s) was
+tried: on a loaded 2-core host the brokers missed each other's ticks and a cut became a partition.
+
+Rule: every EVERY seconds, a TCP connection to each peer's epmd port is tried. Accepted or refused
+(RST), the peer's kernel answered: its host is up, whatever its processes do (a busy, frozen or
+stopped broker is not this watch's business; Erlang's own tick handles those). A peer whose kernel
+has not answered for DEAD_AFTER seconds (powered off, crashed, cut off) is dropped at once
+(`erlang:disconnect_node/1`): the local broker gets its `nodedown` then instead of a minute later,
+and does what it does at a tick timeout (pause_minority: it keeps serving with a majority, pauses
+without one). The kernel answers a SYN however loaded the host is, which is what a CPU-starved
+Erlang tick cannot promise.
+
+After such an episode, when a dropped peer answers again, the watch looks at its own broker for a
+while (AFTER_S, every CHECK_EVERY_S): a cut that ends while the two sides are dropping each other can
+leave a partition that pause_minority never heals, or an app that stays stopped although its node
+sees the majority again (docs/reliability/rabbit-partition-at-nodedown-2026-12-06). The broker on
+the minority side of a recorded partition (it records one with at least a majority of all brokers),
+or one whose app stays stopped for STUCK_S while every peer answers, is restarted: it rejoins at
+boot, and its quorum queues lose nothing (their majority is on the other side). A broker on the
+majority side never restarts itself; the minority's restart clears its record.
+
+Only with `pause_minority` (hastack's choice with 3 brokers or more; components/rabbitmq.py).
+
+Usage (from the unit, arguments rendered from the topology: numbers, a port, node names of
+[a-z0-9-] and validated addresses):
+    rabbit-peers DEAD_AFTER EVERY PORT rabbit@NAME=ADDRESS [rabbit@NAME=ADDRESS ...]
+Exit 2: bad arguments.
+
+This file is copied to the node and run by the node's own Python 3 (standard library only).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+AFTER_S = 120.0
+"""How long after a dropped peer answers again the watch keeps looking at its own broker."""
+CHECK_EVERY_S = 10.0
+STUCK_S = 30.0
+"""An app stopped this long while every peer answers is not a pause (a paused node restarts its app
+within seconds of seeing the majority: 2.5 s measured in the lab)."""
+CTL_TIMEOUT_S = 30.0
+RESTART_TIMEOUT_S = 330.0
+NODE_PATTERN = re.compile(r"rabbit@[a-z0-9][a-z0-9-]{0,62}")
+STATE_EVAL = ('lists:flatten(io_lib:format("~s ~s", [rabbit:is_running(), '
+              'string:join([atom_to_list(N) || N <- rabbit_node_monitor:partitions()], ",")])).')
+"""The local broker's view in one line: "true|false" and the nodes it records a partition with."""
+
+
+@dataclass(frozen=True)
+class Args:
+    dead_after: float
+    every: float
+    port: int
+    peers: dict[str, str]
+    """rabbit@name -> address"""
+
+
+def parse(argv: Sequence[str]) -> Args:
+    """ValueError on anything but two durations, a port and rabbit@name=address pairs."""
+    if len(argv) < 4:
+        raise ValueError("usage: rabbit-peers DEAD_AFTER EVERY PORT rabbit@NAME=ADDRESS ...")
+    dead_text, every_text, port_text, *items = argv
+    dead_after, every = float(dead_text), float(every_text)
+    if not (math.isfinite(dead_after) and 1 <= dead_after <= 300):
+        raise ValueError(f"DEAD_AFTER must be between 1 and 300 seconds, not {dead_text!r}")
+    if not (math.isfinite(every) and 0.1 <= every <= dead_after):
+        raise ValueError(f"EVERY must be between 0.1 s and DEAD_AFTER, not {every_text!r}")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"bad port {port_text!r}")
+    peers = {}
+    for item in items:
+        node, sep, address = item.partition("=")
+        if not sep or not NODE_PATTERN.fullmatch(node):
+            raise ValueError(f"not rabbit@NAME=ADDRESS: {item!r}")
+        peers[node] = str(ipaddress.ip_address(address))
+    return Args(dead_after, every, port, peers)
+
+
+def answers(address: str, port: int, timeout: float) -> bool:
+    """The peer's kernel answered a SYN: the connection was accepted or refused."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except ConnectionRefusedError:
+        return True
+    except OSError:  # timed out, no route, host unreachable
+        return False
+
+
+def minority(brokers: int, partitioned_from: int) -> bool:
+    """This broker's side of a recorded partition holds no majority of all brokers."""
+    return brokers - partitioned_from < brokers // 2 + 1
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    running: bool
+    partitions: tuple[str, ...]
+
+
+def parse_state(text: str) -> BrokerState | None:
+    """STATE_EVAL's answer, e.g. `"true rabbit@ctl-3"`; None for anything else (the broker's Erlang
+    node is down or did not answer)."""
+    words = text.strip().strip('"').split(" ", 1)
+    if words[0] not in ("true", "false"):
+        return None
+    found = [p for p in (words[1].split(",") if len(words) > 1 else []) if p]
+    return BrokerState(words[0] == "true", tuple(p for p in found if NODE_PATTERN.fullmatch(p)))
+
+
+Run = Callable[[list[str], float], tuple[int, str]]
+
+
+def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return 124, f"no answer within {timeout:g} s"
+    return res.returncode, (res.stdout + res.stderr).strip()
+
+
+@dataclass
+class Watch:
+    """The rule, with its clock, probe and commands given: tested without a broker."""
+
+    args: Args
+    clock: Callable[[], float] = time.monotonic
+    probe: Callable[[str], bool] = lambda address: False
+    run: Run = run_command
+    say: Callable[[str], None] = lambda line: print(line, flush=True)
+    last_seen: dict[str, float] = field(default_factory=dict)
+    dropped: set[str] = field(default_factory=set)
+    retry_at: dict[str, float] = field(default_factory=dict)
+    look_until: float = -math.inf
+    next_look: float = -math.inf
+    stopped_since: float | None = None
+
+    def __post_init__(self) -> None:
+        started = self.clock()  # every peer gets DEAD_AFTER to answer before it counts as gone
+        self.last_seen = {p: started for p in self.args.peers}
+
+    def step(self) -> None:
+        """One round: probe every peer, drop the dead ones, look at the broker after an episode."""
+        peers = list(self.args.peers)
+        with ThreadPoolExecutor(max_workers=len(peers) or 1) as pool:
+            seen = dict(zip(peers, pool.map(lambda p: self.probe(self.args.peers[p]), peers), strict=True))
+        now = self.clock()
+        for peer, ok in seen.items():
+            if not ok:
+                continue
+            self.last_seen[peer] = now
+            if peer in self.dropped:
+                self.dropped.discard(peer)
+                self.say(f"{peer} answers again: looking at this broker for partitions for {AFTER_S:g} s")
+                self.look_until, self.next_look = now + AFTER_S, now + CHECK_EVERY_S
+        dead = [p for p in peers if p not in self.dropped and now - self.last_seen[p] >= self.args.dead_after
+                and now >= self.retry_at.get(p, -math.inf)]
+        if dead:
+            self.drop(dead, now)
+        if now < self.look_until and now >= self.next_look:
+            self.next_look = now + CHECK_EVERY_S
+            self.look(now, all(seen.values()))
+
+    def drop(self, dead: list[str], now: float) -> None:
+        nodes = ",".join(f"'{p}'" for p in dead)
+        code, out = self.run(["rabbitmqctl", "-q", "eval", f"[erlang:disconnect_node(N) || N <- [{nodes}]]."],
+                             CTL_TIMEOUT_S)
+        silent = ", ".join(f"{p} ({self.args.peers[p]}: no answer for {now - self.last_seen[p]:.1f} s)" for p in dead)
+        if code == 0:
+            self.dropped.update(dead)
+            self.say(f"dropped {silent}: {out}")
+        else:
+            for p in dead:
+                self.retry_at[p] = now + self.args.dead_after
+            self.say(f"could not drop {silent}: rabbitmqctl exit {code}: {out[-300:]}")
+
+    def look(self, now: float, every_peer_answers: bool) -> None:
+        code, out = self.run(["rabbitmqctl", "-q", "eval", STATE_EVAL], CTL_TIMEOUT_S)
+        state = parse_state(out) if code == 0 else None
+        if state is None:
+            self.stopped_since = None
+            return
+        brokers = len(self.args.peers) + 1
+        if state.partitions and minority(brokers, len(state.partitions)):
+            self.restart(f"this broker records a partition with {', '.join(state.partitions)}: it is on the "
+                         f"minority side ({brokers - len(state.partitions)} of {brokers} brokers)")
+            return
+        if state.running or not every_peer_answers:
+            self.stopped_since = None
+            return
+        self.stopped_since = now if self.stopped_since is None else self.stopped_since
+        if now - self.stopped_since >= STUCK_S:
+            self.restart(f"its app has been stopped for {now - self.stopped_since:.0f} s while every peer answers")
+
+    def restart(self, why: str) -> None:
+        self.say(f"restarting rabbitmq-server: {why}")
+        code, out = self.run(["systemctl", "restart", "rabbitmq-server"], RESTART_TIMEOUT_S)
+        self.say("rabbitmq-server restarted" if code == 0 else f"restart failed: exit {code}: {out[-300:]}")
+        self.stopped_since = None
+        now = self.clock()
+        self.look_until, self.next_look = now + AFTER_S, now + CHECK_EVERY_S
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        args = parse(argv)
+    except ValueError as exc:
+        print(f"rabbit-peers: {exc}", file=sys.stderr)
+        return 2
+    timeout = min(args.every, 1.0)
+    watch = Watch(args, probe=lambda address: answers(address, args.port, timeout))
+    watch.say(f"watching {', '.join(f'{p} ({a})' for p, a in args.peers.items())}: a peer whose host does not "
+              f"answer for {args.dead_after:g} s is dropped")
+    while True:
+        t0 = time.monotonic()
+        watch.step()
+        time.sleep(max(0.0, args.every - (time.monotonic() - t0)))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,152 @@
+"""The broker peer watch (agents/rabbit_peers.py): a peer whose kernel answers (accepts or refuses)
+is never dropped, a silent one is dropped once after DEAD_AFTER, and after the episode the broker on
+the minority side of a recorded partition, or with an app stuck stopped, is restarted. The probe is
+tried on real loopback sockets; the rule with a clock and commands the test holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from hastack.agents import rabbit_peers as rp
+
+
+def test_a_peer_that_accepts_or_refuses_answers_and_a_silent_one_does_not(
+        listening: int, closed_port: int, silent: tuple[str, int]) -> None:
+    assert rp.answers("127.0.0.1", listening, 0.5)
+    assert rp.answers("127.0.0.1", closed_port, 0.5)  # RST from the kernel: the host is up
+    assert not rp.answers(*silent, 0.3)
+
+
+class Broker:
+    """rabbitmqctl and systemctl as the watch calls them; answers chosen by the test."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.state = '"true "'
+        self.fail_drop = False
+
+    def __call__(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        self.calls.append(argv)
+        if "disconnect_node" in " ".join(argv):
+            return (75, "Error: unable to perform an operation on node") if self.fail_drop else (0, "[true]")
+        if argv[:2] == ["systemctl", "restart"]:
+            return 0, ""
+        return 0, self.state
+
+    def drops(self) -> list[str]:
+        return [a[-1] for a in self.calls if "disconnect_node" in a[-1]]
+
+    def restarts(self) -> int:
+        return sum(a[:2] == ["systemctl", "restart"] for a in self.calls)
+
+
+def watch(up: dict[str, bool]) -> tuple[rp.Watch, list[float], Broker, list[str]]:
+    clock, broker, said = [0.0], Broker(), []
+    args = rp.parse(["3", "1", "4369", "rabbit@ctl-1=10.0.0.1", "rabbit@net-1=10.0.0.3"])
+    addresses = {v: k for k, v in args.peers.items()}
+    w = rp.Watch(args, clock=lambda: clock[0], probe=lambda a: up[addresses[a]], run=broker, say=said.append)
+    return w, clock, broker, said
+
+
+def run_for(w: rp.Watch, clock: list[float], seconds: float) -> None:
+    end = clock[0] + seconds
+    while clock[0] < end:
+        clock[0] += 1.0
+        w.step()
+
+
+def test_a_peer_whose_host_answers_is_never_dropped_however_long() -> None:
+    w, clock, broker, _ = watch({"rabbit@ctl-1": True, "rabbit@net-1": True})
+    run_for(w, clock, 600)
+    assert broker.calls == []
+
+
+def test_a_silent_peer_is_dropped_once_after_dead_after_and_looked_after_when_it_answers_again() -> None:
+    up = {"rabbit@ctl-1": True, "rabbit@net-1": True}
+    w, clock, broker, said = watch(up)
+    run_for(w, clock, 5)
+    up["rabbit@ctl-1"] = False
+    run_for(w, clock, 2)
+    assert broker.drops() == []  # 2 s of silence: not yet
+    run_for(w, clock, 1)
+    assert broker.drops() == ["[erlang:disconnect_node(N) || N <- ['rabbit@ctl-1']]."]
+    assert "dropped rabbit@ctl-1 (10.0.0.1: no answer for 3.0 s)" in said[-1]
+    run_for(w, clock, 300)  # still silent: dropped once, no broker look while the episode lasts
+    assert len(broker.calls) == 1
+    up["rabbit@ctl-1"] = True
+    run_for(w, clock, rp.AFTER_S + 30)
+    looks = [a for a in broker.calls if a[-1] == rp.STATE_EVAL]
+    assert len(looks) == 11  # every 10 s from 10 s after the answer, within the 120-s window, then no more
+    assert broker.restarts() == 0  # running, no partition: nothing to do
+
+
+def test_a_failed_drop_is_tried_again_after_dead_after() -> None:
+    up = {"rabbit@ctl-1": False, "rabbit@net-1": True}
+    w, clock, broker, said = watch(up)
+    broker.fail_drop = True
+    run_for(w, clock, 3)
+    run_for(w, clock, 2)
+    assert len(broker.drops()) == 1 and "could not drop" in said[-1]
+    broker.fail_drop = False
+    run_for(w, clock, 1)
+    assert len(broker.drops()) == 2 and said[-1].startswith("dropped")
+
+
+def test_the_minority_side_of_a_recorded_partition_restarts_its_broker() -> None:
+    up = {"rabbit@ctl-1": False, "rabbit@net-1": False}  # this broker was cut off from both
+    w, clock, broker, said = watch(up)
+    run_for(w, clock, 5)
+    assert len(broker.drops()) == 1 and "rabbit@ctl-1" in broker.drops()[0] and "rabbit@net-1" in broker.drops()[0]
+    broker.state = '"true rabbit@ctl-1,rabbit@net-1"'
+    up.update({"rabbit@ctl-1": True, "rabbit@net-1": True})
+    run_for(w, clock, rp.CHECK_EVERY_S + 1)
+    assert broker.restarts() == 1
+    assert "minority side (1 of 3 brokers)" in " ".join(said)
+
+
+def test_the_majority_side_never_restarts_itself() -> None:
+    up = {"rabbit@ctl-1": True, "rabbit@net-1": False}
+    w, clock, broker, _ = watch(up)
+    run_for(w, clock, 5)
+    broker.state = '"true rabbit@net-1"'
+    up["rabbit@net-1"] = True
+    run_for(w, clock, rp.AFTER_S)
+    assert broker.restarts() == 0
+
+
+def test_an_app_stopped_while_every_peer_answers_is_restarted_after_stuck_s_a_pause_is_not() -> None:
+    up = {"rabbit@ctl-1": False, "rabbit@net-1": True}
+    w, clock, broker, _ = watch(up)
+    run_for(w, clock, 5)
+    up["rabbit@ctl-1"] = True
+    broker.state = '"false "'
+    run_for(w, clock, rp.STUCK_S)
+    assert broker.restarts() == 0  # a pause ends within seconds of seeing the majority
+    run_for(w, clock, 2 * rp.CHECK_EVERY_S)
+    assert broker.restarts() == 1
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["3", "1", "4369"], ["0.5", "1", "4369", "rabbit@a=10.0.0.1"], ["3", "5", "4369", "rabbit@a=10.0.0.1"],
+    ["3", "1", "0", "rabbit@a=10.0.0.1"], ["3", "1", "4369", "rabbit@a=not-an-ip"],
+    ["3", "1", "4369", "rabbit@A';halt().=10.0.0.1"], ["3", "1", "4369", "10.0.0.1"], ["nan", "1", "4369", "x=1"],
+])
+def test_bad_arguments_are_refused_with_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert rp.main(argv) == 2
+    assert capsys.readouterr().err.startswith("rabbit-peers: ")
+
+
+@pytest.mark.parametrize(("text", "state"), [
+    ('"true "', rp.BrokerState(True, ())),
+    ('"false rabbit@ctl-3"', rp.BrokerState(False, ("rabbit@ctl-3",))),
+    ('"true rabbit@ctl-1,rabbit@net-1"\n', rp.BrokerState(True, ("rabbit@ctl-1", "rabbit@net-1"))),
+    ("Error: unable to perform an operation on node 'rabbit@ctl-2'", None),
+    ("", None),
+])
+def test_the_broker_state_line_is_read(text: str, state: rp.BrokerState | None) -> None:
+    assert rp.parse_state(text) == state
+
+
+def test_minority_counts_this_broker_on_its_own_side() -> None:
+    assert rp.minority(3, 2) and not rp.minority(3, 1)
+    assert rp.minority(5, 3) and not rp.minority(5, 2)
