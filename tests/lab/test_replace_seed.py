@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 
 from hastack import pki
-from hastack.components import logins
+from hastack.components import logins, rabbitmq
 from hastack.components.base import Ctx
 from hastack.deploy.stages.logins import principals, under_way
 from hastack.drills.samples import Recorder
@@ -145,8 +145,9 @@ def tenant(replaced: Replaced) -> Iterator[dict[str, Any]]:
         on_seed(client, f"rm -f /root/{NAME}.img", check=False)
 
 
-def serve_with_the_vip_controller_off(client: str, net: str) -> None:
-    """ctl-2 (the VIP holder) is off: a token through the VIP, then `server create` reaches ACTIVE."""
+def serve_with_the_vip_controller_off(client: str, net: str, off_at: float) -> None:
+    """ctl-2 (the VIP holder) is off (since `off_at`, the epoch): a token through the VIP, the
+    survivors' dead-peer watch drops its broker, then `server create` reaches ACTIVE."""
     t0 = time.monotonic()
     until("a token through the VIP", lambda: osc(client, "token", "issue")["id"], 120)
     token_s = time.monotonic() - t0
@@ -159,14 +160,17 @@ def serve_with_the_vip_controller_off(client: str, net: str) -> None:
     degraded = finding(doc, "GALERA-DEGRADED")["message"]
     assert doc["vip"]["holders"][0] != GONE and GONE in degraded and "2 of 3" in degraded, degraded
     status_s = time.monotonic() - t0
-    # Until Erlang gives up on the silent node (net_ticktime), RabbitMQ's metadata operations wait
-    # for it and a publish can be nacked: the documented window. An agent (or nova-compute) whose
-    # reports went through the dead broker is alive again at its first report after that; the cloud
-    # builds once its own view says so (ready_to_build), and from then on nothing may fail.
+    # Until the survivors drop the silent node (the dead-peer watch, seconds; Erlang's tick timer
+    # without it), RabbitMQ's metadata operations wait for it and a publish can be nacked: the
+    # documented window. An agent (or nova-compute) whose reports went through the dead broker is
+    # alive again at its first report after that; the cloud builds once its own view says so
+    # (ready_to_build), and from then on nothing may fail.
     connected = f"rabbitmqctl -q eval \"lists:member('rabbit@{GONE}', nodes()).\""
     until(f"ctl-1's broker no longer connected to {GONE}",
           lambda: on_seed("ctl-1", connected, timeout=60).strip() == "false", 180, interval=1)
     broker_s = time.monotonic() - t0
+    watch = on_seed("ctl-1", f"journalctl -u {rabbitmq.PEERS_UNIT} -o cat --no-pager --since @{int(off_at)}")
+    assert f"dropped rabbit@{GONE} " in watch, watch[-2000:]
     until("nova-compute up and every Neutron agent alive", lambda: ready_to_build(lambda *a: osc(client, *a)),
           120, interval=1)
     ready_s = time.monotonic() - t0
@@ -227,8 +231,9 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
         t.start()
     try:
         rec.event("fault", f"{GONE} powered off for good; {NEW} replaces it")
+        off_at = time.time()
         run_ok("lab", "power", "-t", str(SEED), GONE, "off", timeout=300)
-        serve_with_the_vip_controller_off(tenant["client"], tenant["net"])
+        serve_with_the_vip_controller_off(tenant["client"], tenant["net"], off_at)
         rec.event("fault", f"{r.net_gone} retired and powered off; {NET_NEW} replaces it")
         standby_network_node_retired(r)
         t0 = time.monotonic()
