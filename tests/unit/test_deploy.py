@@ -733,3 +733,31 @@ def test_the_network_cluster_starts_before_openstack_and_is_configured_after(
         with pytest.raises(RuntimeError):
             asyncio.run(PacemakerStage().run(d))
         assert len(formed) == forms
+
+
+def test_the_dead_peer_watch_is_started_where_it_is_on(seed: Topology) -> None:
+    from hastack.components import rabbitmq
+
+    s = Script().add(unit("ctl-1", rabbitmq.PEERS_UNIT, active=False),
+                     on("systemctl", "enable", "--quiet", rabbitmq.PEERS_UNIT, host="ctl-1"),
+                     on_prefix("systemctl", "reset-failed", host="ctl-1"),
+                     on("systemctl", "start", rabbitmq.PEERS_UNIT, host="ctl-1"))
+    d = make(seed, s)
+    asyncio.run(RabbitMQStage().peer_watch(d, seed.node("ctl-1")))
+    assert d.changes == 2  # enabled, started
+    s.assert_done()
+
+
+def test_the_dead_peer_watch_is_stopped_and_disabled_where_the_tuning_turned_it_off(seed: Topology) -> None:
+    from hastack.components import rabbitmq
+    from hastack.drills.profiles import reference
+
+    off = reference(seed)
+    s = Script().add(unit("ctl-1", rabbitmq.PEERS_UNIT, active=True),
+                     on("systemctl", "disable", "--now", "--quiet", rabbitmq.PEERS_UNIT, host="ctl-1"),
+                     unit("ctl-2", rabbitmq.PEERS_UNIT, active=False))
+    d = make(off, s)
+    asyncio.run(RabbitMQStage().peer_watch(d, off.node("ctl-1")))
+    asyncio.run(RabbitMQStage().peer_watch(d, off.node("ctl-2")))  # already stopped and disabled: nothing
+    assert d.changes == 1
+    s.assert_done()
