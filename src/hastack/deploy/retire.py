@@ -161,7 +161,9 @@ class Retire:
                          "RabbitMQ maintenance mode", timeout=180)
         self.d.changed(self.node.name, f"{rabbitmq.nodename(self.node)} in maintenance: its queue leaders moved, "
                                        "its clients sent elsewhere")
-        await self.stop([rabbitmq.UNIT], "RabbitMQ")
+        # its dead-peer watch first: a broker on its way out has no peers to drop
+        watch = [rabbitmq.PEERS_UNIT] if rabbitmq.peer_watch(self.d.topo) else []
+        await self.stop([*watch, rabbitmq.UNIT], "RabbitMQ")
 
     async def run(self) -> None:
         d, node = self.d, self.node
