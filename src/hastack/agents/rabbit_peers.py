@@ -38,9 +38,12 @@ This file is copied to the node and run by the node's own Python 3 (standard lib
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -58,9 +61,15 @@ within seconds of seeing the majority: 2.5 s measured in the lab)."""
 CTL_TIMEOUT_S = 30.0
 RESTART_TIMEOUT_S = 330.0
 NODE_PATTERN = re.compile(r"rabbit@[a-z0-9][a-z0-9-]{0,62}")
-STATE_EVAL = ('lists:flatten(io_lib:format("~s ~s", [rabbit:is_running(), '
-              'string:join([atom_to_list(N) || N <- rabbit_node_monitor:partitions()], ",")])).')
-"""The local broker's view in one line: "true|false" and the nodes it records a partition with."""
+STATE_EVAL = ('lists:flatten(io_lib:format("~s|~s|~s", [rabbit:is_running(), '
+              'string:join([atom_to_list(N) || N <- try rabbit_node_monitor:partitions() catch _:_ -> [] end], ","), '
+              'string:join([atom_to_list(N) || N <- nodes()], ",")])).')
+"""The local broker's view in one line: whether its app runs, the nodes it records a partition with,
+and the Erlang nodes it is connected to (`rabbitmqctl` itself is a hidden node, not among them).
+The node monitor runs inside the app: with the app stopped (paused, or stuck) there is no partition
+record to read, hence the `try`."""
+DROP_RETRY_MAX_S = 60.0
+"""A failed drop is tried again after DEAD_AFTER, then twice as long each time, up to this."""
 
 
 @dataclass(frozen=True)
@@ -114,27 +123,44 @@ def minority(brokers: int, partitioned_from: int) -> bool:
 class BrokerState:
     running: bool
     partitions: tuple[str, ...]
+    connected: tuple[str, ...]
 
 
 def parse_state(text: str) -> BrokerState | None:
-    """STATE_EVAL's answer, e.g. `"true rabbit@ctl-3"`; None for anything else (the broker's Erlang
-    node is down or did not answer)."""
-    words = text.strip().strip('"').split(" ", 1)
-    if words[0] not in ("true", "false"):
+    """STATE_EVAL's answer, e.g. `"true||rabbit@ctl-1,rabbit@net-1"`; None for anything else (the
+    broker's Erlang node is down or did not answer)."""
+    fields = text.strip().strip('"').split("|")
+    if len(fields) != 3 or fields[0] not in ("true", "false"):
         return None
-    found = [p for p in (words[1].split(",") if len(words) > 1 else []) if p]
-    return BrokerState(words[0] == "true", tuple(p for p in found if NODE_PATTERN.fullmatch(p)))
+
+    def names(field: str) -> tuple[str, ...]:
+        return tuple(p for p in field.split(",") if NODE_PATTERN.fullmatch(p))
+
+    return BrokerState(fields[0] == "true", names(fields[1]), names(fields[2]))
 
 
-Run = Callable[[list[str], float], tuple[int, str]]
+def run_command(argv: list[str], timeout: float) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr). As root, Debian's rabbitmqctl runs the CLI under `su`, which
+    passes a SIGTERM on to it but cannot pass a SIGKILL: a command that outlives `timeout` gets SIGTERM
+    (its whole process group), then SIGKILL 5 s later, so no CLI is left waiting on a hung broker."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                try:
+                    proc.communicate(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            return 124, "", f"no answer within {timeout:g} s"
+    return proc.returncode, out.strip(), err.strip()
 
 
-def run_command(argv: list[str], timeout: float) -> tuple[int, str]:
-    try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return 124, f"no answer within {timeout:g} s"
-    return res.returncode, (res.stdout + res.stderr).strip()
+Run = Callable[[list[str], float], tuple[int, str, str]]
 
 
 @dataclass
@@ -149,6 +175,7 @@ class Watch:
     last_seen: dict[str, float] = field(default_factory=dict)
     dropped: set[str] = field(default_factory=set)
     retry_at: dict[str, float] = field(default_factory=dict)
+    retry_after: dict[str, float] = field(default_factory=dict)
     look_until: float = -math.inf
     next_look: float = -math.inf
     stopped_since: float | None = None
@@ -170,30 +197,40 @@ class Watch:
             if peer in self.dropped:
                 self.dropped.discard(peer)
                 self.say(f"{peer} answers again: looking at this broker for partitions for {AFTER_S:g} s")
-                self.look_until, self.next_look = now + AFTER_S, now + CHECK_EVERY_S
+                self.look_from(now)
+            self.retry_at.pop(peer, None)
+            self.retry_after.pop(peer, None)
         dead = [p for p in peers if p not in self.dropped and now - self.last_seen[p] >= self.args.dead_after
                 and now >= self.retry_at.get(p, -math.inf)]
         if dead:
             self.drop(dead, now)
         if now < self.look_until and now >= self.next_look:
             self.next_look = now + CHECK_EVERY_S
-            self.look(now, all(seen.values()))
+            self.look(now)
+
+    def look_from(self, now: float) -> None:
+        """A new window of looks at this broker; what an earlier window saw does not carry over."""
+        self.look_until, self.next_look, self.stopped_since = now + AFTER_S, now + CHECK_EVERY_S, None
 
     def drop(self, dead: list[str], now: float) -> None:
         nodes = ",".join(f"'{p}'" for p in dead)
-        code, out = self.run(["rabbitmqctl", "-q", "eval", f"[erlang:disconnect_node(N) || N <- [{nodes}]]."],
-                             CTL_TIMEOUT_S)
+        code, out, err = self.run(["rabbitmqctl", "-q", "eval", f"[erlang:disconnect_node(N) || N <- [{nodes}]]."],
+                                  CTL_TIMEOUT_S)
         silent = ", ".join(f"{p} ({self.args.peers[p]}: no answer for {now - self.last_seen[p]:.1f} s)" for p in dead)
         if code == 0:
             self.dropped.update(dead)
             self.say(f"dropped {silent}: {out}")
         else:
-            for p in dead:
-                self.retry_at[p] = now + self.args.dead_after
-            self.say(f"could not drop {silent}: rabbitmqctl exit {code}: {out[-300:]}")
+            for p in dead:  # a broker that cannot be asked is not asked every few seconds
+                wait = min(self.retry_after.get(p, self.args.dead_after / 2) * 2, DROP_RETRY_MAX_S)
+                self.retry_after[p], self.retry_at[p] = wait, now + wait
+            self.say(f"could not drop {silent}: rabbitmqctl exit {code}: {(out + ' ' + err).strip()[-300:]}")
 
-    def look(self, now: float, every_peer_answers: bool) -> None:
-        code, out = self.run(["rabbitmqctl", "-q", "eval", STATE_EVAL], CTL_TIMEOUT_S)
+    def look(self, now: float) -> None:
+        """The minority side of a recorded partition restarts; so does an app stopped for STUCK_S
+        while this node's Erlang is connected to a majority (a paused node is not: it pauses exactly
+        while it cannot see one, and starts again within seconds once it can)."""
+        code, out, _ = self.run(["rabbitmqctl", "-q", "eval", STATE_EVAL], CTL_TIMEOUT_S)
         state = parse_state(out) if code == 0 else None
         if state is None:
             self.stopped_since = None
@@ -203,20 +240,21 @@ class Watch:
             self.restart(f"this broker records a partition with {', '.join(state.partitions)}: it is on the "
                          f"minority side ({brokers - len(state.partitions)} of {brokers} brokers)")
             return
-        if state.running or not every_peer_answers:
+        connected = sum(p in self.args.peers for p in state.connected)
+        if state.running or minority(brokers, brokers - 1 - connected):
             self.stopped_since = None
             return
         self.stopped_since = now if self.stopped_since is None else self.stopped_since
         if now - self.stopped_since >= STUCK_S:
-            self.restart(f"its app has been stopped for {now - self.stopped_since:.0f} s while every peer answers")
+            self.restart(f"its app has been stopped for {now - self.stopped_since:.0f} s while connected to "
+                         f"{connected} of {brokers - 1} peers")
 
     def restart(self, why: str) -> None:
         self.say(f"restarting rabbitmq-server: {why}")
-        code, out = self.run(["systemctl", "restart", "rabbitmq-server"], RESTART_TIMEOUT_S)
-        self.say("rabbitmq-server restarted" if code == 0 else f"restart failed: exit {code}: {out[-300:]}")
-        self.stopped_since = None
-        now = self.clock()
-        self.look_until, self.next_look = now + AFTER_S, now + CHECK_EVERY_S
+        code, out, err = self.run(["systemctl", "restart", "rabbitmq-server"], RESTART_TIMEOUT_S)
+        self.say("rabbitmq-server restarted" if code == 0 else
+                 f"restart failed: exit {code}: {(out + ' ' + err).strip()[-300:]}")
+        self.look_from(self.clock())
 
 
 def main(argv: Sequence[str]) -> int:
