@@ -22,7 +22,8 @@ while (AFTER_S, every CHECK_EVERY_S): a cut that ends while the two sides are dr
 leave a partition that pause_minority never heals, or an app that stays stopped although its node
 sees the majority again (docs/reliability/rabbit-partition-at-nodedown-2026-12-06). The broker on
 the minority side of a recorded partition (it records one with at least a majority of all brokers),
-or one whose app stays stopped for STUCK_S while every peer answers, is restarted: it rejoins at
+or one whose app stays stopped for STUCK_S while its node is connected to a majority of the
+brokers' Erlang nodes, is restarted: it rejoins at
 boot, and its quorum queues lose nothing (their majority is on the other side). A broker on the
 majority side never restarts itself; the minority's restart clears its record.
 
@@ -56,8 +57,8 @@ AFTER_S = 120.0
 """How long after a dropped peer answers again the watch keeps looking at its own broker."""
 CHECK_EVERY_S = 10.0
 STUCK_S = 30.0
-"""An app stopped this long while every peer answers is not a pause (a paused node restarts its app
-within seconds of seeing the majority: 2.5 s measured in the lab)."""
+"""An app stopped this long while connected to a majority is not a pause (a paused node restarts its
+app within seconds of seeing the majority: 2.5 s measured in the lab)."""
 CTL_TIMEOUT_S = 30.0
 RESTART_TIMEOUT_S = 330.0
 NODE_PATTERN = re.compile(r"rabbit@[a-z0-9][a-z0-9-]{0,62}")
