@@ -221,10 +221,18 @@ def test_a_boot_never_hangs_on_a_peer_that_remembers_the_previous_run(seed: Topo
     assert "timeout 10 " in text and text.endswith("wait\nexit 0\n")
 
 
+def watching(topo: Topology, after_s: float = 3) -> Topology:
+    """The topology with the dead-peer watch turned on (it is off by default)."""
+    t = topo.tuning.model_copy(update={"rabbitmq": topo.tuning.rabbitmq.model_copy(
+        update={"dead_peer_after_s": after_s})})
+    return topo.model_copy(update={"tuning": t})
+
+
 def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -> None:
     """Replacing ctl-2 by ctl-4: on the brokers that stay, only the peer lists change, and they ask
-    for no broker restart (peer discovery reads its list only when a node joins; the dead-peer watch
-    restarts with its own)."""
+    for no broker restart (peer discovery reads its list only when a node joins; the dead-peer watch,
+    when on, restarts with its own)."""
+    seed = watching(seed)
     replaced = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
     before, after = ctx_of(seed), ctx_of(replaced)
     for name in ("ctl-1", "ctl-3"):
@@ -239,9 +247,13 @@ def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -
 
 
 def test_every_broker_watches_its_peers_hosts_with_pause_minority(four: Topology, ctx_of: CtxOf) -> None:
-    """The dead-peer watch (agents/rabbit_peers.py) on every broker, the arbitrator's too, probing
-    the other brokers' epmd port; not with the reference profile (off), nor where pause_minority is
-    not in effect (autoheal or ignore keep both sides of a cut serving)."""
+    """The dead-peer watch (agents/rabbit_peers.py), when turned on, on every broker, the
+    arbitrator's too, probing the other brokers' epmd port; not by default, not with the reference
+    profile, nor where pause_minority is not in effect (autoheal or ignore keep both sides of a cut
+    serving)."""
+    assert not rabbitmq.peer_watch(four)
+    assert rabbitmq.PEERS_UNIT_FILE not in files(ctx_of(four), four.node("ctl-1"))
+    four = watching(four)
     ctx = ctx_of(four)
     for n in four.brokers:
         f = files(ctx, n)
