@@ -147,7 +147,8 @@ def tenant(replaced: Replaced) -> Iterator[dict[str, Any]]:
 
 def serve_with_the_vip_controller_off(client: str, net: str, off_at: float) -> None:
     """ctl-2 (the VIP holder) is off (since `off_at`, the epoch): a token through the VIP, the
-    survivors' dead-peer watch drops its broker, then `server create` reaches ACTIVE."""
+    survivors drop its broker (their dead-peer watch, when the topology turns it on), then `server
+    create` reaches ACTIVE."""
     t0 = time.monotonic()
     until("a token through the VIP", lambda: osc(client, "token", "issue")["id"], 120)
     token_s = time.monotonic() - t0

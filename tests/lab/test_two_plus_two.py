@@ -58,7 +58,8 @@ and the record moves only after the survivors' `nodedown`. Erlang's tick timer s
 net_ticktime after the node went silent (45-75 s with the default 60; CI saw publish gaps of 8 s,
 28 s and 49.7 s, issue 13), hence 90 s without the dead-peer watch. The watch
 (agents/rabbit_peers.py) drops a peer whose host stopped answering after 3 s (4-5 s measured from
-the power-off), so 40 s leaves the 20-s second half to a publisher that needs 10 s at most."""
+the power-off), so with it turned on (it is opt-in, README) 40 s leaves the 20-s second half to a
+publisher that needs 10 s at most."""
 
 
 def run(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
