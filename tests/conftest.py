@@ -50,6 +50,12 @@ def replace_node(topo: Topology, old: str, new: str, address: str) -> Topology:
         for n in topo.nodes]})
 
 
+def watching(topo: Topology, after_s: float = 3) -> Topology:
+    """The topology with the broker dead-peer watch turned on (it is off by default)."""
+    rabbit = topo.tuning.rabbitmq.model_copy(update={"dead_peer_after_s": after_s})
+    return topo.model_copy(update={"tuning": topo.tuning.model_copy(update={"rabbitmq": rabbit})})
+
+
 def load_example(name: str) -> Topology:
     loaded = load(EXAMPLES / name)
     assert loaded.topology is not None, [r.render() for r in loaded.reports]

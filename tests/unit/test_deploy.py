@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FixedSecrets, replace_node
+from conftest import FixedSecrets, replace_node, watching
 from hastack.components.base import Ctx, File
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, Event, StageFailed, StepFailed
@@ -738,8 +738,7 @@ def test_the_network_cluster_starts_before_openstack_and_is_configured_after(
 def test_the_dead_peer_watch_is_started_where_it_is_on(seed: Topology) -> None:
     from hastack.components import rabbitmq
 
-    t = seed.tuning.model_copy(update={"rabbitmq": seed.tuning.rabbitmq.model_copy(update={"dead_peer_after_s": 3})})
-    seed = seed.model_copy(update={"tuning": t})
+    seed = watching(seed)
     s = Script().add(unit("ctl-1", rabbitmq.PEERS_UNIT, active=False),
                      on("systemctl", "enable", "--quiet", rabbitmq.PEERS_UNIT, host="ctl-1"),
                      on_prefix("systemctl", "reset-failed", host="ctl-1"),
@@ -752,9 +751,8 @@ def test_the_dead_peer_watch_is_started_where_it_is_on(seed: Topology) -> None:
 
 def test_the_dead_peer_watch_is_stopped_and_disabled_where_the_tuning_turned_it_off(seed: Topology) -> None:
     from hastack.components import rabbitmq
-    from hastack.drills.profiles import reference
 
-    off = reference(seed)  # as by default
+    off = seed  # off by default
     s = Script().add(unit("ctl-1", rabbitmq.PEERS_UNIT, active=True),
                      on("systemctl", "disable", "--now", "--quiet", rabbitmq.PEERS_UNIT, host="ctl-1"),
                      unit("ctl-2", rabbitmq.PEERS_UNIT, active=False))

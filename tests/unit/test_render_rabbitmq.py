@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from conftest import replace_node
+from conftest import replace_node, watching
 from hastack.components import rabbitmq
 from hastack.components.base import Ctx, File
 from hastack.drills.profiles import reference
@@ -219,13 +219,6 @@ def test_a_boot_never_hangs_on_a_peer_that_remembers_the_previous_run(seed: Topo
     assert "for peer in rabbit@ctl-2 rabbit@ctl-3; do\n" in text
     assert "eval \"erlang:disconnect_node('rabbit@ctl-1').\"" in text
     assert "timeout 10 " in text and text.endswith("wait\nexit 0\n")
-
-
-def watching(topo: Topology, after_s: float = 3) -> Topology:
-    """The topology with the dead-peer watch turned on (it is off by default)."""
-    t = topo.tuning.model_copy(update={"rabbitmq": topo.tuning.rabbitmq.model_copy(
-        update={"dead_peer_after_s": after_s})})
-    return topo.model_copy(update={"tuning": t})
 
 
 def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -> None:
