@@ -245,6 +245,7 @@ def test_a_plan_writes_no_secrets_file_and_names_what_deploy_would_generate(seed
             s.add(on_fact(packages(d.packages), host=node, stdout="", times=None),
                   on_fact(units(d.units), host=node, times=None,
                           stdout="\n".join(INACTIVE.format(u=u) for u in d.units)))
+        s.add(on_regex(".*", exit_status=1, times=None))  # the stages' reads: nothing runs yet
         result = asyncio.run(plan(ctx, dict(s.fleet(*want))))
         assert result.errors == {}
         assert s.puts() == []  # nothing written on any host
@@ -268,7 +269,10 @@ def _console() -> tuple[Any, io.StringIO]:
 
 
 def _changes() -> PlanResult:
-    return PlanResult({"ctl-1": HostPlan("ctl-1", packages=["haproxy"], stopped=["haproxy"])}, {})
+    from hastack.plan.steps import Step
+
+    return PlanResult({"ctl-1": HostPlan("ctl-1", packages=["haproxy"], stopped=["haproxy"])}, {}, [],
+                      [Step("vip", "ctl-1", "change", "start haproxy"), Step("vip", "", "check", "gate: the VIP")])
 
 
 def test_deploy_asks_before_a_plan_with_changes_and_stops_on_no() -> None:
@@ -299,7 +303,19 @@ def test_deploy_dry_run_shows_the_plan_and_stops() -> None:
     console, buf = _console()
     assert confirm_deploy(_changes(), console, dry_run=True, ask=lambda q: "yes") == 0
     assert "dry run: 2 change(s) planned; nothing was changed" in buf.getvalue()
+    assert "stage vip: 1 step(s) that change something\n  * ctl-1: start haproxy\n  = gate: the VIP" in buf.getvalue()
     assert confirm_deploy(PlanResult({}, {"ctl-2": "unreachable"}), _console()[0], dry_run=True, ask=None) == 3
+
+
+def test_deploy_stops_before_asking_when_the_plan_has_a_refusal() -> None:
+    from hastack.cli.deploy import confirm_deploy
+    from hastack.plan.steps import Step
+
+    refused = _changes()
+    refused.steps.append(Step("rabbitmq", "ctl-1", "refuse", "rabbit@ctl-9 still runs"))
+    console, buf = _console()
+    assert confirm_deploy(refused, console, dry_run=False, ask=lambda q: pytest.fail("asked")) == 1
+    assert "! ctl-1: rabbit@ctl-9 still runs" in buf.getvalue() and "nothing was changed" in buf.getvalue()
 
 
 def test_one_confirmation_for_deploy_recover_and_rotate() -> None:
@@ -449,14 +465,14 @@ def test_a_galera_member_left_out_of_the_topology_but_running_stops_deploy(seed:
                                    "wsrep_ready": "ON", "wsrep_cluster_size": "3",
                                    "wsrep_incoming_addresses": addresses})
 
-    d = make(topo, Script())
+    from hastack.deploy.stages.galera import choose_seed
+
     alive = member("10.77.0.11:3306,10.77.0.12:3306,10.77.0.13:3306")
-    with pytest.raises(StepFailed) as exc:
-        GaleraStage.no_member_left_out(d, "ctl-1", {"ctl-1": alive, "ctl-3": alive})
-    assert "10.77.0.12 still run(s) MariaDB" in str(exc.value)
+    decided = choose_seed(topo, {"ctl-1": alive, "ctl-3": alive}, None)
+    assert decided.seed == "ctl-1" and decided.refuse and "10.77.0.12 still run(s) MariaDB" in decided.refuse[1]
     # ctl-2 dead: it has left the view; a joining ctl-4 (no address yet) and garbd leave empty entries
     gone = member("10.77.0.11:3306,,10.77.0.13:3306,AUTO")
-    GaleraStage.no_member_left_out(d, "ctl-1", {"ctl-1": gone, "ctl-3": gone})
+    assert choose_seed(topo, {"ctl-1": gone, "ctl-3": gone}, None).refuse is None
 
 
 def test_the_agents_pacemaker_runs_restart_only_for_the_files_they_read(seed: Topology) -> None:

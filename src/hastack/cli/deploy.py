@@ -18,6 +18,7 @@ from hastack.deploy.engine import Deploy, Event, Interrupted, StageFailed, StepF
 from hastack.deploy.rotate import Drift
 from hastack.deploy.run import PlanResult, deploy, plan
 from hastack.facts.backups import Backup
+from hastack.plan.steps import changes, refusals
 from hastack.render import context
 from hastack.topology.load import Loaded
 from hastack.transport.base import Transport
@@ -52,28 +53,36 @@ def _plan(ctx: Ctx, loaded: Loaded) -> PlanResult:
 
 
 def show_plan(result: PlanResult, console: Console) -> int:
-    """Print the plan; the number of changes it shows."""
+    """Print the plan (files and packages per host, then every stage's steps); the number of
+    changes it shows."""
     for host, hp in result.hosts.items():
         changed = hp.changed_files
         console.print(f"[bold]{host}[/]: {len(changed)} file(s) to change, {len(hp.packages)} package(s) to "
-                      f"install, {len(hp.stopped)} unit(s) to start")
+                      "install")
         for c in changed:
             console.print(f"  ~ {c.summary()}", markup=False)
             if c.file.path in hp.diffs:
                 console.print(hp.diffs[c.file.path], markup=False, highlight=False)
         for p in hp.packages:
             console.print(f"  + package {p}", markup=False)
-        for u in hp.stopped:
-            console.print(f"  > start {u}", markup=False)
-        for u in sorted(hp.restarts):
-            console.print(f"  ↻ restart {u} (rolling)", markup=False)
+    stage = ""
+    for step in result.steps:
+        if step.stage != stage:
+            stage = step.stage
+            n = len(changes([s for s in result.steps if s.stage == stage]))
+            console.print(f"[bold]stage {stage}[/]: {n} step(s) that change something")
+        console.print(f"  {step.render()}", markup=False, highlight=False,
+                      style={"change": "yellow", "check": "dim", "refuse": "red"}[step.kind])
     for host, msg in result.errors.items():
         console.print(f"[red]{host}: cannot read: {msg}[/]")
     if result.new_secrets:
         console.print(f"{len(result.new_secrets)} secret(s) to generate ({', '.join(result.new_secrets[:6])}"
                       f"{', ...' if len(result.new_secrets) > 6 else ''}): deploy creates them, the plan wrote none",
                       markup=False, highlight=False)
-    return sum(len(h.changed_files) + len(h.packages) + len(h.stopped) for h in result.hosts.values())
+    if refused := refusals(result.steps):
+        console.print(f"deploy would stop at {len(refused)} step(s) marked !", style="red")
+    return (sum(len(h.changed_files) + len(h.packages) for h in result.hosts.values())
+            + len(changes(result.steps)))
 
 
 def run_plan(loaded: Loaded, console: Console) -> int:
@@ -116,6 +125,12 @@ def confirm_deploy(result: PlanResult, console: Console, *, dry_run: bool, ask: 
     if dry_run:
         console.print(f"dry run: {total} change(s) planned; nothing was changed")
         return 3 if result.errors else 0
+    if refusals(result.steps):
+        # Nothing an earlier stage does clears these (a node the topology left out still runs):
+        # stopping now changes nothing, where deploy would stop halfway.
+        console.print("not started: deploy would stop at the step(s) marked ! above; nothing was changed",
+                      style="red")
+        return 1
     if total == 0 and not result.new_secrets and not result.errors:
         console.print("plan: nothing to change; deploy checks every cluster and gate")
         return None

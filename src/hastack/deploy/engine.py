@@ -19,6 +19,7 @@ from typing import Literal, Protocol, TypeVar
 from hastack.components.base import Desired, File
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import Fact, gather
+from hastack.plan.steps import Step
 from hastack.secrets import Secrets
 from hastack.topology.model import Node, Topology
 from hastack.transport.base import CommandError, HostError, Result, Transport
@@ -73,6 +74,10 @@ class Stage(Protocol):
     def applies(self, d: Deploy) -> bool: ...
 
     async def run(self, d: Deploy) -> None: ...
+
+    async def preview(self, d: Deploy) -> list[Step]:
+        """The steps `run` would take now, from reads only (`hastack plan`); see `plan/steps.py`."""
+        ...
 
 
 @dataclass

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hastack.components.base import Ctx
+from hastack.components.base import Ctx, Desired
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, Event, Stage, StageTiming
-from hastack.deploy.stages.files import FilesStage
+from hastack.deploy.stages.files import FilesStage, note_changes
 from hastack.deploy.stages.galera import GaleraStage
 from hastack.deploy.stages.logins import LoginsStage
 from hastack.deploy.stages.openstack import OpenStackStage
@@ -17,6 +17,7 @@ from hastack.deploy.stages.pacemaker import CorosyncStage, PacemakerStage
 from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.deploy.stages.vip import VipStage
 from hastack.plan.gather import HostPlan, host_plan
+from hastack.plan.steps import Step
 from hastack.secrets import mask
 from hastack.transport.base import HostError, Transport
 
@@ -61,6 +62,22 @@ class PlanResult:
     errors: dict[str, str]
     new_secrets: list[str] = field(default_factory=list)
     """Secrets the deploy would generate (none are written by the plan)."""
+    steps: list[Step] = field(default_factory=list)
+    """Every stage's steps beyond files and packages, in deploy order (`plan/steps.py`)."""
+
+
+async def preview(ctx: Ctx, want: dict[str, Desired], transports: dict[str, Transport],
+                  hosts: dict[str, HostPlan]) -> list[Step]:
+    """The stages' steps, as each stage's preview reads them now: the file changes the plan found are
+    noted as the files stage notes them, so the restarts they ask for appear where deploy makes them."""
+    d = Deploy(ctx.topo, want, transports, ctx.secrets)
+    for hp in hosts.values():
+        note_changes(d, hp)
+    out: list[Step] = []
+    for st in stages():
+        if st.applies(d):
+            out += await st.preview(d)
+    return out
 
 
 async def plan(ctx: Ctx, transports: dict[str, Transport]) -> PlanResult:
@@ -78,4 +95,4 @@ async def plan(ctx: Ctx, transports: dict[str, Transport]) -> PlanResult:
     errors = {n: r for n, r in zip(want, results, strict=True) if isinstance(r, str)}
     # A plan changes nothing, the secrets file included: secrets it had to invent for the render
     # are named in the result, and deploy generates (and keeps) its own.
-    return PlanResult(hosts, errors, ctx.secrets.unsaved())
+    return PlanResult(hosts, errors, ctx.secrets.unsaved(), await preview(ctx, want, transports, hosts))

@@ -27,6 +27,7 @@ from hastack.deploy.reads import sql_quote
 from hastack.deploy.services import admin, auth_spec, first
 from hastack.facts.galera import sql_rows
 from hastack.facts.rabbitmq import connections, users
+from hastack.plan.steps import Step
 from hastack.topology.model import Topology
 
 
@@ -76,6 +77,12 @@ class LoginsStage:
 
     def applies(self, d: Deploy) -> bool:
         return bool(under_way(Ctx(d.topo, d.secrets)))
+
+    async def preview(self, d: Deploy) -> list[Step]:
+        rotating = under_way(Ctx(d.topo, d.secrets))
+        return [Step(self.name, first(d), "change", f"retire the previous {p.kind} login {prev.user} (its service "
+                                                    "uses its new one; waits until no session uses it)")
+                for p, prev in rotating]
 
     async def run(self, d: Deploy) -> None:
         ctx = Ctx(d.topo, d.secrets)

@@ -48,6 +48,7 @@ from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.deploy.drain import out_of_rotation
 from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.preview import gate, maybe, unit_steps
 from hastack.deploy.reads import sql_quote
 from hastack.deploy.services import (
     admin,
@@ -62,9 +63,11 @@ from hastack.deploy.services import (
     wait_http,
 )
 from hastack.deploy.systemd import ensure_running, ensure_units
-from hastack.facts import Package, file_state, packages
+from hastack.facts import FileState, Package, file_state, packages
 from hastack.facts.galera import sql_rows, table_counts
+from hastack.plan.steps import Step
 from hastack.topology.model import Node, ServiceName
+from hastack.transport.base import HostError
 
 STAMP_DIR = "/var/lib/hastack"
 
@@ -90,6 +93,26 @@ def version_stamp(pkgs: Mapping[str, Package], names: Sequence[str]) -> bytes:
     """What a stamp file under STAMP_DIR holds: `pkg=version` of each package whose code made the
     state it stands for (a schema, Gnocchi's resource types), so a new version runs the step again."""
     return (" ".join(f"{p}={pkgs[p].version}" for p in names) + "\n").encode()
+
+
+def schema_due(svc: ServiceName, tables: Mapping[str, int], version: bytes, stamp: bytes | None) -> str:
+    """Why a service's schema is synced now ('' when it is not): an empty database, or a package
+    version other than the one the last sync stamped."""
+    if empty := [db.name for db in os_.DATABASES[svc] if not tables.get(db.name)]:
+        return f"empty database {', '.join(empty)}"
+    return "" if stamp == version else "package version changed"
+
+
+def key_dir_right(s: FileState) -> bool:
+    return (s.exists, s.kind, s.owner, s.group, s.mode) == (True, "directory", "keystone", "keystone", 0o700)
+
+
+async def maybe_get(d: Deploy, host: str, path: str) -> bytes | None:
+    """A file's content, or None when it is missing or the host does not answer (a preview's read)."""
+    try:
+        return await d.transports[host].get(path)
+    except HostError:
+        return None
 
 
 def ctx_of(d: Deploy) -> Ctx:
@@ -123,6 +146,67 @@ class OpenStackStage:
         await self.discover_hosts(d, host)
         await api_gate(d, expectations(d.topo), "every service up through the VIP")
         await self.forget_departed(d, host)
+
+    async def preview(self, d: Deploy) -> list[Step]:
+        host = first(d)
+        ctls = d.topo.controllers
+        one = ", one controller at a time"
+        out = [Step(self.name, host, "check", "databases, SQL users and grants (creates what is missing, sets a "
+                                              "password that differs from the secrets file)")]
+        for n in ctls:
+            states = await maybe(d.fact(n.name, file_state(list(KEY_DIRS)), "read Keystone key directories"))
+            out += [Step(self.name, n.name, "change", f"{path} 0700 keystone:keystone") for path in KEY_DIRS
+                    if states is None or not key_dir_right(states[path])]
+        out += await self.schemas_preview(d, host)
+        if d.topo.runs("nova"):
+            out.append(Step(self.name, host, "check", "Nova's cell mappings follow nova.conf (updated, and Nova "
+                                                      "restarted on every controller, when one differs)"))
+        for n in ctls:
+            out += await unit_steps(d, self.name, n.name, [keystone.UNIT],
+                                    how=one + " (out of HAProxy's rotation while it restarts)")
+        out += [gate(self.name, "Keystone through the VIP"),
+                Step(self.name, host, "check", "keystone-manage bootstrap, only if the admin user gets no token"),
+                Step(self.name, host, "check", "projects, roles, service users and the catalog, every endpoint the "
+                                               "VIP (agents/openstack_admin.py: changes only what differs)")]
+        served = {a.unit for a in haproxy.apis(d.topo)}
+        for n in ctls:
+            units = service_units(d.topo, n, skip=("keystone",))
+            out += await unit_steps(d, self.name, n.name, [u for u in units if u in served],
+                                    how=one + ", APIs first (out of HAProxy's rotation while they restart)")
+            out += await unit_steps(d, self.name, n.name, [u for u in units if u not in served],
+                                    how=one + ", after its APIs answer through the VIP")
+            if api_watchdog.COMPONENT.applies(d.topo, n):
+                out += await unit_steps(d, self.name, n.name, [api_watchdog.UNIT])
+        out.append(gate(self.name, "every API through HAProxy on the VIP"))
+        for n in [*(n for n in d.topo.network_nodes if not n.has("controller")),
+                  *(n for n in d.topo.computes if not n.has("controller"))]:
+            out += await unit_steps(d, self.name, n.name, service_units(d.topo, n),
+                                    how=", one node at a time, then its services up")
+        if d.topo.computes and d.topo.runs("nova"):
+            out.append(Step(self.name, host, "check", "every compute mapped to its cell (discover_hosts when one is "
+                                                      "not)"))
+        return [*out, gate(self.name, "every service up through the VIP"),
+                Step(self.name, host, "check", "the service rows of hosts the topology no longer lists (deleted "
+                                               "once they are down)")]
+
+    async def schemas_preview(self, d: Deploy, host: str) -> list[Step]:
+        services = list(dict.fromkeys(s.service for s in os_.db_sync_steps(d.topo)))
+        if not services:
+            return []
+        tables = await maybe(d.fact(host, table_counts(), "count tables per database"))
+        pkgs = await maybe(d.fact(host, packages([p for s in services for p in SCHEMA_PACKAGES[s]]),
+                                  "read package versions"))
+        out = []
+        for svc in services:
+            why = "" if tables is None or pkgs is None else schema_due(
+                svc, tables, version_stamp(pkgs, SCHEMA_PACKAGES[svc]),
+                await maybe_get(d, host, f"{STAMP_DIR}/schema-{svc}"))
+            if tables is None or pkgs is None:
+                out.append(Step(self.name, host, "check", f"{svc} schema: synced if its database is empty or its "
+                                                          "package version changed (cannot read them now)"))
+            elif why:
+                out.append(Step(self.name, host, "change", f"sync the {svc} schema ({why})"))
+        return out
 
     # -- 8. rows of hosts the topology no longer lists -------------------------------------------
     async def forget_departed(self, d: Deploy, host: str) -> None:
@@ -202,8 +286,7 @@ class OpenStackStage:
     async def key_dirs(self, d: Deploy, node: Node) -> None:
         states = await d.fact(node.name, file_state(list(KEY_DIRS)), "read Keystone key directories")
         for path in KEY_DIRS:
-            s = states[path]
-            if (s.exists, s.kind, s.owner, s.group, s.mode) == (True, "directory", "keystone", "keystone", 0o700):
+            if key_dir_right(states[path]):
                 continue
             await d.run(node.name, ["install", "-d", "-o", "keystone", "-g", "keystone", "-m", "0700", path],
                         f"directory {path}")
@@ -222,11 +305,9 @@ class OpenStackStage:
         for svc in services:
             version = version_stamp(pkgs, SCHEMA_PACKAGES[svc])
             stamp_path = f"{STAMP_DIR}/schema-{svc}"
-            empty = [db.name for db in os_.DATABASES[svc] if not tables.get(db.name)]
-            stamp = await t.get(stamp_path)
-            if not empty and stamp == version:
+            why = schema_due(svc, tables, version, await t.get(stamp_path))
+            if not why:
                 continue
-            why = f"empty database {', '.join(empty)}" if empty else "package version changed"
             for step in (s for s in steps if s.service == svc):
                 d.checkpoint()
                 label = f"{svc} schema: {' '.join(step.argv[:3])}"

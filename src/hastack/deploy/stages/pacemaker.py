@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from hastack.components import api_watchdog, corosync, neutron, pacemaker
 from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.preview import gate, maybe, unit_steps
 from hastack.deploy.reads import crm_state
 from hastack.deploy.services import network_agents_gate
-from hastack.deploy.systemd import ensure_disabled, ensure_running
+from hastack.deploy.systemd import ensure_disabled, ensure_running, unit_states
 from hastack.facts import CrmMon
-from hastack.facts.pacemaker import pem_body, resource_ids, running_nodeid, trusted_qnetd_ca
+from hastack.facts.pacemaker import CrmNode, pem_body, resource_ids, running_nodeid, trusted_qnetd_ca
+from hastack.plan.steps import Step
 from hastack.topology.model import Node, Topology
 
 
@@ -36,6 +38,29 @@ def agents_to_restart(topo: Topology, changed_paths: dict[str, set[str]]) -> lis
     return [u for u in pacemaker.group_units(topo) if written & set(reads.get(u, ()))]
 
 
+def departed_nodes(topo: Topology, st: CrmMon) -> list[CrmNode]:
+    """Member nodes Pacemaker knows that the topology no longer lists."""
+    want = {n.name for n in topo.network_nodes}
+    return [n for n in st.nodes if n.type == "member" and n.name not in want]
+
+
+def not_forgotten(alive: list[str]) -> str:
+    return (f"{', '.join(alive)} still online in the Pacemaker cluster but the topology no longer lists them: stop "
+            "the cluster there (`crm cluster stop`) or power the host off, then deploy again; or put the node back "
+            "in the topology (`hastack retire NODE` with it does all of this cleanly)")
+
+
+def configuration_due(topo: Topology, ids: frozenset[str], script_changed: bool) -> tuple[bool, list[str]]:
+    """Whether the configuration is loaded (its script changed, the group or the fencing is not in
+    the CIB, or objects of ours are stale), and the stale objects to delete as it is."""
+    if units := pacemaker.group_units(topo):
+        configured = all(pacemaker.agent_id(u) in ids for u in units)
+    else:  # fencing only: any fence device of ours
+        configured = any(i.startswith(pacemaker.fence_id_prefix()) for i in ids)
+    stale = pacemaker.stale_resources(topo, sorted(ids))
+    return script_changed or not configured or bool(stale), stale
+
+
 class CorosyncStage:
     name = "corosync"
 
@@ -44,6 +69,9 @@ class CorosyncStage:
 
     async def run(self, d: Deploy) -> None:
         await PacemakerStage().form(d)
+
+    async def preview(self, d: Deploy) -> list[Step]:
+        return await PacemakerStage().form_preview(d, self.name)
 
 
 class PacemakerStage:
@@ -66,6 +94,78 @@ class PacemakerStage:
         # The watchdog guards the agents the group runs: started once the group is up and alive.
         watched = [n for n in members if api_watchdog.COMPONENT.applies(d.topo, n)]
         await d.each(watched, lambda n: self.start(d, n, api_watchdog.UNIT))
+
+    async def preview(self, d: Deploy) -> list[Step]:
+        members = d.topo.network_nodes
+        host = members[0].name
+        out = [gate(self.name, "a DC, quorum and every network node online")]
+        st = await maybe(crm_state(d, host))
+        if st is None or not st.available:
+            st = None
+            out.append(Step(self.name, host, "check", "network nodes Pacemaker knows that the topology no longer "
+                                                      "lists (removed once they are down)"))
+        else:
+            departed = departed_nodes(d.topo, st)
+            if alive := [n.name for n in departed if n.online]:
+                return [*out, Step(self.name, host, "refuse", f"forget network nodes the topology left out: "
+                                                              f"{not_forgotten(alive)}")]
+            out += [Step(self.name, host, "change", f"remove {n.name} from Pacemaker (crm_node --remove)")
+                    for n in departed]
+        ids = await maybe(d.fact(host, resource_ids(), "read the CIB"))
+        if ids is None:
+            out.append(Step(self.name, host, "change", "load the configuration (crm configure load update; the CIB "
+                                                       "cannot be read now)"))
+        else:
+            apply, stale = configuration_due(d.topo, ids, pacemaker.SCRIPT in d.changed_paths.get(host, set()))
+            if apply:
+                out.append(Step(self.name, host, "change", "apply the configuration: fencing and the agents' group "
+                                                           "(crm configure load update, one commit)"
+                                + (f", deleting {', '.join(stale)}" if stale else "")))
+        out.append(gate(self.name, "every node online, quorum, the fencing devices started, the agents on exactly "
+                                   "one node and alive in Neutron"))
+        if st is not None and group_nodes(st, pacemaker.group_units(d.topo)):
+            for unit in agents_to_restart(d.topo, d.changed_paths):
+                out.append(Step(self.name, host, "change", f"restart {pacemaker.agent_id(unit)} where it runs "
+                                                           "(crm_resource --restart: its configuration changes)"))
+        for n in members:
+            if api_watchdog.COMPONENT.applies(d.topo, n):
+                out += await unit_steps(d, self.name, n.name, [api_watchdog.UNIT])
+        return out
+
+    async def form_preview(self, d: Deploy, stage: str) -> list[Step]:
+        members = d.topo.network_nodes
+        group = pacemaker.group_units(d.topo)
+        out: list[Step] = []
+        for n in members:
+            owned = group + ([] if n.has("controller") else ["haproxy", "keepalived"])
+            states = await maybe(unit_states(d, n.name, owned))
+            for unit in owned:
+                st = states[unit] if states else None
+                if st is None or st.unit_file_state == "enabled":
+                    out.append(Step(stage, n.name, "change", f"disable {unit} (Pacemaker starts it)"
+                                    + ("" if st else ", if it is enabled")))
+                if unit not in group and (st is None or st.active):
+                    out.append(Step(stage, n.name, "change", f"stop {unit} (not on a network node)"))
+        if d.topo.qnetd_nodes:
+            out.append(Step(stage, "", "check", "the qdevice TLS certificates (the exchange is redone when a member "
+                                                "lacks one or trusts another CA)"))
+            out += await unit_steps(d, stage, d.topo.qnetd_nodes[0].name, ["corosync-qnetd"])
+        for n in members:
+            out += await unit_steps(d, stage, n.name, ["corosync"])
+        conf = []  # as reload_corosync: a changed corosync.conf under a corosync that runs (else it starts with it)
+        for m in members:
+            if corosync.CONF in d.changed_paths.get(m.name, set()):
+                cs = await maybe(unit_states(d, m.name, ["corosync"]))
+                if cs is None or cs["corosync"].active:
+                    conf.append(m.name)
+        if conf:
+            out.append(Step(stage, conf[0], "change", "reload corosync.conf on every member where corosync runs "
+                                                      "(no restart), then restart corosync-qdevice"))
+        units = (["corosync-qdevice"] if d.topo.qnetd_nodes else []) + ["pacemaker"]
+        for unit in units:
+            for n in members:
+                out += await unit_steps(d, stage, n.name, [unit])
+        return out
 
     async def form(self, d: Deploy) -> None:
         """The cluster's daemons running with the rendered configuration (the corosync stage)."""
@@ -169,14 +269,9 @@ class PacemakerStage:
         (`pacemaker.stale_resources`). Returns the state it read: where the agents run (removing an
         offline node moves none)."""
         st = await crm_state(d, host)
-        want = {n.name for n in d.topo.network_nodes}
-        departed = [n for n in st.nodes if n.type == "member" and n.name not in want]
+        departed = departed_nodes(d.topo, st)
         if alive := [n.name for n in departed if n.online]:
-            raise StepFailed(host, "forget network nodes the topology left out",
-                             f"{', '.join(alive)} still online in the Pacemaker cluster but the topology no longer "
-                             "lists them: stop the cluster there (`crm cluster stop`) or power the host off, then "
-                             "deploy again; or put the node back in the topology (`hastack retire NODE` with it "
-                             "does all of this cleanly)")
+            raise StepFailed(host, "forget network nodes the topology left out", not_forgotten(alive))
         for n in departed:
             await d.run(host, ["crm_node", "--force", "--remove", n.name], f"remove {n.name} from Pacemaker")
             d.changed(host, f"removed {n.name} from the Pacemaker cluster (its host is no longer in the topology)")
@@ -184,14 +279,9 @@ class PacemakerStage:
 
     async def configure(self, d: Deploy, host: str) -> None:
         ids = await d.fact(host, resource_ids(), "read the CIB")
-        changed = pacemaker.SCRIPT in d.changed_paths.get(host, set())
-        if units := pacemaker.group_units(d.topo):
-            configured = all(pacemaker.agent_id(u) in ids for u in units)
-        else:  # fencing only: any fence device of ours
-            configured = any(i.startswith(pacemaker.fence_id_prefix()) for i in ids)
         live = sorted(ids)
-        stale = pacemaker.stale_resources(d.topo, live)
-        if changed or not configured or stale:
+        apply, stale = configuration_due(d.topo, ids, pacemaker.SCRIPT in d.changed_paths.get(host, set()))
+        if apply:
             # one crmsh session, one commit: the stale objects go as the file's objects arrive
             await d.run(host, pacemaker.apply_argv(stale), "apply the Pacemaker configuration"
                         + (f" (and delete {', '.join(stale)})" if stale else ""),

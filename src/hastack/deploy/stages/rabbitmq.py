@@ -23,10 +23,12 @@ import asyncio
 
 from hastack.components import rabbitmq
 from hastack.deploy.engine import Deploy, StepFailed
+from hastack.deploy.preview import gate, maybe, unit_steps
 from hastack.deploy.reads import rabbit_cluster
 from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.facts import RabbitCluster, file_state
 from hastack.facts.rabbitmq import grow_queues, stopped_vhosts, users
+from hastack.plan.steps import Step
 from hastack.topology.model import Node
 
 
@@ -49,6 +51,58 @@ class RabbitMQStage:
         await self.gate(d)
         await d.each(ctls, lambda n: self.peer_watch(d, n))
 
+    async def preview(self, d: Deploy) -> list[Step]:
+        ctls = d.topo.brokers
+        out: list[Step] = []
+        order = await maybe(self.start_order(d))
+        batches = order if order is not None else [ctls]
+        for i, batch in enumerate(batches):
+            how = f" (start batch {i + 1} of {len(batches)}: {', '.join(n.name for n in batch)})"
+            for n in batch:
+                out += await unit_steps(d, self.name, n.name, [rabbitmq.UNIT], how=how, restarts=False)
+        hosts = [n.name for n in ctls]
+        views = [v or RabbitCluster(False, error="no answer")
+                 for v in await asyncio.gather(*(maybe(rabbit_cluster(d, h)) for h in hosts))]
+        host, view = anchor_of(hosts, views)
+        departed = departed_brokers(view, {rabbitmq.nodename(n) for n in ctls})
+        if why := still_running(view, departed):
+            return [*out, Step(self.name, host, "refuse", f"forget brokers the topology left out: {why}")]
+        out += [Step(self.name, host, "change", f"forget {m} (forget_cluster_node: out of the cluster and its "
+                                                "quorum queues)") for m in departed]
+        for n in ctls:
+            out += await unit_steps(d, self.name, n.name, [rabbitmq.UNIT], starts=False,
+                                    how=", one broker at a time, then await_startup")
+        anchor = rabbitmq.nodename(d.topo.node(host))
+        for n, v in zip(ctls, views, strict=True):
+            if n.name == host or (v.available and anchor in v.members):
+                continue
+            cond = "" if v.available else " if it is not a member already (it does not answer now)"
+            out.append(Step(self.name, n.name, "change", f"join {anchor}'s cluster (stop_app, reset, join_cluster, "
+                                                         f"start_app){cond}"))
+        if any(rabbitmq.DEFINITIONS in d.changed_paths.get(n.name, set()) for n in ctls):
+            out.append(Step(self.name, host, "change", "import the changed definitions (users, vhosts, permissions, "
+                                                       "policies)"))
+        out.append(Step(self.name, "", "check", "every broker holds a replica of every quorum queue "
+                                                "(rabbitmq-queues grow adds the missing ones)"))
+        out.append(gate(self.name, "every broker running in one cluster, no partitions, no guest user"))
+        first = ctls[0].name
+        stopped = await maybe(d.fact(first, stopped_vhosts(), "list RabbitMQ vhosts and where they run"))
+        if stopped is None:
+            out.append(Step(self.name, first, "check", "every vhost running on every broker (restart_vhost where "
+                                                       "one is stopped)"))
+        out += [Step(self.name, first, "change", f"start vhost {vhost} on {node} (restart_vhost)")
+                for node, vhost in stopped or []]
+        out.append(gate(self.name, "every vhost running on every broker"))
+        for n in ctls:
+            if rabbitmq.peer_watch(d.topo):
+                out += await unit_steps(d, self.name, n.name, [rabbitmq.PEERS_UNIT])
+                continue
+            state = await maybe(unit_states(d, n.name, [rabbitmq.PEERS_UNIT]))
+            if state is None or state[rabbitmq.PEERS_UNIT].active or state[rabbitmq.PEERS_UNIT].enabled:
+                out.append(Step(self.name, n.name, "change", f"stop and disable {rabbitmq.PEERS_UNIT} (the tuning "
+                                                             "turns it off)" + ("" if state else ", if it runs")))
+        return out
+
     async def peer_watch(self, d: Deploy, node: Node) -> None:
         """The dead-peer watch started once the cluster is whole (it drops peers; a cluster still
         forming must not be disturbed), or stopped and disabled where the tuning turned it off."""
@@ -70,15 +124,10 @@ class RabbitMQStage:
         queues."""
         hosts = [n.name for n in d.topo.brokers]
         views = await asyncio.gather(*(rabbit_cluster(d, h) for h in hosts))
-        host, view = max(zip(hosts, views, strict=True), key=lambda hv: len(hv[1].members))
+        host, view = anchor_of(hosts, list(views))
         departed = departed_brokers(view, {rabbitmq.nodename(n) for n in d.topo.brokers})
-        alive = [m for m in departed if m in view.running_nodes]
-        if alive:
-            raise StepFailed(host, "forget brokers the topology left out",
-                             f"{', '.join(alive)} still run(s) in the RabbitMQ cluster but the topology no longer "
-                             "lists them: stop RabbitMQ there (`systemctl stop rabbitmq-server`) or power the "
-                             "host off, then deploy again; or put the node back in the topology (`hastack retire "
-                             "NODE` with it does all of this cleanly)")
+        if why := still_running(view, departed):
+            raise StepFailed(host, "forget brokers the topology left out", why)
         for member in departed:
             await d.run(host, ["rabbitmqctl", "-q", "forget_cluster_node", member], f"forget {member}", timeout=180)
             d.changed(host, f"removed {member} from the RabbitMQ cluster and from its quorum queues")
@@ -91,10 +140,7 @@ class RabbitMQStage:
         dirs = {n.name: f"{rabbitmq.DATA_DIR}/{rabbitmq.nodename(n)}" for n in ctls}
         states = await asyncio.gather(*(d.fact(n.name, file_state([dirs[n.name]]), "look for the broker's database")
                                         for n in ctls))
-        new = [n for n, st in zip(ctls, states, strict=True) if not st[dirs[n.name]].exists]
-        old = [n for n in ctls if n not in new]
-        batches = [old, new] if old else [new[:1], new[1:]]
-        return [b for b in batches if b]
+        return start_batches(ctls, [n for n, st in zip(ctls, states, strict=True) if not st[dirs[n.name]].exists])
 
     async def import_definitions(self, d: Deploy, anchor: Node) -> None:
         """A definitions file this run changed, imported on one broker (users, vhosts, permissions
@@ -183,6 +229,28 @@ class RabbitMQStage:
 
         await d.wait(host, "gate: RabbitMQ vhosts", probe,
                      what="every vhost running on every broker", timeout=60, interval=1)
+
+
+def start_batches(ctls: list[Node], new: list[Node]) -> list[list[Node]]:
+    """Brokers with a database together, then the new ones together; all new: the first alone."""
+    old = [n for n in ctls if n not in new]
+    batches = [old, new] if old else [new[:1], new[1:]]
+    return [b for b in batches if b]
+
+
+def anchor_of(hosts: list[str], views: list[RabbitCluster]) -> tuple[str, RabbitCluster]:
+    """The broker that knows the largest cluster (the first such in topology order) and its view."""
+    return max(zip(hosts, views, strict=True), key=lambda hv: len(hv[1].members))
+
+
+def still_running(view: RabbitCluster, departed: list[str]) -> str:
+    """Why departed brokers cannot be forgotten yet ('' when none still runs)."""
+    alive = [m for m in departed if m in view.running_nodes]
+    if not alive:
+        return ""
+    return (f"{', '.join(alive)} still run(s) in the RabbitMQ cluster but the topology no longer lists them: stop "
+            "RabbitMQ there (`systemctl stop rabbitmq-server`) or power the host off, then deploy again; or put "
+            "the node back in the topology (`hastack retire NODE` with it does all of this cleanly)")
 
 
 def departed_brokers(view: RabbitCluster, want: set[str]) -> list[str]:

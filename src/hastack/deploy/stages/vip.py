@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from hastack.components import keepalived
 from hastack.deploy.engine import Deploy
+from hastack.deploy.preview import gate, maybe, unit_steps
 from hastack.deploy.systemd import ensure_running, reload_if_changed
 from hastack.facts import HAProxyStats, addresses, show_stat
 from hastack.facts.haproxy import ADMIN_SCRIPT, ADMIN_SOCKET, servers_state
+from hastack.plan.steps import Step
 from hastack.topology.model import Node
 
 
@@ -43,6 +45,22 @@ class VipStage:
         await d.rolling(ctls, lambda n: self.unit(d, n, "keepalived"))
         await d.each(ctls, lambda n: self.unit(d, n, keepalived.GUARD_UNIT))
         await self.gate(d)
+
+    async def preview(self, d: Deploy) -> list[Step]:
+        ctls = d.topo.controllers
+        one = ", one controller at a time"
+        out: list[Step] = []
+        for unit, how in (("memcached", one), ("haproxy", one + " (a reload keeps the connections it holds)"),
+                          (keepalived.QUORUM_UNIT, ""), ("keepalived", one), (keepalived.GUARD_UNIT, "")):
+            for n in ctls:
+                out += await unit_steps(d, self.name, n.name, [unit], how=how, reload=["haproxy"])
+        for n in ctls:
+            held = await maybe(d.fact(n.name, servers_state(), "read HAProxy's server states"))
+            out += [Step(self.name, n.name, "change", f"{s.backend}/{s.server} back in rotation (it is in "
+                                                      "maintenance or drain)")
+                    for s in held or () if s.server in {c.name for c in ctls} and s.held_out]
+        return [*out, gate(self.name, "HAProxy answering on every controller, the VIP on exactly one, a Galera "
+                                      "writer UP in every HAProxy")]
 
     async def unit(self, d: Deploy, node: Node, unit: str) -> None:
         await ensure_running(d, node.name, unit)

@@ -1,0 +1,212 @@
+"""`hastack plan` lists every step deploy takes (issue 15): the stages' previews on a scripted fleet,
+fresh, deployed with nothing to change, and deployed with one changed HAProxy timing. The plan
+reads only: every command it runs is one of the read-only facts listed in READS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from recordings import load as recorded
+
+from conftest import FixedSecrets
+from hastack.components import keepalived, pacemaker, rabbitmq
+from hastack.components import openstack as os_
+from hastack.components.base import Ctx
+from hastack.components.registry import desired
+from hastack.deploy.run import PlanResult, plan
+from hastack.deploy.stages.galera import GaleraStage
+from hastack.deploy.stages.openstack import KEY_DIRS, SCHEMA_PACKAGES, STAMP_DIR, version_stamp
+from hastack.facts import FileState, crm_mon, galera_status, grastate, packages, render_file_state
+from hastack.facts.files import FILE_STATE_SCRIPT
+from hastack.facts.galera import sql_accounts, table_counts
+from hastack.facts.pacemaker import resource_ids
+from hastack.facts.rabbitmq import cluster_status, stopped_vhosts
+from hastack.plan.steps import Step, changes, refusals
+from hastack.topology.model import Topology
+from hastack.transport.base import Result
+from hastack.transport.fake import Script, on_fact, on_prefix, on_regex
+
+READS = [
+    ("sh", "-c", FILE_STATE_SCRIPT), ("dpkg-query", "-W"), ("systemctl", "show"),
+    ("mariadb", "--connect-timeout=5", "-N", "-B", "-e"),
+    ("rabbitmqctl", "-q", "cluster_status"), ("rabbitmqctl", "-q", "list_vhosts"), ("cibadmin", "-Q"),
+    ("crm_mon",), grastate().argv[:3], ("python3", "-c"),
+]
+
+
+def _reads_only(s: Script) -> None:
+    for argv in s.runs():
+        assert any(argv[:len(r)] == r for r in READS), f"the plan ran {argv[:4]}"
+        if argv[:2] == ("python3", "-c"):
+            assert argv[-1] == "show servers state"
+        if argv[0] == "mariadb":
+            assert re.match(r"(SELECT|SHOW) ", argv[5]), argv
+    assert s.puts() == []
+
+
+def _units(active: dict[str, set[str]]):  # type: ignore[no-untyped-def]
+    def respond(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
+        names = argv[argv.index("--") + 1:]
+        on = active.get(h, set())
+        text = "\n\n".join(
+            f"Id={u}\nLoadState=loaded\nActiveState={'active' if u in on else 'inactive'}\n"
+            f"SubState={'running' if u in on else 'dead'}\nUnitFileState={'enabled' if u in on else 'disabled'}"
+            for u in names)
+        return Result(h, argv, 0, text + "\n", "")
+    return respond
+
+
+def _packages(installed: bool):  # type: ignore[no-untyped-def]
+    def respond(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
+        names = argv[4:]
+        if not installed:
+            return Result(h, argv, 1, "", "".join(f"dpkg-query: no packages found matching {n}\n" for n in names))
+        return Result(h, argv, 0, "".join(f"{n}\tii \t1.0-1\n" for n in names), "")
+    return respond
+
+
+def _file_state(s: Script, dirs: set[str]):  # type: ignore[no-untyped-def]
+    """Files from the script's store; the paths in `dirs` as keystone's 0700 directories."""
+    def respond(h: str, argv: tuple[str, ...], stdin: bytes | None) -> Result:
+        paths = argv[4:]
+        states = {p: FileState.of(p, f.data, owner=f.owner, group=f.group, mode=f.mode)
+                  for p in paths if (f := s.files.get((h, p))) is not None}
+        states |= {p: FileState(p, True, "keystone", "keystone", 0o700, "directory", None)
+                   for p in paths if p in dirs and (h, p) in s.files}
+        return Result(h, argv, 0, render_file_state(paths, states), "")
+    return respond
+
+
+SECRETS = FixedSecrets(None)
+"""One secrets store for the fleet's files and the plan: the cluster's CA and certificates are in it."""
+
+
+def _run(topo: Topology, s: Script) -> PlanResult:
+    ctx = Ctx(topo, SECRETS)
+    result = asyncio.run(plan(ctx, dict(s.fleet(*[n.name for n in topo.nodes]))))
+    _reads_only(s)
+    return result
+
+
+def _texts(steps: list[Step], host: str | None = None) -> list[str]:
+    return [s.text for s in steps if host in (None, s.host)]
+
+
+def fresh(topo: Topology) -> Script:
+    """Hosts with nothing on them: no files, no packages, every unit stopped, no daemon answers."""
+    s = Script()
+    s.add(on_prefix("sh", "-c", FILE_STATE_SCRIPT, "sh", times=None, respond=_file_state(s, set())),
+          on_prefix("dpkg-query", "-W", times=None, respond=_packages(False)),
+          on_prefix("systemctl", "show", times=None, respond=_units({})),
+          on_fact(grastate(), times=None, exit_status=66),
+          on_regex(".*", times=None, exit_status=1, stderr="not running"))
+    return s
+
+
+def deployed(topo: Topology) -> Script:
+    """Hosts as a finished deploy of `topo` leaves them (the daemons' answers are the seed lab's
+    recordings)."""
+    want = desired(Ctx(topo, SECRETS))
+    s = Script()
+    active: dict[str, set[str]] = {}
+    for n in topo.nodes:
+        for f in want[n.name].files:
+            s.file(n.name, f.path, f.data, owner=f.owner, group=f.group, mode=f.mode)
+        active[n.name] = set(want[n.name].units) | {"corosync", "pacemaker", "corosync-qnetd", "garbd",
+                                                    keepalived.QUORUM_UNIT, keepalived.GUARD_UNIT}
+        if n.has("network"):
+            active[n.name] -= set(pacemaker.group_units(topo))
+            if not n.has("controller"):
+                active[n.name] -= {"haproxy", "keepalived"}
+    for n in topo.brokers:
+        s.file(n.name, f"{rabbitmq.DATA_DIR}/{rabbitmq.nodename(n)}", b"")
+    for n in topo.controllers:
+        for path in KEY_DIRS:
+            s.file(n.name, path, b"")
+    first = topo.controllers[0].name
+    for svc, names in SCHEMA_PACKAGES.items():
+        s.file(first, f"{STAMP_DIR}/schema-{svc}", version_stamp(
+            {p: packages([p]).parse(Result("", (), 0, f"{p}\tii \t1.0-1\n", ""))[p] for p in names}, names))
+    addresses = ",".join(f"{n.address}:3306" for n in topo.controllers)
+    synced = (f"wsrep_cluster_status\tPrimary\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON\n"
+              f"wsrep_cluster_size\t{topo.galera_votes}\nwsrep_incoming_addresses\t{addresses}\n")
+    accounts = "".join(f"{u.name}@{u.host}\n" for u in GaleraStage.accounts())
+    s.add(on_prefix("sh", "-c", FILE_STATE_SCRIPT, "sh", times=None, respond=_file_state(s, set(KEY_DIRS))),
+          on_prefix("dpkg-query", "-W", times=None, respond=_packages(True)),
+          on_prefix("systemctl", "show", times=None, respond=_units(active)),
+          on_fact(galera_status(), times=None, stdout=synced),
+          on_fact(sql_accounts(), times=None, stdout="root@localhost\n" + accounts),
+          on_fact(table_counts(), times=None, stdout="".join(f"{db.name}\t12\n" for db in os_.databases(topo))),
+          on_fact(cluster_status(), times=None, stdout=recorded("rabbitmqctl", "lab-healthy").stdout),
+          on_fact(stopped_vhosts(), times=None, stdout="[]\n"),
+          on_fact(crm_mon(), times=None, stdout=recorded("crm_mon", "lab-healthy").stdout),
+          on_fact(resource_ids(), times=None, stdout="<resources>" + "".join(
+              f'<primitive id="{i}"/>' for i in pacemaker.owned_ids(topo) if i != pacemaker.GROUP)
+              + "</resources>\n"),
+          on_regex(".*", times=None, exit_status=1, stderr="not scripted"))
+    return s
+
+
+def test_a_fresh_fleet_plan_names_the_bootstrap_the_joins_and_every_start(seed: Topology) -> None:
+    result = _run(seed, fresh(seed))
+    steps = result.steps
+    assert not refusals(steps)
+    galera = [s for s in steps if s.stage == "galera" and s.kind == "change"]
+    assert (galera[0].host, galera[0].text) == ("ctl-1", "bootstrap a new Galera cluster (galera_new_cluster)")
+    assert [s.host for s in galera if "start mariadb" in s.text] == ["ctl-2", "ctl-3"]
+    rabbit = changes([s for s in steps if s.stage == "rabbitmq"])
+    assert [(s.host, "batch 1" in s.text) for s in rabbit if "start rabbitmq-server" in s.text] == [
+        ("ctl-1", True), ("ctl-2", False), ("ctl-3", False)]
+    assert [s.host for s in rabbit if s.text.startswith("join rabbit@ctl-1's cluster")] == ["ctl-2", "ctl-3"]
+    assert any(s.stage == "pacemaker" and s.text.startswith("load the configuration") for s in steps)
+    # every unit deploy runs is started by some stage, and only once
+    want = desired(Ctx(seed, SECRETS))
+    for n in seed.nodes:
+        started = [s.text.replace("bootstrap a new Galera cluster", "start mariadb") for s in changes(steps)
+                   if s.host == n.name]
+        for u in want[n.name].units:
+            assert len([t for t in started if re.search(rf"start {re.escape(u)}(?=[ ,]|$)", t)]) == 1, (n.name, u)
+    assert any(s.text.startswith("gate: ") for s in steps)
+
+
+def test_a_deployed_fleet_with_nothing_to_change_plans_no_change(seed: Topology) -> None:
+    result = _run(seed, deployed(seed))
+    assert result.errors == {}
+    assert [(s.stage, s.host, s.text) for s in changes(result.steps)] == []
+    assert not refusals(result.steps)
+    assert sum(len(h.changed_files) + len(h.packages) for h in result.hosts.values()) == 0
+    # the gates are still listed: deploy checks them
+    assert {s.stage for s in result.steps if s.text.startswith("gate: ")} >= {
+        "galera", "rabbitmq", "vip", "openstack", "pacemaker"}
+
+
+def test_one_changed_haproxy_timing_plans_one_file_and_a_rolling_haproxy_reload(seed: Topology) -> None:
+    tuned = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={
+        "haproxy": seed.tuning.haproxy.model_copy(update={"check_inter_ms": 700})})})
+    result = _run(tuned, deployed(seed))
+    files = {(h, c.file.path) for h, hp in result.hosts.items() for c in hp.changed_files}
+    assert files == {(n.name, "/etc/haproxy/haproxy.cfg") for n in seed.controllers}
+    assert [(s.stage, s.host, s.text.split(" (")[0]) for s in changes(result.steps)] == [
+        ("vip", n.name, "reload haproxy") for n in seed.controllers]
+
+
+def test_a_departed_broker_still_running_is_a_refusal_in_the_plan(seed: Topology) -> None:
+    from conftest import replace_node
+
+    topo = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
+    result = _run(topo, deployed(seed))
+    refused = refusals(result.steps)
+    # deploy stops at the first (Galera); the plan names every stage that would refuse
+    assert [(s.stage, s.host) for s in refused] == [("galera", "ctl-1"), ("rabbitmq", "ctl-1")]
+    assert "10.77.0.12 still run(s) MariaDB" in refused[0].text and "rabbit@ctl-2 still run(s)" in refused[1].text
+
+
+@pytest.mark.parametrize("which", ["deployed", "fresh"])
+def test_plan_steps_render_with_a_mark_per_kind(seed: Topology, which: str) -> None:
+    result = _run(seed, deployed(seed) if which == "deployed" else fresh(seed))
+    marks = {s.render()[0] for s in result.steps}
+    assert marks <= {"*", "=", "!"} and "=" in marks
+    json.dumps([s.render() for s in result.steps])  # plain text
