@@ -115,3 +115,16 @@ def test_grow_lists_every_queue_it_added_the_broker_to() -> None:
     assert "nova/scheduler" in grown.added and "neutron/q-plugin.ctl-3" in grown.added
     again = answer(grow_queues("rabbit@ctl-3"), "rabbitmq-queues", "grow-nothing")
     assert again.added == () and again.failed == ()
+
+
+def test_a_stopped_brokers_database_names_its_cluster() -> None:
+    from hastack.facts.rabbitmq import cluster_file, parse_cluster_nodes_config
+
+    fact = cluster_file("/var/lib/rabbitmq/mnesia/rabbit@ctl-3")
+    assert answer(fact, "rabbitmq-data", "cluster_nodes-stopped-member") == (
+        "rabbit@ctl-1", "rabbit@ctl-2", "rabbit@ctl-3")
+    # no database yet (a new broker): no cluster, not an error
+    assert fact.parse(Result("ctl-4", fact.argv, 66, "", "")) is None
+    assert parse_cluster_nodes_config("{['rabbit@ctl-1'],['rabbit@ctl-1']}.") == ("rabbit@ctl-1",)
+    with pytest.raises(ValueError):
+        parse_cluster_nodes_config("garbage")

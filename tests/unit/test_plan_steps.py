@@ -101,7 +101,7 @@ def fresh(topo: Topology) -> Script:
     s.add(on_prefix("sh", "-c", FILE_STATE_SCRIPT, "sh", times=None, respond=_file_state(s, set())),
           on_prefix("dpkg-query", "-W", times=None, respond=_packages(False)),
           on_prefix("systemctl", "show", times=None, respond=_units({})),
-          on_fact(grastate(), times=None, exit_status=66),
+          on_prefix(*grastate().argv[:3], times=None, exit_status=66),  # no grastate.dat, no broker database
           on_regex(".*", times=None, exit_status=1, stderr="not running"))
     return s
 
@@ -202,6 +202,28 @@ def test_a_departed_broker_still_running_is_a_refusal_in_the_plan(seed: Topology
     # deploy stops at the first (Galera); the plan names every stage that would refuse
     assert [(s.stage, s.host) for s in refused] == [("galera", "ctl-1"), ("rabbitmq", "ctl-1")]
     assert "10.77.0.12 still run(s) MariaDB" in refused[0].text and "rabbit@ctl-2 still run(s)" in refused[1].text
+
+
+def test_a_stopped_broker_is_started_and_joins_only_if_its_database_names_another_cluster(seed: Topology) -> None:
+    from hastack.facts.rabbitmq import cluster_file
+
+    s = deployed(seed)
+    ctl3 = cluster_file(f"{rabbitmq.DATA_DIR}/rabbit@ctl-3")
+    s.expects[:0] = [
+        on_fact(cluster_status(), host="ctl-3", times=None, exit_status=69, stderr="Error: unable to perform an "
+                "operation on node 'rabbit@ctl-3'"),
+        on_prefix("systemctl", "show", host="ctl-3", times=None,
+                  respond=_units({"ctl-3": set(desired(Ctx(seed, SECRETS))["ctl-3"].units) - {rabbitmq.UNIT}})),
+        on_fact(ctl3, host="ctl-3", stdout=recorded("rabbitmq-data", "cluster_nodes-stopped-member").stdout)]
+    steps = changes([st for st in _run(seed, s).steps if st.stage == "rabbitmq"])
+    assert [(st.host, st.text.split(" (")[0]) for st in steps] == [("ctl-3", "enable and start rabbitmq-server")]
+    # its database names another cluster: it joins ctl-1's
+    s = deployed(seed)
+    s.expects[:0] = [
+        on_fact(cluster_status(), host="ctl-3", times=None, exit_status=69),
+        on_fact(ctl3, host="ctl-3", stdout="{['rabbit@ctl-3'],['rabbit@ctl-3']}.\n")]
+    steps = changes([st for st in _run(seed, s).steps if st.stage == "rabbitmq"])
+    assert [(st.host, st.text.split(" (")[0]) for st in steps] == [("ctl-3", "join rabbit@ctl-1's cluster")]
 
 
 @pytest.mark.parametrize("which", ["deployed", "fresh"])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hastack.facts.base import Fact, first_line, require_exit
+from hastack.facts.files import read_text
 from hastack.transport.base import Result
 
 QUEUE_COLUMNS = ("name", "type", "leader", "members", "online")
@@ -263,3 +264,25 @@ def grow_queues(node: str) -> Fact[Grown]:
     not even listed), run on that broker. A fact because its answer is parsed like one."""
     argv = ("rabbitmq-queues", "-q", "grow", node, "all", "--formatter", "json")
     return Fact(f"rabbitmq_grow {node}", argv, lambda r: parse_grow(require_exit(r).stdout), 170.0)
+
+
+def parse_cluster_nodes_config(text: str) -> tuple[str, ...]:
+    """`cluster_nodes.config` in a broker's database directory (RabbitMQ 3.x, Mnesia): an Erlang
+    term `{AllNodes, DiscNodes}.` written as the cluster changes; the members are the first list."""
+    head = text.strip()
+    if not head.startswith("{["):
+        raise ValueError(f"unexpected cluster_nodes.config: {first_line(text)!r}")
+    first = head[2:head.index("]")]
+    return tuple(part.strip().strip("'") for part in first.split(",") if part.strip())
+
+
+def cluster_file(data_dir: str) -> Fact[tuple[str, ...] | None]:
+    """The cluster a stopped broker will come back in, from its database directory (None: no
+    database, a new broker). `hastack plan` reads it where the broker does not answer."""
+    raw = read_text(f"{data_dir}/cluster_nodes.config")
+
+    def parse(r: Result) -> tuple[str, ...] | None:
+        text = raw.parse(r)
+        return None if text is None else parse_cluster_nodes_config(text)
+
+    return Fact("rabbitmq_cluster_file", raw.argv, parse, raw.timeout)

@@ -69,7 +69,7 @@ def diff(change: FileChange, old_text: str | None, masker: Callable[[str], str] 
     """A unified diff for a plan. Secret files are never diffed: only 'content changed' is said."""
     f = change.file
     if f.secret:
-        what = "created" if old_text is None else "changed"
+        what = "created" if change.action == "create" else "changed"  # (the old one is never read)
         return f"--- {f.path}\n+++ {f.path}\n(secret content {what}; not shown)\n"
     if isinstance(f.content, bytes):
         return f"(binary file {f.path} {change.action})\n"

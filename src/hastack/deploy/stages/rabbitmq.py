@@ -27,7 +27,7 @@ from hastack.deploy.preview import gate, maybe, unit_steps
 from hastack.deploy.reads import rabbit_cluster
 from hastack.deploy.systemd import ensure_running, unit_states
 from hastack.facts import RabbitCluster, file_state
-from hastack.facts.rabbitmq import grow_queues, stopped_vhosts, users
+from hastack.facts.rabbitmq import cluster_file, grow_queues, stopped_vhosts, users
 from hastack.plan.steps import Step
 from hastack.topology.model import Node
 
@@ -74,9 +74,13 @@ class RabbitMQStage:
                                     how=", one broker at a time, then await_startup")
         anchor = rabbitmq.nodename(d.topo.node(host))
         for n, v in zip(ctls, views, strict=True):
-            if n.name == host or (v.available and anchor in v.members):
+            if n.name == host:
                 continue
-            cond = "" if v.available else " if it is not a member already (it does not answer now)"
+            # A broker that does not answer comes back in the cluster its database names (none: new).
+            members, known = (v.members, True) if v.available else await self.stored_cluster(d, n)
+            if members is not None and anchor in members:
+                continue
+            cond = "" if known else " if it is not a member already (neither it nor its database answered)"
             out.append(Step(self.name, n.name, "change", f"join {anchor}'s cluster (stop_app, reset, join_cluster, "
                                                          f"start_app){cond}"))
         if any(rabbitmq.DEFINITIONS in d.changed_paths.get(n.name, set()) for n in ctls):
@@ -102,6 +106,15 @@ class RabbitMQStage:
                 out.append(Step(self.name, n.name, "change", f"stop and disable {rabbitmq.PEERS_UNIT} (the tuning "
                                                              "turns it off)" + ("" if state else ", if it runs")))
         return out
+
+    async def stored_cluster(self, d: Deploy, node: Node) -> tuple[tuple[str, ...] | None, bool]:
+        """The members a stopped broker's database names (None: it has none), and whether it could
+        be read."""
+        try:
+            return await d.fact(node.name, cluster_file(f"{rabbitmq.DATA_DIR}/{rabbitmq.nodename(node)}"),
+                                "read the broker's cluster file"), True
+        except StepFailed:
+            return None, False
 
     async def peer_watch(self, d: Deploy, node: Node) -> None:
         """The dead-peer watch started once the cluster is whole (it drops peers; a cluster still
