@@ -82,9 +82,18 @@ def test_pacemaker_group_on_one_node_with_fencing(seed_lab: Path) -> None:
 
 
 def test_second_deploy_changes_nothing(seed_lab: Path) -> None:
+    plan = hastack("plan", str(seed_lab))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "plan: 0 change(s)" in plan.stdout and not re.search(r"^  [*!] ", plan.stdout, re.M), plan.stdout
+    assert "= gate: 3 Galera votes in the cluster" in plan.stdout  # the gates are listed all the same
     res = hastack("deploy", str(seed_lab), "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "0 changed" in res.stdout
+
+
+def planned_changes(text: str) -> list[str]:
+    """The plan's change lines: '~ path' per changed file, '* host: step' per stage step."""
+    return re.findall(r"^  ([~*!] .*)$", text, re.M)
 
 
 AGENT_IDS = ("hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent")
@@ -125,7 +134,16 @@ def test_changed_haproxy_timing_reloads_haproxy_only_rolling(seed_lab: Path) -> 
     variant = seed_lab.parent / ".seed-haproxy-variant.yml"
     variant.write_text(seed_lab.read_text() + "tuning:\n  haproxy: {check_inter_ms: 700}\n")
     want = [("ctl-1", "reloaded", "haproxy"), ("ctl-2", "reloaded", "haproxy"), ("ctl-3", "reloaded", "haproxy")]
+    cfg = "sha256sum /etc/haproxy/haproxy.cfg; systemctl show -P MainPID haproxy"
     try:
+        before = {n: on(seed_lab, n, "sh", "-c", cfg) for n in CONTROLLERS}
+        dry = hastack("deploy", str(variant), "--dry-run")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        steps = planned_changes(dry.stdout)
+        assert [x for x in steps if x.startswith("~")] == ["~ /etc/haproxy/haproxy.cfg: update (root:haproxy 0640)"] * 3
+        assert [x.split(" (")[0] for x in steps if not x.startswith("~")] == [
+            f"* {n}: reload haproxy" for n in CONTROLLERS], dry.stdout[-3000:]
+        assert {n: on(seed_lab, n, "sh", "-c", cfg) for n in CONTROLLERS} == before, "--dry-run changed a host"
         res = hastack("deploy", str(variant), "--yes")
         assert res.returncode == 0, res.stdout + res.stderr
         assert re.findall(r"\] (\S+): (restarted|reloaded) (\S+)", res.stdout) == want, res.stdout[-3000:]

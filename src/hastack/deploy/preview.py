@@ -47,7 +47,8 @@ async def unit_steps(d: Deploy, stage: str, host: str, names: Sequence[str], *, 
             if not restarts:
                 continue
             verb = "reload" if u in reload else "restart"
-            out.append(Step(stage, host, "change", f"{enable}{verb} {u} (its configuration changes){how}"))
+            kept = ": the new process takes the sockets over, the old one ends its connections" if u in reload else ""
+            out.append(Step(stage, host, "change", f"{enable}{verb} {u} (its configuration changes{kept}){how}"))
         elif enable and starts:
             out.append(Step(stage, host, "change", f"enable {u}"))
     return out

@@ -75,7 +75,9 @@ class GaleraStage:
             out += [Step(self.name, decision.seed, "change", f"create SQL user {u.name}")
                     for u in self.accounts() if f"{u.name}@{u.host}" not in have]
         for n in ctls:
-            if decision.new and n.name == decision.seed:
+            if decision.new and n.name == decision.seed:  # galera_new_cluster started it; `member` enables it
+                out += [Step(self.name, n.name, "change", "enable mariadb") for st in await unit_steps(
+                    d, self.name, n.name, ["mariadb"]) if st.text.startswith("enable")]
                 continue
             steps = await unit_steps(d, self.name, n.name, ["mariadb"], how=", one controller at a time, then "
                                      "wait for Synced" + (" (it joins the new cluster)" if decision.new else ""))
@@ -84,9 +86,8 @@ class GaleraStage:
             out += await unit_steps(d, self.name, n.name, ["garbd"])
         for n in ctls:
             out += await unit_steps(d, self.name, n.name, [galera.CHECK_SOCKET])
-            if d.needs_restart(n.name, galera.CHECK_SERVICE):
-                out.append(Step(self.name, n.name, "change", f"restart {galera.CHECK_SERVICE} if it runs (its "
-                                                             "program or settings change)"))
+            if d.needs_restart(n.name, galera.CHECK_SERVICE):  # as check_socket: only where it runs
+                out += await unit_steps(d, self.name, n.name, [galera.CHECK_SERVICE], starts=False)
             old = await maybe(d.fact(n.name, file_state([OLD_CHECK_UNIT]), "look for the old check unit"))
             if old is None or old[OLD_CHECK_UNIT].exists:
                 out.append(Step(self.name, n.name, "change", f"remove {OLD_CHECK_UNIT}"))

@@ -76,9 +76,15 @@ class RabbitMQStage:
         for n, v in zip(ctls, views, strict=True):
             if n.name == host:
                 continue
-            # A broker that does not answer comes back in the cluster its database names (none: new).
+            # A broker that does not answer comes back in the cluster its database names. A new one
+            # (no database) finds the cluster itself at its first boot (classic peer discovery):
+            # the stage's join is then only the fallback for one that formed a cluster of its own.
             members, known = (v.members, True) if v.available else await self.stored_cluster(d, n)
             if members is not None and anchor in members:
+                continue
+            if known and members is None:
+                out.append(Step(self.name, n.name, "check", f"joins {anchor}'s cluster at its first boot (peer "
+                                                            "discovery); joined by hand if it formed its own"))
                 continue
             cond = "" if known else " if it is not a member already (neither it nor its database answered)"
             out.append(Step(self.name, n.name, "change", f"join {anchor}'s cluster (stop_app, reset, join_cluster, "

@@ -50,7 +50,7 @@ class VipStage:
         ctls = d.topo.controllers
         one = ", one controller at a time"
         out: list[Step] = []
-        for unit, how in (("memcached", one), ("haproxy", one + " (a reload keeps the connections it holds)"),
+        for unit, how in (("memcached", one), ("haproxy", one),
                           (keepalived.QUORUM_UNIT, ""), ("keepalived", one), (keepalived.GUARD_UNIT, "")):
             for n in ctls:
                 out += await unit_steps(d, self.name, n.name, [unit], how=how, reload=["haproxy"])
