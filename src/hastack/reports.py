@@ -1,6 +1,10 @@
 """Coded reports: the library never prints, it returns these and the CLI renders them.
 
-Tests assert on `code` (stable) and `location`, never on the wording of `message`.
+One type for every kind of report: a topology problem (`topology/validate.py`, with its file:line),
+a status finding (`status/rules*.py`, about a layer and a node), a deploy failure (`StepFailed.report`:
+host, step, command, exit code, output tail) and a drill's run error (`drills/runner.py`). Tests
+assert on `code` (stable), `severity` and the structured parts (`location`, `area`, `subject`,
+`fields`), never on the wording of `message`.
 """
 
 from __future__ import annotations
@@ -10,9 +14,26 @@ from dataclasses import dataclass, field
 
 
 class Severity(enum.IntEnum):
+    """Nagios' scale: 0 ok/info, 1 warning, 2 critical, 3 unknown. Status says degraded and down
+    for warning and error (the same members, under their status names)."""
+
     INFO = 0
     WARNING = 1
     ERROR = 2
+    UNKNOWN = 3
+    DEGRADED = 1
+    DOWN = 2
+
+    @property
+    def rank(self) -> int:
+        """Worst first: error (down), unknown, warning (degraded), info."""
+        return {Severity.ERROR: 3, Severity.UNKNOWN: 2, Severity.WARNING: 1, Severity.INFO: 0}[self]
+
+    @property
+    def word(self) -> str:
+        """The status word: info, degraded, down, unknown."""
+        return {Severity.INFO: "info", Severity.WARNING: "degraded", Severity.ERROR: "down",
+                Severity.UNKNOWN: "unknown"}[self]
 
 
 @dataclass(frozen=True, order=True)
@@ -36,7 +57,18 @@ class Report:
     message: str
     location: Location | None = None
     hint: str = ""
+    """What to do about it (a command to run next, the key to change)."""
     path: tuple[str | int, ...] = field(default=())
+    """The key path in the topology (validation)."""
+    area: str = ""
+    """What part it is about: a status layer (galera, vip ...), a deploy stage, a drill's scenario."""
+    subject: str = ""
+    """The node or host it is about, if one."""
+    fields: tuple[tuple[str, str], ...] = field(default=())
+    """Structured facts beside the message (a deploy failure's step, command, exit code, output)."""
+
+    def field(self, name: str) -> str:
+        return dict(self.fields).get(name, "")
 
     @property
     def is_error(self) -> bool:

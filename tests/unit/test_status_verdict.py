@@ -12,6 +12,7 @@ from recordings import answer, load
 
 from hastack.facts import CrmMon, CrmResource, GaleraStatus, UnitState, crm_mon, galera_status, grastate
 from hastack.facts.rabbitmq import Alarm, Queue
+from hastack.reports import Report as Finding
 from hastack.status.model import (
     ApiCheck,
     Catalog,
@@ -27,7 +28,7 @@ from hastack.status.model import (
 from hastack.status.probes import FailCount, Problem
 from hastack.status.rabbit import RabbitFacts
 from hastack.status.rules import evaluate
-from hastack.status.verdict import Finding, Level, Verdict
+from hastack.status.verdict import Level, Verdict, finding
 
 
 def verdict(s: ClusterState) -> Verdict:
@@ -73,9 +74,9 @@ def unit(name: str, active: str = "active", exists: bool = True) -> UnitState:
 def test_healthy_lab_exits_0_and_says_where_things_run(healthy: ClusterState) -> None:
     v = verdict(healthy)
     assert v.exit_code == 0 and v.healthy and v.summary() == "healthy" and not v.problems
-    assert one(v, "VIP-HOLDER").node == "ctl-1"
-    assert one(v, "PCMK-GROUP").node == "net-2"
-    assert one(v, "OS-NOT-DEPLOYED").level is Level.INFO  # keystone: in the topology, not deployed yet
+    assert one(v, "VIP-HOLDER").subject == "ctl-1"
+    assert one(v, "PCMK-GROUP").subject == "net-2"
+    assert one(v, "OS-NOT-DEPLOYED").severity is Level.INFO  # keystone: in the topology, not deployed yet
 
 
 def test_an_unfinished_rotation_is_named_with_what_finishes_it(healthy: ClusterState, tmp_path) -> None:
@@ -89,8 +90,8 @@ def test_an_unfinished_rotation_is_named_with_what_finishes_it(healthy: ClusterS
     assert not [f for f in verdict(healthy).findings if f.code == "ROTATION-UNFINISHED"]
     v = verdict(replace(healthy, rotating=("db/nova", "rabbit/nova")))
     f = one(v, "ROTATION-UNFINISHED")
-    assert v.exit_code == 0 and f.level is Level.INFO and "2 service login(s)" in f.message
-    assert "hastack deploy" in f.next_step
+    assert v.exit_code == 0 and f.severity is Level.INFO and "2 service login(s)" in f.message
+    assert "hastack deploy" in f.hint
     topo, _ = sc.topology("healthy")
     topo_file = Path(tmp_path) / "t.yml"
     s = Secrets.load(Path(tmp_path) / ".hastack" / topo.name / "secrets.yml")
@@ -103,38 +104,38 @@ def test_an_unfinished_rotation_is_named_with_what_finishes_it(healthy: ClusterS
 def test_a_powered_off_controller_is_degraded_and_the_vip_moved() -> None:
     v = verdict(sc.state("ctl1-off"))
     assert v.exit_code == 1
-    assert one(v, "HOST-UNREACHABLE").node == "ctl-1"
+    assert one(v, "HOST-UNREACHABLE").subject == "ctl-1"
     assert problems(v) == {"HOST-UNREACHABLE", "GALERA-DEGRADED", "RABBIT-NODE-DOWN", "RABBIT-QUEUE-REPLICA-OFFLINE",
                            "HAPROXY-SERVER-DOWN"}
     assert "ctl-1" in one(v, "GALERA-DEGRADED").message and "2 of 3" in one(v, "GALERA-DEGRADED").message
-    assert one(v, "VIP-HOLDER").node == "ctl-2"
-    assert one(v, "HAPROXY-SERVER-DOWN").node == "ctl-1"
+    assert one(v, "VIP-HOLDER").subject == "ctl-2"
+    assert one(v, "HAPROXY-SERVER-DOWN").subject == "ctl-1"
     assert one(v, "GALERA-WRITER").message.endswith("ctl-2")
 
 
 def test_seconds_after_a_power_off_rabbitmq_still_waits_and_that_is_degraded_not_unknown() -> None:
     v = verdict(sc.state("ctl1-off-early"))
     assert v.exit_code == 1
-    assert one(v, "RABBIT-VIEW-SLOW").level is Level.DEGRADED
-    assert one(v, "RABBIT-QUEUES-UNREAD").level is Level.DEGRADED
-    assert one(v, "RABBIT-NODE-DOWN").node == "ctl-1"
+    assert one(v, "RABBIT-VIEW-SLOW").severity is Level.DEGRADED
+    assert one(v, "RABBIT-QUEUES-UNREAD").severity is Level.DEGRADED
+    assert one(v, "RABBIT-NODE-DOWN").subject == "ctl-1"
 
 
 def test_a_cut_galera_node_is_named() -> None:
     v = verdict(sc.state("ctl3-cut"))
     assert v.exit_code == 1
-    assert one(v, "HOST-UNREACHABLE").node == "ctl-3"
+    assert one(v, "HOST-UNREACHABLE").subject == "ctl-3"
     assert "ctl-3" in one(v, "GALERA-DEGRADED").message
-    assert one(v, "HAPROXY-SERVER-DOWN").node == "ctl-3"
+    assert one(v, "HAPROXY-SERVER-DOWN").subject == "ctl-3"
 
 
 def test_controllers_cut_from_each_other_is_down_with_the_recover_command() -> None:
     v = verdict(sc.state("controllers-split"))
     assert v.exit_code == 2
     f = one(v, "GALERA-NO-PRIMARY")
-    assert f.level is Level.DOWN and f.next_step == "run `hastack recover galera tests/lab/status.yml`"
+    assert f.severity is Level.DOWN and f.hint == "run `hastack recover galera tests/lab/status.yml`"
     assert all(n in f.message for n in ("ctl-1", "ctl-2", "ctl-3")) and "seqno 16" in f.message
-    assert one(v, "VIP-MANY").level is Level.DOWN
+    assert one(v, "VIP-MANY").severity is Level.DOWN
     assert {"GALERA-NO-WRITER", "GALERA-SQL-VIP"} <= problems(v)
     assert v.summary().startswith("down: galera:")
 
@@ -142,31 +143,31 @@ def test_controllers_cut_from_each_other_is_down_with_the_recover_command() -> N
 def test_every_broker_paused_is_rabbitmq_down() -> None:
     v = verdict(sc.state("controllers-split-paused"))
     f = one(v, "RABBIT-DOWN")
-    assert f.level is Level.DOWN and "recover rabbitmq" in f.next_step
+    assert f.severity is Level.DOWN and "recover rabbitmq" in f.hint
 
 
 def test_stopped_services_each_named_with_the_command_to_run() -> None:
     v = verdict(sc.state("services-stopped"))
     assert v.exit_code == 1
     stopped = one(v, "GALERA-NODE-STOPPED")
-    assert stopped.node == "ctl-2" and "seqno 17" in stopped.message and "systemctl start mariadb" in stopped.next_step
-    assert one(v, "RABBIT-NODE-DOWN").node == "ctl-3"
-    assert one(v, "HAPROXY-DOWN").node == "ctl-3" and one(v, "HAPROXY-DOWN").level is Level.DEGRADED
-    assert one(v, "KEEPALIVED-DOWN").node == "ctl-3"
-    assert one(v, "MEMCACHED-DOWN").node == "ctl-1"
+    assert stopped.subject == "ctl-2" and "seqno 17" in stopped.message and "systemctl start mariadb" in stopped.hint
+    assert one(v, "RABBIT-NODE-DOWN").subject == "ctl-3"
+    assert one(v, "HAPROXY-DOWN").subject == "ctl-3" and one(v, "HAPROXY-DOWN").severity is Level.DEGRADED
+    assert one(v, "KEEPALIVED-DOWN").subject == "ctl-3"
+    assert one(v, "MEMCACHED-DOWN").subject == "ctl-1"
     standby = one(v, "PCMK-NODE-STANDBY")
-    assert standby.node == "net-2" and "crm node online net-2" in standby.next_step
-    assert one(v, "PCMK-FENCE-STOPPED").node == "net-1"
-    assert one(v, "PCMK-FAILED-ACTION").level is Level.INFO
-    assert one(v, "PCMK-FAILCOUNT").level is Level.INFO
+    assert standby.subject == "net-2" and "crm node online net-2" in standby.hint
+    assert one(v, "PCMK-FENCE-STOPPED").subject == "net-1"
+    assert one(v, "PCMK-FAILED-ACTION").severity is Level.INFO
+    assert one(v, "PCMK-FAILCOUNT").severity is Level.INFO
 
 
 def test_a_fenced_network_node_and_the_agents_moved() -> None:
     v = verdict(sc.state("net1-cut"))
     assert v.exit_code == 1
-    assert one(v, "PCMK-NODE-OFFLINE").node == "net-1"
-    assert one(v, "PCMK-FENCED").level is Level.INFO
-    assert one(v, "PCMK-GROUP").node == "net-2"
+    assert one(v, "PCMK-NODE-OFFLINE").subject == "net-1"
+    assert one(v, "PCMK-FENCED").severity is Level.INFO
+    assert one(v, "PCMK-GROUP").subject == "net-2"
 
 
 # -- hosts and exit codes -----------------------------------------------------------------------------------
@@ -193,21 +194,21 @@ def test_all_controllers_unread_but_the_vip_fails_sql_is_down(healthy: ClusterSt
     s = unread(healthy, "ctl-1", "ctl-2", "ctl-3")
     s = replace(s, galera=replace(s.galera, sql=SqlCheck(False, error="Can't connect")))
     v = verdict(s)
-    assert v.exit_code == 2 and one(v, "GALERA-UNREAD").level is Level.DOWN
-    assert one(v, "RABBIT-UNREAD").level is Level.UNKNOWN
-    assert one(v, "VIP-UNREAD").level is Level.UNKNOWN  # HAProxy still answered HTTP on the VIP
+    assert v.exit_code == 2 and one(v, "GALERA-UNREAD").severity is Level.DOWN
+    assert one(v, "RABBIT-UNREAD").severity is Level.UNKNOWN
+    assert one(v, "VIP-UNREAD").severity is Level.UNKNOWN  # HAProxy still answered HTTP on the VIP
     silent = replace(s, vip=replace(s.vip, answers=False))
-    assert one(verdict(silent), "VIP-UNREAD").level is Level.DOWN
+    assert one(verdict(silent), "VIP-UNREAD").severity is Level.DOWN
 
 
 def test_all_controllers_unread_with_sql_answering_is_unknown(healthy: ClusterState) -> None:
     v = verdict(unread(healthy, "ctl-1", "ctl-2", "ctl-3"))
-    assert v.exit_code == 3 and one(v, "GALERA-UNREAD").level is Level.UNKNOWN
+    assert v.exit_code == 3 and one(v, "GALERA-UNREAD").severity is Level.UNKNOWN
 
 
 def test_precedence_down_over_unknown_over_degraded() -> None:
     def v(*levels: Level) -> int:
-        return Verdict(tuple(Finding(f"X{i}", lv, "t", "m") for i, lv in enumerate(levels))).exit_code
+        return Verdict(tuple(finding(f"X{i}", lv, "t", "m") for i, lv in enumerate(levels))).exit_code
 
     assert v() == 0 and v(Level.INFO) == 0 and v(Level.DEGRADED, Level.INFO) == 1
     assert v(Level.DEGRADED, Level.UNKNOWN) == 3 and v(Level.UNKNOWN, Level.DOWN, Level.DEGRADED) == 2
@@ -219,9 +220,9 @@ def test_a_probe_that_failed_and_output_that_cannot_be_read(healthy: ClusterStat
     hosts[4] = replace(hosts[4], problems=(Problem("crm_mon", "cannot read the answer"),
                                           Problem("units", "no answer within 4s", True)))
     v = verdict(replace(healthy, hosts=tuple(hosts)))
-    assert one(v, "HOST-PROBE-FAILED").node == "net-1"
-    assert one(v, "STATUS-UNREADABLE").level is Level.UNKNOWN
-    assert one(v, "HOST-SLOW-ANSWER").level is Level.DEGRADED
+    assert one(v, "HOST-PROBE-FAILED").subject == "net-1"
+    assert one(v, "STATUS-UNREADABLE").severity is Level.UNKNOWN
+    assert one(v, "HOST-SLOW-ANSWER").severity is Level.DEGRADED
     assert v.exit_code == 3
 
 
@@ -247,16 +248,16 @@ def test_galera_stopped_everywhere_names_the_most_advanced_node(healthy: Cluster
     s = with_galera(healthy, [stopped("ctl-1", "last-out"), stopped("ctl-2", "clean-stop"),
                               stopped("ctl-3", "crashed")])
     f = one(verdict(s), "GALERA-NO-PRIMARY")
-    assert f.level is Level.DOWN and "stopped on every controller" in f.message
+    assert f.severity is Level.DOWN and "stopped on every controller" in f.message
     assert "ctl-1 has the highest seqno 10" in f.message and "seqno -1 on ctl-3" in f.message
-    assert f.next_step.startswith("run `hastack recover galera ")
+    assert f.hint.startswith("run `hastack recover galera ")
 
 
 def test_galera_non_primary_beside_a_primary_is_an_isolated_node(healthy: ClusterState) -> None:
     nodes = list(healthy.galera.nodes)
     nodes[2] = replace(nodes[2], status=answer(galera_status(), "mariadb", "wsrep_status-non-primary"))
     v = verdict(with_galera(healthy, nodes))
-    assert one(v, "GALERA-NODE-ISOLATED").node == "ctl-3" and v.exit_code == 1
+    assert one(v, "GALERA-NODE-ISOLATED").subject == "ctl-3" and v.exit_code == 1
 
 
 def status_with(base: GaleraStatus, **values: str) -> GaleraStatus:
@@ -267,7 +268,7 @@ def test_two_primary_components_are_split_brain(healthy: ClusterState) -> None:
     nodes = list(healthy.galera.nodes)
     assert nodes[2].status is not None
     nodes[2] = replace(nodes[2], status=status_with(nodes[2].status, cluster_state_uuid="other", cluster_size="1"))
-    assert one(verdict(with_galera(healthy, nodes)), "GALERA-SPLIT").level is Level.DOWN
+    assert one(verdict(with_galera(healthy, nodes)), "GALERA-SPLIT").severity is Level.DOWN
 
 
 def test_galera_joining_flow_control_and_extra_members(healthy: ClusterState) -> None:
@@ -277,21 +278,21 @@ def test_galera_joining_flow_control_and_extra_members(healthy: ClusterState) ->
                                                     cluster_size="4"))
     nodes[1] = replace(nodes[1], status=status_with(nodes[1].status, local_state_comment="Joined"))  # type: ignore[arg-type]
     v = verdict(with_galera(healthy, nodes))
-    assert one(v, "GALERA-FLOW-CONTROL").node == "ctl-1"
-    assert one(v, "GALERA-NOT-SYNCED").node == "ctl-2"
+    assert one(v, "GALERA-FLOW-CONTROL").subject == "ctl-1"
+    assert one(v, "GALERA-NOT-SYNCED").subject == "ctl-2"
     assert "GALERA-EXTRA-MEMBERS" in v.codes()
 
 
 def test_no_writer_and_disagreeing_writers(healthy: ClusterState) -> None:
     v = verdict(replace(healthy, galera=replace(healthy.galera, writers={"ctl-1": None, "ctl-2": None})))
-    assert one(v, "GALERA-NO-WRITER").level is Level.DOWN
+    assert one(v, "GALERA-NO-WRITER").severity is Level.DOWN
     v = verdict(replace(healthy, galera=replace(healthy.galera, writers={"ctl-1": "ctl-1", "ctl-2": "ctl-2"})))
-    assert one(v, "GALERA-WRITERS-DIFFER").level is Level.DEGRADED
+    assert one(v, "GALERA-WRITERS-DIFFER").severity is Level.DEGRADED
 
 
 def test_garbd_down(healthy: ClusterState) -> None:
     s = replace(healthy, galera=replace(healthy.galera, garbd=(UnitCheck("net-1", "garbd", unit("garbd", "failed")),)))
-    assert one(verdict(s), "GARBD-DOWN").node == "net-1"
+    assert one(verdict(s), "GARBD-DOWN").subject == "net-1"
 
 
 # -- RabbitMQ -------------------------------------------------------------------------------------------------
@@ -310,8 +311,8 @@ def serving(n: RabbitNode, **kw: object) -> RabbitNode:
 def test_one_broker_of_three_is_no_quorum(healthy: ClusterState) -> None:
     nodes = [serving(n, local=n.name == "ctl-1", view=None) for n in healthy.rabbit.nodes]
     v = verdict(with_rabbit(healthy, nodes))
-    assert one(v, "RABBIT-NO-QUORUM").level is Level.DOWN
-    assert {f.node for f in found(v, "RABBIT-NODE-DOWN")} == {"ctl-2", "ctl-3"}
+    assert one(v, "RABBIT-NO-QUORUM").severity is Level.DOWN
+    assert {f.subject for f in found(v, "RABBIT-NODE-DOWN")} == {"ctl-2", "ctl-3"}
 
 
 def test_partition_and_alarms(healthy: ClusterState) -> None:
@@ -320,8 +321,8 @@ def test_partition_and_alarms(healthy: ClusterState) -> None:
     view = replace(n0.view, partitions={"rabbit@ctl-1": ("rabbit@ctl-3",)})
     nodes = [serving(n0, view=view, alarms=(Alarm("rabbit@ctl-2", "disk"),)), *healthy.rabbit.nodes[1:]]
     v = verdict(with_rabbit(healthy, nodes))
-    assert one(v, "RABBIT-PARTITION").level is Level.DOWN
-    assert one(v, "RABBIT-ALARM").node == "ctl-2"
+    assert one(v, "RABBIT-PARTITION").severity is Level.DOWN
+    assert one(v, "RABBIT-ALARM").subject == "ctl-2"
 
 
 def test_a_broker_outside_the_cluster(healthy: ClusterState) -> None:
@@ -329,7 +330,7 @@ def test_a_broker_outside_the_cluster(healthy: ClusterState) -> None:
     for i, n in enumerate(nodes):
         assert n.view is not None
         nodes[i] = serving(n, view=replace(n.view, disk_nodes=("rabbit@ctl-1", "rabbit@ctl-2")))
-    assert one(verdict(with_rabbit(healthy, nodes)), "RABBIT-NOT-CLUSTERED").node == "ctl-3"
+    assert one(verdict(with_rabbit(healthy, nodes)), "RABBIT-NOT-CLUSTERED").subject == "ctl-3"
 
 
 def test_quorum_queue_rules(healthy: ClusterState) -> None:
@@ -349,9 +350,9 @@ def test_quorum_queue_rules(healthy: ClusterState) -> None:
 
 def test_queues_unchecked_without_the_account_is_info(healthy: ClusterState) -> None:
     v = verdict(with_rabbit(healthy, queues=None, queues_error="no management API account (secret rabbit/admin)"))
-    assert one(v, "RABBIT-QUEUES-UNREAD").level is Level.INFO and v.exit_code == 0
+    assert one(v, "RABBIT-QUEUES-UNREAD").severity is Level.INFO and v.exit_code == 0
     v = verdict(with_rabbit(healthy, queues=None, queues_error="cannot read"))
-    assert one(v, "RABBIT-QUEUES-UNREAD").level is Level.UNKNOWN
+    assert one(v, "RABBIT-QUEUES-UNREAD").severity is Level.UNKNOWN
 
 
 def test_rabbitmqctl_fallback_state_is_judged_the_same(healthy: ClusterState) -> None:
@@ -362,7 +363,7 @@ def test_rabbitmqctl_fallback_state_is_judged_the_same(healthy: ClusterState) ->
     nodes = [replace(n, facts=RabbitFacts(True, view=view, queues_error="no management API account"))
              for n in healthy.rabbit.nodes]
     v = verdict(with_rabbit(healthy, nodes, queues=None, queues_error="no management API account"))
-    assert one(v, "RABBIT-NODE-DOWN").node == "ctl-3"
+    assert one(v, "RABBIT-NODE-DOWN").subject == "ctl-3"
 
 
 # -- VIP, HAProxy ---------------------------------------------------------------------------------------------
@@ -370,9 +371,9 @@ def test_rabbitmqctl_fallback_state_is_judged_the_same(healthy: ClusterState) ->
 
 def test_vip_nowhere_is_down_and_elsewhere_is_degraded(healthy: ClusterState) -> None:
     v = verdict(replace(healthy, vip=replace(healthy.vip, holders=())))
-    assert one(v, "VIP-NONE").level is Level.DOWN
+    assert one(v, "VIP-NONE").severity is Level.DOWN
     v = verdict(replace(healthy, vip=replace(healthy.vip, holders=(), unread=("ctl-1",), answers=True)))
-    assert one(v, "VIP-ELSEWHERE").level is Level.DEGRADED
+    assert one(v, "VIP-ELSEWHERE").severity is Level.DEGRADED
 
 
 def test_haproxy_down_on_the_vip_holder_is_down(healthy: ClusterState) -> None:
@@ -381,7 +382,7 @@ def test_haproxy_down_on_the_vip_holder_is_down(healthy: ClusterState) -> None:
     nodes = list(healthy.haproxy.nodes)
     nodes[0] = replace(nodes[0], stats=HAProxyStats(False, error="cannot connect"))
     v = verdict(replace(healthy, haproxy=replace(healthy.haproxy, nodes=tuple(nodes))))
-    assert one(v, "HAPROXY-DOWN").level is Level.DOWN and one(v, "HAPROXY-DOWN").node == "ctl-1"
+    assert one(v, "HAPROXY-DOWN").severity is Level.DOWN and one(v, "HAPROXY-DOWN").subject == "ctl-1"
     everywhere = [replace(n, stats=HAProxyStats(False, error="x")) for n in nodes]
     v = verdict(replace(healthy, haproxy=replace(healthy.haproxy, nodes=tuple(everywhere))))
     assert "HAPROXY-NONE" in v.codes()
@@ -408,26 +409,26 @@ def test_no_quorum_stops_the_group(healthy: ClusterState) -> None:
 
 def test_pacemaker_not_running_anywhere(healthy: ClusterState) -> None:
     v = verdict(with_crm(healthy, "not-running", agents_on=()))
-    assert one(v, "PCMK-DOWN").level is Level.DOWN
+    assert one(v, "PCMK-DOWN").severity is Level.DOWN
 
 
 def test_unclean_standby_and_fence_history(healthy: ClusterState) -> None:
-    assert one(verdict(with_crm(healthy, "node-unclean")), "PCMK-NODE-UNCLEAN").node == "net-1"
-    assert one(verdict(with_crm(healthy, "standby")), "PCMK-NODE-STANDBY").level is Level.DEGRADED
+    assert one(verdict(with_crm(healthy, "node-unclean")), "PCMK-NODE-UNCLEAN").subject == "net-1"
+    assert one(verdict(with_crm(healthy, "standby")), "PCMK-NODE-STANDBY").severity is Level.DEGRADED
     v = verdict(with_crm(healthy, "node-fenced-history", agents_on=("net-2",)))
-    assert one(v, "PCMK-FENCED").node == "net-1" and not found(v, "PCMK-FENCE-FAILED")  # the newest event wins
+    assert one(v, "PCMK-FENCED").subject == "net-1" and not found(v, "PCMK-FENCE-FAILED")  # the newest event wins
 
 
 def test_failed_action_and_a_fail_count_at_the_threshold(healthy: ClusterState) -> None:
     banned = FailCount("net-1", "neutron-l3-agent", 3, 3)
     v = verdict(with_crm(healthy, "failed-action", counts=(banned,)))
-    assert one(v, "PCMK-FAILED-ACTION").level is Level.INFO
-    assert one(v, "PCMK-FAILCOUNT-BANNED").level is Level.DEGRADED
+    assert one(v, "PCMK-FAILED-ACTION").severity is Level.INFO
+    assert one(v, "PCMK-FAILCOUNT-BANNED").severity is Level.DEGRADED
 
 
 def test_agents_running_on_both_network_nodes_is_split_brain(healthy: ClusterState) -> None:
     v = verdict(with_crm(healthy, "lab-healthy", agents_on=("net-1", "net-2")))
-    assert one(v, "PCMK-AGENTS-SPLIT").level is Level.DOWN
+    assert one(v, "PCMK-AGENTS-SPLIT").severity is Level.DOWN
 
 
 def test_group_split_and_partial(healthy: ClusterState) -> None:
@@ -439,7 +440,7 @@ def test_group_split_and_partial(healthy: ClusterState) -> None:
     res[i] = replace(res[i], nodes=("net-2",))
     split = replace(s, pacemaker=replace(s.pacemaker, nodes=tuple(
         replace(n, crm=replace(ref.crm, resources=tuple(res))) for n in s.pacemaker.nodes)))
-    assert one(verdict(split), "PCMK-GROUP-SPLIT").level is Level.DOWN
+    assert one(verdict(split), "PCMK-GROUP-SPLIT").severity is Level.DOWN
     res[i] = replace(res[i], nodes=(), active=False)
     partial = replace(s, pacemaker=replace(s.pacemaker, nodes=tuple(
         replace(n, crm=replace(ref.crm, resources=tuple(res))) for n in s.pacemaker.nodes)))
@@ -459,11 +460,11 @@ def test_the_agents_as_colocated_primitives_read_as_the_group_did(healthy: Clust
             replace(n, crm=replace(ref.crm, resources=tuple(rs))) for n in s.pacemaker.nodes)))
 
     v = verdict(with_resources(res))
-    assert one(v, "PCMK-GROUP").level is Level.INFO and not found(v, "PCMK-GROUP-MISSING")
+    assert one(v, "PCMK-GROUP").severity is Level.INFO and not found(v, "PCMK-GROUP-MISSING")
     i = next(k for k, r in enumerate(res) if r.id == "neutron-dhcp-agent")
     res[i] = replace(res[i], nodes=("net-1", "net-2"))
     v = verdict(with_resources(res))
-    assert one(v, "PCMK-GROUP-SPLIT").level is Level.DOWN and not found(v, "PCMK-MULTI-ACTIVE")
+    assert one(v, "PCMK-GROUP-SPLIT").severity is Level.DOWN and not found(v, "PCMK-MULTI-ACTIVE")
     assert one(verdict(with_resources([r for r in res if r.id not in units])), "PCMK-GROUP-MISSING")
     assert not found(verdict(with_resources(res, agent_units=())), "PCMK-GROUP-SPLIT")  # no neutron, no group
 
@@ -479,18 +480,18 @@ def test_fencing_off_blocked_resource_and_quorum_helpers(healthy: ClusterState) 
                   for n in s.pacemaker.nodes)
     qnetd = UnitCheck("ctl-3", "corosync-qnetd", unit("corosync-qnetd", "inactive"))
     v = verdict(replace(s, pacemaker=replace(s.pacemaker, nodes=nodes, qnetd=qnetd)))
-    assert one(v, "PCMK-FENCING-OFF").level is Level.DEGRADED
-    assert one(v, "PCMK-BLOCKED").level is Level.DOWN
-    assert {f.node for f in found(v, "PCMK-UNIT-DOWN")} == {"net-1", "net-2"}
-    assert one(v, "QNETD-DOWN").node == "ctl-3"
+    assert one(v, "PCMK-FENCING-OFF").severity is Level.DEGRADED
+    assert one(v, "PCMK-BLOCKED").severity is Level.DOWN
+    assert {f.subject for f in found(v, "PCMK-UNIT-DOWN")} == {"net-1", "net-2"}
+    assert one(v, "QNETD-DOWN").subject == "ctl-3"
     off = replace(s, pacemaker=replace(s.pacemaker, fencing_expected=False, fencing_reason="lab without power switch"))
-    assert one(verdict(off), "PCMK-FENCING-SWITCHED-OFF").level is Level.INFO
+    assert one(verdict(off), "PCMK-FENCING-SWITCHED-OFF").severity is Level.INFO
 
 
 def test_no_network_node_read_is_unknown(healthy: ClusterState) -> None:
     nodes = tuple(PacemakerNode(n.name, False) for n in healthy.pacemaker.nodes)
     v = verdict(replace(healthy, pacemaker=replace(healthy.pacemaker, nodes=nodes)))
-    assert one(v, "PCMK-UNREAD").level is Level.UNKNOWN
+    assert one(v, "PCMK-UNREAD").severity is Level.UNKNOWN
 
 
 # -- OpenStack -------------------------------------------------------------------------------------------------
@@ -508,7 +509,7 @@ def with_os(s: ClusterState, **kw: object) -> ClusterState:
 def test_a_deployed_api_the_vip_does_not_answer_is_down(healthy: ClusterState) -> None:
     s = with_os(healthy, apis=(keystone_api(503),), running_units={"keystone": ("ctl-1/keystone",)})
     v = verdict(s)
-    assert one(v, "OS-API-DOWN").level is Level.DOWN and "OS-NOT-DEPLOYED" not in v.codes()
+    assert one(v, "OS-API-DOWN").severity is Level.DOWN and "OS-NOT-DEPLOYED" not in v.codes()
 
 
 def test_service_lists(healthy: ClusterState) -> None:
@@ -520,17 +521,17 @@ def test_service_lists(healthy: ClusterState) -> None:
             ServiceRow("compute", "nova-compute", "cmp-1", False, enabled=False))
     s = with_os(healthy, apis=(keystone_api(200),), catalog=Catalog(True, rows=rows, errors=("volumev3: HTTP 500",)))
     v = verdict(s)
-    assert one(v, "OS-SERVICE-DOWN").node == "ctl-2"
+    assert one(v, "OS-SERVICE-DOWN").subject == "ctl-2"
     assert "nova-conductor" in one(v, "OS-SERVICE-ALL-DOWN").message
-    assert one(v, "OS-LIST-FAILED").level is Level.UNKNOWN
+    assert one(v, "OS-LIST-FAILED").severity is Level.UNKNOWN
     assert not any("nova-compute" in f.message for f in v.findings)  # disabled on purpose
 
 
 def test_keystone_answers_but_refuses_admin(healthy: ClusterState) -> None:
     s = with_os(healthy, apis=(keystone_api(200),), catalog=Catalog(False, "Keystone refused a token: HTTP 401"))
-    assert one(verdict(s), "OS-AUTH-FAILED").level is Level.DEGRADED
+    assert one(verdict(s), "OS-AUTH-FAILED").severity is Level.DEGRADED
     s = with_os(healthy, apis=(keystone_api(200),), catalog=None, catalog_note="no Keystone admin password")
-    assert one(verdict(s), "OS-LISTS-UNCHECKED").level is Level.INFO
+    assert one(verdict(s), "OS-LISTS-UNCHECKED").severity is Level.INFO
 
 
 def test_keystone_deployed_serves_and_its_catalog_was_read() -> None:
@@ -540,7 +541,7 @@ def test_keystone_deployed_serves_and_its_catalog_was_read() -> None:
     assert s.openstack.deployed("keystone") and s.openstack.catalog is not None and s.openstack.catalog.checked
     members = s.pacemaker.agent_units
     assert members[0] == "hastack-neutron-cleanup" and "neutron-l3-agent" in members
-    assert one(v, "PCMK-GROUP").level is Level.INFO
+    assert one(v, "PCMK-GROUP").severity is Level.INFO
 
 
 def test_the_seed_lab_with_every_openstack_service() -> None:

@@ -13,8 +13,8 @@ from hastack.status.verdict import Finding, Verdict
 
 
 def _finding(f: Finding) -> dict[str, Any]:
-    return {"code": f.code, "level": f.level.word, "layer": f.layer, "node": f.node or None, "message": f.message,
-            "next_step": f.next_step or None}
+    return {"code": f.code, "level": f.severity.word, "layer": f.area, "node": f.subject or None, "message": f.message,
+            "next_step": f.hint or None}
 
 
 def _galera_json(state: ClusterState) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def to_prometheus(state: ClusterState, verdict: Verdict) -> str:
     m.add("status_code", verdict.exit_code, "hastack status exit code: 0 healthy, 1 degraded, 2 down, 3 unknown")
     m.add("status_seconds", round(state.seconds, 3), "Seconds status took to read every host")
     for level in Level:
-        m.add("findings", sum(f.level is level for f in verdict.findings), "Findings by level", level=level.word)
+        m.add("findings", sum(f.severity is level for f in verdict.findings), "Findings by level", level=level.word)
     for h in state.hosts:
         m.add("host_up", h.read, "1 when the host answered status over SSH", host=h.name)
     for samples in (_galera_metrics(state), _other_metrics(state)):

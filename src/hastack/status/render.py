@@ -256,12 +256,12 @@ def services_caption(rows: tuple[ServiceRow, ...]) -> str:
 
 def findings_table(verdict: Verdict) -> Table:
     t = _table("Findings", "level", "code", "what, and what to do")
-    order = sorted(verdict.findings, key=lambda f: -f.level.rank)
+    order = sorted(verdict.findings, key=lambda f: -f.severity.rank)
     for f in order:
         what = Text(f.message)
-        if f.next_step:
-            what.append(f"\n-> {f.next_step}", style="bold")
-        t.add_row(Text(f.level.word, style=LEVEL_STYLE[f.level]), f.code, what)
+        if f.hint:
+            what.append(f"\n-> {f.hint}", style="bold")
+        t.add_row(Text(f.severity.word, style=LEVEL_STYLE[f.severity]), f.code, what)
     return t
 
 

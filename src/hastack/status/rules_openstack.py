@@ -10,19 +10,19 @@ from collections.abc import Iterator
 
 from hastack.status.model import ClusterState, ServiceRow
 from hastack.status.rules_base import DEGRADED, DOWN, INFO, UNKNOWN
-from hastack.status.verdict import Finding
+from hastack.status.verdict import Finding, finding
 
 
 def apis(s: ClusterState) -> Iterator[Finding]:
     o = s.openstack
     for service in o.services:
         if not o.deployed(service):
-            yield Finding("OS-NOT-DEPLOYED", INFO, "openstack", f"{service}: not deployed (no API answers through the "
+            yield finding("OS-NOT-DEPLOYED", INFO, "openstack", f"{service}: not deployed (no API answers through the "
                           "VIP, no unit runs or is enabled on a controller)")
             continue
         for a in (a for a in o.apis if a.service == service and not a.ok):
             got = f"HTTP {a.status}" if a.status is not None else a.error
-            yield Finding("OS-API-DOWN", DOWN, "openstack", f"{a.title}: GET {a.url} -> {got} (expected {a.expected})",
+            yield finding("OS-API-DOWN", DOWN, "openstack", f"{a.title}: GET {a.url} -> {got} (expected {a.expected})",
                           "see which controllers' servers are DOWN in HAProxy (haproxy rows above)")
 
 
@@ -31,13 +31,13 @@ def catalog(s: ClusterState) -> Iterator[Finding]:
     c = o.catalog
     if c is None:
         if o.catalog_note and o.deployed("keystone"):
-            yield Finding("OS-LISTS-UNCHECKED", INFO, "openstack", f"service lists not read: {o.catalog_note}")
+            yield finding("OS-LISTS-UNCHECKED", INFO, "openstack", f"service lists not read: {o.catalog_note}")
         return
     if not c.checked:
-        yield Finding("OS-AUTH-FAILED", DEGRADED, "openstack", c.error, "check the keystone/admin secret and Keystone")
+        yield finding("OS-AUTH-FAILED", DEGRADED, "openstack", c.error, "check the keystone/admin secret and Keystone")
         return
     for e in c.errors:
-        yield Finding("OS-LIST-FAILED", UNKNOWN, "openstack", e)
+        yield finding("OS-LIST-FAILED", UNKNOWN, "openstack", e)
     yield from _services(c.rows)
 
 
@@ -52,7 +52,7 @@ def _services(rows: tuple[ServiceRow, ...]) -> Iterator[Finding]:
         up_hosts = {r.host for r in rs if r.up}
         down = sorted({r.host for r in rs if not r.up} - up_hosts)
         if down and len(down) == len(rs):
-            yield Finding("OS-SERVICE-ALL-DOWN", DOWN, "openstack", f"{binary} is down everywhere ({', '.join(down)})")
+            yield finding("OS-SERVICE-ALL-DOWN", DOWN, "openstack", f"{binary} is down everywhere ({', '.join(down)})")
         elif down:
-            yield Finding("OS-SERVICE-DOWN", DEGRADED, "openstack", f"{binary} is down on {', '.join(down)} "
+            yield finding("OS-SERVICE-DOWN", DEGRADED, "openstack", f"{binary} is down on {', '.join(down)} "
                           f"(up on {', '.join(r.host for r in rs if r.up)})", node=down[0])

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from hastack.facts import CrmMon, CrmResource
 from hastack.status.model import ClusterState, PacemakerNode, PacemakerView
 from hastack.status.rules_base import DEGRADED, DOWN, INFO
-from hastack.status.verdict import Finding
+from hastack.status.verdict import Finding, finding
 
 NODE_STATES = {
     "offline": ("PCMK-NODE-OFFLINE", "is offline", ""),
@@ -31,15 +31,15 @@ def nodes(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
     for p in s.pacemaker.nodes:
         node = known.get(p.name)
         if node is None:
-            yield Finding("PCMK-NODE-UNKNOWN", DEGRADED, "pacemaker", f"{p.name} is not a node of the cluster "
+            yield finding("PCMK-NODE-UNKNOWN", DEGRADED, "pacemaker", f"{p.name} is not a node of the cluster "
                           f"(seen by {ref.name})", f"`hastack deploy {s.topology_file}`", p.name)
             continue
         if node.state in NODE_STATES:
             code, text, step = NODE_STATES[node.state]
-            yield Finding(code, DEGRADED, "pacemaker", f"{p.name} {text} (seen by {ref.name})",
+            yield finding(code, DEGRADED, "pacemaker", f"{p.name} {text} (seen by {ref.name})",
                           step.format(node=p.name), p.name)
     if crm.maintenance_mode:
-        yield Finding("PCMK-MAINTENANCE", DEGRADED, "pacemaker", "the cluster is in maintenance mode: nothing is "
+        yield finding("PCMK-MAINTENANCE", DEGRADED, "pacemaker", "the cluster is in maintenance mode: nothing is "
                       "monitored or recovered", "`crm configure property maintenance-mode=false`")
 
 
@@ -47,22 +47,22 @@ def fencing(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
     crm = _crm(ref)
     p = s.pacemaker
     if not p.fencing_expected:
-        yield Finding("PCMK-FENCING-SWITCHED-OFF", INFO, "pacemaker",
+        yield finding("PCMK-FENCING-SWITCHED-OFF", INFO, "pacemaker",
                       f"fencing is switched off in the topology ({p.fencing_reason or 'no reason given'})")
     else:
         if crm.stonith_enabled is False:
-            yield Finding("PCMK-FENCING-OFF", DEGRADED, "pacemaker", "stonith-enabled is false although the "
+            yield finding("PCMK-FENCING-OFF", DEGRADED, "pacemaker", "stonith-enabled is false although the "
                           "topology wants fencing: a split brain can run the agents twice",
                           f"`hastack deploy {s.topology_file}`")
         devices = [r for r in crm.resources if r.agent.startswith("stonith:")]
         if not devices:
-            yield Finding("PCMK-NO-FENCE-DEVICE", DEGRADED, "pacemaker", "no fence device is configured",
+            yield finding("PCMK-NO-FENCE-DEVICE", DEGRADED, "pacemaker", "no fence device is configured",
                           f"`hastack deploy {s.topology_file}`")
         targets = s.pacemaker.fence_devices
         for d in devices:
             if not d.active:
                 target = targets.get(d.id, "")
-                yield Finding("PCMK-FENCE-STOPPED", DEGRADED, "pacemaker", f"fence device {d.id} is stopped: "
+                yield finding("PCMK-FENCE-STOPPED", DEGRADED, "pacemaker", f"fence device {d.id} is stopped: "
                               f"{target or 'its node'} cannot be fenced", "it runs on another network node: bring "
                               f"that one back online; if it stays stopped, `crm resource cleanup {d.id}`", target)
     yield from _history(crm)
@@ -78,10 +78,10 @@ def _history(crm: CrmMon) -> Iterator[Finding]:
         by = f" by {e.delegate or e.origin}" if (e.delegate or e.origin) else ""
         when = f" at {e.completed}" if e.completed else ""
         if e.status == "failed":
-            yield Finding("PCMK-FENCE-FAILED", DEGRADED, "pacemaker", f"fencing ({e.action}) of {e.target} failed{by}"
+            yield finding("PCMK-FENCE-FAILED", DEGRADED, "pacemaker", f"fencing ({e.action}) of {e.target} failed{by}"
                           f"{when}{': ' + e.exit_reason if e.exit_reason else ''}", node=e.target)
         else:
-            yield Finding("PCMK-FENCED", INFO, "pacemaker", f"{e.target} was fenced ({e.action}){by}{when}: {e.status}",
+            yield finding("PCMK-FENCED", INFO, "pacemaker", f"{e.target} was fenced ({e.action}){by}{when}: {e.status}",
                           node=e.target)
 
 
@@ -99,22 +99,22 @@ def group(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
     if not members and not s.pacemaker.agent_units:  # no neutron: the cluster keeps only its fencing
         return
     if not members:
-        yield Finding("PCMK-GROUP-MISSING", DOWN, "pacemaker", f"the agent group {name} is not configured",
+        yield finding("PCMK-GROUP-MISSING", DOWN, "pacemaker", f"the agent group {name} is not configured",
                       f"`hastack deploy {s.topology_file}`")
         return
     where = sorted({n for r in members for n in r.nodes})
     stopped = [r.id for r in members if not r.active]
     if len(where) > 1 or any(len(r.nodes) > 1 for r in members):
-        yield Finding("PCMK-GROUP-SPLIT", DOWN, "pacemaker", f"the agent group {name} runs on {' and '.join(where)}",
+        yield finding("PCMK-GROUP-SPLIT", DOWN, "pacemaker", f"the agent group {name} runs on {' and '.join(where)}",
                       f"run `hastack recover pacemaker {s.topology_file}`")
     elif len(stopped) == len(members):
-        yield Finding("PCMK-GROUP-STOPPED", DOWN, "pacemaker", f"the agent group {name} is stopped: no L3, DHCP or "
+        yield finding("PCMK-GROUP-STOPPED", DOWN, "pacemaker", f"the agent group {name} is stopped: no L3, DHCP or "
                       "metadata agent runs", f"run `hastack recover pacemaker {s.topology_file}`")
     elif stopped:
-        yield Finding("PCMK-GROUP-PARTIAL", DOWN, "pacemaker", f"{', '.join(stopped)} of {name} stopped (the rest on "
+        yield finding("PCMK-GROUP-PARTIAL", DOWN, "pacemaker", f"{', '.join(stopped)} of {name} stopped (the rest on "
                       f"{', '.join(where)})", f"run `hastack recover pacemaker {s.topology_file}`")
     else:
-        yield Finding("PCMK-GROUP", INFO, "pacemaker", f"the agents run on {where[0]}", node=where[0])
+        yield finding("PCMK-GROUP", INFO, "pacemaker", f"the agents run on {where[0]}", node=where[0])
 
 
 def resources(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
@@ -122,23 +122,23 @@ def resources(s: ClusterState, ref: PacemakerNode) -> Iterator[Finding]:
     agents = _members(crm, s.pacemaker)
     for r in crm.resources:
         if r.blocked:
-            yield Finding("PCMK-BLOCKED", DOWN, "pacemaker", f"{r.id} is blocked: Pacemaker will not act on it",
+            yield finding("PCMK-BLOCKED", DOWN, "pacemaker", f"{r.id} is blocked: Pacemaker will not act on it",
                           f"fix the cause, then `crm resource cleanup {r.id}`")
         if r not in agents and not r.clone and len(r.nodes) > 1:
-            yield Finding("PCMK-MULTI-ACTIVE", DOWN, "pacemaker", f"{r.id} runs on {' and '.join(r.nodes)}",
+            yield finding("PCMK-MULTI-ACTIVE", DOWN, "pacemaker", f"{r.id} runs on {' and '.join(r.nodes)}",
                           f"`crm resource cleanup {r.id}`")
     for f in crm.failures:
         reason = ", ".join(x for x in (f.exitstatus, f.exitreason) if x)
-        yield Finding("PCMK-FAILED-ACTION", INFO, "pacemaker", f"{f.resource} {f.task} failed on {f.node} "
+        yield finding("PCMK-FAILED-ACTION", INFO, "pacemaker", f"{f.resource} {f.task} failed on {f.node} "
                       f"({reason}) at {f.last_rc_change}", f"once the cause is fixed: `crm resource cleanup "
                       f"{f.resource}`", f.node)
     for c in ref.fail_counts:
         if c.banned:
-            yield Finding("PCMK-FAILCOUNT-BANNED", DEGRADED, "pacemaker", f"{c.resource} failed {c.count} times on "
+            yield finding("PCMK-FAILCOUNT-BANNED", DEGRADED, "pacemaker", f"{c.resource} failed {c.count} times on "
                           f"{c.node} (migration-threshold {c.threshold}): it cannot run there",
                           f"`crm resource cleanup {c.resource}`", c.node)
         else:
-            yield Finding("PCMK-FAILCOUNT", INFO, "pacemaker", f"{c.resource} failed {c.count} time(s) on {c.node} "
+            yield finding("PCMK-FAILCOUNT", INFO, "pacemaker", f"{c.resource} failed {c.count} time(s) on {c.node} "
                           f"(moves away at {c.threshold})", node=c.node)
 
 
@@ -146,9 +146,9 @@ def quorum_units(s: ClusterState) -> Iterator[Finding]:
     for n in s.pacemaker.nodes:
         for u in n.units:
             if u.state is not None and u.state.exists and not u.state.active:
-                yield Finding("PCMK-UNIT-DOWN", DEGRADED, "pacemaker", f"{u.unit} is not running on {n.name} "
+                yield finding("PCMK-UNIT-DOWN", DEGRADED, "pacemaker", f"{u.unit} is not running on {n.name} "
                               f"({u.state.active_state})", f"`systemctl start {u.unit}` on {n.name}", n.name)
     q = s.pacemaker.qnetd
     if q is not None and q.state is not None and not q.state.active:
-        yield Finding("QNETD-DOWN", DEGRADED, "pacemaker", f"corosync-qnetd is not running on {q.node}: the network "
+        yield finding("QNETD-DOWN", DEGRADED, "pacemaker", f"corosync-qnetd is not running on {q.node}: the network "
                       "cluster has lost its third vote", f"`systemctl start corosync-qnetd` on {q.node}", q.node)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from hastack.status.model import ClusterState, RabbitNode, UnitCheck
 from hastack.status.rules_base import DEGRADED, DOWN, INFO, UNKNOWN, listing, recover, unit_word
-from hastack.status.verdict import Finding
+from hastack.status.verdict import Finding, finding
 
 
 def _broker_word(n: RabbitNode) -> str:
@@ -24,19 +24,19 @@ def rabbitmq(s: ClusterState) -> Iterator[Finding]:
     if not r.expected:
         return
     if not any(n.read for n in r.nodes):
-        yield Finding("RABBIT-UNREAD", UNKNOWN, "rabbitmq", "no broker could be read")
+        yield finding("RABBIT-UNREAD", UNKNOWN, "rabbitmq", "no broker could be read")
         return
     if not any(n.serving for n in r.nodes):
-        yield Finding("RABBIT-DOWN", DOWN, "rabbitmq", "RabbitMQ serves on no broker: "
+        yield finding("RABBIT-DOWN", DOWN, "rabbitmq", "RabbitMQ serves on no broker: "
                       + "; ".join(_broker_word(n) for n in r.nodes), recover("rabbitmq", s))
         return
     running = set(r.running)
     if len(running & set(r.expected)) < r.majority:
-        yield Finding("RABBIT-NO-QUORUM", DOWN, "rabbitmq", f"only {len(running)} of {len(r.expected)} brokers run "
+        yield finding("RABBIT-NO-QUORUM", DOWN, "rabbitmq", f"only {len(running)} of {len(r.expected)} brokers run "
                       f"({listing(sorted(running))}): quorum queues cannot serve", recover("rabbitmq", s))
     yield from _members(s, running)
     if r.slow_views:
-        yield Finding("RABBIT-VIEW-SLOW", DEGRADED, "rabbitmq", f"the cluster view of {', '.join(r.slow_views)} does "
+        yield finding("RABBIT-VIEW-SLOW", DEGRADED, "rabbitmq", f"the cluster view of {', '.join(r.slow_views)} does "
                       "not answer in time: RabbitMQ still waits for a member it cannot reach (it gives up after "
                       "net_ticktime)")
     yield from _partitions_and_alarms(s)
@@ -49,10 +49,10 @@ def _members(s: ClusterState, running: set[str]) -> Iterator[Finding]:
     for n in r.nodes:
         if n.nodename not in running:
             why = f": {_broker_word(n).split(': ', 1)[1]}" if n.read else " (its host does not answer)"
-            yield Finding("RABBIT-NODE-DOWN", DEGRADED, "rabbitmq", f"{n.nodename} is not serving{why}",
+            yield finding("RABBIT-NODE-DOWN", DEGRADED, "rabbitmq", f"{n.nodename} is not serving{why}",
                           f"`systemctl start rabbitmq-server` on {n.name}, or {recover('rabbitmq', s)}", n.name)
         elif ref is not None and ref.view is not None and n.nodename not in ref.view.members:
-            yield Finding("RABBIT-NOT-CLUSTERED", DEGRADED, "rabbitmq", f"{n.nodename} is not a member of the "
+            yield finding("RABBIT-NOT-CLUSTERED", DEGRADED, "rabbitmq", f"{n.nodename} is not a member of the "
                           f"cluster {ref.name} sees", recover("rabbitmq", s), n.name)
 
 
@@ -62,13 +62,13 @@ def _partitions_and_alarms(s: ClusterState) -> Iterator[Finding]:
     parts = sorted({f"{node} cannot reach {', '.join(peers)}" for v in views for node, peers in v.partitions.items()
                     if peers})
     if parts:
-        yield Finding("RABBIT-PARTITION", DOWN, "rabbitmq", f"network partition: {'; '.join(parts)}",
+        yield finding("RABBIT-PARTITION", DOWN, "rabbitmq", f"network partition: {'; '.join(parts)}",
                       recover("rabbitmq", s))
     alarms = {(a.node, a.resource) for v in views for a in v.alarms} | {(a.node, a.resource) for f in facts
                                                                         for a in f.alarms}
     for node, resource in sorted(alarms):
         host = node.split("@")[-1]
-        yield Finding("RABBIT-ALARM", DOWN, "rabbitmq", f"{resource} alarm on {node}: publishers are blocked",
+        yield finding("RABBIT-ALARM", DOWN, "rabbitmq", f"{resource} alarm on {node}: publishers are blocked",
                       f"free {resource} on {host}", host)
 
 
@@ -76,7 +76,7 @@ def _queues(s: ClusterState) -> Iterator[Finding]:
     r = s.rabbit
     if r.queues is None:
         level = INFO if "account" in r.queues_error else (DEGRADED if r.queues_slow else UNKNOWN)
-        yield Finding("RABBIT-QUEUES-UNREAD", level, "rabbitmq", f"quorum queues not checked: {r.queues_error}")
+        yield finding("RABBIT-QUEUES-UNREAD", level, "rabbitmq", f"quorum queues not checked: {r.queues_error}")
         return
     qq = r.quorum_queues
     leaderless = [q.label for q in qq if not q.has_leader]
@@ -84,18 +84,18 @@ def _queues(s: ClusterState) -> Iterator[Finding]:
     offline = [q for q in qq if q.has_leader and not q.below_quorum and q.offline]
     short = [q.label for q in qq if len(q.members) < len(r.expected)]
     if leaderless:
-        yield Finding("RABBIT-QUEUE-NO-LEADER", DOWN, "rabbitmq",
+        yield finding("RABBIT-QUEUE-NO-LEADER", DOWN, "rabbitmq",
                       f"{len(leaderless)} quorum queue(s) have no leader: {listing(leaderless)}",
                       recover("rabbitmq", s))
     if below:
-        yield Finding("RABBIT-QUEUE-BELOW-QUORUM", DOWN, "rabbitmq",
+        yield finding("RABBIT-QUEUE-BELOW-QUORUM", DOWN, "rabbitmq",
                       f"{len(below)} quorum queue(s) have fewer than a majority of replicas online: {listing(below)}",
                       recover("rabbitmq", s))
     if offline:
         nodes = sorted({m for q in offline for m in q.offline})
-        yield Finding("RABBIT-QUEUE-REPLICA-OFFLINE", DEGRADED, "rabbitmq",
+        yield finding("RABBIT-QUEUE-REPLICA-OFFLINE", DEGRADED, "rabbitmq",
                       f"{len(offline)} quorum queue(s) have replicas offline on {', '.join(nodes)} (quorum kept)")
     if short:
-        yield Finding("RABBIT-QUEUE-UNDER-REPLICATED", DEGRADED, "rabbitmq",
+        yield finding("RABBIT-QUEUE-UNDER-REPLICATED", DEGRADED, "rabbitmq",
                       f"{len(short)} quorum queue(s) have fewer replicas than brokers: {listing(short)}",
                       "`rabbitmq-queues grow rabbit@<node> all` on a controller")

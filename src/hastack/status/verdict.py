@@ -26,37 +26,21 @@ Precedence: 2 > 3 > 1 > 0 (what is known to be down is said even when other part
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from hastack.reports import Report, Severity
 
-class Level(enum.IntEnum):
-    INFO = 0
-    DEGRADED = 1
-    DOWN = 2
-    UNKNOWN = 3
-
-    @property
-    def rank(self) -> int:
-        """Worst first: down, unknown, degraded, info."""
-        return {Level.DOWN: 3, Level.UNKNOWN: 2, Level.DEGRADED: 1, Level.INFO: 0}[self]
-
-    @property
-    def word(self) -> str:
-        return {Level.INFO: "info", Level.DEGRADED: "degraded", Level.DOWN: "down", Level.UNKNOWN: "unknown"}[self]
-
+Level = Severity
+"""A finding's level is a report's severity: INFO, DEGRADED (= WARNING), DOWN (= ERROR), UNKNOWN."""
 
 VERDICT_WORDS = {0: "healthy", 1: "degraded", 2: "down", 3: "unknown"}
 
+Finding = Report
+"""A status finding is a report: `area` is its layer, `subject` its node, `hint` the command to run next."""
 
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    level: Level
-    layer: str
-    message: str
-    next_step: str = ""
-    node: str = ""
+
+def finding(code: str, level: Severity, layer: str, message: str, next_step: str = "", node: str = "") -> Report:
+    return Report(code, level, message, hint=next_step, area=layer, subject=node)
 
 
 @dataclass(frozen=True)
@@ -65,7 +49,7 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        worst = max((f.level for f in self.findings), key=lambda lv: lv.rank, default=Level.INFO)
+        worst = max((f.severity for f in self.findings), key=lambda lv: lv.rank, default=Level.INFO)
         return int(worst)
 
     @property
@@ -79,14 +63,14 @@ class Verdict:
     @property
     def problems(self) -> tuple[Finding, ...]:
         """Every finding above info, worst first (stable order within a level)."""
-        bad = [f for f in self.findings if f.level is not Level.INFO]
-        return tuple(sorted(bad, key=lambda f: -f.level.rank))
+        bad = [f for f in self.findings if f.severity is not Level.INFO]
+        return tuple(sorted(bad, key=lambda f: -f.severity.rank))
 
     def summary(self, limit: int = 3) -> str:
         """One line: the verdict and the first problems (what drills record at every poll)."""
         if self.healthy:
             return "healthy"
-        shown = "; ".join(f"{f.layer}: {f.message}" for f in self.problems[:limit])
+        shown = "; ".join(f"{f.area}: {f.message}" for f in self.problems[:limit])
         more = len(self.problems) - limit
         return f"{self.word}: {shown}" + (f" (+{more} more)" if more > 0 else "")
 
