@@ -74,6 +74,17 @@ class Report:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
+    def to_json(self) -> dict[str, object]:
+        """The report as JSON data (drill reports and campaigns; empty parts left out)."""
+        out: dict[str, object] = {"code": self.code, "severity": self.severity.name.lower(), "message": self.message}
+        for key, value in (("location", str(self.location) if self.location else ""), ("hint", self.hint),
+                           ("area", self.area), ("subject", self.subject)):
+            if value:
+                out[key] = value
+        if self.fields:
+            out["fields"] = dict(self.fields)
+        return out
+
     def render(self) -> str:
         where = f"{self.location}: " if self.location else ""
         hint = f"\n    -> {self.hint}" if self.hint else ""

@@ -110,7 +110,8 @@ def test_never_bootstraps_a_stopped_cluster_that_has_data(seed: Topology) -> Non
     d = make(seed, s)
     with pytest.raises(StepFailed) as exc:
         asyncio.run(GaleraStage().run(d))
-    assert "hastack recover galera" in str(exc.value)
+    assert exc.value.code == "GALERA-HAS-DATA" and exc.value.host == "ctl-2"
+    assert "hastack recover galera" in exc.value.detail
     assert not any(c.argv and c.argv[0] == "galera_new_cluster" for c in s.calls)
 
 
@@ -135,9 +136,25 @@ def test_a_failed_stage_stops_the_next(seed: Topology) -> None:
     s.add(on_fact(grastate(), host="ctl-1", stdout="version: 2.1\nuuid:    6f0c8c0e-0000-11ef-8a3e-2a6e3c3f3a01\n"
                   "seqno:   8\nsafe_to_bootstrap: 1\n"))
     d = make(seed, s)
-    with pytest.raises(StageFailed):
+    with pytest.raises(StageFailed) as exc:
         asyncio.run(d.execute([GaleraStage(), RabbitMQStage()]))
     assert not any("rabbitmqctl" in c.argv for c in s.calls if c.kind == "run")
+    [report] = exc.value.reports()
+    assert (report.code, report.area, report.subject, report.field("step")) == (
+        "GALERA-HAS-DATA", "galera", "ctl-1", "bootstrap Galera")
+
+
+def test_a_failed_command_is_a_report_with_host_step_command_exit_code_and_output() -> None:
+    from hastack.reports import Severity
+    from hastack.transport.base import Result
+
+    failed = StepFailed("ctl-2", "start mariadb", "", Result("ctl-2", ("systemctl", "start", "mariadb"), 1, "",
+                                                             "Job for mariadb.service failed.\n"))
+    r = failed.report("galera")
+    assert (r.code, r.severity, r.area, r.subject) == ("DEPLOY-COMMAND-FAILED", Severity.ERROR, "galera", "ctl-2")
+    assert dict(r.fields) == {"step": "start mariadb", "command": "systemctl start mariadb", "exit_code": "1",
+                              "output": "Job for mariadb.service failed."}
+    assert "[DEPLOY-COMMAND-FAILED]" in failed.render().splitlines()[0]
 
 
 def host_facts(d: Deploy, node: str, states: dict[str, FileState]) -> list[Expect]:
@@ -398,7 +415,7 @@ def test_a_running_broker_left_out_of_the_topology_stops_the_stage_and_is_not_fo
     d = make(topo, s)
     with pytest.raises(StepFailed) as exc:
         asyncio.run(RabbitMQStage().forget_departed(d))
-    assert "rabbit@ctl-2 still run(s)" in str(exc.value) and "systemctl stop rabbitmq-server" in str(exc.value)
+    assert exc.value.code == "RABBIT-DEPARTED-RUNNING" and "rabbit@ctl-2" in exc.value.detail
     assert d.changes == 0  # nothing forgotten: the scripted transport has no forget_cluster_node
 
 
@@ -469,7 +486,8 @@ def test_a_galera_member_left_out_of_the_topology_but_running_stops_deploy(seed:
 
     alive = member("10.77.0.11:3306,10.77.0.12:3306,10.77.0.13:3306")
     decided = choose_seed(topo, {"ctl-1": alive, "ctl-3": alive}, None)
-    assert decided.seed == "ctl-1" and decided.refuse and "10.77.0.12 still run(s) MariaDB" in decided.refuse[1]
+    assert (decided.seed, decided.code) == ("ctl-1", "GALERA-STRANGER") and decided.refuse
+    assert "10.77.0.12" in decided.refuse[1]
     # ctl-2 dead: it has left the view; a joining ctl-4 (no address yet) and garbd leave empty entries
     gone = member("10.77.0.11:3306,,10.77.0.13:3306,AUTO")
     assert choose_seed(topo, {"ctl-1": gone, "ctl-3": gone}, None).refuse is None
@@ -623,7 +641,7 @@ def test_a_network_node_left_out_but_online_stops_the_stage_and_stays(seed: Topo
     d = make(topo, s)
     with pytest.raises(StepFailed) as exc:
         asyncio.run(PacemakerStage().forget_departed(d, "net-2"))
-    assert "net-1 still online in the Pacemaker cluster" in str(exc.value) and "crm cluster stop" in str(exc.value)
+    assert exc.value.code == "PCMK-DEPARTED-ONLINE" and "net-1" in exc.value.detail
     assert d.changes == 0  # the scripted transport has no crm_node: an attempt would have failed the fake
     # the topology that lists both: nothing to forget
     s = Script().add(on_fact(crm_mon(), host="net-1", stdout=_crm("lab-healthy")))

@@ -104,8 +104,14 @@ def test_a_heal_that_never_reaches_healthy_is_caught() -> None:
 
 
 def test_run_errors_are_violations() -> None:
-    assert cp.violations({"db_lost": 0, "heal_to_healthy_s": 3.0}, ["heal 'power on' failed: x"]) == [
-        "run: heal 'power on' failed: x"]
+    from hastack.reports import Report, Severity
+
+    failed = Report("DRILL-ACTION-FAILED", Severity.ERROR, "heal 'power on' failed: x", area="power-off-vip-writer",
+                    subject="ctl-1")
+    assert cp.violations({"db_lost": 0, "heal_to_healthy_s": 3.0}, [failed]) == [
+        "run: [DRILL-ACTION-FAILED] heal 'power on' failed: x"]
+    assert failed.to_json() == {"code": "DRILL-ACTION-FAILED", "severity": "error", "message": "heal 'power on' "
+                                "failed: x", "area": "power-off-vip-writer", "subject": "ctl-1"}
 
 
 def fake_scenarios(**overrides: Any) -> dict[str, Any]:
@@ -130,8 +136,9 @@ def test_a_campaign_stops_at_the_first_failed_cycle() -> None:
                              cycles=5, seed=1, nemeses=list(fake_scenarios()), timing=FAST)
     assert not result.ok and len(result.cycles) == 1
     bad = result.first_failure()
-    assert bad is not None and bad.violations == ("status: not healthy within the bound after the heal",
-                                                 "run: not healthy 0 s after the heal: rejoining")
+    assert bad is not None and bad.violations[0] == "status: not healthy within the bound after the heal"
+    assert [e.code for e in bad.errors] == ["DRILL-NOT-HEALED"]
+    assert bad.violations[1].startswith("run: [DRILL-NOT-HEALED]")
 
 
 def test_an_unknown_nemesis_is_refused_before_anything_runs() -> None:

@@ -12,6 +12,7 @@ from hastack.drills import demo, report
 from hastack.drills.runner import DrillSeries
 from hastack.drills.samples import Recording
 from hastack.drills.scoring import aggregate, bench_rows, single
+from hastack.reports import Report, Severity
 
 
 def test_run_json_keeps_every_raw_sample_and_the_scores(tmp_path: Path) -> None:
@@ -69,7 +70,8 @@ def test_text_from_the_lab_is_escaped() -> None:
     run = demo.run()
     rec = run.recording
     events = tuple(replace(e, text="<b>&'\"") if e.kind == "fault" else e for e in rec.events)
-    run = replace(run, recording=replace(rec, events=events), errors=("<script>x</script>",))
+    bad = Report("DRILL-VERIFY-FAILED", Severity.ERROR, "<script>x</script>")
+    run = replace(run, recording=replace(rec, events=events), errors=(bad,))
     page = report.html_page(run)
     assert "<b>&'" not in page and "<script>" not in page
     assert "&lt;b&gt;&amp;" in page

@@ -183,7 +183,7 @@ def test_a_failing_fault_is_recorded_and_healed_at_once() -> None:
     t0 = time.monotonic()
     run = run_drill(quick("cut-vip-writer", hold_s=5.0), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
     assert lab.calls == [("cut", "ctl-1"), ("heal", "ctl-1")]
-    assert any("nft refused" in e for e in run.errors)
+    assert any(e.code == "DRILL-ACTION-FAILED" and "nft refused" in e.message for e in run.errors)
     assert time.monotonic() - t0 < 4.0  # the hold was skipped
     assert any(e.kind == "error" for e in run.recording.events)
 
@@ -194,7 +194,7 @@ def test_every_heal_action_runs_even_when_one_fails() -> None:
     run = run_drill(quick("cut-active-network"), replace(lab.bindings(), observe=lambda: {
         "vip": ["ctl-1"], "agents": ["net-1"], "galera_writer": "ctl-1"}), [FakeWorkload(lab)], timing=FAST)
     assert lab.calls == [("cut", "net-1"), ("heal", "net-1"), ("power", "net-1", "on")]
-    assert any("heal failed" in e for e in run.errors)
+    assert any(e.code == "DRILL-ACTION-FAILED" and "heal failed" in e.message for e in run.errors)
 
 
 def network_lab(served_after: int | None) -> tuple[FakeLab, Callable[[], dict[str, Any]]]:
@@ -232,7 +232,7 @@ def test_a_router_never_served_again_is_a_run_error() -> None:
     lab, observe = network_lab(served_after=None)
     run = run_drill(quick("power-off-active-network", healthy_timeout_s=1.0), replace(lab.bindings(), observe=observe),
                     [FakeWorkload(lab)], timing=FAST)
-    assert any("not held by one node again" in e and "routers, dhcp" in e for e in run.errors)
+    assert [(e.code, "routers, dhcp" in e.message) for e in run.errors] == [("DRILL-NOT-PLACED", True)]
     assert run.figures()["routers_moved_s"] is None
 
 
@@ -303,7 +303,7 @@ def test_never_healthy_after_the_heal_is_an_error_not_a_hang() -> None:
     run = run_drill(quick("kill-galera-writer", healthy_timeout_s=0.2), lab.bindings(), [FakeWorkload(lab)],
                     timing=FAST)
     assert lab.calls == [("kill_service", "ctl-1", "mariadb", "KILL"), ("start_service", "ctl-1", "mariadb")]
-    assert any("not healthy" in e for e in run.errors)
+    assert any(e.code == "DRILL-NOT-HEALED" for e in run.errors)
     assert run.recording.first_event("healthy") is None
     assert run.figures()["heal_to_healthy_s"] is None
 
@@ -361,7 +361,7 @@ def test_a_second_fault_whose_target_did_not_move_is_an_error_not_a_repeat() -> 
     assert s.then is not None
     run = run_drill(replace(s, then=replace(s.then, after_s=0.1)), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
     assert lab.calls == [("kill_service", "ctl-1", "mariadb", "KILL"), ("start_service", "ctl-1", "mariadb")]
-    assert any("second fault not struck" in e for e in run.errors)
+    assert [e.code for e in run.errors] == ["DRILL-SECOND-FAULT"]
 
 
 def test_a_partition_names_the_peers_seen_before_the_fault() -> None:

@@ -203,8 +203,9 @@ def test_a_departed_broker_still_running_is_a_refusal_in_the_plan(seed: Topology
     result = _run(topo, deployed(seed))
     refused = refusals(result.steps)
     # deploy stops at the first (Galera); the plan names every stage that would refuse
-    assert [(s.stage, s.host) for s in refused] == [("galera", "ctl-1"), ("rabbitmq", "ctl-1")]
-    assert "10.77.0.12 still run(s) MariaDB" in refused[0].text and "rabbit@ctl-2 still run(s)" in refused[1].text
+    assert [(s.stage, s.host, s.code) for s in refused] == [
+        ("galera", "ctl-1", "GALERA-STRANGER"), ("rabbitmq", "ctl-1", "RABBIT-DEPARTED-RUNNING")]
+    assert "10.77.0.12" in refused[0].text and "rabbit@ctl-2" in refused[1].text
 
 
 def test_a_stopped_broker_is_started_and_joins_only_if_its_database_names_another_cluster(seed: Topology) -> None:

@@ -19,7 +19,9 @@ from typing import Literal, Protocol, TypeVar
 from hastack.components.base import Desired, File
 from hastack.deploy.wait import GateTimeout, until
 from hastack.facts import Fact, gather
+from hastack.facts.base import FactError
 from hastack.plan.steps import Step
+from hastack.reports import Report, Severity
 from hastack.secrets import Secrets
 from hastack.topology.model import Node, Topology
 from hastack.transport.base import CommandError, HostError, Result, Transport
@@ -43,25 +45,42 @@ class Event:
 
 
 class StepFailed(Exception):
-    """One failed step: host, step, command, exit code and the tail of its output."""
+    """One failed step: host, step, command, exit code and the tail of its output, under a stable
+    code: DEPLOY-COMMAND-FAILED (a command exited non-zero), DEPLOY-HOST-UNREACHABLE, DEPLOY-READ-FAILED
+    (an answer that could not be understood), DEPLOY-GATE-TIMEOUT, DEPLOY-STEP-FAILED (any other), or
+    the code of a refusal (GALERA-HAS-DATA, RABBIT-DEPARTED-RUNNING ...)."""
 
-    def __init__(self, host: str, step: str, detail: str = "", result: Result | None = None):
+    def __init__(self, host: str, step: str, detail: str = "", result: Result | None = None, *, code: str = ""):
         self.host, self.step, self.detail, self.result = host, step, detail, result
+        self.code = code or ("DEPLOY-COMMAND-FAILED" if result is not None else "DEPLOY-STEP-FAILED")
         super().__init__(self.render())
 
     def render(self) -> str:
-        lines = [f"{self.host}: step '{self.step}' failed" + (f": {self.detail}" if self.detail else "")]
+        lines = [f"{self.host}: step '{self.step}' failed [{self.code}]" + (f": {self.detail}" if self.detail else "")]
         if self.result is not None:
             lines += [f"  command:   {shlex.join(self.result.argv)}", f"  exit code: {self.result.exit_status}",
                       "  output (last lines):"]
             lines += [f"    {line}" for line in self.result.tail(15).splitlines()]
         return "\n".join(lines)
 
+    def report(self, stage: str = "") -> Report:
+        """The failure as a report: the host is its subject, the stage its area, and the step,
+        command, exit code and output tail its fields."""
+        fields = [("step", self.step)]
+        if self.result is not None:
+            fields += [("command", shlex.join(self.result.argv)), ("exit_code", str(self.result.exit_status)),
+                       ("output", self.result.tail(15))]
+        return Report(self.code, Severity.ERROR, self.detail or f"step '{self.step}' failed", area=stage,
+                      subject=self.host, fields=tuple(fields))
+
 
 class StageFailed(Exception):
     def __init__(self, stage: str, failures: list[StepFailed]):
         self.stage, self.failures = stage, failures
         super().__init__(f"stage {stage}: " + "; ".join(f.render() for f in failures))
+
+    def reports(self) -> list[Report]:
+        return [f.report(self.stage) for f in self.failures]
 
 
 class Interrupted(Exception):
@@ -114,7 +133,7 @@ class Deploy:
         except CommandError as exc:
             raise StepFailed(host, step, "", exc.result) from exc
         except HostError as exc:  # unreachable, timed out, connection lost
-            raise StepFailed(host, step, exc.message) from exc
+            raise StepFailed(host, step, exc.message, code="DEPLOY-HOST-UNREACHABLE") from exc
         if check and not res.ok:
             raise StepFailed(host, step, "", res)
         return res
@@ -125,8 +144,10 @@ class Deploy:
             return await gather(self.transports[host], fact)
         except CommandError as exc:
             raise StepFailed(host, step, "", exc.result) from exc
+        except FactError as exc:
+            raise StepFailed(host, step, exc.message, code="DEPLOY-READ-FAILED") from exc
         except HostError as exc:
-            raise StepFailed(host, step, exc.message) from exc
+            raise StepFailed(host, step, exc.message, code="DEPLOY-HOST-UNREACHABLE") from exc
 
     async def wait(self, host: str, step: str, probe: Callable[[], Awaitable[tuple[bool, object]]], *, what: str,
                    timeout: float, interval: float = 0.5) -> object:
@@ -134,7 +155,7 @@ class Deploy:
         try:
             return await until(probe, what=what, timeout=timeout, interval=interval)
         except GateTimeout as exc:
-            raise StepFailed(host, step, str(exc)) from exc
+            raise StepFailed(host, step, str(exc), code="DEPLOY-GATE-TIMEOUT") from exc
 
     def changed(self, host: str, message: str) -> None:
         self.changes += 1

@@ -29,6 +29,7 @@ from hastack.drills.runner import Bindings, DrillAborted, DrillRun, Say, Timing,
 from hastack.drills.scenarios import Scenario
 from hastack.drills.scoring import Figure
 from hastack.drills.workloads import Workload
+from hastack.reports import Report
 
 NEMESES: tuple[str, ...] = (
     "power-off-vip-writer", "power-off-other-controller", "power-off-active-network", "power-off-passive-network",
@@ -57,7 +58,7 @@ def schedule(nemeses: Sequence[str], cycles: int, seed: int) -> list[str]:
     return out[:cycles]
 
 
-def violations(figures: Mapping[str, Figure], errors: Sequence[str]) -> list[str]:
+def violations(figures: Mapping[str, Figure], errors: Sequence[Report]) -> list[str]:
     """What makes a cycle fail, in words (empty: the cycle kept every promise)."""
     out = []
     lost = figures.get("db_lost")
@@ -74,7 +75,7 @@ def violations(figures: Mapping[str, Figure], errors: Sequence[str]) -> list[str
                    "router's gateway or a DHCP server on two nodes")
     if figures.get("heal_to_healthy_s") is None:
         out.append("status: not healthy within the bound after the heal")
-    out += [f"run: {e}" for e in errors]
+    out += [f"run: [{e.code}] {e.message}" for e in errors]
     return out
 
 
@@ -86,7 +87,7 @@ class Cycle:
     started_wall: float
     seconds: float
     figures: Mapping[str, Figure] = field(default_factory=dict)
-    errors: tuple[str, ...] = ()
+    errors: tuple[Report, ...] = ()
     violations: tuple[str, ...] = ()
     aborted: str = ""
     """Why the cycle did not start (the lab was not healthy or had no valid target)."""
@@ -99,7 +100,7 @@ class Cycle:
         return {"index": self.index, "nemesis": self.nemesis, "target": self.target,
                 "started_wall": round(self.started_wall, 3), "seconds": round(self.seconds, 1),
                 "ok": self.ok, "violations": list(self.violations), "aborted": self.aborted,
-                "errors": list(self.errors), "figures": dict(self.figures)}
+                "errors": [e.to_json() for e in self.errors], "figures": dict(self.figures)}
 
 
 @dataclass(frozen=True)

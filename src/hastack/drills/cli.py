@@ -213,7 +213,7 @@ def _series(bindings: Bindings, name: str, repeat: int, report_dir: Path | None,
         return None
     for r in series.runs:
         for e in r.errors:
-            con.print(f"  run {r.index + 1}: {e}", style="yellow", markup=False, highlight=False)
+            con.print(f"  run {r.index + 1}: [{e.code}] {e.message}", style="yellow", markup=False, highlight=False)
     if report_dir is not None:
         paths = report.write_series(series, report_dir, label)
         con.print(f"  report: {', '.join(str(p) for p in paths if p.suffix == '.html')}", highlight=False)

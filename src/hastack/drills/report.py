@@ -60,7 +60,7 @@ def scores_json(s: Scores) -> dict[str, Any]:
 def run_json(run: DrillRun) -> dict[str, Any]:
     verdicts = judge(single(run.figures()), run.scenario.tags)
     return {"scenario": _plain(run.scenario), "run": run.index, "target": run.target,
-            "errors": list(run.errors), "scores": scores_json(run.scores),
+            "errors": [e.to_json() for e in run.errors], "scores": scores_json(run.scores),
             "targets": [_verdict_json(v) for v in verdicts], "recording": run.recording.to_json()}
 
 
@@ -72,7 +72,7 @@ def _verdict_json(v: Verdict) -> dict[str, Any]:
 def series_json(series: DrillSeries) -> dict[str, Any]:
     return {"scenario": _plain(series.scenario), "runs": len(series.runs), "stats": _plain(series.stats),
             "targets": [_verdict_json(v) for v in judge(series.stats, series.scenario.tags)],
-            "errors": {r.index: list(r.errors) for r in series.runs if r.errors}}
+            "errors": {r.index: [e.to_json() for e in r.errors] for r in series.runs if r.errors}}
 
 
 def bench_json(rows: dict[str, list[BenchRow]]) -> dict[str, Any]:
@@ -446,7 +446,7 @@ def html_page(run: DrillRun, label: str = "") -> str:
     zoom = zoom_range(run)
     when = datetime.datetime.fromtimestamp(run.recording.started_wall, datetime.UTC)
     title = f"{run.scenario.name}{' [' + label + ']' if label else ''} - run {run.index + 1}"
-    errors = "".join(f"<li>{_e(e)}</li>" for e in run.errors)
+    errors = "".join(f"<li>[{_e(e.code)}] {_e(e.message)}</li>" for e in run.errors)
     sub = (f"{run.scenario.title} · target {run.target} · started {when:%Y-%m-%d %H:%M:%S} UTC · "
            f"{len(run.recording.samples)} operations, {len(run.recording.placements)} watcher samples")
     return f"""<!DOCTYPE html>

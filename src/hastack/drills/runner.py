@@ -23,6 +23,7 @@ from hastack.drills.samples import PLACED, Placement, Recorder, Recording, short
 from hastack.drills.scenarios import Action, FaultApi, Scenario, SelectorError, World, resolve
 from hastack.drills.scoring import Figure, Scores, Stat, aggregate, score
 from hastack.drills.workloads import Observe, Sampler, Workload, placement
+from hastack.reports import Report, Severity
 
 ACTION_ERROR_CHARS = 2000
 HEAL_WHEN_POLL_S = 0.5
@@ -71,8 +72,11 @@ class DrillRun:
     target: str
     recording: Recording
     scores: Scores
-    errors: tuple[str, ...] = ()
-    """Fault or heal actions that raised, workloads that failed to verify."""
+    errors: tuple[Report, ...] = ()
+    """What kept the run from being judged whole, each under a code: DRILL-ACTION-FAILED (a fault or
+    heal action raised), DRILL-NOT-HEALED (status not healthy within the bound after the heal),
+    DRILL-NOT-PLACED (what one node held before is not held by one node again), DRILL-SECOND-FAULT
+    (the scenario's second fault found no target), DRILL-WORKLOAD-STUCK, DRILL-VERIFY-FAILED."""
 
     def figures(self) -> dict[str, Figure]:
         return self.scores.figures()
@@ -123,7 +127,7 @@ class Drill:
         self.s, self.b, self.workloads, self.timing, self.say = scenario, b, list(workloads), timing, say
         self.rec = Recorder()
         self.stop = threading.Event()
-        self.errors: list[str] = []
+        self.errors: list[Report] = []
         self.target = ""
         self.second = ""
         """The target of the scenario's `then` fault, once struck."""
@@ -183,6 +187,16 @@ class Drill:
         except Exception as exc:  # a crashed workload shows as a note and a gap
             self.rec.event("note", f"workload {w.name} stopped: {short_error(exc)}", ok=False)
 
+    def error(self, code: str, message: str, node: str = "", *, event: bool = False) -> None:
+        """One run error, as a report about this scenario (and the node it concerns); `event` also
+        puts it on the recording's timeline."""
+        self.errors.append(Report(code, Severity.ERROR, message, area=self.s.name, subject=node or ""))
+        if event:
+            if node:
+                self.rec.event("error", message, node=node, ok=False)
+            else:
+                self.rec.event("error", message, ok=False)
+
     def act(self, kind: str, actions: Sequence[Action], node: str | None = None) -> bool:
         """Apply actions in order, recording each; returns False if one raised (the rest still run
         when healing, not when injecting: a half-injected fault is healed, not made worse)."""
@@ -195,8 +209,8 @@ class Drill:
             try:
                 a.apply(self.b.faults, node, self.world)
             except Exception as exc:  # recorded; healing must go on (a few per run: kept long enough to act on)
-                self.errors.append(f"{kind} '{text}' failed: {short_error(exc, ACTION_ERROR_CHARS)}")
-                self.rec.event("error", self.errors[-1], node=node, ok=False)
+                self.error("DRILL-ACTION-FAILED", f"{kind} '{text}' failed: {short_error(exc, ACTION_ERROR_CHARS)}",
+                           node, event=True)
                 ok = False
                 if kind == "fault":
                     return False
@@ -222,7 +236,7 @@ class Drill:
             self.rec.event("healthy", detail)
             self.wait_placed(deadline)
         else:
-            self.errors.append(f"not healthy {self.s.healthy_timeout_s:.0f} s after the heal: {detail}")
+            self.error("DRILL-NOT-HEALED", f"not healthy {self.s.healthy_timeout_s:.0f} s after the heal: {detail}")
         time.sleep(self.s.settle_s)
 
     def wait_placed(self, deadline: float) -> None:
@@ -247,8 +261,8 @@ class Drill:
             if time.monotonic() >= deadline:
                 break
             time.sleep(min(self.timing.poll_s, max(0.0, deadline - time.monotonic())))
-        self.errors.append(f"not held by one node again {self.s.healthy_timeout_s:.0f} s after the heal: "
-                           f"{', '.join(missing)}")
+        self.error("DRILL-NOT-PLACED", f"not held by one node again {self.s.healthy_timeout_s:.0f} s after the heal: "
+                                       f"{', '.join(missing)}")
 
     def hold(self, seconds: float) -> None:
         """The time the fault lasts: `seconds`, or less once the scenario's `heal_when` file is there."""
@@ -269,8 +283,7 @@ class Drill:
             if node == self.target:
                 raise SelectorError(f"{then.target} is still {node} {then.after_s:g} s after the first fault")
         except (SelectorError, DrillAborted) as exc:
-            self.errors.append(f"second fault not struck: {exc}")
-            self.rec.event("error", self.errors[-1], ok=False)
+            self.error("DRILL-SECOND-FAULT", f"second fault not struck: {exc}", event=True)
             return
         self.second = node
         self.act("fault", then.fault, node)
@@ -283,14 +296,14 @@ class Drill:
             t.join(timeout=max(0.1, deadline - time.monotonic()))
         stuck = [t.name for t in threads if t.is_alive()]
         if stuck:
-            self.errors.append(f"still running after stop: {', '.join(stuck)}")
+            self.error("DRILL-WORKLOAD-STUCK", f"still running after stop: {', '.join(stuck)}")
 
     def verify(self) -> None:
         for w in self.workloads:
             try:
                 w.verify(self.rec)
             except Exception as exc:  # the score then says "unreadable"
-                self.errors.append(f"workload {w.name} could not verify: {short_error(exc)}")
+                self.error("DRILL-VERIFY-FAILED", f"workload {w.name} could not verify: {short_error(exc)}")
 
 
 def run_drill(scenario: Scenario, b: Bindings, workloads: Sequence[Workload], *, index: int = 0,

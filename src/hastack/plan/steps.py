@@ -25,6 +25,8 @@ class Step:
     """The host it runs on; '' for the stage as a whole."""
     kind: StepKind
     text: str
+    code: str = ""
+    """A refusal's stable code: the one deploy's failure at that step carries (`StepFailed.code`)."""
 
     def render(self) -> str:
         mark = {"change": "*", "check": "=", "refuse": "!"}[self.kind]

@@ -40,7 +40,7 @@ class GaleraStage:
         uuids = None if not needs_grastate(states) else await self.uuids(d, ctls)
         decision = choose_seed(d.topo, states, uuids)
         if decision.refuse:
-            raise StepFailed(decision.seed, *decision.refuse)
+            raise StepFailed(decision.seed, *decision.refuse, code=decision.code)
         seed = decision.seed
         if decision.new:
             await self.bootstrap(d, seed)
@@ -61,7 +61,8 @@ class GaleraStage:
                                                  "bootstraps only a cluster that never existed")]
         decision = choose_seed(d.topo, states, uuids)
         if decision.refuse:
-            return [Step(self.name, decision.seed, "refuse", f"{decision.refuse[0]}: {decision.refuse[1]}")]
+            return [Step(self.name, decision.seed, "refuse", f"{decision.refuse[0]}: {decision.refuse[1]}",
+                         decision.code)]
         out = []
         if decision.new:
             out.append(Step(self.name, decision.seed, "change", "bootstrap a new Galera cluster (galera_new_cluster)"))
@@ -195,6 +196,8 @@ class Seed:
     seed: str
     new: bool = False
     refuse: tuple[str, str] | None = None
+    code: str = ""
+    """The refusal's code: GALERA-STRANGER, GALERA-NO-PRIMARY or GALERA-HAS-DATA."""
 
 
 def needs_grastate(states: dict[str, GaleraStatus]) -> bool:
@@ -210,7 +213,7 @@ def choose_seed(topo: Topology, states: dict[str, GaleraStatus], uuids: dict[str
     if primary:
         seed = primary[0]
         if odd := strangers(topo, states[seed]):
-            return Seed(seed, refuse=(
+            return Seed(seed, code="GALERA-STRANGER", refuse=(
                 "compare the Galera members with the topology",
                 f"{', '.join(odd)} still run(s) MariaDB in the cluster but the topology does not list that "
                 "address: stop MariaDB there (it leaves the cluster cleanly) or put the node back in the topology "
@@ -218,11 +221,12 @@ def choose_seed(topo: Topology, states: dict[str, GaleraStatus], uuids: dict[str
         return Seed(seed)
     running = [h for h, s in states.items() if s.available]
     if running:
-        return Seed(running[0], refuse=("find the primary component", "MariaDB runs but no node is in a primary "
-                                                                      "component; run `hastack recover galera`"))
+        return Seed(running[0], code="GALERA-NO-PRIMARY", refuse=(
+            "find the primary component", "MariaDB runs but no node is in a primary component; run `hastack recover "
+                                          "galera`"))
     for name, uuid in (uuids or {}).items():
         if uuid != NIL_UUID:
-            return Seed(name, refuse=("bootstrap Galera",
+            return Seed(name, code="GALERA-HAS-DATA", refuse=("bootstrap Galera",
                                       f"every controller is stopped but {name} was in cluster {uuid}: bootstrapping "
                                       "a new one here could lose writes; run `hastack recover galera`"))
     return Seed(topo.controllers[0].name, new=True)

@@ -38,6 +38,9 @@ def agents_to_restart(topo: Topology, changed_paths: dict[str, set[str]]) -> lis
     return [u for u in pacemaker.group_units(topo) if written & set(reads.get(u, ()))]
 
 
+DEPARTED_ONLINE = "PCMK-DEPARTED-ONLINE"
+
+
 def departed_nodes(topo: Topology, st: CrmMon) -> list[CrmNode]:
     """Member nodes Pacemaker knows that the topology no longer lists."""
     want = {n.name for n in topo.network_nodes}
@@ -108,7 +111,7 @@ class PacemakerStage:
             departed = departed_nodes(d.topo, st)
             if alive := [n.name for n in departed if n.online]:
                 return [*out, Step(self.name, host, "refuse", f"forget network nodes the topology left out: "
-                                                              f"{not_forgotten(alive)}")]
+                                                              f"{not_forgotten(alive)}", DEPARTED_ONLINE)]
             out += [Step(self.name, host, "change", f"remove {n.name} from Pacemaker (crm_node --remove)")
                     for n in departed]
         ids = await maybe(d.fact(host, resource_ids(), "read the CIB"))
@@ -271,7 +274,8 @@ class PacemakerStage:
         st = await crm_state(d, host)
         departed = departed_nodes(d.topo, st)
         if alive := [n.name for n in departed if n.online]:
-            raise StepFailed(host, "forget network nodes the topology left out", not_forgotten(alive))
+            raise StepFailed(host, "forget network nodes the topology left out", not_forgotten(alive),
+                             code=DEPARTED_ONLINE)
         for n in departed:
             await d.run(host, ["crm_node", "--force", "--remove", n.name], f"remove {n.name} from Pacemaker")
             d.changed(host, f"removed {n.name} from the Pacemaker cluster (its host is no longer in the topology)")

@@ -31,6 +31,8 @@ from hastack.facts.rabbitmq import cluster_file, grow_queues, stopped_vhosts, us
 from hastack.plan.steps import Step
 from hastack.topology.model import Node
 
+DEPARTED_RUNNING = "RABBIT-DEPARTED-RUNNING"
+
 
 class RabbitMQStage:
     name = "rabbitmq"
@@ -66,7 +68,8 @@ class RabbitMQStage:
         host, view = anchor_of(hosts, views)
         departed = departed_brokers(view, {rabbitmq.nodename(n) for n in ctls})
         if why := still_running(view, departed):
-            return [*out, Step(self.name, host, "refuse", f"forget brokers the topology left out: {why}")]
+            return [*out, Step(self.name, host, "refuse", f"forget brokers the topology left out: {why}",
+                               DEPARTED_RUNNING)]
         out += [Step(self.name, host, "change", f"forget {m} (forget_cluster_node: out of the cluster and its "
                                                 "quorum queues)") for m in departed]
         for n in ctls:
@@ -146,7 +149,7 @@ class RabbitMQStage:
         host, view = anchor_of(hosts, list(views))
         departed = departed_brokers(view, {rabbitmq.nodename(n) for n in d.topo.brokers})
         if why := still_running(view, departed):
-            raise StepFailed(host, "forget brokers the topology left out", why)
+            raise StepFailed(host, "forget brokers the topology left out", why, code=DEPARTED_RUNNING)
         for member in departed:
             await d.run(host, ["rabbitmqctl", "-q", "forget_cluster_node", member], f"forget {member}", timeout=180)
             d.changed(host, f"removed {member} from the RabbitMQ cluster and from its quorum queues")
