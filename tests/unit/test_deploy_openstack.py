@@ -20,8 +20,17 @@ from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
 from hastack.deploy.engine import Deploy, Event, StageFailed, StepFailed
-from hastack.deploy.services import LISTENERS, TOOL, cluster_expectations, expectations, service_units, wait_http
+from hastack.deploy.services import (
+    LISTENERS,
+    TOOL,
+    auth_spec,
+    cluster_expectations,
+    expectations,
+    service_units,
+    wait_http,
+)
 from hastack.deploy.stages.openstack import KEY_DIRS, TOKEN_REQUEST, OpenStackStage
+from hastack.deploy.stages.openstack_sql import identity_spec
 from hastack.facts.files import FILE_STATE_SCRIPT, FileState, render_file_state
 from hastack.facts.galera import MARIADB_QUERY
 from hastack.facts.haproxy import ADMIN_SCRIPT, SHOW_STAT_SCRIPT
@@ -455,7 +464,7 @@ def test_expectations_follow_the_topology(seed: Topology) -> None:
 
 def test_identity_spec_names_only_the_vip(seed: Topology) -> None:
     s = script_cloud(seed, Cloud())
-    spec = OpenStackStage().identity_spec(make(seed, s))
+    spec = identity_spec(seed, (d := make(seed, s)).secrets, auth_spec(d))
     urls = [u for svc in spec["services"] for u in svc["endpoints"].values()]
     assert urls and all(u.startswith("https://10.77.0.10:") for u in urls)
     assert {svc["type"] for svc in spec["services"]} >= {"identity", "compute", "network", "volumev3",
@@ -548,7 +557,7 @@ class FakeKeystone:
 
 
 def spec_of(seed: Topology) -> dict[str, Any]:
-    return OpenStackStage().identity_spec(make(seed, script_cloud(seed, Cloud())))
+    return identity_spec(seed, (d := make(seed, script_cloud(seed, Cloud()))).secrets, auth_spec(d))
 
 
 def test_tool_setup_creates_what_is_missing_then_nothing(seed: Topology) -> None:

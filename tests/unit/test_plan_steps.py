@@ -33,16 +33,19 @@ READS = [
     ("sh", "-c", FILE_STATE_SCRIPT), ("dpkg-query", "-W"), ("systemctl", "show"),
     ("mariadb", "--connect-timeout=5", "-N", "-B", "-e"),
     ("rabbitmqctl", "-q", "cluster_status"), ("rabbitmqctl", "-q", "list_vhosts"), ("cibadmin", "-Q"),
-    ("crm_mon",), grastate().argv[:3], ("python3", "-c"),
+    ("crm_mon",), grastate().argv[:3], ("python3", "-c"), ("mariadb", "--batch", "--skip-column-names"),
 ]
 
 
 def _reads_only(s: Script) -> None:
+    for c in s.calls:
+        if c.kind == "run" and c.argv[:2] == ("mariadb", "--batch"):  # SQL on stdin: reads only
+            assert c.stdin and all(line.startswith("SELECT ") for line in c.stdin.decode().splitlines()), c.stdin
     for argv in s.runs():
         assert any(argv[:len(r)] == r for r in READS), f"the plan ran {argv[:4]}"
         if argv[:2] == ("python3", "-c"):
             assert argv[-1] == "show servers state"
-        if argv[0] == "mariadb":
+        if argv[:2] == ("mariadb", "--connect-timeout=5"):
             assert re.match(r"(SELECT|SHOW) ", argv[5]), argv
     assert s.puts() == []
 
@@ -106,6 +109,15 @@ def fresh(topo: Topology) -> Script:
     return s
 
 
+def accounts_rows(topo: Topology) -> str:
+    """The OpenStack stage's read of databases, grants and users as a deployed cluster answers it."""
+    from hastack.deploy.stages.openstack_sql import accounts
+
+    a = accounts(topo, SECRETS)
+    return "".join([*(f"db\t{db.name}\n" for db in a.dbs), *(f"grant\t{db.name}\t{db.user}\n" for db in a.dbs),
+                    *(f"user\t{u}\tok\n" for u in a.users)])
+
+
 def deployed(topo: Topology) -> Script:
     """Hosts as a finished deploy of `topo` leaves them (the daemons' answers are the seed lab's
     recordings)."""
@@ -142,6 +154,7 @@ def deployed(topo: Topology) -> Script:
           on_fact(table_counts(), times=None, stdout="".join(f"{db.name}\t12\n" for db in os_.databases(topo))),
           on_fact(cluster_status(), times=None, stdout=recorded("rabbitmqctl", "lab-healthy").stdout),
           on_fact(stopped_vhosts(), times=None, stdout="[]\n"),
+          on_prefix("mariadb", "--batch", "--skip-column-names", times=None, stdout=accounts_rows(topo)),
           on_fact(crm_mon(), times=None, stdout=recorded("crm_mon", "lab-healthy").stdout),
           on_fact(resource_ids(), times=None, stdout="<resources>" + "".join(
               f'<primitive id="{i}"/>' for i in pacemaker.owned_ids(topo) if i != pacemaker.GROUP)
@@ -236,3 +249,17 @@ def test_plan_steps_render_with_a_mark_per_kind(seed: Topology, which: str) -> N
     marks = {s.render()[0] for s in result.steps}
     assert marks <= {"*", "=", "!"} and "=" in marks
     json.dumps([s.render() for s in result.steps])  # plain text
+
+
+def test_a_missing_grant_and_a_stale_password_are_planned_as_the_sql_deploy_writes(seed: Topology) -> None:
+    from hastack.deploy.stages.openstack_sql import accounts
+
+    a = accounts(seed, SECRETS)
+    user, db = a.users[0], next(db for db in a.dbs if db.user == a.users[0])
+    rows = accounts_rows(seed).replace(f"user\t{user}\tok\n", f"user\t{user}\tstale\n").replace(
+        f"grant\t{db.name}\t{db.user}\n", "")
+    s = deployed(seed)
+    s.expects[:0] = [on_prefix("mariadb", "--batch", "--skip-column-names", times=None, stdout=rows)]
+    assert [(st.stage, st.host, st.text) for st in changes(_run(seed, s).steps)] == [
+        ("openstack", "ctl-1", f"set the password of SQL user {user}"),
+        ("openstack", "ctl-1", f"grant {db.user} all on {db.name}")]

@@ -41,9 +41,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from hastack.components import api_watchdog, haproxy, heat, keystone, logins, rabbitmq, telemetry
+from hastack.components import api_watchdog, haproxy, keystone, rabbitmq, telemetry
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.deploy.drain import out_of_rotation
@@ -62,6 +61,7 @@ from hastack.deploy.services import (
     vip_api_urls,
     wait_http,
 )
+from hastack.deploy.stages.openstack_sql import accounts, changes, identity_spec, read_sql
 from hastack.deploy.systemd import ensure_running, ensure_units
 from hastack.facts import FileState, Package, file_state, packages
 from hastack.facts.galera import sql_rows, table_counts
@@ -151,8 +151,12 @@ class OpenStackStage:
         host = first(d)
         ctls = d.topo.controllers
         one = ", one controller at a time"
-        out = [Step(self.name, host, "check", "databases, SQL users and grants (creates what is missing, sets a "
-                                              "password that differs from the secrets file)")]
+        a = accounts(d.topo, d.secrets)
+        rows = await maybe(d.run(host, ["mariadb", "--batch", "--skip-column-names"], "read databases and SQL users",
+                                 stdin=read_sql(a).encode()))
+        out = [Step(self.name, host, "change", c.todo) for c in changes(a, rows.stdout)] if rows else [
+            Step(self.name, host, "check", "databases, SQL users and grants: created where missing (MariaDB does not "
+                                           "answer now)")]
         for n in ctls:
             states = await maybe(d.fact(n.name, file_state(list(KEY_DIRS)), "read Keystone key directories"))
             out += [Step(self.name, n.name, "change", f"{path} 0700 keystone:keystone") for path in KEY_DIRS
@@ -231,56 +235,18 @@ class OpenStackStage:
 
     # -- 1. databases --------------------------------------------------------------------------
     async def databases(self, d: Deploy, host: str) -> None:
-        # Each database's owner is its service's current login (`components/logins.py`); during a
-        # rotation the previous one keeps its grants until the rotation retires it.
-        login = {db.user: logins.login(d.secrets, "db", db.user) for db in os_.databases(d.topo)}
-        dbs = [os_.Database(db.name, login[db.user].user) for db in os_.databases(d.topo)]
-        users = sorted({db.user for db in dbs})
-        pw = {lg.user: sql_quote(lg.password) for lg in login.values()}
-        # Tagged rows (mariadb --batch separates columns by tabs): what exists, in one round trip.
-        read = ["SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA;",
-                "SELECT 'grant', Db, User FROM mysql.db WHERE Host = '%' AND Select_priv = 'Y'"
-                " AND Insert_priv = 'Y' AND Alter_priv = 'Y' AND Drop_priv = 'Y' AND Index_priv = 'Y';"]
-        # A user whose hash is not the secret's (the secrets file was re-created) gets its password set.
-        read += [f"SELECT 'user', User, IF(plugin IN ('', 'mysql_native_password') AND "
-                 f"authentication_string <> PASSWORD({pw[u]}), 'stale', 'ok') FROM mysql.user "
-                 f"WHERE User = {sql_quote(u)} AND Host = '%';" for u in users]
+        """Databases, accounts and grants: read in one round trip, and only what differs written
+        (`openstack_sql.changes`)."""
+        a = accounts(d.topo, d.secrets)
         res = await d.run(host, ["mariadb", "--batch", "--skip-column-names"], "read databases and SQL users",
-                          stdin="\n".join(read).encode())
-        have_db: set[str] = set()
-        grants: set[tuple[str, str]] = set()
-        have_user: dict[str, str] = {}
-        for line in res.stdout.splitlines():
-            row = line.split("\t")
-            if row[0] == "db" and len(row) == 2:
-                have_db.add(row[1])
-            elif row[0] == "grant" and len(row) == 3:
-                grants.add((row[1], row[2]))
-            elif row[0] == "user" and len(row) == 3:
-                have_user[row[1]] = row[2]
-        sql: list[str] = []
-        done: list[str] = []
-        for db in dbs:
-            if db.name not in have_db:
-                sql.append(f"CREATE DATABASE IF NOT EXISTS `{db.name}`;")
-                done.append(f"created database {db.name}")
-        for u in users:
-            who = f"{sql_quote(u)}@'%'"
-            if u not in have_user:
-                sql.append(f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY {pw[u]};")
-                done.append(f"created SQL user {u}")
-            elif have_user[u] == "stale":
-                sql.append(f"ALTER USER {who} IDENTIFIED BY {pw[u]};")
-                done.append(f"set the password of SQL user {u}")
-        for db in dbs:
-            if (db.name, db.user) not in grants:
-                sql.append(f"GRANT ALL PRIVILEGES ON `{db.name}`.* TO {sql_quote(db.user)}@'%';")
-                done.append(f"granted {db.user} all on {db.name}")
-        if not sql:
+                          stdin=read_sql(a).encode())
+        todo = changes(a, res.stdout)
+        if not todo:
             return
-        await d.run(host, ["mariadb"], "create databases, SQL users and grants", stdin="\n".join(sql).encode())
-        for msg in done:
-            d.changed(host, msg)
+        await d.run(host, ["mariadb"], "create databases, SQL users and grants",
+                    stdin="\n".join(c.sql for c in todo).encode())
+        for c in todo:
+            d.changed(host, c.done)
 
     # -- 2. keystone's key directories ---------------------------------------------------------
     async def key_dirs(self, d: Deploy, node: Node) -> None:
@@ -401,30 +367,9 @@ class OpenStackStage:
         d.changed(host, "bootstrapped Keystone: admin user, project and roles, identity endpoints")
 
     # -- 5. projects, users, catalog -------------------------------------------------------------
-    def identity_spec(self, d: Deploy) -> dict[str, Any]:
-        topo = d.topo
-        project = {"project": os_.SERVICE_PROJECT, "project_domain": os_.DOMAIN}
-        users = [{"name": lg.user, "domain": os_.DOMAIN, "password": lg.password,
-                  "grants": [{"role": "admin", **project}, {"role": "service", **project}]}
-                 for lg in (logins.login(d.secrets, "keystone", u.name) for u in os_.service_users(topo))]
-        roles, domains = ["service"], []
-        if topo.runs("heat"):
-            roles += list(heat.STACK_ROLES)
-            domains.append({"name": heat.STACK_DOMAIN, "description": "Heat stack users and projects"})
-            users.append({"name": heat.DOMAIN_ADMIN, "domain": heat.STACK_DOMAIN,
-                          "password": d.secrets.password(f"keystone/{heat.DOMAIN_ADMIN}"),
-                          "grants": [{"role": "admin", "domain": heat.STACK_DOMAIN}]})
-        services: dict[tuple[str, str], dict[str, Any]] = {}
-        for e in keystone.endpoints(topo):
-            s = services.setdefault((e.service_name, e.service_type),
-                                    {"name": e.service_name, "type": e.service_type, "endpoints": {}})
-            s["endpoints"][e.interface] = e.url
-        return {**auth_spec(d), "domains": domains, "roles": roles,
-                "projects": [{"name": os_.SERVICE_PROJECT, "domain": os_.DOMAIN, "description": "OpenStack services"}],
-                "users": users, "services": list(services.values())}
-
     async def identity(self, d: Deploy, host: str) -> None:
-        answer = await admin(d, host, "setup", self.identity_spec(d), "projects, users, roles and the catalog",
+        spec = identity_spec(d.topo, d.secrets, auth_spec(d))
+        answer = await admin(d, host, "setup", spec, "projects, users, roles and the catalog",
                              timeout=300)
         for msg in answer.get("changed", []):
             d.changed(host, str(msg))
