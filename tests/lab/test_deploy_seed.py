@@ -96,6 +96,23 @@ def planned_changes(text: str) -> list[str]:
     return re.findall(r"^  ([~*!] .*)$", text, re.M)
 
 
+def test_the_plan_names_the_sql_drift_deploy_then_repairs(seed_lab: Path) -> None:
+    """A grant revoked and a password changed by hand: the plan lists exactly those two, deploy
+    writes exactly those two, and the plan is empty again."""
+    on(seed_lab, "ctl-1", "mariadb", "-e", "REVOKE ALL PRIVILEGES ON glance.* FROM 'glance'@'%'; "
+                                           "ALTER USER 'placement'@'%' IDENTIFIED BY 'not-the-secret';")
+    plan = hastack("plan", str(seed_lab))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert planned_changes(plan.stdout) == ["* ctl-1: set the password of SQL user placement",
+                                            "* ctl-1: grant glance all on glance"], plan.stdout[-3000:]
+    res = hastack("deploy", str(seed_lab), "--yes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.findall(r"\] ctl-1: (set the password of SQL user \S+|granted .*)$", res.stdout, re.M) == [
+        "set the password of SQL user placement", "granted glance all on glance"], res.stdout[-3000:]
+    assert "2 changed" in res.stdout
+    assert "plan: 0 change(s)" in hastack("plan", str(seed_lab)).stdout
+
+
 AGENT_IDS = ("hastack-neutron-cleanup", "neutron-metadata-agent", "neutron-dhcp-agent", "neutron-l3-agent")
 REGROUP = ("set -e\n"
            "old=$(crm configure show | awk '/^(order|colocation|tag) /{print $2}')\n"
