@@ -12,7 +12,7 @@ import pytest
 from recordings import load as recorded
 
 from conftest import FixedSecrets
-from hastack.components import keepalived, pacemaker, rabbitmq
+from hastack.components import keepalived, pacemaker, rabbitmq, telemetry
 from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.components.registry import desired
@@ -118,6 +118,14 @@ def accounts_rows(topo: Topology) -> str:
                     *(f"user\t{u}\tok\n" for u in a.users)])
 
 
+def brokers_json(topo: Topology) -> str:
+    """`cluster_status` of a whole cluster of `topo`'s brokers: the seed lab's recording for the seed,
+    its shape with the topology's broker names for the others."""
+    doc = json.loads(recorded("rabbitmqctl", "lab-healthy").stdout)
+    names = [rabbitmq.nodename(n) for n in topo.brokers]
+    return json.dumps({**doc, "disk_nodes": names, "running_nodes": names})
+
+
 def deployed(topo: Topology) -> Script:
     """Hosts as a finished deploy of `topo` leaves them (the daemons' answers are the seed lab's
     recordings)."""
@@ -138,6 +146,8 @@ def deployed(topo: Topology) -> Script:
     for n in topo.controllers:
         for path in KEY_DIRS:
             s.file(n.name, path, b"")
+        if topo.runs("telemetry"):
+            s.file(n.name, telemetry.STORAGE_MARKER, b"")
     first = topo.controllers[0].name
     for svc, names in SCHEMA_PACKAGES.items():
         s.file(first, f"{STAMP_DIR}/schema-{svc}", version_stamp(
@@ -152,7 +162,7 @@ def deployed(topo: Topology) -> Script:
           on_fact(galera_status(), times=None, stdout=synced),
           on_fact(sql_accounts(), times=None, stdout="root@localhost\n" + accounts),
           on_fact(table_counts(), times=None, stdout="".join(f"{db.name}\t12\n" for db in os_.databases(topo))),
-          on_fact(cluster_status(), times=None, stdout=recorded("rabbitmqctl", "lab-healthy").stdout),
+          on_fact(cluster_status(), times=None, stdout=brokers_json(topo)),
           on_fact(stopped_vhosts(), times=None, stdout="[]\n"),
           on_prefix("mariadb", "--batch", "--skip-column-names", times=None, stdout=accounts_rows(topo)),
           on_fact(crm_mon(), times=None, stdout=recorded("crm_mon", "lab-healthy").stdout),
@@ -263,3 +273,23 @@ def test_a_missing_grant_and_a_stale_password_are_planned_as_the_sql_deploy_writ
     assert [(st.stage, st.host, st.text) for st in changes(_run(seed, s).steps)] == [
         ("openstack", "ctl-1", f"set the password of SQL user {user}"),
         ("openstack", "ctl-1", f"grant {db.user} all on {db.name}")]
+
+
+@pytest.mark.parametrize("example", ["seed.yml", "four-servers.yml", "four-servers-mirrored.yml", "infra.yml"])
+def test_every_example_fresh_plan_starts_every_unit_once_and_a_deployed_one_changes_nothing(example: str) -> None:
+    from conftest import load_example
+
+    topo = load_example(example)
+    fresh_steps = _run(topo, fresh(topo)).steps
+    assert not refusals(fresh_steps)
+    want = desired(Ctx(topo, SECRETS))
+    for n in topo.nodes:
+        started = [s.text.replace("bootstrap a new Galera cluster", "start mariadb") for s in changes(fresh_steps)
+                   if s.host == n.name and s.text != "enable mariadb"]
+        for u in want[n.name].units:
+            assert len([t for t in started if re.search(rf"start {re.escape(u)}(?=[ ,]|$)", t)]) == 1, (n.name, u)
+    if topo.runs("telemetry"):
+        assert [s.host for s in fresh_steps if s.text.startswith("initialise Gnocchi's storage")] == [
+            n.name for n in topo.controllers]
+    steps = _run(topo, deployed(topo)).steps
+    assert [(s.stage, s.host, s.text) for s in changes(steps)] == [] and not refusals(steps)

@@ -151,10 +151,10 @@ class OpenStackStage:
         host = first(d)
         ctls = d.topo.controllers
         one = ", one controller at a time"
-        a = accounts(d.topo, d.secrets)
+        acc = accounts(d.topo, d.secrets)
         rows = await maybe(d.run(host, ["mariadb", "--batch", "--skip-column-names"], "read databases and SQL users",
-                                 stdin=read_sql(a).encode()))
-        out = [Step(self.name, host, "change", c.todo) for c in changes(a, rows.stdout)] if rows else [
+                                 stdin=read_sql(acc).encode()))
+        out = [Step(self.name, host, "change", c.todo) for c in changes(acc, rows.stdout)] if rows else [
             Step(self.name, host, "check", "databases, SQL users and grants: created where missing (MariaDB does not "
                                            "answer now)")]
         for n in ctls:
@@ -165,6 +165,9 @@ class OpenStackStage:
         if d.topo.runs("nova"):
             out.append(Step(self.name, host, "check", "Nova's cell mappings follow nova.conf (updated, and Nova "
                                                       "restarted on every controller, when one differs)"))
+        if any(api_watchdog.agent_guards(d.topo, n)[1] for n in d.topo.network_nodes):
+            out.append(Step(self.name, host, "check", f"the account {api_watchdog.WATCH_USER} with SELECT on three "
+                                                      "columns of neutron.agents (written when it differs)"))
         for n in ctls:
             out += await unit_steps(d, self.name, n.name, [keystone.UNIT],
                                     how=one + " (out of HAProxy's rotation while it restarts)")
@@ -175,6 +178,8 @@ class OpenStackStage:
         served = {a.unit for a in haproxy.apis(d.topo)}
         for n in ctls:
             units = service_units(d.topo, n, skip=("keystone",))
+            if d.topo.runs("telemetry"):
+                out += await self.telemetry_preview(d, n, host)
             out += await unit_steps(d, self.name, n.name, [u for u in units if u in served],
                                     how=one + ", APIs first (out of HAProxy's rotation while they restart)")
             out += await unit_steps(d, self.name, n.name, [u for u in units if u not in served],
@@ -192,6 +197,17 @@ class OpenStackStage:
         return [*out, gate(self.name, "every service up through the VIP"),
                 Step(self.name, host, "check", "the service rows of hosts the topology no longer lists (deleted "
                                                "once they are down)")]
+
+    async def telemetry_preview(self, d: Deploy, node: Node, host: str) -> list[Step]:
+        """`gnocchi_storage` on each controller, `resource_types` on the first (see the run)."""
+        marker = telemetry.STORAGE_MARKER
+        have = await maybe(d.fact(node.name, file_state([marker]), "look for Gnocchi's storage"))
+        out = [] if have is not None and have[marker].exists else [
+            Step(self.name, node.name, "change", f"initialise Gnocchi's storage in {telemetry.STORAGE_DIR}")]
+        if node.name == host:
+            out.append(Step(self.name, host, "check", "ceilometer's resource types in Gnocchi (created once per "
+                                                      "ceilometer version, before its agents start)"))
+        return out
 
     async def schemas_preview(self, d: Deploy, host: str) -> list[Step]:
         services = list(dict.fromkeys(s.service for s in os_.db_sync_steps(d.topo)))
