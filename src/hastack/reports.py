@@ -75,7 +75,9 @@ class Report:
         return self.severity is Severity.ERROR
 
     def to_json(self) -> dict[str, object]:
-        """The report as JSON data (drill reports and campaigns; empty parts left out)."""
+        """The report as JSON data (drill reports and campaigns; empty parts left out). The severity
+        by its general name (info, warning, error, unknown); `hastack status --json` keeps its own
+        keys and words (level: degraded, down)."""
         out: dict[str, object] = {"code": self.code, "severity": self.severity.name.lower(), "message": self.message}
         for key, value in (("location", str(self.location) if self.location else ""), ("hint", self.hint),
                            ("area", self.area), ("subject", self.subject)):

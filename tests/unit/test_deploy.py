@@ -333,6 +333,7 @@ def test_deploy_stops_before_asking_when_the_plan_has_a_refusal() -> None:
     console, buf = _console()
     assert confirm_deploy(refused, console, dry_run=False, ask=lambda q: pytest.fail("asked")) == 1
     assert "! ctl-1: rabbit@ctl-9 still runs" in buf.getvalue() and "nothing was changed" in buf.getvalue()
+    assert confirm_deploy(refused, _console()[0], dry_run=True, ask=None) == 1  # scripts see it in the exit code
 
 
 def test_one_confirmation_for_deploy_recover_and_rotate() -> None:

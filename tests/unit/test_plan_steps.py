@@ -34,6 +34,7 @@ READS = [
     ("mariadb", "--connect-timeout=5", "-N", "-B", "-e"),
     ("rabbitmqctl", "-q", "cluster_status"), ("rabbitmqctl", "-q", "list_vhosts"), ("cibadmin", "-Q"),
     ("crm_mon",), grastate().argv[:3], ("python3", "-c"), ("mariadb", "--batch", "--skip-column-names"),
+    ("corosync-cmapctl", "-g"),
 ]
 
 
@@ -293,3 +294,39 @@ def test_every_example_fresh_plan_starts_every_unit_once_and_a_deployed_one_chan
             n.name for n in topo.controllers]
     steps = _run(topo, deployed(topo)).steps
     assert [(s.stage, s.host, s.text) for s in changes(steps)] == [] and not refusals(steps)
+
+
+def test_a_replaced_network_node_still_online_is_forgotten_after_the_corosync_reload_not_refused(
+        seed: Topology) -> None:
+    from conftest import replace_node
+
+    topo = replace_node(seed, "net-2", "net-3", "10.77.0.23")
+    steps = _run(topo, deployed(seed)).steps
+    assert not [s for s in refusals(steps) if s.stage in ("corosync", "pacemaker")]
+    assert [s.text.split(" (")[0] for s in steps if s.stage == "pacemaker" and s.text.startswith("remove net-2")] == [
+        "remove net-2 from Pacemaker"]
+    assert any(s.stage == "corosync" and s.text.startswith("reload corosync.conf") for s in steps)
+
+
+def test_with_only_some_stages_the_plan_lists_only_theirs(seed: Topology) -> None:
+    result = asyncio.run(plan(Ctx(seed, SECRETS), dict(fresh(seed).fleet(*[n.name for n in seed.nodes])),
+                              ["galera"]))
+    assert {s.stage for s in result.steps} == {"galera"}
+    assert all(not hp.changed_files and not hp.packages for hp in result.hosts.values())
+
+
+def test_departed_brokers_are_found_in_the_stopped_brokers_databases(seed: Topology) -> None:
+    """After a full outage no broker answers; the run reads the views after starting them. The plan
+    reads the cluster each database names, and plans the forget of the broker the topology dropped."""
+    from conftest import replace_node
+    from hastack.facts.rabbitmq import cluster_file
+
+    topo = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
+    s = deployed(seed)
+    names = "{['rabbit@ctl-1','rabbit@ctl-2','rabbit@ctl-3'],['rabbit@ctl-1','rabbit@ctl-2','rabbit@ctl-3']}.\n"
+    s.expects[:0] = [on_fact(cluster_status(), times=None, exit_status=69),
+                     *(on_fact(cluster_file(f"{rabbitmq.DATA_DIR}/rabbit@{h}"), host=h, stdout=names)
+                       for h in ("ctl-1", "ctl-3"))]
+    steps = [st for st in _run(topo, s).steps if st.stage == "rabbitmq"]
+    assert not refusals(steps)
+    assert [st.text.split(" (")[0] for st in changes(steps) if "ctl-2" in st.text] == ["forget rabbit@ctl-2"]

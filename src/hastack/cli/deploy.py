@@ -41,11 +41,11 @@ async def _close(transports: dict[str, object]) -> None:
     await asyncio.gather(*(t.close() for t in transports.values()), return_exceptions=True)  # type: ignore[attr-defined]
 
 
-def _plan(ctx: Ctx, loaded: Loaded) -> PlanResult:
+def _plan(ctx: Ctx, loaded: Loaded, only: list[str] | None = None) -> PlanResult:
     async def go() -> PlanResult:
         transports = await connect_all(ctx.topo, loaded.path)
         try:
-            return await plan(ctx, transports)
+            return await plan(ctx, transports, only)
         finally:
             await _close(dict(transports))
 
@@ -89,7 +89,13 @@ def run_plan(loaded: Loaded, console: Console) -> int:
     result = _plan(context(loaded), loaded)
     total = show_plan(result, console)
     console.print(f"plan: {total} change(s); nothing was changed")
-    return 3 if result.errors else 0
+    return plan_exit(result)
+
+
+def plan_exit(result: PlanResult) -> int:
+    """`plan` and `deploy --dry-run`: 0 deploy can go on, 1 it would stop at a `!` step, 3 a host
+    could not be read."""
+    return 3 if result.errors else 1 if refusals(result.steps) else 0
 
 
 Ask = Callable[[str], str] | None
@@ -124,7 +130,7 @@ def confirm_deploy(result: PlanResult, console: Console, *, dry_run: bool, ask: 
         console.print("plan: some hosts could not be read; deploy would stop at them", style="yellow")
     if dry_run:
         console.print(f"dry run: {total} change(s) planned; nothing was changed")
-        return 3 if result.errors else 0
+        return plan_exit(result)
     if refusals(result.steps):
         # Nothing an earlier stage does clears these (a node the topology left out still runs):
         # stopping now changes nothing, where deploy would stop halfway.
@@ -145,7 +151,7 @@ def run_deploy(loaded: Loaded, console: Console, only: list[str] | None, *, yes:
     are the ones deploy keeps."""
     ctx = context(loaded)
     if dry_run or not yes:
-        stop = confirm_deploy(_plan(ctx, loaded), console, dry_run=dry_run, ask=terminal_ask(console))
+        stop = confirm_deploy(_plan(ctx, loaded, only), console, dry_run=dry_run, ask=terminal_ask(console))
         if stop is not None:
             return stop
     return _apply(ctx, loaded, console, only)

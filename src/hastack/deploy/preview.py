@@ -39,16 +39,20 @@ async def unit_steps(d: Deploy, stage: str, host: str, names: Sequence[str], *, 
     out = []
     for u in names:
         s = states[u]
-        enable = "" if s.enabled else "enable and "
+        # ensure_units enables in the pass that starts; a unit its package brings enables itself
+        # when it is installed (only its start is certain then)
+        enable = "" if s.enabled or not s.exists else "enable and "
         if not s.active:
             if starts:
                 out.append(Step(stage, host, "change", f"{enable}start {u}{how}"))
-        elif d.needs_restart(host, u):
-            if not restarts:
-                continue
-            verb = "reload" if u in reload else "restart"
-            kept = ": the new process takes the sockets over, the old one ends its connections" if u in reload else ""
-            out.append(Step(stage, host, "change", f"{enable}{verb} {u} (its configuration changes{kept}){how}"))
+            continue
+        restart = restarts and d.needs_restart(host, u)
+        if restart and u in reload:  # reload_if_changed: a reload only, nothing enabled
+            out.append(Step(stage, host, "change", f"reload {u} (its configuration changes: the new process takes "
+                                                   f"the sockets over, the old one ends its connections){how}"))
+        elif restart:
+            out.append(Step(stage, host, "change", f"{enable if starts else ''}restart {u} (its configuration "
+                                                   f"changes){how}"))
         elif enable and starts:
             out.append(Step(stage, host, "change", f"enable {u}"))
     return out

@@ -67,20 +67,23 @@ class PlanResult:
 
 
 async def preview(ctx: Ctx, want: dict[str, Desired], transports: dict[str, Transport],
-                  hosts: dict[str, HostPlan]) -> list[Step]:
-    """The stages' steps, as each stage's preview reads them now: the file changes the plan found are
-    noted as the files stage notes them, so the restarts they ask for appear where deploy makes them."""
+                  hosts: dict[str, HostPlan], only: Sequence[str] | None = None) -> list[Step]:
+    """The steps of the stages deploy runs (all, or `only` these), as each stage's preview reads them
+    now: the file changes the plan found are noted as the files stage notes them, so the restarts
+    they ask for appear where deploy makes them."""
     d = Deploy(ctx.topo, want, transports, ctx.secrets)
     for hp in hosts.values():
         note_changes(d, hp)
     out: list[Step] = []
     for st in stages():
-        if st.applies(d):
+        if (not only or st.name in only) and st.applies(d):
             out += await st.preview(d)
     return out
 
 
-async def plan(ctx: Ctx, transports: dict[str, Transport]) -> PlanResult:
+async def plan(ctx: Ctx, transports: dict[str, Transport], only: Sequence[str] | None = None) -> PlanResult:
+    """What `deploy` (of all stages, or `only` these) would do now. Without the files stage, no file
+    or package is written, so none is planned."""
     want = desired(ctx)
 
     async def one(name: str) -> HostPlan | str:
@@ -95,4 +98,6 @@ async def plan(ctx: Ctx, transports: dict[str, Transport]) -> PlanResult:
     errors = {n: r for n, r in zip(want, results, strict=True) if isinstance(r, str)}
     # A plan changes nothing, the secrets file included: secrets it had to invent for the render
     # are named in the result, and deploy generates (and keeps) its own.
-    return PlanResult(hosts, errors, ctx.secrets.unsaved(), await preview(ctx, want, transports, hosts))
+    if only and FilesStage.name not in only:
+        hosts = {n: HostPlan(n) for n in hosts}
+    return PlanResult(hosts, errors, ctx.secrets.unsaved(), await preview(ctx, want, transports, hosts, only))

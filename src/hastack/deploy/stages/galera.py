@@ -85,13 +85,14 @@ class GaleraStage:
             out += steps
         for n in d.topo.garbd_nodes:
             out += await unit_steps(d, self.name, n.name, ["garbd"])
-        for n in ctls:
+        for n in ctls:  # check_socket's order: the socket, the old unit's removal, the service's restart
             out += await unit_steps(d, self.name, n.name, [galera.CHECK_SOCKET])
-            if d.needs_restart(n.name, galera.CHECK_SERVICE):  # as check_socket: only where it runs
-                out += await unit_steps(d, self.name, n.name, [galera.CHECK_SERVICE], starts=False)
             old = await maybe(d.fact(n.name, file_state([OLD_CHECK_UNIT]), "look for the old check unit"))
             if old is None or old[OLD_CHECK_UNIT].exists:
-                out.append(Step(self.name, n.name, "change", f"remove {OLD_CHECK_UNIT}"))
+                out.append(Step(self.name, n.name, "change",
+                                f"remove {OLD_CHECK_UNIT}" + ("" if old else " if present")))
+            if d.needs_restart(n.name, galera.CHECK_SERVICE):  # only where it runs
+                out += await unit_steps(d, self.name, n.name, [galera.CHECK_SERVICE], starts=False)
         out.append(gate(self.name, f"{d.topo.galera_votes} Galera votes in the cluster, every controller Synced"))
         want = galera.backup_timers(d.topo)
         for n in ctls:
@@ -99,7 +100,8 @@ class GaleraStage:
             drop = [t for t in galera.BACKUP_TIMERS.values() if t not in want]
             paths = [f"/etc/systemd/system/{t}" for t in drop]
             there = await maybe(d.fact(n.name, file_state(paths), "look for unscheduled backup timers"))
-            out += [Step(self.name, n.name, "change", f"stop, disable and remove {t} (no longer scheduled)")
+            out += [Step(self.name, n.name, "change", f"stop, disable and remove {t} (no longer scheduled)"
+                         + ("" if there else ", if present"))
                     for t, p in zip(drop, paths, strict=True) if there is None or there[p].exists]
         return out
 

@@ -179,9 +179,12 @@ class OpenStackStage:
         for n in ctls:
             units = service_units(d.topo, n, skip=("keystone",))
             if d.topo.runs("telemetry"):
-                out += await self.telemetry_preview(d, n, host)
+                out += await self.telemetry_preview(d, n)
             out += await unit_steps(d, self.name, n.name, [u for u in units if u in served],
                                     how=one + ", APIs first (out of HAProxy's rotation while they restart)")
+            if d.topo.runs("telemetry") and n.name == host:
+                out.append(Step(self.name, host, "check", "ceilometer's resource types in Gnocchi (created once per "
+                                                          "ceilometer version, before its agents start)"))
             out += await unit_steps(d, self.name, n.name, [u for u in units if u not in served],
                                     how=one + ", after its APIs answer through the VIP")
             if api_watchdog.COMPONENT.applies(d.topo, n):
@@ -198,16 +201,14 @@ class OpenStackStage:
                 Step(self.name, host, "check", "the service rows of hosts the topology no longer lists (deleted "
                                                "once they are down)")]
 
-    async def telemetry_preview(self, d: Deploy, node: Node, host: str) -> list[Step]:
-        """`gnocchi_storage` on each controller, `resource_types` on the first (see the run)."""
+    async def telemetry_preview(self, d: Deploy, node: Node) -> list[Step]:
+        """`gnocchi_storage` on a controller, before its APIs (see `controller`)."""
         marker = telemetry.STORAGE_MARKER
         have = await maybe(d.fact(node.name, file_state([marker]), "look for Gnocchi's storage"))
-        out = [] if have is not None and have[marker].exists else [
-            Step(self.name, node.name, "change", f"initialise Gnocchi's storage in {telemetry.STORAGE_DIR}")]
-        if node.name == host:
-            out.append(Step(self.name, host, "check", "ceilometer's resource types in Gnocchi (created once per "
-                                                      "ceilometer version, before its agents start)"))
-        return out
+        if have is not None and not have[marker].exists:
+            return [Step(self.name, node.name, "change", f"initialise Gnocchi's storage in {telemetry.STORAGE_DIR}")]
+        return [] if have is not None else [Step(self.name, node.name, "check", "Gnocchi's storage initialised "
+                                                                               "if it is not (cannot read it now)")]
 
     async def schemas_preview(self, d: Deploy, host: str) -> list[Step]:
         services = list(dict.fromkeys(s.service for s in os_.db_sync_steps(d.topo)))
@@ -475,4 +476,5 @@ class OpenStackStage:
             d.changed(host, f"mapped compute host {name} to its cell")
         missing = set(computes) - await rows(mapped, "read nova host mappings")
         if missing:
-            raise StepFailed(host, "nova-manage cell_v2 discover_hosts", f"still unmapped: {sorted(missing)}", res)
+            raise StepFailed(host, "nova-manage cell_v2 discover_hosts", f"still unmapped: {sorted(missing)}", res,
+                             code="NOVA-HOSTS-UNMAPPED")

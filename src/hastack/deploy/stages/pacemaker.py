@@ -39,6 +39,13 @@ def agents_to_restart(topo: Topology, changed_paths: dict[str, set[str]]) -> lis
 
 
 DEPARTED_ONLINE = "PCMK-DEPARTED-ONLINE"
+NODEID_CHANGED = "COROSYNC-NODEID-CHANGED"
+
+
+def nodeid_changed(running: int, want: int) -> str:
+    return (f"corosync runs as nodeid {running}, the new corosync.conf numbers this node {want} (hastack derives "
+            "node ids from addresses since 2026-12-06) and corosync cannot change a running node's id: stop the "
+            "cluster on every network node (`crm cluster stop`), then deploy again")
 
 
 def departed_nodes(topo: Topology, st: CrmMon) -> list[CrmNode]:
@@ -109,11 +116,15 @@ class PacemakerStage:
                                                       "lists (removed once they are down)"))
         else:
             departed = departed_nodes(d.topo, st)
-            if alive := [n.name for n in departed if n.online]:
+            # The corosync stage's reload of a changed corosync.conf drops the departed node from the
+            # membership before this stage reads it: online now is a stop only if nothing drops it.
+            dropped = any(corosync.CONF in d.changed_paths.get(n.name, set()) for n in members)
+            if not dropped and (alive := [n.name for n in departed if n.online]):
                 return [*out, Step(self.name, host, "refuse", f"forget network nodes the topology left out: "
                                                               f"{not_forgotten(alive)}", DEPARTED_ONLINE)]
-            out += [Step(self.name, host, "change", f"remove {n.name} from Pacemaker (crm_node --remove)")
-                    for n in departed]
+            out += [Step(self.name, host, "change", f"remove {n.name} from Pacemaker (crm_node --remove)"
+                         + (" once the corosync.conf reload has dropped it (deploy stops if it is still online "
+                            "then)" if n.online else "")) for n in departed]
         ids = await maybe(d.fact(host, resource_ids(), "read the CIB"))
         if ids is None:
             out.append(Step(self.name, host, "change", "load the configuration (crm configure load update; the CIB "
@@ -155,15 +166,22 @@ class PacemakerStage:
             out += await unit_steps(d, stage, d.topo.qnetd_nodes[0].name, ["corosync-qnetd"])
         for n in members:
             out += await unit_steps(d, stage, n.name, ["corosync"])
-        conf = []  # as reload_corosync: a changed corosync.conf under a corosync that runs (else it starts with it)
+        # as reload_corosync: a changed corosync.conf under a corosync that runs and that this deploy
+        # does not (re)start anyway
+        conf = []
         for m in members:
-            if corosync.CONF in d.changed_paths.get(m.name, set()):
+            if corosync.CONF in d.changed_paths.get(m.name, set()) and not d.needs_restart(m.name, "corosync"):
                 cs = await maybe(unit_states(d, m.name, ["corosync"]))
                 if cs is None or cs["corosync"].active:
-                    conf.append(m.name)
+                    conf.append(m)
+        for m in conf:
+            running = await maybe(d.fact(m.name, running_nodeid(), "read the nodeid corosync runs with"))
+            if running is not None and running != corosync.nodeid(m):
+                out.append(Step(stage, m.name, "refuse", nodeid_changed(running, corosync.nodeid(m)), NODEID_CHANGED))
         if conf:
-            out.append(Step(stage, conf[0], "change", "reload corosync.conf on every member where corosync runs "
-                                                      "(no restart), then restart corosync-qdevice"))
+            out.append(Step(stage, conf[0].name, "change", "reload corosync.conf on every member where corosync runs "
+                                                           "(no restart)" + (", then restart corosync-qdevice"
+                                                                             if d.topo.qnetd_nodes else "")))
         units = (["corosync-qdevice"] if d.topo.qnetd_nodes else []) + ["pacemaker"]
         for unit in units:
             for n in members:
@@ -211,11 +229,8 @@ class PacemakerStage:
         for m in changed:
             running = await d.fact(m.name, running_nodeid(), "read the nodeid corosync runs with")
             if running is not None and running != corosync.nodeid(m):
-                raise StepFailed(m.name, "reload corosync.conf",
-                                 f"corosync runs as nodeid {running}, the new corosync.conf numbers this node "
-                                 f"{corosync.nodeid(m)} (hastack derives node ids from addresses since 2026-12-06) "
-                                 "and corosync cannot change a running node's id: stop the cluster on every "
-                                 "network node (`crm cluster stop`), then deploy again")
+                raise StepFailed(m.name, "reload corosync.conf", nodeid_changed(running, corosync.nodeid(m)),
+                                 code=NODEID_CHANGED)
         await d.run(changed[0].name, list(corosync.RELOAD), "reload corosync.conf on every member")
         d.changed(changed[0].name, "reloaded corosync.conf on every member (no restart)")
         if d.topo.qnetd_nodes:

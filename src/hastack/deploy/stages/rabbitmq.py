@@ -63,33 +63,40 @@ class RabbitMQStage:
             for n in batch:
                 out += await unit_steps(d, self.name, n.name, [rabbitmq.UNIT], how=how, restarts=False)
         hosts = [n.name for n in ctls]
-        views = [v or RabbitCluster(False, error="no answer")
-                 for v in await asyncio.gather(*(maybe(rabbit_cluster(d, h)) for h in hosts))]
+        answers = await asyncio.gather(*(maybe(rabbit_cluster(d, h)) for h in hosts))
+        # The run reads the views after the start batches; a broker that does not answer now comes
+        # back in the cluster its database names (none: a new broker), which stands in for its view.
+        views: list[RabbitCluster] = []
+        known: dict[str, bool] = {}
+        for n, v in zip(ctls, answers, strict=True):
+            if v is not None and v.available:
+                views.append(v)
+                known[n.name] = True
+                continue
+            stored, known[n.name] = await self.stored_cluster(d, n)
+            views.append(RabbitCluster(False, disk_nodes=stored or (), error="not answering"))
         host, view = anchor_of(hosts, views)
         departed = departed_brokers(view, {rabbitmq.nodename(n) for n in ctls})
         if why := still_running(view, departed):
             return [*out, Step(self.name, host, "refuse", f"forget brokers the topology left out: {why}",
                                DEPARTED_RUNNING)]
+        later = "" if view.available else " (if it is down once the brokers run; deploy stops if it runs)"
         out += [Step(self.name, host, "change", f"forget {m} (forget_cluster_node: out of the cluster and its "
-                                                "quorum queues)") for m in departed]
+                                                f"quorum queues){later}") for m in departed]
         for n in ctls:
             out += await unit_steps(d, self.name, n.name, [rabbitmq.UNIT], starts=False,
                                     how=", one broker at a time, then await_startup")
         anchor = rabbitmq.nodename(d.topo.node(host))
         for n, v in zip(ctls, views, strict=True):
-            if n.name == host:
+            if n.name == host or anchor in v.members:
                 continue
-            # A broker that does not answer comes back in the cluster its database names. A new one
-            # (no database) finds the cluster itself at its first boot (classic peer discovery):
-            # the stage's join is then only the fallback for one that formed a cluster of its own.
-            members, known = (v.members, True) if v.available else await self.stored_cluster(d, n)
-            if members is not None and anchor in members:
-                continue
-            if known and members is None:
+            # A new broker (no database) finds the cluster itself at its first boot (classic peer
+            # discovery): the stage's join is then only the fallback for one that formed its own.
+            if known[n.name] and not v.available and not v.members:
                 out.append(Step(self.name, n.name, "check", f"joins {anchor}'s cluster at its first boot (peer "
                                                             "discovery); joined by hand if it formed its own"))
                 continue
-            cond = "" if known else " if it is not a member already (neither it nor its database answered)"
+            cond = "" if known[n.name] else " if it is not a member already (neither it nor its database answered)"
             out.append(Step(self.name, n.name, "change", f"join {anchor}'s cluster (stop_app, reset, join_cluster, "
                                                          f"start_app){cond}"))
         if any(rabbitmq.DEFINITIONS in d.changed_paths.get(n.name, set()) for n in ctls):

@@ -50,15 +50,17 @@ class VipStage:
         ctls = d.topo.controllers
         one = ", one controller at a time"
         out: list[Step] = []
-        for unit, how in (("memcached", one), ("haproxy", one),
-                          (keepalived.QUORUM_UNIT, ""), ("keepalived", one), (keepalived.GUARD_UNIT, "")):
-            for n in ctls:
-                out += await unit_steps(d, self.name, n.name, [unit], how=how, reload=["haproxy"])
         for n in ctls:
+            out += await unit_steps(d, self.name, n.name, ["memcached"], how=one)
+        for n in ctls:  # as `haproxy`: reload or start, then its servers back in rotation
+            out += await unit_steps(d, self.name, n.name, ["haproxy"], how=one, reload=["haproxy"])
             held = await maybe(d.fact(n.name, servers_state(), "read HAProxy's server states"))
             out += [Step(self.name, n.name, "change", f"{s.backend}/{s.server} back in rotation (it is in "
                                                       "maintenance or drain)")
                     for s in held or () if s.server in {c.name for c in ctls} and s.held_out]
+        for unit, how in ((keepalived.QUORUM_UNIT, ""), ("keepalived", one), (keepalived.GUARD_UNIT, "")):
+            for n in ctls:
+                out += await unit_steps(d, self.name, n.name, [unit], how=how)
         return [*out, gate(self.name, "HAProxy answering on every controller, the VIP on exactly one, a Galera "
                                       "writer UP in every HAProxy")]
 
