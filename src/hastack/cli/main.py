@@ -107,7 +107,10 @@ def render(topology: TopologyArg = DEFAULT_TOPOLOGY,
 
 @app.command("plan")
 def plan_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY) -> None:
-    """Show, per host, which files, packages and services a deploy would change. Changes nothing."""
+    """Show every step a deploy would take now: files (diff, secrets masked) and packages per host, then
+    per stage the unit starts and restarts, cluster actions and gates. Changes nothing, the secrets
+    file included. Exit 0: deploy can go on; 1: it would stop at a step marked !; 3: a host could not
+    be read."""
     from hastack.cli.deploy import run_plan
 
     with reported():
