@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 
 import pytest
 from recordings import load as recorded
@@ -330,3 +331,19 @@ def test_departed_brokers_are_found_in_the_stopped_brokers_databases(seed: Topol
     steps = [st for st in _run(topo, s).steps if st.stage == "rabbitmq"]
     assert not refusals(steps)
     assert [st.text.split(" (")[0] for st in changes(steps) if "ctl-2" in st.text] == ["forget rabbit@ctl-2"]
+
+
+def test_the_plan_as_json_names_secrets_but_holds_none(seed: Topology, tmp_path: Path) -> None:
+    from hastack.cli.deploy import plan_json
+    from hastack.secrets import Secrets
+
+    secrets = Secrets.load(tmp_path / "secrets.yml")  # a fresh store: deploy would generate every secret
+    ctx = Ctx(seed, secrets)
+    result = asyncio.run(plan(ctx, dict(fresh(seed).fleet(*[n.name for n in seed.nodes]))))
+    doc = plan_json(result)
+    text = json.dumps(doc)
+    assert doc["exit"] == 0 and doc["changes"] > 0 and "galera/sst" in doc["new_secrets"]
+    assert {"stage": "galera", "host": "ctl-1", "kind": "change", "text": "bootstrap a new Galera cluster "
+            "(galera_new_cluster)", "code": None} in doc["steps"]
+    assert all(v not in text for v in secrets.values() if len(v) >= 8)
+    assert not (tmp_path / "secrets.yml").exists()

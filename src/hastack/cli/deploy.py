@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 import time
@@ -81,15 +82,36 @@ def show_plan(result: PlanResult, console: Console) -> int:
                       markup=False, highlight=False)
     if refused := refusals(result.steps):
         console.print(f"deploy would stop at {len(refused)} step(s) marked !", style="red")
+    return plan_total(result)
+
+
+def plan_total(result: PlanResult) -> int:
+    """The changes a plan counts: changed files, packages to install, stage steps that change something."""
     return (sum(len(h.changed_files) + len(h.packages) for h in result.hosts.values())
             + len(changes(result.steps)))
 
 
-def run_plan(loaded: Loaded, console: Console) -> int:
+def run_plan(loaded: Loaded, console: Console, *, as_json: bool = False) -> int:
     result = _plan(context(loaded), loaded)
+    if as_json:
+        console.print_json(json.dumps(plan_json(result)))
+        return plan_exit(result)
     total = show_plan(result, console)
     console.print(f"plan: {total} change(s); nothing was changed")
     return plan_exit(result)
+
+
+def plan_json(result: PlanResult) -> dict[str, object]:
+    """The plan as data, for scripts: per host the files (path, action, owner, group, mode; no
+    content, no diff) and packages, the unreadable hosts, the names of the secrets deploy would
+    generate (never a value), and every stage's steps in order."""
+    hosts = {h: {"files": [{"path": c.file.path, "action": c.action, "owner": c.file.owner, "group": c.file.group,
+                            "mode": f"{c.file.mode:04o}"} for c in hp.changed_files],
+                 "packages": list(hp.packages)} for h, hp in result.hosts.items()}
+    steps = [{"stage": st.stage, "host": st.host or None, "kind": st.kind, "text": st.text, "code": st.code or None}
+             for st in result.steps]
+    return {"changes": plan_total(result), "exit": plan_exit(result), "hosts": hosts, "unreadable": dict(result.errors),
+            "new_secrets": list(result.new_secrets), "steps": steps}
 
 
 def plan_exit(result: PlanResult) -> int:

@@ -106,7 +106,9 @@ def render(topology: TopologyArg = DEFAULT_TOPOLOGY,
 
 
 @app.command("plan")
-def plan_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY) -> None:
+def plan_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY,
+             as_json: Annotated[bool, typer.Option("--json", help="the plan as JSON (no file content, no "
+                                                                "secret)")] = False) -> None:
     """Show every step a deploy would take now: files (diff, secrets masked) and packages per host, then
     per stage the unit starts and restarts, cluster actions and gates. Changes nothing, the secrets
     file included. Exit 0: deploy can go on; 1: it would stop at a step marked !; 3: a host could not
@@ -114,7 +116,7 @@ def plan_cmd(topology: TopologyArg = DEFAULT_TOPOLOGY) -> None:
     from hastack.cli.deploy import run_plan
 
     with reported():
-        raise typer.Exit(run_plan(load_or_exit(topology), out))
+        raise typer.Exit(run_plan(load_or_exit(topology), out, as_json=as_json))
 
 
 @app.command("deploy")
