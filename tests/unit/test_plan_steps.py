@@ -347,3 +347,14 @@ def test_the_plan_as_json_names_secrets_but_holds_none(seed: Topology, tmp_path:
             "(galera_new_cluster)", "code": None} in doc["steps"]
     assert all(v not in text for v in secrets.values() if len(v) >= 8)
     assert not (tmp_path / "secrets.yml").exists()
+
+
+def test_a_host_that_cannot_be_read_is_named_once_and_not_read_again_by_the_stages(seed: Topology) -> None:
+    s = deployed(seed).unreachable("ctl-3", "10.77.0.13:22 did not answer within 5s")
+    result = _run(seed, s)
+    assert set(result.errors) == {"ctl-3"} and "did not answer" in result.errors["ctl-3"]
+    assert not [st for st in result.steps if st.host == "ctl-3"]
+    assert len([c for c in s.calls if c.host == "ctl-3"]) == 1  # the file read of the plan, nothing after it
+    from hastack.cli.deploy import plan_exit
+
+    assert plan_exit(result) == 3

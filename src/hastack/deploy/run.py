@@ -19,7 +19,8 @@ from hastack.deploy.stages.vip import VipStage
 from hastack.plan.gather import HostPlan, host_plan
 from hastack.plan.steps import Step
 from hastack.secrets import mask
-from hastack.transport.base import HostError, Transport
+from hastack.transport.base import HostError, HostUnreachable, Transport
+from hastack.transport.fleet import Unreachable
 
 
 def stages() -> list[Stage]:
@@ -100,4 +101,8 @@ async def plan(ctx: Ctx, transports: dict[str, Transport], only: Sequence[str] |
     # are named in the result, and deploy generates (and keeps) its own.
     if only and FilesStage.name not in only:
         hosts = {n: HostPlan(n) for n in hosts}
-    return PlanResult(hosts, errors, ctx.secrets.unsaved(), await preview(ctx, want, transports, hosts, only))
+    # A host that could not be read is not read again by the stages (each read would wait for a
+    # reconnect): deploy stops at it anyway, which the plan says; its steps are not listed.
+    reachable = {n: t if n not in errors else Unreachable(HostUnreachable(n, errors[n])) for n, t in transports.items()}
+    steps = [st for st in await preview(ctx, want, reachable, hosts, only) if st.host not in errors]
+    return PlanResult(hosts, errors, ctx.secrets.unsaved(), steps)
