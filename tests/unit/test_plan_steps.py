@@ -190,14 +190,8 @@ def test_a_fresh_fleet_plan_names_the_bootstrap_the_joins_and_every_start(seed: 
     assert [s.host for s in steps if s.text.startswith("joins rabbit@ctl-1's cluster at its first boot")] == [
         "ctl-2", "ctl-3"]
     assert any(s.stage == "pacemaker" and s.text.startswith("load the configuration") for s in steps)
-    # every unit deploy runs is started by some stage, and only once
-    want = desired(Ctx(seed, SECRETS))
-    for n in seed.nodes:
-        started = [s.text.replace("bootstrap a new Galera cluster", "start mariadb") for s in changes(steps)
-                   if s.host == n.name and s.text != "enable mariadb"]
-        for u in want[n.name].units:
-            assert len([t for t in started if re.search(rf"start {re.escape(u)}(?=[ ,]|$)", t)]) == 1, (n.name, u)
     assert any(s.text.startswith("gate: ") for s in steps)
+    # every unit deploy runs is started by some stage, and only once: for every example below
 
 
 def test_a_deployed_fleet_with_nothing_to_change_plans_no_change(seed: Topology) -> None:
@@ -279,6 +273,8 @@ def test_a_missing_grant_and_a_stale_password_are_planned_as_the_sql_deploy_writ
 
 @pytest.mark.parametrize("example", ["seed.yml", "four-servers.yml", "four-servers-mirrored.yml", "infra.yml"])
 def test_every_example_fresh_plan_starts_every_unit_once_and_a_deployed_one_changes_nothing(example: str) -> None:
+    """Every unit deploy runs is started by some stage's step, and only once (the bootstrap starts
+    the first controller's MariaDB; `member` then only enables it)."""
     from conftest import load_example
 
     topo = load_example(example)
