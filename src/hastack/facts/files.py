@@ -8,11 +8,14 @@ output format.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hastack.facts.base import Fact, require_exit
 from hastack.transport.base import MISSING_EXIT, Result, get_argv
+
+T = TypeVar("T")
 
 FILE_STATE_SCRIPT = r"""i=0
 for p do
@@ -112,3 +115,14 @@ def read_text(path: str) -> Fact[str | None]:
         return require_exit(r).stdout
 
     return Fact(f"read {path}", tuple(get_argv(path)), parse)
+
+
+def read_parsed(name: str, path: str, parse: Callable[[str], T]) -> Fact[T | None]:
+    """A small text file parsed by `parse`, or None when there is no file at `path`."""
+    raw = read_text(path)
+
+    def parsed(r: Result) -> T | None:
+        text = raw.parse(r)
+        return None if text is None else parse(text)
+
+    return Fact(name, raw.argv, parsed, raw.timeout)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from hastack.facts.base import Fact, first_line, require_exit
-from hastack.facts.files import read_text
+from hastack.facts.files import read_parsed
 from hastack.transport.base import Result
 
 GRASTATE = "/var/lib/mysql/grastate.dat"
@@ -180,13 +180,7 @@ def parse_grastate(text: str) -> GraState:
 
 def grastate(path: str = GRASTATE) -> Fact[GraState | None]:
     """None when the file does not exist (a node that never ran Galera)."""
-    raw = read_text(path)
-
-    def parse(r: Result) -> GraState | None:
-        text = raw.parse(r)
-        return None if text is None else parse_grastate(text)
-
-    return Fact("grastate", raw.argv, parse)
+    return read_parsed("grastate", path, parse_grastate)
 
 
 # -- mariadbd --wsrep-recover --------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hastack.facts.base import Fact, first_line, require_exit
-from hastack.facts.files import read_text
+from hastack.facts.files import read_parsed
 from hastack.transport.base import Result
 
 QUEUE_COLUMNS = ("name", "type", "leader", "members", "online")
@@ -279,10 +279,4 @@ def parse_cluster_nodes_config(text: str) -> tuple[str, ...]:
 def cluster_file(data_dir: str) -> Fact[tuple[str, ...] | None]:
     """The cluster a stopped broker will come back in, from its database directory (None: no
     database, a new broker). `hastack plan` reads it where the broker does not answer."""
-    raw = read_text(f"{data_dir}/cluster_nodes.config")
-
-    def parse(r: Result) -> tuple[str, ...] | None:
-        text = raw.parse(r)
-        return None if text is None else parse_cluster_nodes_config(text)
-
-    return Fact("rabbitmq_cluster_file", raw.argv, parse, raw.timeout)
+    return read_parsed("rabbitmq_cluster_file", f"{data_dir}/cluster_nodes.config", parse_cluster_nodes_config)
