@@ -12,6 +12,7 @@ from typing import TypeVar
 from hastack.deploy.engine import Deploy, StepFailed
 from hastack.deploy.systemd import unit_states
 from hastack.plan.steps import Step
+from hastack.transport.base import HostError
 
 T = TypeVar("T")
 
@@ -21,6 +22,15 @@ async def maybe(aw: Awaitable[T]) -> T | None:
     try:
         return await aw
     except StepFailed:
+        return None
+
+
+async def maybe_get(d: Deploy, host: str, path: str) -> bytes | None:
+    """A file's content as the run's `get` reads it, or None when it is missing or the host does
+    not answer."""
+    try:
+        return await d.transports[host].get(path)
+    except HostError:
         return None
 
 

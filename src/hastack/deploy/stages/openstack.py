@@ -47,7 +47,7 @@ from hastack.components import openstack as os_
 from hastack.components.base import Ctx
 from hastack.deploy.drain import out_of_rotation
 from hastack.deploy.engine import Deploy, StepFailed
-from hastack.deploy.preview import gate, maybe, unit_steps
+from hastack.deploy.preview import gate, maybe, maybe_get, unit_steps
 from hastack.deploy.reads import sql_quote
 from hastack.deploy.services import (
     admin,
@@ -67,7 +67,6 @@ from hastack.facts import FileState, Package, file_state, packages
 from hastack.facts.galera import sql_rows, table_counts
 from hastack.plan.steps import Step
 from hastack.topology.model import Node, ServiceName
-from hastack.transport.base import HostError
 
 STAMP_DIR = "/var/lib/hastack"
 
@@ -105,14 +104,6 @@ def schema_due(svc: ServiceName, tables: Mapping[str, int], version: bytes, stam
 
 def key_dir_right(s: FileState) -> bool:
     return (s.exists, s.kind, s.owner, s.group, s.mode) == (True, "directory", "keystone", "keystone", 0o700)
-
-
-async def maybe_get(d: Deploy, host: str, path: str) -> bytes | None:
-    """A file's content, or None when it is missing or the host does not answer (a preview's read)."""
-    try:
-        return await d.transports[host].get(path)
-    except HostError:
-        return None
 
 
 def ctx_of(d: Deploy) -> Ctx:
@@ -217,15 +208,13 @@ class OpenStackStage:
         tables = await maybe(d.fact(host, table_counts(), "count tables per database"))
         pkgs = await maybe(d.fact(host, packages([p for s in services for p in SCHEMA_PACKAGES[s]]),
                                   "read package versions"))
+        if tables is None or pkgs is None:
+            return [Step(self.name, host, "check", f"{svc} schema: synced if its database is empty or its package "
+                                                   "version changed (cannot read them now)") for svc in services]
         out = []
         for svc in services:
-            why = "" if tables is None or pkgs is None else schema_due(
-                svc, tables, version_stamp(pkgs, SCHEMA_PACKAGES[svc]),
-                await maybe_get(d, host, f"{STAMP_DIR}/schema-{svc}"))
-            if tables is None or pkgs is None:
-                out.append(Step(self.name, host, "check", f"{svc} schema: synced if its database is empty or its "
-                                                          "package version changed (cannot read them now)"))
-            elif why:
+            if why := schema_due(svc, tables, version_stamp(pkgs, SCHEMA_PACKAGES[svc]),
+                                 await maybe_get(d, host, f"{STAMP_DIR}/schema-{svc}")):
                 out.append(Step(self.name, host, "change", f"sync the {svc} schema ({why})"))
         return out
 
