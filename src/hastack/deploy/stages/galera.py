@@ -77,12 +77,12 @@ class GaleraStage:
                     for u in self.accounts() if f"{u.name}@{u.host}" not in have]
         for n in ctls:
             if decision.new and n.name == decision.seed:  # galera_new_cluster started it; `member` enables it
-                out += [Step(self.name, n.name, "change", "enable mariadb") for st in await unit_steps(
-                    d, self.name, n.name, ["mariadb"]) if st.text.startswith("enable")]
+                st = await maybe(unit_states(d, n.name, ["mariadb"]))
+                if st is not None and st["mariadb"].exists and not st["mariadb"].enabled:
+                    out.append(Step(self.name, n.name, "change", "enable mariadb"))
                 continue
-            steps = await unit_steps(d, self.name, n.name, ["mariadb"], how=", one controller at a time, then "
-                                     "wait for Synced" + (" (it joins the new cluster)" if decision.new else ""))
-            out += steps
+            out += await unit_steps(d, self.name, n.name, ["mariadb"], how=", one controller at a time, then wait "
+                                    "for Synced" + (" (it joins the new cluster)" if decision.new else ""))
         for n in d.topo.garbd_nodes:
             out += await unit_steps(d, self.name, n.name, ["garbd"])
         for n in ctls:  # check_socket's order: the socket, the old unit's removal, the service's restart
