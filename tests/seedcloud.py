@@ -148,3 +148,20 @@ def create_server(raw_osc: Callable[..., str], name: str, *args: str) -> dict[st
 def osc_text(node: str, *args: str, timeout: float = 180) -> str:
     """The `openstack` client's text output on `node` (the seed lab's admin cloud)."""
     return on(node, shlex.join(["openstack", "--os-cloud", "hastack", *args]), timeout=timeout)
+
+
+def clients_cut_from(run_on: Callable[[str, str], str], victim: str, address: str, survivors: list[str],
+                     since: int) -> None:
+    """A silent broker's host, seen from every surviving host of the dead-peer watch: its journal
+    names the victim (dropped on a broker, silent elsewhere), and then no survivor keeps an AMQP
+    connection to it: the services' clients were cut from it and moved to a live broker, instead of
+    waiting for their heartbeat (README, "A dead broker dropped in seconds")."""
+    from hastack.components.rabbitmq import AMQP_PORT, PEERS_UNIT
+
+    said = re.compile(rf"(dropped rabbit@{victim} |rabbit@{victim} \({re.escape(address)}\) silent for )")
+    for n in survivors:
+        until(f"{n}'s watch counts rabbit@{victim} dead", lambda n=n: said.search(run_on(
+            n, f"journalctl -u {PEERS_UNIT} -o cat --no-pager --since @{since}")), 60, interval=1)
+    established = f"ss -H -t -n state established dst {address} dport = :{AMQP_PORT}"
+    until(f"no AMQP connection left to {victim}",
+          lambda: all(not run_on(n, established).strip() for n in survivors), 20, interval=1)

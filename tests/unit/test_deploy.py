@@ -787,7 +787,7 @@ def test_the_dead_peer_watch_is_started_where_it_is_on(seed: Topology) -> None:
 def test_the_dead_peer_watch_is_stopped_and_disabled_where_the_tuning_turned_it_off(seed: Topology) -> None:
     from hastack.components import rabbitmq
 
-    off = seed  # off by default
+    off = watching(seed, 0)
     s = Script().add(unit("ctl-1", rabbitmq.PEERS_UNIT, active=True),
                      on("systemctl", "disable", "--now", "--quiet", rabbitmq.PEERS_UNIT, host="ctl-1"),
                      unit("ctl-2", rabbitmq.PEERS_UNIT, active=False))

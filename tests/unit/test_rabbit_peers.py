@@ -24,9 +24,18 @@ class Broker:
         self.calls: list[list[str]] = []
         self.state = '"true||rabbit@ctl-1,rabbit@net-1"'
         self.fail_drop = False
+        self.sockets: dict[str, int] = {}
+        """This host's connections to each peer's address, as `ss -K` finds (and ends) them."""
+        self.ss_fails = False
 
     def __call__(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
         self.calls.append(argv)
+        if argv[0] == "ss":
+            if self.ss_fails:
+                return 1, "", "SOCK_DESTROY answers: Operation not permitted"
+            address = argv[argv.index("dst") + 1]
+            n, self.sockets[address] = self.sockets.get(address, 0), 0
+            return 0, "\n".join(f"ESTAB 0 0 10.0.0.9:4{i}000 {address}:5672" for i in range(n)), ""
         if "disconnect_node" in " ".join(argv):
             return (75, "", "Error: unable to perform an operation on node") if self.fail_drop else (0, "[true]", "")
         if argv[:2] == ["systemctl", "restart"]:
@@ -40,9 +49,10 @@ class Broker:
         return sum(a[:2] == ["systemctl", "restart"] for a in self.calls)
 
 
-def watch(up: dict[str, bool]) -> tuple[rp.Watch, list[float], Broker, list[str]]:
+def watch(up: dict[str, bool],
+          options: tuple[str, ...] = ("--drop",)) -> tuple[rp.Watch, list[float], Broker, list[str]]:
     clock, broker, said = [0.0], Broker(), []
-    args = rp.parse(["3", "1", "4369", "rabbit@ctl-1=10.0.0.1", "rabbit@net-1=10.0.0.3"])
+    args = rp.parse([*options, "3", "1", "4369", "rabbit@ctl-1=10.0.0.1", "rabbit@net-1=10.0.0.3"])
     addresses = {v: k for k, v in args.peers.items()}
     w = rp.Watch(args, clock=lambda: clock[0], probe=lambda a: up[addresses[a]], run=broker, say=said.append)
     return w, clock, broker, said
@@ -157,10 +167,65 @@ def test_a_command_is_ended_when_it_outlives_its_timeout_and_stderr_is_kept_apar
     assert code == 124 and "no answer within 0.3 s" in err
 
 
+def cuts(broker: Broker) -> list[list[str]]:
+    return [a for a in broker.calls if a[0] == "ss"]
+
+
+def test_a_host_of_clients_cuts_its_connections_to_a_silent_broker_every_round_until_it_answers() -> None:
+    """`--cut` without `--drop` (a network or compute node): no broker to ask; this host's
+    connections to the silent broker's AMQP port are ended after DEAD_AFTER, and again every round
+    (a client's new attempt to connect there fails at once too), never while its kernel answers."""
+    up = {"rabbit@ctl-1": True, "rabbit@net-1": True}
+    w, clock, broker, said = watch(up, ("--cut", "5672"))
+    broker.sockets["10.0.0.1"] = 3
+    run_for(w, clock, 600)
+    assert broker.calls == []  # answering: nothing cut, however long
+    up["rabbit@ctl-1"] = False
+    run_for(w, clock, 2)
+    assert cuts(broker) == []
+    run_for(w, clock, 1)
+    assert cuts(broker) == [["ss", "-K", "-H", "-t", "-n", "dst", "10.0.0.1", "dport", "=", ":5672"]]
+    assert said[-2] == "rabbit@ctl-1 (10.0.0.1) silent for 3.0 s"
+    assert said[-1] == "cut 3 connections to rabbit@ctl-1's AMQP port (10.0.0.1:5672: no answer for 3.0 s)"
+    broker.sockets["10.0.0.1"] = 1  # a client tried it again
+    run_for(w, clock, 4)
+    assert len(cuts(broker)) == 5 and said[-1].startswith("cut 1 connection to rabbit@ctl-1's")
+    assert not any("disconnect_node" in " ".join(a) for a in broker.calls)
+    up["rabbit@ctl-1"] = True
+    run_for(w, clock, 1)
+    assert said[-1] == "rabbit@ctl-1 answers again"
+    run_for(w, clock, 60)
+    assert len(cuts(broker)) == 5 and broker.restarts() == 0  # no look at a broker this host does not run
+
+
+def test_a_broker_drops_a_silent_peer_and_cuts_its_own_clients_connections_to_it() -> None:
+    up = {"rabbit@ctl-1": True, "rabbit@net-1": False}
+    w, clock, broker, said = watch(up, ("--drop", "--cut", "5672"))
+    broker.sockets["10.0.0.3"] = 2
+    run_for(w, clock, 3)
+    assert broker.drops() == ["[erlang:disconnect_node(N) || N <- ['rabbit@net-1']]."]
+    assert cuts(broker)[0][6] == "10.0.0.3" and "cut 2 connections to rabbit@net-1's" in said[-1]
+    assert not any("silent for" in line for line in said)  # the drop's line says it
+
+
+def test_a_cut_that_fails_is_said_once_and_tried_every_round() -> None:
+    up = {"rabbit@ctl-1": False, "rabbit@net-1": True}
+    w, clock, broker, said = watch(up, ("--cut", "5672"))
+    broker.ss_fails = True
+    run_for(w, clock, 10)
+    assert len(cuts(broker)) == 8
+    assert [line for line in said if line.startswith("could not cut")] == [
+        "could not cut connections to rabbit@ctl-1 (10.0.0.1:5672): ss exit 1: "
+        "SOCK_DESTROY answers: Operation not permitted"]
+
+
 @pytest.mark.parametrize("argv", [
-    [], ["3", "1", "4369"], ["0.5", "1", "4369", "rabbit@a=10.0.0.1"], ["3", "5", "4369", "rabbit@a=10.0.0.1"],
-    ["3", "1", "0", "rabbit@a=10.0.0.1"], ["3", "1", "4369", "rabbit@a=not-an-ip"],
-    ["3", "1", "4369", "rabbit@A';halt().=10.0.0.1"], ["3", "1", "4369", "10.0.0.1"], ["nan", "1", "4369", "x=1"],
+    [], ["3", "1", "4369", "rabbit@a=10.0.0.1"], ["--cut", "0", "3", "1", "4369", "rabbit@a=10.0.0.1"], ["--cut"],
+    ["--kill", "3", "1", "4369", "rabbit@a=10.0.0.1"], ["--drop", "3", "1", "4369"],
+    *[["--drop", *bad] for bad in (
+        ["0.5", "1", "4369", "rabbit@a=10.0.0.1"], ["3", "5", "4369", "rabbit@a=10.0.0.1"],
+        ["3", "1", "0", "rabbit@a=10.0.0.1"], ["3", "1", "4369", "rabbit@a=not-an-ip"],
+        ["3", "1", "4369", "rabbit@A';halt().=10.0.0.1"], ["3", "1", "4369", "10.0.0.1"], ["nan", "1", "4369", "x=1"])],
 ])
 def test_bad_arguments_are_refused_with_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert rp.main(argv) == 2

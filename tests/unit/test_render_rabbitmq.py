@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conftest import replace_node, watching
-from hastack.components import rabbitmq
+from hastack.components import rabbit_watch, rabbitmq
 from hastack.components.base import Ctx, File
 from hastack.drills.profiles import reference
 from hastack.topology.model import Node, Topology
@@ -19,7 +19,9 @@ CtxOf = Callable[[Topology], Ctx]
 
 
 def files(ctx: Ctx, node: Node) -> dict[str, File]:
-    return {f.path: f for f in rabbitmq.COMPONENT.files(ctx, node)}
+    """The broker's files and its watch's (where they apply)."""
+    return {f.path: f for comp in (rabbitmq.COMPONENT, rabbit_watch.COMPONENT) if comp.applies(ctx.topo, node)
+            for f in comp.files(ctx, node)}
 
 
 def conf(ctx: Ctx, node: Node) -> dict[str, str]:
@@ -224,8 +226,7 @@ def test_a_boot_never_hangs_on_a_peer_that_remembers_the_previous_run(seed: Topo
 def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -> None:
     """Replacing ctl-2 by ctl-4: on the brokers that stay, only the peer lists change, and they ask
     for no broker restart (peer discovery reads its list only when a node joins; the dead-peer watch,
-    when on, restarts with its own)."""
-    seed = watching(seed)
+    restarts with its own)."""
     replaced = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
     before, after = ctx_of(seed), ctx_of(replaced)
     for name in ("ctl-1", "ctl-3"):
@@ -239,24 +240,31 @@ def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -
         assert "rabbit@ctl-2" not in new[rabbitmq.PEERS_CONF].data.decode()
 
 
-def test_every_broker_watches_its_peers_hosts_with_pause_minority(four: Topology, ctx_of: CtxOf) -> None:
-    """The dead-peer watch (agents/rabbit_peers.py), when turned on, on every broker, the
-    arbitrator's too, probing the other brokers' epmd port; not by default, not with the reference
-    profile, nor where pause_minority is not in effect (autoheal or ignore keep both sides of a cut
-    serving)."""
-    assert not rabbitmq.peer_watch(four)
-    assert rabbitmq.PEERS_UNIT_FILE not in files(ctx_of(four), four.node("ctl-1"))
-    four = watching(four)
+def test_every_broker_and_every_host_of_clients_watches_the_brokers_hosts(four: Topology, ctx_of: CtxOf) -> None:
+    """The dead-peer watch (agents/rabbit_peers.py), on by default: on every broker, the arbitrator's
+    too, probing the other brokers' epmd port, dropping them (`--drop`) where pause_minority is in
+    effect, and on every node of OpenStack services cutting its connections to a dead one's AMQP
+    port (`--cut 5672`); not with the reference profile or `dead_peer_after_s: 0`, nor with a
+    single broker (no peer)."""
+    assert rabbitmq.peer_watch(four) and rabbitmq.drops_peers(four)
     ctx = ctx_of(four)
-    for n in four.brokers:
+    assert [n.name for n in rabbitmq.watch_nodes(four)] == [n.name for n in four.nodes]
+    for n in four.nodes:
         f = files(ctx, n)
         unit = f[rabbitmq.PEERS_UNIT_FILE].data.decode()
         others = [f"rabbit@{o.name}={o.address}" for o in four.brokers if o.name != n.name]
-        assert f"ExecStart=/usr/bin/python3 {rabbitmq.PEERS_PROGRAM} 3 1 4369 {' '.join(others)}\n" in unit
+        drop = "--drop " if n in four.brokers else ""
+        want = f"ExecStart=/usr/bin/python3 {rabbitmq.PEERS_PROGRAM} {drop}--cut 5672 3 1 4369 {' '.join(others)}\n"
+        assert want in unit
+        assert ("After=rabbitmq-server.service" in unit) == (n in four.brokers)
         assert f[rabbitmq.PEERS_PROGRAM].mode == 0o755 and f[rabbitmq.PEERS_PROGRAM].restarts == (rabbitmq.PEERS_UNIT,)
-    assert rabbitmq.peer_watch(four)
-    assert not rabbitmq.peer_watch(reference(four))
-    assert not rabbitmq.peer_watch(mirrored(four, partition_handling="ignore"))
-    two = mirrored(four).model_copy(update={"nodes": [n for n in four.nodes if n.name != "net-1"]})
-    assert two.partition_handling == "autoheal" and not rabbitmq.peer_watch(two)
+    assert not rabbitmq.peer_watch(reference(four)) and not rabbitmq.peer_watch(watching(four, 0))
     assert rabbitmq.PEERS_UNIT_FILE not in files(ctx_of(reference(four)), four.node("ctl-1"))
+    # with autoheal or ignore the brokers drop no one, and their hosts still cut their clients' connections
+    for other in (mirrored(four, partition_handling="ignore"),
+                  mirrored(four).model_copy(update={"nodes": [n for n in four.nodes if n.name != "net-1"]})):
+        assert rabbitmq.peer_watch(other) and not rabbitmq.drops_peers(other)
+        unit = files(ctx_of(other), other.node("ctl-1"))[rabbitmq.PEERS_UNIT_FILE].data.decode()
+        assert f"{rabbitmq.PEERS_PROGRAM} --cut 5672 3 1 4369 rabbit@ctl-2=" in unit
+    one = four.model_copy(update={"nodes": [n for n in four.nodes if n.name not in ("ctl-2", "net-1")]})
+    assert len(one.brokers) == 1 and not rabbitmq.peer_watch(one)

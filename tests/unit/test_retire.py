@@ -69,7 +69,7 @@ def test_a_controller_leaves_writes_first_vip_next_then_broker_then_galera(
     assert "keystone" in services and "haproxy" in services and "memcached" in services
     assert "rabbitmq-server" not in services and "mariadb" not in services
     assert on_node[2:] == ["rabbitmq-upgrade --timeout 120 drain",
-                           "systemctl disable --now --quiet rabbitmq-server",
+                           "systemctl disable --now --quiet hastack-rabbit-peers rabbitmq-server",
                            f"systemctl disable --now --quiet {galera.CHECK_SOCKET} {galera.CHECK_SERVICE} mariadb"]
     assert all(h == "ctl-2" for h, _ in done[6:])
 

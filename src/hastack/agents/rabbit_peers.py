@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""hastack broker peer watch, run on each RabbitMQ broker as hastack-rabbit-peers.service.
+"""hastack broker peer watch, run as hastack-rabbit-peers.service on each RabbitMQ broker and on every
+host of OpenStack services (their AMQP clients).
 
 Why: Erlang declares a silent peer down only after `net_ticktime` (0.75-1.25 x 60 s). Until then
 RabbitMQ 3.10 holds every metadata operation that involves the dead member: a reconnecting client's
@@ -27,11 +28,22 @@ brokers' Erlang nodes, is restarted: it rejoins at
 boot, and its quorum queues lose nothing (their majority is on the other side). A broker on the
 majority side never restarts itself; the minority's restart clears its record.
 
-Only with `pause_minority` (hastack's choice with 3 brokers or more; components/rabbitmq.py).
+The drop (`--drop`) runs only on a broker with `pause_minority` (hastack's choice with 3 brokers
+or more; components/rabbitmq.py).
 
-Usage (from the unit, arguments rendered from the topology: numbers, a port, node names of
+The clients' side (`--cut PORT`, on every host that runs OpenStack services, brokers or not): an
+oslo.messaging client connected to a broker whose host went silent learns it only from its AMQP
+heartbeat (`heartbeat_timeout_threshold`, 20 s, and the socket's TCP_USER_TIMEOUT set to the same):
+until then its calls wait, measured at 27-31 s for an RPC call in the lab. While a peer stays
+silent, the watch aborts every TCP connection of this host to that peer's AMQP port (`ss -K`, the
+kernel's SOCK_DESTROY: the socket's owner gets ECONNABORTED at once), every round, so a client's
+reconnection attempt to the dead broker fails at once too and it moves to the next broker of its
+`transport_url`. Nothing is cut while the peer's kernel answers: a busy or stopped broker is the
+heartbeat's business, and a stopped one refuses connections anyway.
+
+Usage (from the unit, arguments rendered from the topology: numbers, ports, node names of
 [a-z0-9-] and validated addresses):
-    rabbit-peers DEAD_AFTER EVERY PORT rabbit@NAME=ADDRESS [rabbit@NAME=ADDRESS ...]
+    rabbit-peers [--drop] [--cut AMQP_PORT] DEAD_AFTER EVERY PORT rabbit@NAME=ADDRESS [rabbit@NAME=ADDRESS ...]
 Exit 2: bad arguments.
 
 This file is copied to the node and run by the node's own Python 3 (standard library only).
@@ -60,6 +72,7 @@ STUCK_S = 30.0
 """An app stopped this long while connected to a majority is not a pause (a paused node restarts its
 app within seconds of seeing the majority: 2.5 s measured in the lab)."""
 CTL_TIMEOUT_S = 30.0
+CUT_TIMEOUT_S = 5.0
 RESTART_TIMEOUT_S = 330.0
 NODE_PATTERN = re.compile(r"rabbit@[a-z0-9][a-z0-9-]{0,62}")
 STATE_EVAL = ('lists:flatten(io_lib:format("~s|~s|~s", [rabbit:is_running(), '
@@ -80,28 +93,51 @@ class Args:
     port: int
     peers: dict[str, str]
     """rabbit@name -> address"""
+    drop: bool = True
+    """This host runs a broker that drops the dead peers (`--drop`)."""
+    cut: int = 0
+    """The AMQP port whose connections to a dead peer are cut (`--cut`); 0: none."""
+
+
+USAGE = "usage: rabbit-peers [--drop] [--cut AMQP_PORT] DEAD_AFTER EVERY PORT rabbit@NAME=ADDRESS ..."
+
+
+def port_of(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError(f"bad port {text!r}")
+    return port
 
 
 def parse(argv: Sequence[str]) -> Args:
-    """ValueError on anything but two durations, a port and rabbit@name=address pairs."""
-    if len(argv) < 4:
-        raise ValueError("usage: rabbit-peers DEAD_AFTER EVERY PORT rabbit@NAME=ADDRESS ...")
-    dead_text, every_text, port_text, *items = argv
+    """ValueError on anything but the options, two durations, a port and rabbit@name=address pairs."""
+    rest, drop, cut = list(argv), False, 0
+    while rest and rest[0].startswith("--"):
+        opt = rest.pop(0)
+        if opt == "--drop":
+            drop = True
+        elif opt == "--cut" and rest:
+            cut = port_of(rest.pop(0))
+        else:
+            raise ValueError(f"unknown option {opt!r}; {USAGE}")
+    if not (drop or cut):
+        raise ValueError(f"nothing to do: neither --drop nor --cut; {USAGE}")
+    if len(rest) < 4:
+        raise ValueError(USAGE)
+    dead_text, every_text, port_text, *items = rest
     dead_after, every = float(dead_text), float(every_text)
     if not (math.isfinite(dead_after) and 1 <= dead_after <= 300):
         raise ValueError(f"DEAD_AFTER must be between 1 and 300 seconds, not {dead_text!r}")
     if not (math.isfinite(every) and 0.1 <= every <= dead_after):
         raise ValueError(f"EVERY must be between 0.1 s and DEAD_AFTER, not {every_text!r}")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"bad port {port_text!r}")
+    port = port_of(port_text)
     peers = {}
     for item in items:
         node, sep, address = item.partition("=")
         if not sep or not NODE_PATTERN.fullmatch(node):
             raise ValueError(f"not rabbit@NAME=ADDRESS: {item!r}")
         peers[node] = str(ipaddress.ip_address(address))
-    return Args(dead_after, every, port, peers)
+    return Args(dead_after, every, port, peers, drop, cut)
 
 
 def answers(address: str, port: int, timeout: float) -> bool:
@@ -174,7 +210,11 @@ class Watch:
     run: Run = run_command
     say: Callable[[str], None] = lambda line: print(line, flush=True)
     last_seen: dict[str, float] = field(default_factory=dict)
+    silent: set[str] = field(default_factory=set)
+    """Peers whose host has not answered for DEAD_AFTER."""
     dropped: set[str] = field(default_factory=set)
+    """Silent peers this broker has dropped (`--drop`)."""
+    cut_failed: set[str] = field(default_factory=set)
     retry_at: dict[str, float] = field(default_factory=dict)
     retry_after: dict[str, float] = field(default_factory=dict)
     look_until: float = -math.inf
@@ -186,7 +226,8 @@ class Watch:
         self.last_seen = {p: started for p in self.args.peers}
 
     def step(self) -> None:
-        """One round: probe every peer, drop the dead ones, look at the broker after an episode."""
+        """One round: probe every peer, drop the dead ones, cut this host's connections to them, look at
+        the broker after an episode."""
         peers = list(self.args.peers)
         with ThreadPoolExecutor(max_workers=len(peers) or 1) as pool:
             seen = dict(zip(peers, pool.map(lambda p: self.probe(self.args.peers[p]), peers), strict=True))
@@ -195,19 +236,46 @@ class Watch:
             if not ok:
                 continue
             self.last_seen[peer] = now
-            if peer in self.dropped:
-                self.dropped.discard(peer)
-                self.say(f"{peer} answers again: looking at this broker for partitions for {AFTER_S:g} s")
-                self.look_from(now)
+            if peer in self.silent:
+                self.silent.discard(peer)
+                self.cut_failed.discard(peer)
+                if peer in self.dropped:
+                    self.dropped.discard(peer)
+                    self.say(f"{peer} answers again: looking at this broker for partitions for {AFTER_S:g} s")
+                    self.look_from(now)
+                else:
+                    self.say(f"{peer} answers again")
             self.retry_at.pop(peer, None)
             self.retry_after.pop(peer, None)
-        dead = [p for p in peers if p not in self.dropped and now - self.last_seen[p] >= self.args.dead_after
-                and now >= self.retry_at.get(p, -math.inf)]
-        if dead:
+        gone = [p for p in peers if now - self.last_seen[p] >= self.args.dead_after]
+        if not self.args.drop and (new := [p for p in gone if p not in self.silent]):
+            self.say(", ".join(f"{p} ({self.args.peers[p]}) silent for {now - self.last_seen[p]:.1f} s" for p in new))
+        self.silent.update(gone)
+        dead = [p for p in gone if p not in self.dropped and now >= self.retry_at.get(p, -math.inf)]
+        if self.args.drop and dead:
             self.drop(dead, now)
+        if self.args.cut:
+            for peer in gone:
+                self.cut(peer, now)
         if now < self.look_until and now >= self.next_look:
             self.next_look = now + CHECK_EVERY_S
             self.look(now)
+
+    def cut(self, peer: str, now: float) -> None:
+        """Abort this host's connections to a silent peer's AMQP port (ESTABLISHED or still
+        connecting), so their clients move to another broker now instead of at their heartbeat."""
+        address = self.args.peers[peer]
+        code, out, err = self.run(["ss", "-K", "-H", "-t", "-n", "dst", address, "dport", "=", f":{self.args.cut}"],
+                                  CUT_TIMEOUT_S)
+        if code != 0:
+            if peer not in self.cut_failed:  # said once per episode, tried every round
+                self.cut_failed.add(peer)
+                self.say(f"could not cut connections to {peer} ({address}:{self.args.cut}): ss exit {code}: "
+                         f"{(out + ' ' + err).strip()[-300:]}")
+            return
+        if n := len(out.splitlines()):
+            self.say(f"cut {n} connection{'s' if n > 1 else ''} to {peer}'s AMQP port ({address}:{self.args.cut}: "
+                     f"no answer for {now - self.last_seen[peer]:.1f} s)")
 
     def look_from(self, now: float) -> None:
         """A new window of looks at this broker; what an earlier window saw does not carry over."""
@@ -266,8 +334,10 @@ def main(argv: Sequence[str]) -> int:
         return 2
     timeout = min(args.every, 1.0)
     watch = Watch(args, probe=lambda address: answers(address, args.port, timeout))
+    acts = [w for w, on in (("dropped", args.drop), (f"cut from this host's clients (port {args.cut})", args.cut))
+            if on]
     watch.say(f"watching {', '.join(f'{p} ({a})' for p, a in args.peers.items())}: a peer whose host does not "
-              f"answer for {args.dead_after:g} s is dropped")
+              f"answer for {args.dead_after:g} s is {' and '.join(acts)}")
     while True:
         t0 = time.monotonic()
         watch.step()

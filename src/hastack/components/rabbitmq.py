@@ -41,10 +41,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
-from hastack.agents import rabbit_peers
 from hastack.components import logins
 from hastack.components.base import HEADER, Ctx, File, template
 from hastack.topology.model import Node, RabbitMQTuning, ServiceName, Topology
@@ -225,10 +223,22 @@ PEERS_EVERY_S = 1.0
 
 
 def peer_watch(topo: Topology) -> bool:
-    """The dead-peer watch (agents/rabbit_peers.py) runs where a dropped peer is handled the way a
-    tick timeout is: pause_minority. With autoheal or ignore both sides of a cut keep serving, and
-    dropping sooner would only start that sooner."""
-    return topo.tuning.rabbitmq.dead_peer_after_s > 0 and topo.partition_handling == "pause_minority"
+    """The dead-peer watch (agents/rabbit_peers.py, components/rabbit_watch.py) runs, on every node of
+    `watch_nodes`: `dead_peer_after_s` above 0 (3 by default)."""
+    return topo.tuning.rabbitmq.dead_peer_after_s > 0 and len(topo.brokers) > 1
+
+
+def drops_peers(topo: Topology) -> bool:
+    """Brokers drop a dead peer only where that is handled the way a tick timeout is: pause_minority.
+    With autoheal or ignore both sides of a cut keep serving, and dropping sooner would only start that
+    sooner. (The clients' cut runs whatever the partition handling: a silent broker's host serves no
+    one.)"""
+    return peer_watch(topo) and topo.partition_handling == "pause_minority"
+
+
+def watch_nodes(topo: Topology) -> list[Node]:
+    """Where the watch runs: every broker, and every node whose OpenStack services are AMQP clients."""
+    return [n for n in topo.nodes if n in topo.brokers or any(n.has(r) for r in ("controller", "network", "compute"))]
 
 
 def peers_unit(topo: Topology, node: Node) -> str:
@@ -237,12 +247,15 @@ def peers_unit(topo: Topology, node: Node) -> str:
     addresses validated IPs: nothing in the command needs quoting."""
     t = topo.tuning.rabbitmq
     peers = " ".join(f"{nodename(n)}={n.address}" for n in topo.brokers if n.name != node.name)
+    drop = "--drop " if node in topo.brokers and drops_peers(topo) else ""
     return (f"# {HEADER}\n"
-            "[Unit]\nDescription=hastack: drop a RabbitMQ peer whose host stopped answering (rabbit_peers)\n"
-            f"After={UNIT}.service\nStartLimitIntervalSec=0\n\n"
+            "[Unit]\nDescription=hastack: drop a RabbitMQ broker whose host stopped answering, and cut this "
+            "host's connections to it (rabbit_peers)\n"
+            + (f"After={UNIT}.service\n" if node in topo.brokers else "")
+            + "StartLimitIntervalSec=0\n\n"
             "[Service]\nType=simple\n"
-            f"ExecStart=/usr/bin/python3 {PEERS_PROGRAM} {t.dead_peer_after_s:g} {PEERS_EVERY_S:g} {EPMD_PORT} "
-            f"{peers}\nRestart=always\nRestartSec=1\n\n"
+            f"ExecStart=/usr/bin/python3 {PEERS_PROGRAM} {drop}--cut {AMQP_PORT} {t.dead_peer_after_s:g} "
+            f"{PEERS_EVERY_S:g} {EPMD_PORT} {peers}\nRestart=always\nRestartSec=1\n\n"
             "[Install]\nWantedBy=multi-user.target\n")
 
 
@@ -276,10 +289,7 @@ class RabbitMQ:
             # Erlang reads the cookie verbatim: no trailing newline.
             File(COOKIE, ctx.secrets.password(COOKIE_SECRET), owner="rabbitmq", group="rabbitmq", mode=0o400,
                  secret=True, restarts=r),
-        ] + ([
-            File(PEERS_PROGRAM, Path(rabbit_peers.__file__).read_bytes(), mode=0o755, restarts=(PEERS_UNIT,)),
-            File(PEERS_UNIT_FILE, peers_unit(ctx.topo, node), restarts=(PEERS_UNIT,)),
-        ] if peer_watch(ctx.topo) else [])
+        ]
 
 
 COMPONENT = RabbitMQ()

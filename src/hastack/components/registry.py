@@ -13,6 +13,7 @@ MODULES: tuple[str, ...] = (
     "galera",
     "garbd",
     "rabbitmq",
+    "rabbit_watch",
     "memcached",
     "haproxy",
     "keepalived",

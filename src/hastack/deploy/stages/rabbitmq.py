@@ -51,7 +51,7 @@ class RabbitMQStage:
         await self.import_definitions(d, anchor)
         await d.each(ctls, lambda n: self.grow(d, n))
         await self.gate(d)
-        await d.each(ctls, lambda n: self.peer_watch(d, n))
+        await d.each(rabbitmq.watch_nodes(d.topo), lambda n: self.peer_watch(d, n))
 
     async def preview(self, d: Deploy) -> list[Step]:
         ctls = d.topo.brokers
@@ -113,7 +113,7 @@ class RabbitMQStage:
         out += [Step(self.name, first, "change", f"start vhost {vhost} on {node} (restart_vhost)")
                 for node, vhost in stopped or []]
         out.append(gate(self.name, "every vhost running on every broker"))
-        for n in ctls:
+        for n in rabbitmq.watch_nodes(d.topo):
             if rabbitmq.peer_watch(d.topo):
                 out += await unit_steps(d, self.name, n.name, [rabbitmq.PEERS_UNIT])
                 continue
@@ -134,7 +134,8 @@ class RabbitMQStage:
 
     async def peer_watch(self, d: Deploy, node: Node) -> None:
         """The dead-peer watch started once the cluster is whole (it drops peers; a cluster still
-        forming must not be disturbed), or stopped and disabled where the tuning turned it off."""
+        forming must not be disturbed), on the brokers and the hosts of their clients, or stopped and
+        disabled where the tuning turned it off."""
         if rabbitmq.peer_watch(d.topo):
             await ensure_running(d, node.name, rabbitmq.PEERS_UNIT)
             return
