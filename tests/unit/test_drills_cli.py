@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -198,3 +200,46 @@ def test_exit_codes_tell_lost_from_unhealed_from_slow() -> None:
     for figure in ("db_lost", "messages_lost", "split_brain_samples"):
         assert cli.outcome(["vip_gap_s", figure], True) == cli.EXIT_LOST
     assert len({cli.EXIT_OK, cli.EXIT_MISSED, cli.EXIT_ABORTED, cli.EXIT_RUN_ERROR, cli.EXIT_LOST}) == 5
+
+
+def test_the_drill_runs_the_watch_s_cut_beside_its_clients_where_the_services_hosts_run_it(seed: Topology) -> None:
+    """The drill's AMQP clients play services, whose hosts cut their connections to a silent broker
+    (agents/rabbit_peers.py): the drill runs the same program in its cut-only mode for each run, with
+    every broker as a peer; not under the reference profile, which turns the watch off."""
+    from hastack.agents import rabbit_peers
+    from hastack.drills.profiles import reference
+    from hastack.drills.workloads.cut import ClientCut
+
+    cuts = [w for w in cli.workloads_for(seed, SECRETS)(0) if isinstance(w, ClientCut)]
+    assert len(cuts) == 1
+    argv = cuts[0].argv
+    assert argv[1].endswith("agents/rabbit_peers.py")
+    args = rabbit_peers.parse(argv[2:])
+    assert (args.drop, args.cut, args.dead_after, args.port) == (False, 5672, 3.0, 4369)
+    assert args.peers == {f"rabbit@{n.name}": str(n.address) for n in seed.brokers}
+    assert not [w for w in cli.workloads_for(reference(seed), SECRETS)(0) if isinstance(w, ClientCut)]
+
+
+def test_the_cut_s_lines_are_notes_and_its_process_ends_with_the_run() -> None:
+    import os
+    import threading
+
+    from hastack.drills.samples import Recorder
+    from hastack.drills.workloads.cut import ClientCut
+
+    script = "import os, time; print(os.getpid(), flush=True); print('cut 2 connections', flush=True); time.sleep(60)"
+    w, rec, stop = ClientCut([sys.executable, "-c", script]), Recorder(), threading.Event()
+    runner = threading.Thread(target=w.run, args=(rec, stop, 30.0))
+    runner.start()
+    deadline = time.monotonic() + 20
+    while len([e for e in rec.snapshot().events if e.kind == "note"]) < 2:
+        assert time.monotonic() < deadline, rec.snapshot().events
+        time.sleep(0.05)
+    stop.set()
+    runner.join(timeout=15)
+    assert not runner.is_alive()
+    notes = [e.text for e in rec.snapshot().events if e.kind == "note"]
+    assert notes[1] == "watch: cut 2 connections"
+    pid = int(notes[0].removeprefix("watch: "))
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

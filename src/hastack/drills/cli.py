@@ -49,6 +49,7 @@ from hastack.drills.workloads import (
     rpc,
     standard,
 )
+from hastack.drills.workloads.cut import ClientCut, cut_argv
 from hastack.facts.rabbitmq import queues
 from hastack.secrets import Secrets
 from hastack.topology.model import Topology
@@ -170,8 +171,10 @@ def workloads_for(topo: Topology, secrets: Secrets, rates: Rates = DEFAULT_RATES
 
     options = rpc.options_for(topo)
 
+    cut = cut_argv(topo)
+
     def make(_: int) -> list[Workload]:
-        return standard(ep, creds, f"{prefix}-{next(counter)}", rates, options)
+        return [*standard(ep, creds, f"{prefix}-{next(counter)}", rates, options), *([ClientCut(cut)] if cut else [])]
 
     return make
 
