@@ -83,6 +83,7 @@ def test_a_network_node_in_standby_first_then_its_stack(seed: Topology, monkeypa
     assert done[0] == ("net-1", "crm node standby net-2")
     assert done[1] == ("net-2", "systemctl disable --now --quiet pacemaker corosync-qdevice corosync")
     assert [h for h, _ in done[1:]] == ["net-2"] * (len(done) - 1)  # its L2 agent and watchdog last
+    assert done[-1][1].startswith("systemctl disable --now --quiet ") and done[-1][1].endswith(" hastack-rabbit-peers")
 
 
 def test_refused_when_a_peer_is_already_missing_and_nothing_is_touched(seed: Topology) -> None:

@@ -178,7 +178,9 @@ class Retire:
         if node.has("controller"):
             await self.stop([*galera.backup_timers(d.topo), galera.CHECK_SOCKET, galera.CHECK_SERVICE, "mariadb"],
                             "MariaDB (it leaves the Galera cluster)")
-        await self.stop(list(d.desired[node.name].units), "the node's other units")
+        # last, the dead-peer watch of a host of services (a broker's stopped with it above)
+        watch = [rabbitmq.PEERS_UNIT] if rabbitmq.peer_watch(d.topo) and node in rabbitmq.watch_nodes(d.topo) else []
+        await self.stop([*d.desired[node.name].units, *watch], "the node's other units")
 
 
 async def retire(d: Deploy, node: Node) -> None:
