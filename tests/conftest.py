@@ -51,7 +51,7 @@ def replace_node(topo: Topology, old: str, new: str, address: str) -> Topology:
 
 
 def watching(topo: Topology, after_s: float = 3) -> Topology:
-    """The topology with the broker dead-peer watch turned on (it is off by default)."""
+    """The topology with the broker dead-peer watch after `after_s` (3, the default; 0 turns it off)."""
     rabbit = topo.tuning.rabbitmq.model_copy(update={"dead_peer_after_s": after_s})
     return topo.model_copy(update={"tuning": topo.tuning.model_copy(update={"rabbitmq": rabbit})})
 

@@ -150,18 +150,34 @@ def osc_text(node: str, *args: str, timeout: float = 180) -> str:
     return on(node, shlex.join(["openstack", "--os-cloud", "hastack", *args]), timeout=timeout)
 
 
-def clients_cut_from(run_on: Callable[[str, str], str], victim: str, address: str, survivors: list[str],
+def amqp_connections(run_on: Callable[[str, str], str], address: str, nodes: list[str]) -> dict[str, int]:
+    """Each node's ESTABLISHED connections to a broker's AMQP port (read before a fault)."""
+    from hastack.components.rabbitmq import AMQP_PORT
+
+    command = f"ss -H -t -n state established dst {address} dport = :{AMQP_PORT}"
+    return {n: len(run_on(n, command).splitlines()) for n in nodes}
+
+
+def clients_cut_from(run_on: Callable[[str, str], str], victim: str, address: str, had: dict[str, int],
                      since: int) -> None:
-    """A silent broker's host, seen from every surviving host of the dead-peer watch: its journal
-    names the victim (dropped on a broker, silent elsewhere), and then no survivor keeps an AMQP
-    connection to it: the services' clients were cut from it and moved to a live broker, instead of
-    waiting for their heartbeat (README, "A dead broker dropped in seconds")."""
+    """A silent broker's host, seen from every surviving host of the dead-peer watch (`had`: their
+    connections to it, counted before the fault): its journal names the victim (dropped on a broker,
+    silent elsewhere); where connections were there, the watch says it cut them (at least one host:
+    a connection may also have ended on its own meanwhile); then no survivor keeps one. The services'
+    clients were moved to a live broker instead of waiting for their heartbeat (README, "A dead
+    broker dropped in seconds")."""
     from hastack.components.rabbitmq import AMQP_PORT, PEERS_UNIT
 
+    def journal(n: str) -> str:
+        return run_on(n, f"journalctl -u {PEERS_UNIT} -o cat --no-pager --since @{since}")
+
     said = re.compile(rf"(dropped rabbit@{victim} |rabbit@{victim} \({re.escape(address)}\) silent for )")
-    for n in survivors:
-        until(f"{n}'s watch counts rabbit@{victim} dead", lambda n=n: said.search(run_on(
-            n, f"journalctl -u {PEERS_UNIT} -o cat --no-pager --since @{since}")), 60, interval=1)
+    for n in had:
+        until(f"{n}'s watch counts rabbit@{victim} dead", lambda n=n: said.search(journal(n)), 60, interval=1)
+    cut = re.compile(rf"^cut \d+ connections? to rabbit@{victim}'s AMQP port", re.M)
+    if holders := [n for n, count in had.items() if count]:
+        until(f"a cut of the connections to {victim} on one of {holders}",
+              lambda: any(cut.search(journal(n)) for n in holders), 30, interval=1)
     established = f"ss -H -t -n state established dst {address} dport = :{AMQP_PORT}"
     until(f"no AMQP connection left to {victim}",
-          lambda: all(not run_on(n, established).strip() for n in survivors), 20, interval=1)
+          lambda: all(not run_on(n, established).strip() for n in had), 20, interval=1)

@@ -57,6 +57,7 @@ from hastack.secrets import Secrets, secrets_path
 from hastack.topology.load import load
 from seedcloud import (
     agents_node,
+    amqp_connections,
     clients_cut_from,
     create_server,
     install_clouds_yaml,
@@ -72,6 +73,8 @@ from seedlab import ROOT, SEED, VIP, codes, finding, hastack, on, wait_for
 pytestmark = pytest.mark.lab
 
 GONE, GONE_ADDRESS = "ctl-2", "10.77.0.12"
+SEED_TOPOLOGY = load(SEED).topology
+assert SEED_TOPOLOGY is not None
 NEW, NEW_ADDRESS = "ctl-4", "10.77.0.14"
 STAYING = ("ctl-1", "ctl-3", NEW)
 NAME = "hs-replace"
@@ -155,10 +158,11 @@ def tenant(replaced: Replaced) -> Iterator[dict[str, Any]]:
         on_seed(client, f"rm -f /root/{NAME}.img", check=False)
 
 
-def serve_with_the_vip_controller_off(client: str, net: str, off_at: float) -> None:
+def serve_with_the_vip_controller_off(client: str, net: str, off_at: float, had: dict[str, int] | None) -> None:
     """ctl-2 (the VIP holder) is off (since `off_at`, the epoch): a token through the VIP, the
-    survivors drop its broker (their dead-peer watch, when the topology turns it on), then `server
-    create` reaches ACTIVE."""
+    survivors drop its broker and cut their clients' connections to it (their dead-peer watch, when
+    the topology turns it on: `had`, each survivor's connections to it before), then `server create`
+    reaches ACTIVE."""
     t0 = time.monotonic()
     until("a token through the VIP", lambda: osc(client, "token", "issue")["id"], 120)
     token_s = time.monotonic() - t0
@@ -180,11 +184,8 @@ def serve_with_the_vip_controller_off(client: str, net: str, off_at: float) -> N
     until(f"ctl-1's broker no longer connected to {GONE}",
           lambda: on_seed("ctl-1", connected, timeout=60).strip() == "false", 180, interval=1)
     broker_s = time.monotonic() - t0
-    topo = load(SEED).topology
-    assert topo is not None
-    if rabbitmq.peer_watch(topo):  # dropped by the dead-peer watch, and every host's clients cut from it
-        survivors = [n.name for n in rabbitmq.watch_nodes(topo) if n.name != GONE]
-        clients_cut_from(lambda n, c: on_seed(n, c, timeout=60), GONE, str(topo.node(GONE).address), survivors,
+    if had is not None:  # dropped by the dead-peer watch, and every host's clients cut from it
+        clients_cut_from(lambda n, c: on_seed(n, c, timeout=60), GONE, GONE_ADDRESS, had,
                          int(off_at))
     until("nova-compute up and every Neutron agent alive", lambda: ready_to_build(lambda *a: osc(client, *a)),
           120, interval=1)
@@ -246,9 +247,13 @@ def test_the_vip_controller_dies_the_cloud_serves_and_a_new_one_replaces_it(
         t.start()
     try:
         rec.event("fault", f"{GONE} powered off for good; {NEW} replaces it")
+        had = None
+        if rabbitmq.peer_watch(SEED_TOPOLOGY):
+            had = amqp_connections(lambda n, c: on_seed(n, c, timeout=60), GONE_ADDRESS,
+                                   [n.name for n in rabbitmq.watch_nodes(SEED_TOPOLOGY) if n.name != GONE])
         off_at = time.time()
         run_ok("lab", "power", "-t", str(SEED), GONE, "off", timeout=300)
-        serve_with_the_vip_controller_off(tenant["client"], tenant["net"], off_at)
+        serve_with_the_vip_controller_off(tenant["client"], tenant["net"], off_at, had)
         rec.event("fault", f"{r.net_gone} retired and powered off; {NET_NEW} replaces it")
         standby_network_node_retired(r)
         t0 = time.monotonic()

@@ -31,7 +31,7 @@ import pytest
 
 from hastack.components import rabbitmq, telemetry
 from hastack.topology.load import load
-from seedcloud import CLOUDS, clients_cut_from, clouds_yaml, create_server, ready_to_build
+from seedcloud import CLOUDS, amqp_connections, clients_cut_from, clouds_yaml, create_server, ready_to_build
 from seedlab import ROOT, hastack, own_lab
 
 pytestmark = pytest.mark.lab
@@ -202,15 +202,17 @@ def build_while_off(victim: str, net: str) -> None:
     # publish can be nacked: the documented window (README). After it and the agents' next reports,
     # nothing may fail. Polled from before the drill's fault (the broker is still there).
     survivor = next(n for n in CONTROLLERS if n != victim)
+    address = str(TOPO.node(victim).address)
+    had = amqp_connections(on, address, [n.name for n in rabbitmq.watch_nodes(TOPO) if n.name != victim]) \
+        if rabbitmq.peer_watch(TOPO) else None
     deadline = t0 + 300
     while broker_sees(survivor, victim) is not False:
         assert time.monotonic() < deadline, f"{survivor}'s broker still connected to {victim}"
         time.sleep(1)
     t_off = time.monotonic()
     print(f"the brokers dropped {victim} {t_off - t0:.1f} s after the drill started")
-    if rabbitmq.peer_watch(TOPO):  # dropped by the dead-peer watch, and every host's clients cut from it
-        clients_cut_from(on, victim, str(TOPO.node(victim).address),
-                         [n.name for n in rabbitmq.watch_nodes(TOPO) if n.name != victim], since)
+    if had is not None:  # dropped by the dead-peer watch, and every host's clients cut from it
+        clients_cut_from(on, victim, address, had, since)
     # an agent whose reports went through the dead broker is alive at its first report after that
     deadline = time.monotonic() + 120
     while not ready_to_build(osc):

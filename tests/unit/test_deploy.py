@@ -21,7 +21,7 @@ from hastack.deploy.stages.rabbitmq import RabbitMQStage
 from hastack.facts import FileState, file_state, galera_status, grastate, packages, render_file_state, units
 from hastack.facts.galera import sql_accounts
 from hastack.plan.gather import HostPlan
-from hastack.topology.model import Topology
+from hastack.topology.model import Node, Topology
 from hastack.transport.fake import Expect, Script, on, on_fact, on_prefix, on_regex
 
 SYNCED = "wsrep_cluster_status\tPrimary\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON\nwsrep_cluster_size\t3\n"
@@ -770,10 +770,19 @@ def test_the_network_cluster_starts_before_openstack_and_is_configured_after(
         assert len(formed) == forms
 
 
-def test_the_dead_peer_watch_is_started_where_it_is_on(seed: Topology) -> None:
+def test_the_dead_peer_watch_is_started_where_it_is_on(seed: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On by default, on every node of the seed: the brokers and every host of their clients."""
     from hastack.components import rabbitmq
 
-    seed = watching(seed)
+    seen: list[str] = []
+
+    async def record(self: RabbitMQStage, d: object, node: Node) -> None:
+        seen.append(node.name)
+
+    with monkeypatch.context() as m:
+        m.setattr(RabbitMQStage, "peer_watch", record)
+        asyncio.run(RabbitMQStage().watches(make(seed, Script())))
+    assert sorted(seen) == sorted(n.name for n in seed.nodes)
     s = Script().add(unit("ctl-1", rabbitmq.PEERS_UNIT, active=False),
                      on("systemctl", "enable", "--quiet", rabbitmq.PEERS_UNIT, host="ctl-1"),
                      on_prefix("systemctl", "reset-failed", host="ctl-1"),

@@ -248,9 +248,10 @@ def peers_unit(topo: Topology, node: Node) -> str:
     t = topo.tuning.rabbitmq
     peers = " ".join(f"{nodename(n)}={n.address}" for n in topo.brokers if n.name != node.name)
     drop = "--drop " if node in topo.brokers and drops_peers(topo) else ""
+    what = "drop a RabbitMQ peer whose host stopped answering, and cut" if drop else "cut"
     return (f"# {HEADER}\n"
-            "[Unit]\nDescription=hastack: drop a RabbitMQ broker whose host stopped answering, and cut this "
-            "host's connections to it (rabbit_peers)\n"
+            f"[Unit]\nDescription=hastack: {what} this host's connections to a RabbitMQ broker whose host "
+            "stopped answering (rabbit_peers)\n"
             + (f"After={UNIT}.service\n" if node in topo.brokers else "")
             + "StartLimitIntervalSec=0\n\n"
             "[Service]\nType=simple\n"

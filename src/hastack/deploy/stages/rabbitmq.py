@@ -51,7 +51,7 @@ class RabbitMQStage:
         await self.import_definitions(d, anchor)
         await d.each(ctls, lambda n: self.grow(d, n))
         await self.gate(d)
-        await d.each(rabbitmq.watch_nodes(d.topo), lambda n: self.peer_watch(d, n))
+        await self.watches(d)
 
     async def preview(self, d: Deploy) -> list[Step]:
         ctls = d.topo.brokers
@@ -131,6 +131,10 @@ class RabbitMQStage:
                                 "read the broker's cluster file"), True
         except StepFailed:
             return None, False
+
+    async def watches(self, d: Deploy) -> None:
+        """The watch on every broker and every host of the brokers' clients (`rabbitmq.watch_nodes`)."""
+        await d.each(rabbitmq.watch_nodes(d.topo), lambda n: self.peer_watch(d, n))
 
     async def peer_watch(self, d: Deploy, node: Node) -> None:
         """The dead-peer watch started once the cluster is whole (it drops peers; a cluster still

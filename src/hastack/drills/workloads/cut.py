@@ -6,9 +6,10 @@ connections to a broker whose host went silent (agents/rabbit_peers.py). So that
 clients meet a dead broker as the services do, the drill runs the same program, in its cut-only
 mode (`--cut`, no broker to drop), on its own machine for the length of the run, when the topology
 turns the watch on (`rabbitmq.peer_watch`). Its lines go on the timeline as notes (`watch: ...`).
-It ends with the run (SIGTERM, then SIGKILL, to the process it started). Cutting a socket needs
-root (the kernel's SOCK_DESTROY); without root the program's own complaint is the note, and the
-clients wait for their heartbeat as on a host without the watch.
+It ends with the run (SIGTERM, then SIGKILL, to the process it started), and stays in the drill's
+process group, so a signal to the drill's group (Ctrl-C, a CI timeout) ends it too. Cutting a
+socket needs root (the kernel's SOCK_DESTROY); without root the program says once that it could not
+cut (the note), and the clients wait for their heartbeat as on a host without the watch.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class ClientCut:
 
     def run(self, rec: Recorder, stop: threading.Event, duration: float) -> None:
         proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                stderr=subprocess.STDOUT, text=True)
 
         def read() -> None:
             assert proc.stdout is not None
