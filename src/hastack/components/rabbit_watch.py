@@ -17,7 +17,7 @@ class RabbitWatch:
     name = "rabbit_watch"
 
     def applies(self, topo: Topology, node: Node) -> bool:
-        return rabbitmq.peer_watch(topo) and node in rabbitmq.watch_nodes(topo)
+        return rabbitmq.runs_watch(topo, node)
 
     def packages(self, topo: Topology, node: Node) -> list[str]:
         return ["python3", "iproute2"]  # the program, and `ss -K` for the cut

@@ -241,6 +241,11 @@ def watch_nodes(topo: Topology) -> list[Node]:
     return [n for n in topo.nodes if n in topo.brokers or any(n.has(r) for r in ("controller", "network", "compute"))]
 
 
+def runs_watch(topo: Topology, node: Node) -> bool:
+    """This node runs the watch: it is on, and the node is one of `watch_nodes`."""
+    return peer_watch(topo) and node in watch_nodes(topo)
+
+
 def peers_unit(topo: Topology, node: Node) -> str:
     """Each peer is probed on epmd's port: every broker's host runs epmd (Erlang's name service, which
     a peer must reach to connect at all). Node names are topology host names ([a-z0-9-]) and the

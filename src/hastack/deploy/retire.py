@@ -179,7 +179,7 @@ class Retire:
             await self.stop([*galera.backup_timers(d.topo), galera.CHECK_SOCKET, galera.CHECK_SERVICE, "mariadb"],
                             "MariaDB (it leaves the Galera cluster)")
         # last, the dead-peer watch of a host of services (a broker's stopped with it above)
-        watch = [rabbitmq.PEERS_UNIT] if rabbitmq.peer_watch(d.topo) and node in rabbitmq.watch_nodes(d.topo) else []
+        watch = [rabbitmq.PEERS_UNIT] if rabbitmq.runs_watch(d.topo, node) else []
         await self.stop([*d.desired[node.name].units, *watch], "the node's other units")
 
 
