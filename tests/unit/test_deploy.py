@@ -771,10 +771,9 @@ def test_the_network_cluster_starts_before_openstack_and_is_configured_after(
 
 
 def test_the_dead_peer_watch_is_started_where_it_is_on(seed: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Turned on, on every node of the seed: the brokers and every host of their clients."""
+    """On by default, on every node of the seed: the brokers and every host of their clients."""
     from hastack.components import rabbitmq
 
-    seed = watching(seed)
     seen: list[str] = []
 
     async def record(self: RabbitMQStage, d: object, node: Node) -> None:
@@ -797,7 +796,7 @@ def test_the_dead_peer_watch_is_started_where_it_is_on(seed: Topology, monkeypat
 def test_the_dead_peer_watch_is_stopped_and_disabled_where_the_tuning_turned_it_off(seed: Topology) -> None:
     from hastack.components import rabbitmq
 
-    off = seed  # off by default
+    off = watching(seed, 0)
     s = Script().add(unit("ctl-1", rabbitmq.PEERS_UNIT, active=True),
                      on("systemctl", "disable", "--now", "--quiet", rabbitmq.PEERS_UNIT, host="ctl-1"),
                      unit("ctl-2", rabbitmq.PEERS_UNIT, active=False))

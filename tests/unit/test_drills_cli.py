@@ -13,7 +13,6 @@ import pytest
 from rich.console import Console
 from test_drills_runner import FakeLab, FakeWorkload
 
-from conftest import watching
 from hastack.drills import cli, scenarios
 from hastack.drills.runner import Timing
 from hastack.facts.rabbitmq import queues
@@ -211,8 +210,6 @@ def test_the_drill_runs_the_watch_s_cut_beside_its_clients_where_the_services_ho
     from hastack.drills.profiles import reference
     from hastack.drills.workloads.cut import ClientCut
 
-    assert not [w for w in cli.workloads_for(seed, SECRETS)(0) if isinstance(w, ClientCut)]  # off by default
-    seed = watching(seed)
     cuts = [w for w in cli.workloads_for(seed, SECRETS)(0) if isinstance(w, ClientCut)]
     assert len(cuts) == 1
     argv = cuts[0].argv

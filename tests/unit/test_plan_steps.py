@@ -138,9 +138,7 @@ def deployed(topo: Topology) -> Script:
         for f in want[n.name].files:
             s.file(n.name, f.path, f.data, owner=f.owner, group=f.group, mode=f.mode)
         active[n.name] = set(want[n.name].units) | {"corosync", "pacemaker", "corosync-qnetd", "garbd",
-                                                    keepalived.QUORUM_UNIT, keepalived.GUARD_UNIT}
-        if rabbitmq.peer_watch(topo):
-            active[n.name].add(rabbitmq.PEERS_UNIT)
+                                                    keepalived.QUORUM_UNIT, keepalived.GUARD_UNIT, rabbitmq.PEERS_UNIT}
         if n.has("network"):
             active[n.name] -= set(pacemaker.group_units(topo))
             if not n.has("controller"):
@@ -238,7 +236,8 @@ def test_a_stopped_broker_is_started_and_joins_only_if_its_database_names_anothe
         on_fact(cluster_status(), host="ctl-3", times=None, exit_status=69, stderr="Error: unable to perform an "
                 "operation on node 'rabbit@ctl-3'"),
         on_prefix("systemctl", "show", host="ctl-3", times=None,
-                  respond=_units({"ctl-3": set(desired(Ctx(seed, SECRETS))["ctl-3"].units) - {rabbitmq.UNIT}})),
+                  respond=_units({"ctl-3": {*desired(Ctx(seed, SECRETS))["ctl-3"].units, rabbitmq.PEERS_UNIT}
+                                          - {rabbitmq.UNIT}})),
         on_fact(ctl3, host="ctl-3", stdout=recorded("rabbitmq-data", "cluster_nodes-stopped-member").stdout)]
     steps = changes([st for st in _run(seed, s).steps if st.stage == "rabbitmq"])
     assert [(st.host, st.text.split(" (")[0]) for st in steps] == [("ctl-3", "enable and start rabbitmq-server")]

@@ -425,6 +425,13 @@ def test_telemetry_only_when_asked(seed: Topology, ctx_of: Callable[[Topology], 
     notif = parse(ctl["/etc/nova/nova.conf"]).get("oslo_messaging_notifications", "transport_url")
     assert transport_hosts(notif)[2] == "telemetry"
     assert parse(ctl["/etc/ceilometer/ceilometer.conf"]).get("DEFAULT", "transport_url") == notif
+    # a notifier's connection tries every broker before it gives up (oslo.messaging's -1 tries one)
+    notifying = [(n, path) for n, fs in files.items() for path, s, k, _ in options(fs)
+                 if s == "oslo_messaging_notifications" and k == "transport_url"]
+    assert len(notifying) > 5
+    for n, path in notifying:
+        retry = int(parse(files[n][path]).get("oslo_messaging_notifications", "retry"))
+        assert retry == openstack.NOTIFICATION_RETRY >= 2 * len(transport_hosts(notif)[0]), (n, path)
     gnocchi = urlsplit(parse(ctl["/etc/gnocchi/gnocchi.conf"]).get("indexer", "url"))
     assert gnocchi.hostname == ctx.vip
     kinds = {e.service_type for e in keystone.endpoints(topo)}

@@ -227,7 +227,6 @@ def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -
     """Replacing ctl-2 by ctl-4: on the brokers that stay, only the peer lists change, and they ask
     for no broker restart (peer discovery reads its list only when a node joins; the dead-peer watch,
     restarts with its own)."""
-    seed = watching(seed)
     replaced = replace_node(seed, "ctl-2", "ctl-4", "10.77.0.14")
     before, after = ctx_of(seed), ctx_of(replaced)
     for name in ("ctl-1", "ctl-3"):
@@ -242,14 +241,11 @@ def test_a_membership_change_restarts_no_broker(seed: Topology, ctx_of: CtxOf) -
 
 
 def test_every_broker_and_every_host_of_clients_watches_the_brokers_hosts(four: Topology, ctx_of: CtxOf) -> None:
-    """The dead-peer watch (agents/rabbit_peers.py), when turned on (off by default): on every broker, the arbitrator's
+    """The dead-peer watch (agents/rabbit_peers.py), on by default: on every broker, the arbitrator's
     too, probing the other brokers' epmd port, dropping them (`--drop`) where pause_minority is in
     effect, and on every node of OpenStack services cutting its connections to a dead one's AMQP
     port (`--cut 5672`); not with the reference profile or `dead_peer_after_s: 0`, nor with a
     single broker (no peer)."""
-    assert not rabbitmq.peer_watch(four)
-    assert rabbitmq.PEERS_UNIT_FILE not in files(ctx_of(four), four.node("ctl-1"))
-    four = watching(four)
     assert rabbitmq.peer_watch(four) and rabbitmq.drops_peers(four)
     ctx = ctx_of(four)
     assert [n.name for n in rabbitmq.watch_nodes(four)] == [n.name for n in four.nodes]

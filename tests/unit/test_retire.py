@@ -9,7 +9,6 @@ import pytest
 from recordings import load
 from test_deploy import SYNCED, _cluster, make
 
-from conftest import watching
 from hastack.components import galera, haproxy
 from hastack.deploy import retire
 from hastack.deploy.engine import StepFailed
@@ -70,7 +69,7 @@ def test_a_controller_leaves_writes_first_vip_next_then_broker_then_galera(
     assert "keystone" in services and "haproxy" in services and "memcached" in services
     assert "rabbitmq-server" not in services and "mariadb" not in services
     assert on_node[2:] == ["rabbitmq-upgrade --timeout 120 drain",
-                           "systemctl disable --now --quiet rabbitmq-server",
+                           "systemctl disable --now --quiet hastack-rabbit-peers rabbitmq-server",
                            f"systemctl disable --now --quiet {galera.CHECK_SOCKET} {galera.CHECK_SERVICE} mariadb"]
     assert all(h == "ctl-2" for h, _ in done[6:])
 
@@ -84,11 +83,7 @@ def test_a_network_node_in_standby_first_then_its_stack(seed: Topology, monkeypa
     assert done[0] == ("net-1", "crm node standby net-2")
     assert done[1] == ("net-2", "systemctl disable --now --quiet pacemaker corosync-qdevice corosync")
     assert [h for h, _ in done[1:]] == ["net-2"] * (len(done) - 1)  # its L2 agent and watchdog last
-    assert "hastack-rabbit-peers" not in done[-1][1]  # off by default
-    s = Script().add(on_fact(crm_mon(), stdout=healthy, times=None), on_regex(r".*", times=None))
-    asyncio.run(retire.retire(make(watching(seed), s), seed.node("net-2")))
-    last = commands(s)[-1][1]
-    assert last.startswith("systemctl disable --now --quiet ") and last.endswith(" hastack-rabbit-peers")
+    assert done[-1][1].startswith("systemctl disable --now --quiet ") and done[-1][1].endswith(" hastack-rabbit-peers")
 
 
 def test_refused_when_a_peer_is_already_missing_and_nothing_is_touched(seed: Topology) -> None:

@@ -42,6 +42,16 @@ HEARTBEAT_RATE = 2
 # Reconnect back-off cap: after a whole-cluster broker outage clients are back within 10 s of the
 # brokers, instead of up to 30 s.
 RABBIT_INTERVAL_MAX_S = 10
+NOTIFICATION_RETRY = 12
+"""`[oslo_messaging_notifications] retry`. oslo.messaging's default, -1 ("forever"), reaches kombu's
+`ensure_connection` unchanged when a notifier opens a connection (oslo.messaging 14.0,
+impl_rabbit `Connection.ensure_connection`), and kombu reads a negative `max_retries` as "no retry":
+a notifier whose first try hits a dead broker (oslo.messaging shuffles `transport_url`) raises at
+once, without moving to the next broker, and the notification is dropped. CI lost glance-api's
+image notification that way while a controller was off (2026-12-07). 12: every broker of the URL is
+tried, with two brokers six whole cycles of them with kombu's growing pause between cycles (1, 3, 5,
+7, 9, 9 s with rabbit_interval_max 10), about 35 s, before a notification is given up; an API worker
+is not held for ever by a cloud without any broker."""
 # memcached on a dead controller: each call waits at most 1 s, then the server is skipped for 60 s
 # (default 300 s) so a controller that comes back takes its share of the cache again soon.
 MEMCACHE_SOCKET_TIMEOUT_S = 1
@@ -173,7 +183,8 @@ def notifications(ctx: Ctx) -> Sections:
     if not ctx.topo.runs("telemetry"):
         return {}
     return merge(rabbit_options(ctx.topo), {"oslo_messaging_notifications": {
-        "driver": "messagingv2", "transport_url": rabbitmq.transport_url(ctx, "telemetry")}})
+        "driver": "messagingv2", "transport_url": rabbitmq.transport_url(ctx, "telemetry"),
+        "retry": NOTIFICATION_RETRY}})
 
 
 # -- keystone clients --------------------------------------------------------------------------------
