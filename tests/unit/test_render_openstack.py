@@ -432,6 +432,8 @@ def test_telemetry_only_when_asked(seed: Topology, ctx_of: Callable[[Topology], 
     for n, path in notifying:
         retry = int(parse(files[n][path]).get("oslo_messaging_notifications", "retry"))
         assert retry == openstack.NOTIFICATION_RETRY >= 2 * len(transport_hosts(notif)[0]), (n, path)
+    for path in ("/etc/ceilometer/ceilometer.conf", "/etc/aodh/aodh.conf"):  # notifiers on DEFAULT's transport
+        assert int(parse(ctl[path]).get("oslo_messaging_notifications", "retry")) == openstack.NOTIFICATION_RETRY
     gnocchi = urlsplit(parse(ctl["/etc/gnocchi/gnocchi.conf"]).get("indexer", "url"))
     assert gnocchi.hostname == ctx.vip
     kinds = {e.service_type for e in keystone.endpoints(topo)}

@@ -78,9 +78,12 @@ AODH_API = os_.Uwsgi(
 
 
 def _messaging(ctx: Ctx) -> os_.Sections:
+    """RPC and notifications on the telemetry vhost: ceilometer's pollsters and aodh's evaluator notify
+    through their DEFAULT transport, with the same bounded retry as every other notifier."""
     return os_.merge({"DEFAULT": {"transport_url": rabbitmq.transport_url(ctx, "telemetry"),
                                   "rpc_response_timeout": ctx.topo.tuning.rabbitmq.rpc_response_timeout}},
-                     os_.rabbit_options(ctx.topo))
+                     os_.rabbit_options(ctx.topo),
+                     {"oslo_messaging_notifications": {"retry": os_.NOTIFICATION_RETRY}})
 
 
 def _credentials(ctx: Ctx, user: str) -> os_.Sections:
