@@ -138,7 +138,9 @@ def deployed(topo: Topology) -> Script:
         for f in want[n.name].files:
             s.file(n.name, f.path, f.data, owner=f.owner, group=f.group, mode=f.mode)
         active[n.name] = set(want[n.name].units) | {"corosync", "pacemaker", "corosync-qnetd", "garbd",
-                                                    keepalived.QUORUM_UNIT, keepalived.GUARD_UNIT, rabbitmq.PEERS_UNIT}
+                                                    keepalived.QUORUM_UNIT, keepalived.GUARD_UNIT}
+        if rabbitmq.runs_watch(topo, n):
+            active[n.name].add(rabbitmq.PEERS_UNIT)
         if n.has("network"):
             active[n.name] -= set(pacemaker.group_units(topo))
             if not n.has("controller"):

@@ -9,6 +9,7 @@ import pytest
 from recordings import load
 from test_deploy import SYNCED, _cluster, make
 
+from conftest import watching
 from hastack.components import galera, haproxy
 from hastack.deploy import retire
 from hastack.deploy.engine import StepFailed
@@ -84,6 +85,9 @@ def test_a_network_node_in_standby_first_then_its_stack(seed: Topology, monkeypa
     assert done[1] == ("net-2", "systemctl disable --now --quiet pacemaker corosync-qdevice corosync")
     assert [h for h, _ in done[1:]] == ["net-2"] * (len(done) - 1)  # its L2 agent and watchdog last
     assert done[-1][1].startswith("systemctl disable --now --quiet ") and done[-1][1].endswith(" hastack-rabbit-peers")
+    s = Script().add(on_fact(crm_mon(), stdout=healthy, times=None), on_regex(r".*", times=None))
+    asyncio.run(retire.retire(make(watching(seed, 0), s), seed.node("net-2")))
+    assert "hastack-rabbit-peers" not in commands(s)[-1][1]  # turned off: no watch to stop
 
 
 def test_refused_when_a_peer_is_already_missing_and_nothing_is_touched(seed: Topology) -> None:
