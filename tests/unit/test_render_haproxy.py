@@ -171,13 +171,13 @@ def test_every_catalog_port_is_served_on_the_vip(tmp_path: Path, ctx_of: CtxOf) 
 
 
 def test_check_timing_follows_tuning(seed: Topology, ctx_of: CtxOf) -> None:
-    h = HAProxyTuning(check_inter_ms=700, check_fastinter_ms=300, check_rise=3, check_fall=4,
+    h = HAProxyTuning(check_inter_ms=700, check_fastinter_ms=300, check_downinter_ms=1500, check_rise=3, check_fall=4,
                       timeout_connect_ms=1500, timeout_client_s=50, timeout_server_s=60,
                       galera_timeout_s=7200)
     topo = seed.model_copy(update={"tuning": seed.tuning.model_copy(update={"haproxy": h})})
     secs = sections(ctx_of(topo), topo.controllers[0])
     d = secs["defaults"]
-    assert "default-server inter 700ms fastinter 300ms downinter 700ms rise 3 fall 4" in d
+    assert "default-server inter 700ms fastinter 300ms downinter 1500ms rise 3 fall 4" in d
     assert "timeout connect 1500ms" in d and "timeout client 50s" in d and "timeout server 60s" in d
     assert "timeout client 7200s" in secs["listen galera"] and "timeout server 7200s" in secs["listen galera"]
 

@@ -26,7 +26,8 @@ Profile = Callable[[Topology], Topology]
 
 REFERENCE: Mapping[str, Mapping[str, Any]] = {
     "keepalived": {"advert_int": 1.0, "rt_priority": 0},
-    "haproxy": {"check_inter_ms": 2000, "check_fastinter_ms": 2000, "check_rise": 2, "check_fall": 5},
+    "haproxy": {"check_inter_ms": 2000, "check_fastinter_ms": 2000, "check_downinter_ms": 2000,
+                "check_rise": 2, "check_fall": 5},
     "corosync": {"token": 3000, "dc_deadtime_s": 20},
     "galera": {"evs_suspect_timeout": "PT5S", "evs_inactive_timeout": "PT15S",
                "evs_keepalive_period": "PT1S"},
