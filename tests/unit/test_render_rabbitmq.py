@@ -129,6 +129,8 @@ def test_no_policies_that_could_match_quorum_queues(seed: Topology, ctx_of: CtxO
     d = defs(ctx_of(seed))
     assert {p["vhost"] for p in d["policies"]} == {v["name"] for v in d["vhosts"]}
     for p in d["policies"]:
+        if p["name"] == rabbitmq.INSTANCE_POLICY:
+            continue  # below
         assert p["name"] == "ha-transient" and p["apply-to"] == "queues"
         assert p["definition"] == {"ha-mode": "all", "ha-sync-mode": "automatic"}
         pattern = re.compile(p["pattern"])
@@ -138,6 +140,29 @@ def test_no_policies_that_could_match_quorum_queues(seed: Topology, ctx_of: CtxO
         for quorum in ("conductor", "scheduler", "compute.cmp-1", "compute", "q-plugin", "engine", "drill",
                        "notifications.info", "reports.cmp-1"):
             assert not pattern.search(quorum), quorum
+
+
+def test_queues_named_for_one_process_expire_once_unused(seed: Topology, four: Topology, ctx_of: CtxOf) -> None:
+    """heat-engine's per-start queues (quorum queues nobody deletes) expire after 30 unused minutes, on
+    every vhost; no shared topic, host queue, reply or fanout queue matches. With mirrored queues the
+    same policy (the higher priority wins) mirrors them as well."""
+    import re
+
+    engine = "7c2b3f0e-41d5-4a8e-9a36-0f6e3b1d2c4a"
+    for topo, extra in ((seed, {}), (mirrored(four), {"ha-mode": "all", "ha-sync-mode": "automatic"})):
+        d = defs(ctx_of(topo))
+        mine = [p for p in d["policies"] if p["name"] == rabbitmq.INSTANCE_POLICY]
+        assert sorted(p["vhost"] for p in mine) == sorted(v["name"] for v in d["vhosts"])
+        others = {p["priority"] for p in d["policies"] if p["name"] != rabbitmq.INSTANCE_POLICY}
+        for p in mine:
+            assert p["definition"] == {"expires": 1_800_000, **extra} and p["apply-to"] == "queues"
+            assert p["priority"] > max(others)
+            pattern = re.compile(p["pattern"])
+            assert pattern.search(f"engine_worker.{engine}") and pattern.search(f"heat-engine-listener.{engine}")
+            for shared in ("engine", "engine.ctl-1", "engine_worker", "heat-engine-listener", "compute.cmp-1",
+                           f"reply_{engine.replace('-', '')}", f"engine_fanout_{engine.replace('-', '')}",
+                           f"cinder-volume.ctl-1@{engine}", f"engine_worker.{engine}x", "q-plugin.ctl-1"):
+                assert not pattern.search(shared), shared
 
 
 def test_definitions_secret(seed: Topology, ctx_of: CtxOf) -> None:
@@ -196,7 +221,7 @@ def test_mirrored_queues_policy_on_every_vhost(four: Topology, ctx_of: CtxOf) ->
     ctx = ctx_of(topo)
     d = defs(ctx)
     assert {p["vhost"] for p in d["policies"]} == {v["name"] for v in d["vhosts"]}
-    for p in d["policies"]:
+    for p in (p for p in d["policies"] if p["name"] != rabbitmq.INSTANCE_POLICY):
         assert p["definition"] == {"ha-mode": "all", "ha-sync-mode": "automatic"}
         assert p["apply-to"] == "queues" and p["pattern"] == r"^(?!amq\.).*"
     assert conf(ctx, topo.controllers[0])["cluster_partition_handling"] == "autoheal"

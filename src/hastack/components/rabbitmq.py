@@ -174,15 +174,35 @@ cmp-1, CI run of 2026-12-04: "The reply ... failed to send after 60 seconds due 
 for ten minutes after a controller's power cycle). Mirrored on every broker, they survive it."""
 
 
+INSTANCE_POLICY = "hastack-instance-queues"
+INSTANCE_QUEUES = r"\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+"""Queues named for one process, `<topic>.<uuid>`: heat-engine serves `engine_worker.<engine id>` and
+`heat-engine-listener.<engine id>` with an id drawn at each start. As RPC topics they are quorum
+queues, durable, and nothing ever deletes them: the lab held 48 of them, none consumed, after two
+hours of deploys and power cycles (2026-12-07); each is a Raft group on every broker, recovered and
+caught up at every broker's return. The next process has another id, so a queue of this shape that
+nobody consumes for INSTANCE_QUEUE_EXPIRES_MS is gone for good: RabbitMQ deletes it then (`expires`
+counts only while the queue has no consumer, so a running engine keeps its queues)."""
+INSTANCE_QUEUE_EXPIRES_MS = 1_800_000
+"""30 minutes, oslo.messaging's own lifetime for its unused reply and fanout queues
+(`rabbit_transient_queues_ttl`)."""
+MIRRORED = {"ha-mode": "all", "ha-sync-mode": "automatic"}
+
+
 def policies(topo: Topology, vhosts: list[str]) -> list[dict[str, Any]]:
     """With `queues: mirrored`, every queue but the server-named ones (`amq.*`) mirrored on every
     broker and synchronised automatically when a broker returns (RabbitMQ 3.10 classic mirroring).
     With quorum queues, only oslo.messaging's classic reply and fanout queues (see TRANSIENT_QUEUES);
-    the pattern never matches a quorum queue's name."""
+    the pattern never matches a quorum queue's name. And in both, queues named for one process expire
+    once unused (INSTANCE_QUEUES): RabbitMQ applies one policy per queue, the highest priority, so
+    with mirroring that policy mirrors them too."""
     mirrored = topo.rabbitmq.queues == "mirrored"
     name, pattern = (MIRROR_POLICY, r"^(?!amq\.).*") if mirrored else (TRANSIENT_POLICY, TRANSIENT_QUEUES)
-    return [{"vhost": v, "name": name, "pattern": pattern, "apply-to": "queues",
-             "definition": {"ha-mode": "all", "ha-sync-mode": "automatic"}, "priority": 0} for v in vhosts]
+    instance = {"expires": INSTANCE_QUEUE_EXPIRES_MS, **(MIRRORED if mirrored else {})}
+    return [p for v in vhosts for p in (
+        {"vhost": v, "name": name, "pattern": pattern, "apply-to": "queues", "definition": MIRRORED, "priority": 0},
+        {"vhost": v, "name": INSTANCE_POLICY, "pattern": INSTANCE_QUEUES, "apply-to": "queues",
+         "definition": instance, "priority": 1})]
 
 
 def definitions(ctx: Ctx) -> dict[str, Any]:
