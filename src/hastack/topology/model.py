@@ -241,9 +241,10 @@ class HAProxyTuning(Strict):
     check_downinter_ms: Annotated[int, Field(ge=50, le=60000)] = 2000
     """How often a server already marked DOWN is checked. A controller coming back from a power-off
     opens its API sockets long before the apps behind them have loaded (lazy-apps on a loaded
-    host): every check meanwhile waits in the socket's queue, times out, and is still answered by
-    the app once it runs, work that delays the very start it waits for. A returning server is
-    seen at most this much (plus fastinter x rise) after it is ready; a failure is still caught at
+    host): every check meanwhile waits in the socket's queue until it times out, and the app still
+    answers each one once it runs. At 500 ms three HAProxies filled uWSGI's queue of 100 (checks
+    `L4TOUT` in each of five heals, 2026-12-07; none in twelve at 2 s). A returning server is seen at
+    most this much (plus fastinter x rise) after it is ready; a failure is still caught at
     `check_inter_ms`."""
     check_rise: Annotated[int, Field(ge=1, le=20)] = 2
     check_fall: Annotated[int, Field(ge=1, le=20)] = 2
