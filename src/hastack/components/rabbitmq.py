@@ -178,7 +178,7 @@ INSTANCE_POLICY = "hastack-instance-queues"
 INSTANCE_QUEUES = r"\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 """Queues named for one process, `<topic>.<uuid>`: heat-engine serves `engine_worker.<engine id>` and
 `heat-engine-listener.<engine id>` with an id drawn at each start. As RPC topics they are quorum
-queues, durable, and nothing ever deletes them: the lab held 48 of them, none consumed, after two
+queues, durable, and nothing ever deletes them: the lab held 60 of them, none consumed, after two
 hours of deploys and power cycles (2026-12-07); each is a Raft group on every broker, recovered and
 caught up at every broker's return. The next process has another id, so a queue of this shape that
 nobody consumes for INSTANCE_QUEUE_EXPIRES_MS is gone for good: RabbitMQ deletes it then (`expires`
@@ -200,7 +200,8 @@ def policies(topo: Topology, vhosts: list[str]) -> list[dict[str, Any]]:
     name, pattern = (MIRROR_POLICY, r"^(?!amq\.).*") if mirrored else (TRANSIENT_POLICY, TRANSIENT_QUEUES)
     instance = {"expires": INSTANCE_QUEUE_EXPIRES_MS, **(MIRRORED if mirrored else {})}
     return [p for v in vhosts for p in (
-        {"vhost": v, "name": name, "pattern": pattern, "apply-to": "queues", "definition": MIRRORED, "priority": 0},
+        {"vhost": v, "name": name, "pattern": pattern, "apply-to": "queues", "definition": dict(MIRRORED),
+         "priority": 0},
         {"vhost": v, "name": INSTANCE_POLICY, "pattern": INSTANCE_QUEUES, "apply-to": "queues",
          "definition": instance, "priority": 1})]
 
