@@ -121,7 +121,7 @@ def seed_lab() -> Iterator[Path]:
         yield SEED
     finally:
         if not os.environ.get("HASTACK_KEEP_LAB"):
-            down = hastack("lab", "down", str(SEED))
+            down = hastack("lab", "down", "--fast", str(SEED))
             assert down.returncode == 0, down.stdout + down.stderr
 
 

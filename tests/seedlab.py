@@ -46,7 +46,7 @@ def own_lab(topo: Path, nodes: tuple[str, ...]) -> Iterator[Path]:
     host). Afterwards every node in `nodes` is healed and powered on (whatever a failed test left
     behind), and the lab goes down unless HASTACK_KEEP_LAB is set."""
     if not os.environ.get("HASTACK_KEEP_LAB"):
-        hastack("lab", "down", str(SEED))
+        hastack("lab", "down", "--fast", str(SEED))
     up = hastack("lab", "up", str(topo))
     assert up.returncode == 0, up.stdout + up.stderr
     try:
@@ -59,7 +59,7 @@ def own_lab(topo: Path, nodes: tuple[str, ...]) -> Iterator[Path]:
             hastack("lab", "heal", node, "-t", str(topo))
             hastack("lab", "power", node, "on", "-t", str(topo))
         if not os.environ.get("HASTACK_KEEP_LAB"):
-            down = hastack("lab", "down", str(topo))
+            down = hastack("lab", "down", "--fast", str(topo))
             assert down.returncode == 0, down.stdout + down.stderr
 
 
