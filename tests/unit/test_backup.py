@@ -91,7 +91,8 @@ def test_a_failed_backup_names_host_step_and_output(seed: Topology) -> None:
                     stderr="db-backup: no full backup to base an incremental on: take a full one first\n"))
     with pytest.raises(StepFailed) as exc:
         asyncio.run(backup.take(make(seed, s), incremental=True, keep=2, node=None))
-    assert exc.value.host == "ctl-3" and "no full backup" in exc.value.render()
+    assert exc.value.code == "DEPLOY-COMMAND-FAILED" and exc.value.host == "ctl-3"
+    assert exc.value.result is not None and "no full backup" in exc.value.result.tail(15)
 
 
 def test_find_and_chain() -> None:
@@ -169,7 +170,8 @@ def test_output_that_is_not_db_backups_json_fails_the_step(seed: Topology) -> No
     s.add(on_prefix(galera.BACKUP_PROGRAM, "backup", host="ctl-3", stdout="Segmentation fault\n"))
     with pytest.raises(StepFailed) as exc:
         asyncio.run(backup.take(make(seed, s), incremental=False, keep=2, node=None))
-    assert exc.value.host == "ctl-3" and "not the JSON db-backup prints" in exc.value.render()
+    assert exc.value.code == "DEPLOY-READ-FAILED" and exc.value.host == "ctl-3"
+    assert "not the JSON db-backup prints" in exc.value.detail
 
 
 def test_the_listing_keeps_every_name_whole_on_a_narrow_terminal() -> None:

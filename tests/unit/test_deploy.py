@@ -466,7 +466,7 @@ def test_a_new_broker_gets_a_replica_of_every_quorum_queue(seed: Topology) -> No
     d = make(seed, s)
     with pytest.raises(StepFailed) as exc:
         asyncio.run(RabbitMQStage().grow(d, seed.node("ctl-2")))
-    assert "nova/conductor: {error,timeout}" in str(exc.value)
+    assert exc.value.code == "RABBIT-QUEUE-GROW-FAILED" and "nova/conductor: {error,timeout}" in exc.value.detail
     s = Script().add(on_fact(grow_queues("rabbit@ctl-2"), host="ctl-2", stdout="[]\n"))
     d = make(seed, s)
     asyncio.run(RabbitMQStage().grow(d, seed.node("ctl-2")))

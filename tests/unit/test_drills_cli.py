@@ -14,6 +14,7 @@ from rich.console import Console
 from test_drills_runner import FakeLab, FakeWorkload
 
 from hastack.drills import cli, scenarios
+from hastack.drills.campaign import Campaign, Cycle
 from hastack.drills.runner import Timing
 from hastack.facts.rabbitmq import queues
 from hastack.secrets import Secrets
@@ -200,6 +201,30 @@ def test_exit_codes_tell_lost_from_unhealed_from_slow() -> None:
     for figure in ("db_lost", "messages_lost", "split_brain_samples"):
         assert cli.outcome(["vip_gap_s", figure], True) == cli.EXIT_LOST
     assert len({cli.EXIT_OK, cli.EXIT_MISSED, cli.EXIT_ABORTED, cli.EXIT_RUN_ERROR, cli.EXIT_LOST}) == 5
+
+
+def campaign_of(*cycles: Cycle) -> Campaign:
+    return Campaign(1, tuple(c.nemesis for c in cycles), cycles)
+
+
+def cycle(i: int, figures: dict[str, float | None], violations: tuple[str, ...] = (), aborted: str = "") -> Cycle:
+    return Cycle(i, "power-off-vip-writer", "ctl-1", 0.0, 1.0, figures, (), violations, aborted)
+
+
+KEPT = {"db_lost": 0, "messages_lost": 0, "rpc_casts_lost": 0, "split_brain_samples": 0, "heal_to_healthy_s": 90.0}
+
+
+def test_a_campaign_exits_like_a_drill_with_every_safety_figure() -> None:
+    """The campaign reads its first failed cycle with the drills' codes: a lost RPC cast is a loss (4),
+    as it is for a drill, not a run error (3); unreadable writes are a loss too."""
+    assert cli.campaign_outcome(campaign_of(cycle(0, KEPT))) == cli.EXIT_OK
+    for figure in sorted(cli.SAFETY_FIGURES):
+        bad = cycle(1, {**KEPT, figure: 2}, ("lost",))
+        assert cli.campaign_outcome(campaign_of(cycle(0, KEPT), bad)) == cli.EXIT_LOST, figure
+    assert cli.campaign_outcome(campaign_of(cycle(0, {**KEPT, "db_lost": None}, ("db",)))) == cli.EXIT_LOST
+    assert cli.campaign_outcome(campaign_of(cycle(0, {**KEPT, "heal_to_healthy_s": None}, ("status",)))) \
+        == cli.EXIT_RUN_ERROR
+    assert cli.campaign_outcome(campaign_of(cycle(0, {}, aborted="not healthy"))) == cli.EXIT_ABORTED
 
 
 def test_the_drill_runs_the_watch_s_cut_beside_its_clients_where_the_services_hosts_run_it(seed: Topology) -> None:

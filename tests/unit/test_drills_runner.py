@@ -249,21 +249,22 @@ def test_interrupt_during_the_fault_still_heals_and_stops_the_workloads() -> Non
 def test_an_unhealthy_lab_is_not_touched() -> None:
     lab = FakeLab()
     lab.down.add("ctl-3")
-    with pytest.raises(DrillAborted, match="not healthy before"):
+    with pytest.raises(DrillAborted, match="not healthy before") as exc:
         run_drill(quick("power-off-vip-writer"), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
+    assert exc.value.code == "DRILL-NOT-HEALTHY" and exc.value.report().code == "DRILL-NOT-HEALTHY"
     assert lab.calls == []
 
 
 def test_a_lab_in_the_wrong_state_for_the_scenario_is_not_touched() -> None:
     lab = FakeLab()
     lab.writer = "ctl-2"  # and a VIP that does not move when its keepalived restarts
-    with pytest.raises(DrillAborted, match="Galera writer is ctl-2"):
+    with pytest.raises(DrillAborted, match=r"^\[DRILL-NO-TARGET\] .*Galera writer is ctl-2"):
         run_drill(quick("power-off-vip-writer"), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
     assert {c[0] for c in lab.calls} == {"kill_service", "start_service"}  # only the bounded set-up tries
     assert len(lab.calls) == 6
     lab.calls.clear()
     lab.vip = ["ctl-1", "ctl-3"]
-    with pytest.raises(DrillAborted, match="2 nodes"):
+    with pytest.raises(DrillAborted, match=r"^\[DRILL-NO-TARGET\] .*2 nodes"):
         run_drill(quick("kill-haproxy-vip"), lab.bindings(), [FakeWorkload(lab)], timing=FAST)
     assert lab.calls == []
 
@@ -282,7 +283,7 @@ def test_a_workload_that_cannot_prepare_stops_the_drill_before_the_fault() -> No
     lab = FakeLab()
     w = FakeWorkload(lab)
     w.fail_prepare = True
-    with pytest.raises(DrillAborted, match="workload db cannot start"):
+    with pytest.raises(DrillAborted, match=r"^\[DRILL-WORKLOAD-CANNOT-START\] workload db cannot start"):
         run_drill(quick("kill-galera-writer"), lab.bindings(), [w], timing=FAST)
     assert lab.calls == []
 
@@ -293,7 +294,7 @@ def test_a_watcher_that_cannot_see_stops_the_drill() -> None:
     def blind() -> dict[str, Any]:
         raise TimeoutError("nsenter hung")
 
-    with pytest.raises(DrillAborted, match="nsenter hung"):
+    with pytest.raises(DrillAborted, match=r"^\[DRILL-LAB-UNSEEN\] .*nsenter hung"):
         run_drill(quick("kill-galera-writer"), replace(lab.bindings(), observe=blind), [], timing=FAST)
     assert lab.calls == []
 

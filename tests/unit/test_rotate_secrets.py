@@ -168,7 +168,8 @@ def test_a_previous_login_still_in_use_stops_the_stage_with_nothing_removed(
     d = make(ctx, s)
     with pytest.raises(StepFailed) as exc:
         asyncio.run(LoginsStage().run(d))
-    assert exc.value.host == "ctl-2" and "nova from 10.77.0.12:41822" in str(exc.value)
+    assert exc.value.code == "LOGIN-STILL-IN-USE" and exc.value.host == "ctl-2"
+    assert "nova from 10.77.0.12:41822" in exc.value.detail
     assert "run `hastack deploy` again" in str(exc.value)
     assert not any(c.argv in (("mariadb",),) for c in s.calls) and not s.puts()
     assert len(under_way(ctx)) == 3, "the rotation stays on record"
@@ -181,7 +182,7 @@ def test_a_previous_login_still_in_use_stops_the_stage_with_nothing_removed(
     )
     with pytest.raises(StepFailed) as exc:
         asyncio.run(LoginsStage().run(make(ctx, s)))
-    assert "nova from 10.77.0.31" in str(exc.value)
+    assert exc.value.code == "LOGIN-STILL-IN-USE" and "nova from 10.77.0.31" in exc.value.detail
     assert not any(c.argv[:3] == ("rabbitmqctl", "-q", "delete_user") for c in s.calls)
 
 

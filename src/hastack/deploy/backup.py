@@ -41,7 +41,7 @@ def answer(host: str, step: str, text: str) -> dict[str, object]:
     try:
         return parse_json(text, "db-backup")
     except ValueError as exc:
-        raise StepFailed(host, step, f"{exc}: {text[-300:]!r}") from None
+        raise StepFailed(host, step, f"{exc}: {text[-300:]!r}", code="DEPLOY-READ-FAILED") from None
 
 
 def choose_donor(order: list[str], states: dict[str, GaleraStatus], writer: str | None,
@@ -86,7 +86,7 @@ async def take(d: Deploy, *, incremental: bool, keep: int, node: str | None) -> 
     try:
         host, why = choose_donor(order, states, await writer(d), node)
     except ValueError as exc:
-        raise StepFailed(node or order[0], "choose the node to back up", str(exc)) from None
+        raise StepFailed(node or order[0], "choose the node to back up", str(exc), code="BACKUP-NO-DONOR") from None
     kind = "incr" if incremental else "full"
     step = f"take {'an incremental' if incremental else 'a full'} backup"
     res = await d.run(host, [galera.BACKUP_PROGRAM, "backup", galera.BACKUP_ROOT, kind, str(keep)], step,
@@ -95,7 +95,7 @@ async def take(d: Deploy, *, incremental: bool, keep: int, node: str | None) -> 
     try:
         taken = Backup.of(host, doc)
     except ValueError as exc:
-        raise StepFailed(host, step, str(exc)) from None
+        raise StepFailed(host, step, str(exc), code="DEPLOY-READ-FAILED") from None
     listed = doc.get("pruned")
     pruned = [str(p) for p in listed] if isinstance(listed, list) else []
     d.changed(host, f"backup {taken.name} taken")
@@ -186,7 +186,8 @@ async def restore(d: Deploy, b: Backup, chain: list[Backup], *, dry_run: bool,
         except StepFailed as exc:
             if isinstance(exc.__cause__, TransportError):
                 raise StepFailed(n.name, "stop MariaDB", "unreachable: a restore needs every controller (one "
-                                 "left running would keep the old cluster going); bring it back first") from exc
+                                 "left running would keep the old cluster going); bring it back first",
+                                 code="DEPLOY-HOST-UNREACHABLE") from exc
             raise
         d.changed(n.name, "stopped MariaDB")
     d.stage = "install"

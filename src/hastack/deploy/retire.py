@@ -78,26 +78,28 @@ def plan(d: Deploy, node: Node) -> list[str]:
 async def check(d: Deploy, node: Node) -> None:
     """Every peer present: the node's vote must not be the second one missing."""
     if why := refusals(d, node):
-        raise StepFailed(node.name, STEP, "; ".join(why))
+        raise StepFailed(node.name, STEP, "; ".join(why), code="RETIRE-REFUSED")
     if node.has("controller"):
         st = await wsrep(d, node.name)
         if not st.synced or st.cluster_size != d.topo.galera_votes:
             raise StepFailed(node.name, f"{STEP}: Galera", f"the cluster has {st.cluster_size} of "
                              f"{d.topo.galera_votes} votes and this node is {st.state or 'not answering'}: "
-                             "retire a node only from a whole cluster (`hastack status`)")
+                             "retire a node only from a whole cluster (`hastack status`)",
+                             code="RETIRE-CLUSTER-NOT-WHOLE")
     if node in d.topo.brokers:
         view = await rabbit_cluster(d, node.name)
         want = sorted(rabbitmq.nodename(n) for n in d.topo.brokers)
         if sorted(view.running_nodes) != want or view.partitioned:
             raise StepFailed(node.name, f"{STEP}: RabbitMQ", f"running brokers {sorted(view.running_nodes)}, "
-                             f"expected {want}: retire a broker only from a whole cluster")
+                             f"expected {want}: retire a broker only from a whole cluster",
+                             code="RETIRE-CLUSTER-NOT-WHOLE")
     if node.has("network"):
         crm = await crm_state(d, node.name)
         online = set(crm.nodes_in("online"))
         missing = sorted({n.name for n in d.topo.network_nodes} - online)
         if missing or not crm.with_quorum:
             raise StepFailed(node.name, f"{STEP}: Pacemaker", f"offline: {missing}, quorate: {crm.with_quorum}: "
-                             "retire a network node only from a whole cluster")
+                             "retire a network node only from a whole cluster", code="RETIRE-CLUSTER-NOT-WHOLE")
 
 
 CLUSTER_STACK = ("pacemaker", "corosync-qdevice", "corosync", "corosync-qnetd")

@@ -91,7 +91,7 @@ async def wait_http(d: Deploy, host: str, urls: list[tuple[str, int]], what: str
     except GateTimeout as exc:
         bad = sorted({urllib.parse.urlsplit(u).netloc for u in silent or want})
         why = await d.run(host, ["sh", "-c", LISTENERS, "sh", *bad], "which units listen", check=False)
-        raise StepFailed(host, f"gate: {what}", f"{exc}\n{why.stdout.rstrip()}") from exc
+        raise StepFailed(host, f"gate: {what}", f"{exc}\n{why.stdout.rstrip()}", code="DEPLOY-GATE-TIMEOUT") from exc
 
 
 # -- the admin tool ---------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ async def api_gate(d: Deploy, expect: list[Expect], what: str, timeout: float = 
     if not answer.get("ok"):
         seen = "; ".join(f"{k}: {v}" for k, v in answer.get("seen", {}).items())
         raise StepFailed(host, f"gate: {what}", f"not up after {timeout:.0f}s: {', '.join(answer.get('missing', []))}"
-                                                f" (seen: {seen})")
+                                                f" (seen: {seen})", code="DEPLOY-GATE-TIMEOUT")
 
 
 async def network_agents_gate(d: Deploy) -> None:

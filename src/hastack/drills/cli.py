@@ -339,13 +339,18 @@ def campaign(topo: Topology, secrets: Secrets, bindings: Bindings, *, cycles: in
                           say=lambda s: con.print(f"  {s}", highlight=False, markup=False))
     con.print(campaign_table(result))
     con.print(f"  report: {report_dir / 'index.html'}", highlight=False)
+    return campaign_outcome(result)
+
+
+def campaign_outcome(result: Campaign) -> int:
+    """The campaign's exit code, from its first failed cycle: the drills' codes, with any safety figure
+    (SAFETY_FIGURES, RPC casts included) above 0 or unreadable writes meaning something was lost."""
     bad = result.first_failure()
     if bad is None:
         return EXIT_OK
     if bad.aborted:
         return EXIT_ABORTED
-    safety = {"db_lost", "messages_lost", "split_brain_samples"}
-    if any(bad.figures.get(k) for k in safety) or bad.figures.get("db_lost", 0) is None:
+    if any(bad.figures.get(k) for k in SAFETY_FIGURES) or bad.figures.get("db_lost", 0) is None:
         return EXIT_LOST
     return EXIT_RUN_ERROR
 

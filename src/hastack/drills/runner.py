@@ -62,7 +62,17 @@ class Timing:
 
 
 class DrillAborted(Exception):
-    """Stopped before any fault was injected: the lab was not healthy or had no valid target."""
+    """Stopped before any fault was injected: the lab was not healthy or had no valid target. `code`
+    is stable: DRILL-LAB-UNSEEN (nothing could be read), DRILL-WATCHER-BLIND (the watcher reports an
+    error), DRILL-NOT-HEALTHY (status before the fault), DRILL-WORKLOAD-CANNOT-START, DRILL-NO-TARGET
+    (the lab is not in the state the scenario needs)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+        super().__init__(f"[{code}] {message}")
+
+    def report(self) -> Report:
+        return Report(self.code, Severity.ERROR, self.message, area="drill")
 
 
 @dataclass(frozen=True)
@@ -113,9 +123,9 @@ def world(b: Bindings, scenario: Scenario) -> World:
         wants_leader = b.queue_leader is not None and scenario.target == "queue_leader"
         leader = b.queue_leader() if wants_leader and b.queue_leader is not None else None
     except Exception as exc:  # nothing has been touched yet: say why and stop
-        raise DrillAborted(f"cannot see the lab before the drill: {short_error(exc)}") from exc
+        raise DrillAborted("DRILL-LAB-UNSEEN", f"cannot see the lab before the drill: {short_error(exc)}") from exc
     if p.error:
-        raise DrillAborted(f"the watcher cannot see the lab: {p.error}")
+        raise DrillAborted("DRILL-WATCHER-BLIND", f"the watcher cannot see the lab: {p.error}")
     return World(b.controllers, b.network_nodes, p.vip, p.agents, p.writer, leader)
 
 
@@ -138,19 +148,20 @@ class Drill:
     def precheck(self) -> None:
         ok, detail = wait_healthy(self.b.status, self.timing.precheck_timeout_s, self.timing.poll_s)
         if not ok:
-            raise DrillAborted(f"the lab is not healthy before the drill: {detail}")
+            raise DrillAborted("DRILL-NOT-HEALTHY", f"the lab is not healthy before the drill: {detail}")
         for w in self.workloads:
             try:
                 w.prepare()
             except Exception as exc:  # reported as the reason the drill did not start
-                raise DrillAborted(f"workload {w.name} cannot start: {short_error(exc)}") from exc
+                raise DrillAborted("DRILL-WORKLOAD-CANNOT-START",
+                                   f"workload {w.name} cannot start: {short_error(exc)}") from exc
         if self.s.target == "vip_writer":
             self.align_vip_with_writer()
         try:
             self.world = world(self.b, self.s)
             self.target = resolve(self.s.target, self.world)
         except SelectorError as exc:
-            raise DrillAborted(f"{self.s.name}: {exc}") from exc
+            raise DrillAborted("DRILL-NO-TARGET", f"{self.s.name}: {exc}") from exc
         with contextlib.suppress(Exception):  # seen by `world` a moment ago; a failure here only skips the wait
             self.before = placement(0.0, self.b.observe())
 

@@ -51,7 +51,7 @@ async def settle(d: Deploy, node: Node, timeout: float = SETTLE_S) -> None:
         await until(probe, what=f"mariadb on {node.name} to finish starting or stopping", timeout=timeout, interval=1)
     except GateTimeout as exc:
         raise StepFailed(node.name, "read the Galera position", f"{exc}; stop it (systemctl stop mariadb) "
-                         "and run recover again") from exc
+                         "and run recover again", code="GALERA-POSITION-UNREADABLE") from exc
 
 
 async def position(d: Deploy, node: Node, *, recover: bool) -> galera.Position:
@@ -90,7 +90,8 @@ async def galera_plan(d: Deploy, lost: list[str]) -> galera.GaleraPlan:
 
 async def galera_execute(d: Deploy, p: galera.GaleraPlan) -> None:
     if p.action == "refuse":
-        raise StepFailed(d.topo.controllers[0].name, "plan the Galera recovery", p.reason)
+        raise StepFailed(d.topo.controllers[0].name, "plan the Galera recovery", p.reason,
+                         code="GALERA-RECOVERY-REFUSED")
     if p.bootstrap:
         await bootstrap(d, p.bootstrap, next(x for x in p.positions if x.node == p.bootstrap).running)
     for j in p.joiners:
@@ -183,7 +184,8 @@ async def heal_partition(d: Deploy) -> None:
         parts = sorted({f"{n} cannot reach {', '.join(p)}" for v in views for n, p in v.partitions.items() if p})
         raise StepFailed(next(iter(hosts.values())), "heal the RabbitMQ partition",
                          f"no broker is cut off from a majority ({'; '.join(parts)}): restart the brokers of "
-                         "the side with the fewest clients (`systemctl restart rabbitmq-server`)")
+                         "the side with the fewest clients (`systemctl restart rabbitmq-server`)",
+                         code="RABBIT-PARTITION-UNRESOLVED")
     for name in losers:
         host = hosts[name]
         d.info(host, f"{name} is on the minority side of a recorded partition: restarting it")

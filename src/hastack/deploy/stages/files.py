@@ -33,7 +33,7 @@ class FilesStage:
         try:
             plan = await host_plan(t, d.desired[node.name])
         except Exception as exc:
-            raise StepFailed(node.name, "read files and packages", str(exc)) from exc
+            raise StepFailed(node.name, "read files and packages", str(exc), code="DEPLOY-READ-FAILED") from exc
         if plan.packages:
             await self.install(d, node.name, plan.packages)
         await self.write(d, plan)

@@ -187,7 +187,8 @@ class GaleraStage:
         await d.wait(first, "gate: Galera cluster size", probe, what="every Galera vote in the cluster", timeout=120)
         for n in d.topo.controllers:
             if not (await wsrep(d, n.name)).synced:
-                raise StepFailed(n.name, "gate: Galera Synced", "node is not Synced in the primary component")
+                raise StepFailed(n.name, "gate: Galera Synced", "node is not Synced in the primary component",
+                                 code="GALERA-NOT-SYNCED")
 
 
 @dataclass(frozen=True)

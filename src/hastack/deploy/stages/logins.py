@@ -133,7 +133,8 @@ class LoginsStage:
         except StepFailed:
             if not live:
                 raise
-            raise StepFailed(next(iter(live)), step, in_use([r for rows in live.values() for r in rows])) from None
+            raise StepFailed(next(iter(live)), step, in_use([r for rows in live.values() for r in rows]),
+                             code="LOGIN-STILL-IN-USE") from None
         host = first(d)
         drop = "".join(f"DROP USER IF EXISTS {sql_quote(u)}@'%';\n" for u in names)
         await d.run(host, ["mariadb"], "remove the previous SQL logins", stdin=drop.encode())
@@ -145,7 +146,7 @@ class LoginsStage:
         rows = [(u, peer) for u, peer in await d.fact(host, connections(), step)
                 if u in names and not from_departed(d.topo, peer)]  # a dead host's: its heartbeats end it
         if rows:
-            raise StepFailed(host, step, in_use(rows))
+            raise StepFailed(host, step, in_use(rows), code="LOGIN-STILL-IN-USE")
         have = await d.fact(host, users(), "list RabbitMQ users")
         for u in names:
             if u in have:

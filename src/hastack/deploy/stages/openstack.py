@@ -369,7 +369,8 @@ class OpenStackStage:
         await d.run(host, ["sh", "-c", reader, "sh", "runuser", "-u", "keystone", "--", *argv],
                     "keystone-manage bootstrap", stdin="".join(f"{env[n]}\n" for n in names).encode(), timeout=300)
         if await self.admin_token(d, host) != "201":
-            raise StepFailed(host, "keystone-manage bootstrap", "the admin user still gets no token")
+            raise StepFailed(host, "keystone-manage bootstrap", "the admin user still gets no token",
+                             code="KEYSTONE-ADMIN-NO-TOKEN")
         d.changed(host, "bootstrapped Keystone: admin user, project and roles, identity endpoints")
 
     # -- 5. projects, users, catalog -------------------------------------------------------------

@@ -257,7 +257,7 @@ class PacemakerStage:
             if isinstance(step, corosync.Copy):
                 data = await d.transports[step.src_host].get(step.src)
                 if data is None:
-                    raise StepFailed(step.src_host, f"copy {step.src}", "file missing")
+                    raise StepFailed(step.src_host, f"copy {step.src}", "file missing", code="QDEVICE-FILE-MISSING")
                 await d.transports[step.dest_host].put(step.dest, data, owner="root", group="root", mode=step.mode)
                 continue
             if step.unless and (await d.run(step.host, list(step.unless), step.why, check=False)).ok:

@@ -192,7 +192,7 @@ class RabbitMQStage:
         grown = await d.fact(node.name, grow_queues(rabbitmq.nodename(node)), "add this broker to every quorum queue")
         if grown.failed:
             raise StepFailed(node.name, "add this broker to every quorum queue",
-                             "; ".join(f"{q}: {why}" for q, why in grown.failed[:10]))
+                             "; ".join(f"{q}: {why}" for q, why in grown.failed[:10]), code="RABBIT-QUEUE-GROW-FAILED")
         if grown.added:
             d.changed(node.name, f"added a replica of {len(grown.added)} quorum queue(s) on {rabbitmq.nodename(node)}")
 
@@ -234,7 +234,8 @@ class RabbitMQStage:
         await d.wait(host, "gate: RabbitMQ cluster", probe,
                      what="every broker running in one cluster, no partitions", timeout=180, interval=1)
         if "guest" in await d.fact(host, users(), "list RabbitMQ users"):
-            raise StepFailed(host, "gate: no guest user", "the default 'guest' account exists")
+            raise StepFailed(host, "gate: no guest user", "the default 'guest' account exists",
+                             code="RABBIT-GUEST-EXISTS")
         await self.vhosts_everywhere(d, host)
 
     async def vhosts_everywhere(self, d: Deploy, host: str) -> None:
