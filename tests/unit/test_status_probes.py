@@ -9,9 +9,12 @@ from recordings import load
 from status_cases import CREDS, topology
 
 from hastack.facts import crm_mon, galera_status, grastate, show_stat
+from hastack.facts import rabbitmq as facts_rabbitmq
+from hastack.facts.memcached import parse_memcached
+from hastack.facts.pacemaker import parse_fail_counts
 from hastack.status import rabbit
 from hastack.status.bundle import Section, Task, parse_bundle
-from hastack.status.probes import Credentials, parse_fail_counts, parse_memcached, read_host, tasks_for
+from hastack.status.probes import Credentials, read_host, tasks_for
 from hastack.topology.model import Topology
 from hastack.transport.base import Result
 
@@ -97,17 +100,17 @@ def test_rabbit_waiting_for_a_powered_off_member_times_out_its_views() -> None:
 def test_rabbit_alarm_health_check() -> None:
     body = json.dumps({"status": "failed", "reason": "There are alarms in effect in the cluster",
                        "alarms": [{"node": "rabbit@ctl-2", "resource": "memory"}]})
-    assert [(a.node, a.resource) for a in rabbit.parse_alarms(body)] == [("rabbit@ctl-2", "memory")]
-    assert rabbit.parse_alarms('{"status":"ok"}') == ()
+    assert [(a.node, a.resource) for a in facts_rabbitmq.parse_alarms(body)] == [("rabbit@ctl-2", "memory")]
+    assert facts_rabbitmq.parse_alarms('{"status":"ok"}') == ()
     with pytest.raises(ValueError):
-        rabbit.parse_alarms("[]")
+        facts_rabbitmq.parse_alarms("[]")
 
 
 def test_rabbit_nodes_partitions_and_alarms() -> None:
     doc = [{"name": "rabbit@ctl-1", "type": "disc", "running": True, "partitions": ["rabbit@ctl-3"],
             "mem_alarm": True, "disk_free_alarm": False},
            {"name": "rabbit@ctl-3", "type": "disc", "running": False}]
-    view = rabbit.parse_mgmt_nodes(json.dumps(doc))
+    view = facts_rabbitmq.parse_mgmt_nodes(json.dumps(doc))
     assert view.running_nodes == ("rabbit@ctl-1",) and view.members == ("rabbit@ctl-1", "rabbit@ctl-3")
     assert view.partitions == {"rabbit@ctl-1": ("rabbit@ctl-3",)}
     assert [(a.node, a.resource) for a in view.alarms] == [("rabbit@ctl-1", "memory")]

@@ -11,6 +11,7 @@ import status_cases as sc
 from recordings import answer, load
 
 from hastack.facts import CrmMon, CrmResource, GaleraStatus, UnitState, crm_mon, galera_status, grastate
+from hastack.facts.pacemaker import FailCount
 from hastack.facts.rabbitmq import Alarm, Queue
 from hastack.reports import Report as Finding
 from hastack.status.model import (
@@ -25,7 +26,7 @@ from hastack.status.model import (
     SqlCheck,
     UnitCheck,
 )
-from hastack.status.probes import FailCount, Problem
+from hastack.status.probes import Problem
 from hastack.status.rabbit import RabbitFacts
 from hastack.status.rules import evaluate
 from hastack.status.verdict import Level, Verdict, finding

@@ -267,3 +267,31 @@ def running_nodeid() -> Fact[int | None]:
         return parse_running_nodeid(r.stdout) if r.exit_status == 0 else None
 
     return Fact("corosync_nodeid", ("corosync-cmapctl", "-g", "runtime.votequorum.this_node_id"), parse, 15.0)
+
+
+# -- failure counts (crm_mon's node_history; the CrmMon fact keeps no history) --------------------------
+
+@dataclass(frozen=True)
+class FailCount:
+    node: str
+    resource: str
+    count: int
+    threshold: int
+    """migration-threshold: at this count the resource is banned from the node."""
+
+    @property
+    def banned(self) -> bool:
+        return self.threshold > 0 and self.count >= self.threshold
+
+
+def parse_fail_counts(text: str) -> tuple[FailCount, ...]:
+    """`fail-count` and `migration-threshold` of crm_mon's node_history (the fact keeps no history)."""
+    root = ET.fromstring(text.strip())
+    out = []
+    for node in root.findall("node_history/node"):
+        for rh in node.findall("resource_history"):
+            count = int(rh.get("fail-count", "0") or 0)
+            if count:
+                out.append(FailCount(node.get("name", ""), rh.get("id", ""), count,
+                                     int(rh.get("migration-threshold", "0") or 0)))
+    return tuple(out)

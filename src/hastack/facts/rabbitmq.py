@@ -280,3 +280,39 @@ def cluster_file(data_dir: str) -> Fact[tuple[str, ...] | None]:
     """The cluster a stopped broker will come back in, from its database directory (None: no
     database, a new broker). `hastack plan` reads it where the broker does not answer."""
     return read_parsed("rabbitmq_cluster_file", f"{data_dir}/cluster_nodes.config", parse_cluster_nodes_config)
+
+
+# -- the management API's answers (GET /api/..., asked by the status bundle on each node) ----------------
+
+def parse_mgmt_nodes(text: str) -> RabbitCluster:
+    """GET /api/nodes -> the facts' RabbitCluster (this node's view of the whole cluster)."""
+    doc = json.loads(text)
+    if not isinstance(doc, list):
+        raise ValueError("GET /api/nodes did not return a list")
+    names = [str(n["name"]) for n in doc]
+    alarms = [Alarm(str(n["name"]), kind) for n in doc
+              for kind, key in (("memory", "mem_alarm"), ("disk", "disk_free_alarm")) if n.get(key)]
+    return RabbitCluster(
+        True,
+        disk_nodes=tuple(n for n, d in zip(names, doc, strict=True) if d.get("type", "disc") == "disc"),
+        ram_nodes=tuple(n for n, d in zip(names, doc, strict=True) if d.get("type") == "ram"),
+        running_nodes=tuple(n for n, d in zip(names, doc, strict=True) if d.get("running")),
+        partitions={str(d["name"]): tuple(d.get("partitions") or ()) for d in doc if d.get("partitions")},
+        alarms=tuple(alarms),
+    )
+
+
+def parse_mgmt_queues(text: str) -> tuple[Queue, ...]:
+    """GET /api/queues: every vhost at once."""
+    doc = json.loads(text)
+    if not isinstance(doc, list):
+        raise ValueError("GET /api/queues did not return a list")
+    return tuple(queue_row(q) for q in doc)
+
+
+def parse_alarms(text: str) -> tuple[Alarm, ...]:
+    """GET /api/health/checks/alarms: {"status": "ok"}, or "failed" with the alarms in effect."""
+    doc = json.loads(text or "{}")
+    if not isinstance(doc, dict) or "status" not in doc:
+        raise ValueError("not a health check answer")
+    return tuple(Alarm(str(a.get("node", "")), str(a.get("resource", ""))) for a in doc.get("alarms") or [])

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hastack.facts import CrmMon, GaleraStatus, GraState, HAProxyStats, RabbitCluster, UnitState
+from hastack.facts.memcached import MemcachedStats
+from hastack.facts.pacemaker import FailCount
 from hastack.facts.rabbitmq import Queue
-from hastack.status.probes import FailCount, MemcachedStats, Problem
+from hastack.status.probes import Problem
 from hastack.status.rabbit import RabbitFacts
 
 # -- what the client saw through the VIP (status.client fills these in) --------------------------

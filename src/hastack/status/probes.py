@@ -32,6 +32,8 @@ from hastack.facts import (
     show_stat,
     units,
 )
+from hastack.facts.memcached import MemcachedStats, parse_memcached
+from hastack.facts.pacemaker import FailCount, parse_fail_counts
 from hastack.status import rabbit
 from hastack.status.bundle import Section, Task
 from hastack.status.rabbit import RabbitFacts
@@ -58,56 +60,6 @@ class Credentials:
     """The cluster CA's certificate (PEM, public): what the VIP's https is verified with."""
     rotating: tuple[str, ...] = ()
     """Service logins whose rotation the secrets file records as unfinished (`components/logins.py`)."""
-
-
-# -- readers without a fact -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MemcachedStats:
-    answering: bool
-    stats: dict[str, str] = field(default_factory=dict)
-    error: str = ""
-
-
-def parse_memcached(r: Result) -> MemcachedStats:
-    """`stats` answered with `STAT name value` lines and `END`; anything else: not answering."""
-    if r.exit_status != 0:
-        return MemcachedStats(False, error=(r.stderr.strip() or f"exit {r.exit_status}").splitlines()[0])
-    stats = {}
-    for line in r.stdout.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0] == "STAT":
-            stats[parts[1]] = parts[2]
-    if "pid" not in stats:
-        raise ValueError("no `STAT pid` line in memcached's answer")
-    return MemcachedStats(True, stats)
-
-
-@dataclass(frozen=True)
-class FailCount:
-    node: str
-    resource: str
-    count: int
-    threshold: int
-    """migration-threshold: at this count the resource is banned from the node."""
-
-    @property
-    def banned(self) -> bool:
-        return self.threshold > 0 and self.count >= self.threshold
-
-
-def parse_fail_counts(text: str) -> tuple[FailCount, ...]:
-    """`fail-count` and `migration-threshold` of crm_mon's node_history (the fact keeps no history)."""
-    root = ET.fromstring(text.strip())
-    out = []
-    for node in root.findall("node_history/node"):
-        for rh in node.findall("resource_history"):
-            count = int(rh.get("fail-count", "0") or 0)
-            if count:
-                out.append(FailCount(node.get("name", ""), rh.get("id", ""), count,
-                                     int(rh.get("migration-threshold", "0") or 0)))
-    return tuple(out)
 
 
 # -- the tasks of one host ------------------------------------------------------------------

@@ -19,14 +19,13 @@ Without the admin account (no secrets file) status falls back to `rabbitmqctl cl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hastack.components import rabbitmq
 from hastack.facts import RabbitCluster, cluster_status
 from hastack.facts.base import first_line
-from hastack.facts.rabbitmq import Alarm, Queue, queue_row
+from hastack.facts.rabbitmq import Alarm, Queue, parse_alarms, parse_mgmt_nodes, parse_mgmt_queues
 from hastack.status.bundle import Section, Task
 from hastack.topology.model import Node
 
@@ -70,41 +69,7 @@ def tasks(node: Node, auth: tuple[str, str] | None, command_timeout: float) -> l
                 VIEW_TIMEOUT)]
 
 
-# -- readers -------------------------------------------------------------------------------------
-
-
-def parse_mgmt_nodes(text: str) -> RabbitCluster:
-    """GET /api/nodes -> the facts' RabbitCluster (this node's view of the whole cluster)."""
-    doc = json.loads(text)
-    if not isinstance(doc, list):
-        raise ValueError("GET /api/nodes did not return a list")
-    names = [str(n["name"]) for n in doc]
-    alarms = [Alarm(str(n["name"]), kind) for n in doc
-              for kind, key in (("memory", "mem_alarm"), ("disk", "disk_free_alarm")) if n.get(key)]
-    return RabbitCluster(
-        True,
-        disk_nodes=tuple(n for n, d in zip(names, doc, strict=True) if d.get("type", "disc") == "disc"),
-        ram_nodes=tuple(n for n, d in zip(names, doc, strict=True) if d.get("type") == "ram"),
-        running_nodes=tuple(n for n, d in zip(names, doc, strict=True) if d.get("running")),
-        partitions={str(d["name"]): tuple(d.get("partitions") or ()) for d in doc if d.get("partitions")},
-        alarms=tuple(alarms),
-    )
-
-
-def parse_mgmt_queues(text: str) -> tuple[Queue, ...]:
-    """GET /api/queues: every vhost at once."""
-    doc = json.loads(text)
-    if not isinstance(doc, list):
-        raise ValueError("GET /api/queues did not return a list")
-    return tuple(queue_row(q) for q in doc)
-
-
-def parse_alarms(text: str) -> tuple[Alarm, ...]:
-    """GET /api/health/checks/alarms: {"status": "ok"}, or "failed" with the alarms in effect."""
-    doc = json.loads(text or "{}")
-    if not isinstance(doc, dict) or "status" not in doc:
-        raise ValueError("not a health check answer")
-    return tuple(Alarm(str(a.get("node", "")), str(a.get("resource", ""))) for a in doc.get("alarms") or [])
+# -- readers (the parsers are facts.rabbitmq's) ----------------------------------------------------
 
 
 def _why(s: Section) -> str:

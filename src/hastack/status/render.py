@@ -14,9 +14,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from hastack.facts.pacemaker import FailCount
 from hastack.status.export_json import to_json
 from hastack.status.model import ClusterState, GaleraNode, PacemakerNode, RabbitNode, ServiceRow
-from hastack.status.probes import FailCount
 from hastack.status.prometheus import to_prometheus
 from hastack.status.verdict import Level, Verdict
 
