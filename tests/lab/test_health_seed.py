@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from seedlab import Doc, codes, finding, hastack, status, wait_for
+from seedlab import Doc, codes, finding, hastack, healthy_again, status, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -46,17 +46,6 @@ CUT_FOR_AT_MOST_S = 35
 the earliest): a heal at that very moment leaves a RabbitMQ partition that nothing heals
 (docs/reliability/rabbit-partition-at-nodedown-2026-12-06/). Galera calls ctl-3 non-Primary within
 ~10 s."""
-
-
-def healthy_again(topo: Path) -> None:
-    """Healthy after a heal; a RabbitMQ partition recorded anyway gets the documented remedy, said aloud."""
-    code, doc, _ = status(topo)
-    if "RABBIT-PARTITION" in codes(doc):
-        print(f"a RabbitMQ partition was recorded: {finding(doc, 'RABBIT-PARTITION')['message']}; "
-              "running `hastack recover rabbitmq`")
-        res = hastack("recover", "rabbitmq", str(topo), "--yes", timeout=900)
-        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    healthy(topo)
 
 
 def test_a_galera_node_cut_from_its_peers_is_read_as_non_primary(seed_lab: Path) -> None:
