@@ -112,23 +112,20 @@ def healthy_again(topo: Path) -> None:
     nothing clears (status: RABBIT-PARTITION, down; seen in the clean-clone rehearsal of 2026-12-08
     after the VIP cut tests, docs/reliability/ci-stop37/). It gets the documented remedy, said aloud;
     the watch healing it by itself is issue 13's open item. Polled: the record can appear a few seconds
-    after the heal (the minority pauses and resumes first). Bounded: 300 s, one remedy."""
-    deadline, remedied = time.monotonic() + 300, False
-    while True:
-        code, doc, _ = status(topo)
+    after the heal (the minority pauses and resumes first). Bounded: wait_for's 300 s, one remedy."""
+    remedied: list[str] = []
+
+    def healthy_or_remedied(code: int, doc: Doc) -> bool:
         if code == 0:
-            return
+            return True
         if "RABBIT-PARTITION" in codes(doc) and not remedied:
-            print(f"a RabbitMQ partition was recorded: {finding(doc, 'RABBIT-PARTITION')['message']}; "
-                  "running `hastack recover rabbitmq`")
+            remedied.append(finding(doc, "RABBIT-PARTITION")["message"])
+            print(f"a RabbitMQ partition was recorded: {remedied[0]}; running `hastack recover rabbitmq`")
             res = hastack("recover", "rabbitmq", str(topo), "--yes", timeout=900)
             assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-            remedied = True
-            continue
-        if time.monotonic() > deadline:
-            raise AssertionError(f"status not healthy within 300 s of the heal: exit {code}, {doc.get('summary')}\n"
-                                 f"{evidence(topo)}")
-        time.sleep(2)
+        return False
+
+    wait_for(topo, "healthy (exit 0)", healthy_or_remedied)
 
 
 def codes(doc: Doc, node: str | None = None) -> set[str]:
