@@ -71,9 +71,6 @@ class DrillAborted(Exception):
         self.code, self.message = code, message
         super().__init__(f"[{code}] {message}")
 
-    def report(self) -> Report:
-        return Report(self.code, Severity.ERROR, self.message, area="drill")
-
 
 @dataclass(frozen=True)
 class DrillRun:
